@@ -1,0 +1,8 @@
+//! aiec-runtime: everything needed to turn audio into text with a Whisper model.
+//! Knows nothing of MLIR; the compiler crate plugs its simulator in through `device`.
+
+pub mod audio;
+pub mod mel;
+pub mod model;
+pub mod output;
+pub mod transcript;

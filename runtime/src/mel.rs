@@ -1,0 +1,1 @@
+//! Whisper-exact log-mel spectrogram.

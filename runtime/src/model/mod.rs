@@ -1,0 +1,1 @@
+//! Whisper models: CTranslate2 model.bin, config.json, tokenizer, installation.

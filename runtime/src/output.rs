@@ -1,0 +1,1 @@
+//! Output writers: txt, srt, vtt, json, tsv.

@@ -1,0 +1,6 @@
+//! Command-line front end. Each subcommand lives in its own module and owns its clap `Args`.
+
+pub mod build;
+pub mod models;
+pub mod run;
+pub mod sim;

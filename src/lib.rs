@@ -1,0 +1,4 @@
+//! aiec: a compiler from Whisper kernel specs to MLIR-AIE, a host simulator for the
+//! compiled designs, and the command-line front end of the Whisper runtime.
+
+pub mod cli;
