@@ -2,3 +2,4 @@
 //! compiled designs, and the command-line front end of the Whisper runtime.
 
 pub mod cli;
+pub mod design;
