@@ -2,7 +2,10 @@
 //! Knows nothing of MLIR; the compiler crate plugs its simulator in through `device`.
 
 pub mod audio;
+pub mod decode;
 pub mod mel;
 pub mod model;
 pub mod output;
+pub mod pipeline;
 pub mod transcript;
+pub mod whisper;

@@ -1,8 +1,205 @@
-//! `aiec run`.
+//! `aiec run MODEL INPUT...`: transcribe (or translate) audio files.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use clap::ValueEnum;
+
+use aiec_runtime::decode::{DecodeOptions, Task};
+use aiec_runtime::model::install;
+use aiec_runtime::output;
+use aiec_runtime::pipeline::Transcriber;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// Native host kernels (f32).
+    Cpu,
+    /// The compiled AIE kernels on the host simulator.
+    Sim,
+    /// A Ryzen AI NPU through XRT.
+    Npu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    Transcribe,
+    Translate,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Model name (`whisper-base`, `tiny.en`) or a CTranslate2 Whisper model directory.
+    pub model: String,
+    /// Audio files (wav, flac, mp3, ogg, m4a, ...); `-` reads standard input.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Use this CTranslate2 model directory instead of the named model.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// Output formats: txt, srt, vtt, json, tsv, a comma list, or `all`.
+    #[arg(short = 'f', long = "output-format", default_value = "txt")]
+    pub output_format: String,
+    /// Write `<input stem>.<format>` files here instead of printing to stdout.
+    #[arg(short = 'o', long = "output-dir")]
+    pub output_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "transcribe")]
+    pub task: TaskArg,
+    /// Spoken language (code or name); detected when absent.
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub initial_prompt: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    pub beam_size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub best_of: usize,
+    /// Temperature(s) for fallback decoding, comma separated.
+    #[arg(long, default_value = "0,0.2,0.4,0.6,0.8,1.0")]
+    pub temperature: String,
+    #[arg(long)]
+    pub word_timestamps: bool,
+    /// Do not feed the previous window's text as a prompt.
+    #[arg(long)]
+    pub no_condition_on_previous_text: bool,
+    #[arg(long)]
+    pub without_timestamps: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed for temperature sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aiec run` is not built yet")
+fn parse_temperatures(s: &str) -> anyhow::Result<Vec<f64>> {
+    let temps: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>().with_context(|| format!("--temperature: `{t}` is not a number")))
+        .collect::<anyhow::Result<_>>()?;
+    if temps.iter().any(|t| !(0.0..=2.0).contains(t)) {
+        bail!("--temperature: values must be between 0 and 2, got {s}");
+    }
+    Ok(temps)
+}
+
+fn options(args: &Args, tr: &Transcriber) -> anyhow::Result<DecodeOptions> {
+    if args.beam_size == 0 || args.best_of == 0 {
+        bail!("--beam-size and --best-of must be at least 1");
+    }
+    let language = match &args.language {
+        None => None,
+        Some(l) => {
+            let tok = &tr.files.tokenizer;
+            let id = tok
+                .language_token(l)
+                .with_context(|| format!("--language: unknown language `{l}`"))?;
+            Some(tok.language_of(id).unwrap_or(l).to_string())
+        }
+    };
+    Ok(DecodeOptions {
+        task: match args.task {
+            TaskArg::Transcribe => Task::Transcribe,
+            TaskArg::Translate => Task::Translate,
+        },
+        language,
+        beam_size: args.beam_size,
+        best_of: args.best_of,
+        temperatures: parse_temperatures(&args.temperature)?,
+        initial_prompt: args.initial_prompt.clone(),
+        word_timestamps: args.word_timestamps,
+        condition_on_previous_text: !args.no_condition_on_previous_text,
+        without_timestamps: args.without_timestamps,
+        seed: args.seed,
+        ..DecodeOptions::default()
+    })
+}
+
+fn output_stem(input: &Path) -> String {
+    if input.as_os_str() == "-" {
+        return "stdin".into();
+    }
+    input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into())
+}
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let formats = output::parse_formats(&args.output_format).map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
+    match args.device {
+        DeviceKind::Cpu => {}
+        DeviceKind::Sim => bail!(
+            "--device sim: the simulator runs single compiled kernels (`aiec sim SPEC.toml`); whole-model transcription on the simulator is not available yet, use --device cpu"
+        ),
+        DeviceKind::Npu => bail!("--device npu: this build has no XRT support and this machine has no NPU; use --device cpu"),
+    }
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let probe = dir.join(".aiec-write-test");
+        std::fs::write(&probe, b"").with_context(|| format!("output directory {} is not writable", dir.display()))?;
+        let _ = std::fs::remove_file(probe);
+    }
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("setting up worker threads")?;
+    }
+    let model_dir = match &args.model_dir {
+        Some(d) => d.clone(),
+        None => install::resolve(&args.model)?,
+    };
+    let tr = Transcriber::load(&model_dir).with_context(|| format!("loading model from {}", model_dir.display()))?;
+    let opts = options(&args, &tr)?;
+    let mut failures = 0;
+    for input in &args.inputs {
+        let bar = progress_bar();
+        let mut update = |done: f64, total: f64| {
+            if let Some(b) = &bar {
+                b.set_length((total * 100.0) as u64);
+                b.set_position((done * 100.0) as u64);
+            }
+        };
+        let result = tr.transcribe_file(input, &opts, Some(&mut update));
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let transcript = match result {
+            Ok(t) => t,
+            Err(e) if args.inputs.len() > 1 => {
+                eprintln!("error: {}: {e}", input.display());
+                failures += 1;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("transcribing {}", input.display())),
+        };
+        for &format in &formats {
+            match &args.output_dir {
+                Some(dir) => {
+                    let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
+                    let mut f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                    output::write(format, &transcript, &mut f).with_context(|| format!("writing {}", path.display()))?;
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    output::write(format, &transcript, &mut out).context("writing to stdout")?;
+                    out.flush().ok();
+                }
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} inputs failed", args.inputs.len());
+    }
+    Ok(())
+}
+
+/// A bar on stderr for interactive use; nothing when stderr is not a terminal.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cs of audio")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
 }

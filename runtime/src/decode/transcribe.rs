@@ -1,0 +1,579 @@
+//! The long-form loop: 30 s windows of the log-mel, each encoded once and decoded with
+//! temperature fallback; segments cut at timestamp pairs; the seek advanced to the last complete
+//! segment; previous text fed back as the prompt. Mirrors faster-whisper's defaults.
+
+use std::io::Write;
+
+use rand::SeedableRng;
+
+use super::logits::LogitRules;
+use super::search::{generate, Generation, SearchParams, Strategy};
+use super::words::add_word_timestamps;
+use super::{DecodeError, Specials};
+use crate::mel::{LogMel, N_FRAMES};
+use crate::model::{WhisperConfig, WhisperTokenizer};
+use crate::transcript::{Segment, Transcript};
+use crate::whisper::{CrossKv, Whisper};
+
+/// Seconds per output timestamp step.
+pub const TIME_PRECISION: f64 = 0.02;
+/// Mel frames per second (hop 160 at 16 kHz).
+pub const FRAMES_PER_SECOND: f64 = 100.0;
+/// Mel frames per encoder position (the second convolution has stride 2).
+pub const INPUT_STRIDE: usize = 2;
+/// Whisper's text context.
+pub const MAX_LENGTH: usize = 448;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Transcribe,
+    Translate,
+}
+
+/// The knobs, with faster-whisper's defaults.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub task: Task,
+    /// Language code (`en`); `None` detects it on the first window.
+    pub language: Option<String>,
+    pub beam_size: usize,
+    pub best_of: usize,
+    pub patience: f64,
+    pub length_penalty: f64,
+    pub temperatures: Vec<f64>,
+    pub compression_ratio_threshold: Option<f64>,
+    pub log_prob_threshold: Option<f64>,
+    pub no_speech_threshold: Option<f64>,
+    pub condition_on_previous_text: bool,
+    pub prompt_reset_on_temperature: f64,
+    pub initial_prompt: Option<String>,
+    pub suppress_blank: bool,
+    /// Extra token ids to suppress besides the model's non-speech list.
+    pub suppress_tokens: Vec<u32>,
+    pub without_timestamps: bool,
+    pub max_initial_timestamp: f64,
+    pub word_timestamps: bool,
+    pub prepend_punctuations: String,
+    pub append_punctuations: String,
+    pub seed: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            task: Task::Transcribe,
+            language: None,
+            beam_size: 5,
+            best_of: 5,
+            patience: 1.0,
+            length_penalty: 1.0,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            log_prob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            condition_on_previous_text: true,
+            prompt_reset_on_temperature: 0.5,
+            initial_prompt: None,
+            suppress_blank: true,
+            suppress_tokens: Vec::new(),
+            without_timestamps: false,
+            max_initial_timestamp: 1.0,
+            word_timestamps: false,
+            prepend_punctuations: "\"'“¿([{-".into(),
+            append_punctuations: "\"'.。,，!！?？:：”)]}、".into(),
+            seed: 0,
+        }
+    }
+}
+
+/// Progress callback: (seconds processed, total seconds).
+pub type Progress<'a> = &'a mut dyn FnMut(f64, f64);
+
+/// zlib-compressed size ratio of the text: high for repetitive loops.
+pub fn compression_ratio(text: &str) -> f64 {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(bytes).expect("writing to memory");
+    let compressed = enc.finish().expect("writing to memory");
+    bytes.len() as f64 / compressed.len() as f64
+}
+
+/// Everything fixed for one model.
+pub struct Context<'a> {
+    pub model: &'a Whisper,
+    pub tokenizer: &'a WhisperTokenizer,
+    pub config: &'a WhisperConfig,
+    pub specials: Specials,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        model: &'a Whisper,
+        tokenizer: &'a WhisperTokenizer,
+        config: &'a WhisperConfig,
+    ) -> Result<Self, DecodeError> {
+        Ok(Self {
+            model,
+            tokenizer,
+            config,
+            specials: Specials::from_tokenizer(tokenizer)?,
+        })
+    }
+
+    fn multilingual(&self) -> bool {
+        self.tokenizer.is_multilingual
+    }
+
+    /// Language probabilities from the logits at the start-of-transcript token, best first.
+    pub fn detect_language(&self, cross: &CrossKv) -> Result<Vec<(String, f64)>, DecodeError> {
+        let dec = &self.model.decoder;
+        let mut state = dec.new_state(1);
+        let out = dec.forward(&mut state, &[vec![self.specials.sot]], cross, &[]);
+        let logits = dec.logits(&out.hidden);
+        let langs = self.tokenizer.language_tokens();
+        if langs.is_empty() {
+            return Err(DecodeError::Tokenizer(
+                "the tokenizer has no language tokens".into(),
+            ));
+        }
+        let max = langs
+            .iter()
+            .map(|(_, id)| logits[*id as usize])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f64> = langs
+            .iter()
+            .map(|(_, id)| ((logits[*id as usize] - max) as f64).exp())
+            .collect();
+        let total: f64 = exps.iter().sum();
+        let mut probs: Vec<(String, f64)> = langs
+            .iter()
+            .zip(exps)
+            .map(|((code, _), e)| (code.clone(), e / total))
+            .collect();
+        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(probs)
+    }
+
+    fn suppress_list(&self, opts: &DecodeOptions) -> Vec<u32> {
+        let sp = &self.specials;
+        let mut ids: Vec<u32> = self
+            .config
+            .suppress_ids
+            .iter()
+            .filter(|&&i| i >= 0)
+            .map(|&i| i as u32)
+            .collect();
+        ids.extend(&opts.suppress_tokens);
+        ids.extend([
+            sp.transcribe,
+            sp.translate,
+            sp.sot,
+            sp.sot_prev,
+            sp.sot_lm,
+            sp.no_speech,
+        ]);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Transcribes a whole log-mel spectrogram.
+pub fn transcribe(
+    ctx: &Context,
+    mel: &LogMel,
+    opts: &DecodeOptions,
+    mut progress: Option<Progress>,
+) -> Result<Transcript, DecodeError> {
+    let sp = &ctx.specials;
+    let content_frames = mel.n_frames.saturating_sub(1);
+    let duration = content_frames as f64 / FRAMES_PER_SECOND;
+    let model = ctx.model;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+
+    // Language: given, English for English-only models, else detected on the first window.
+    let mut first_window: Option<CrossKv> = None;
+    let (language, language_probability) = match (&opts.language, ctx.multilingual()) {
+        (_, false) => ("en".to_string(), 1.0),
+        (Some(code), true) => (code.clone(), 1.0),
+        (None, true) => {
+            let size = content_frames.min(N_FRAMES);
+            let cross = model.decoder.cross_kv(&model.encode(&mel.window(0, size)));
+            let probs = ctx.detect_language(&cross)?;
+            first_window = Some(cross);
+            probs[0].clone()
+        }
+    };
+    let task_token = match opts.task {
+        Task::Transcribe => sp.transcribe,
+        Task::Translate => sp.translate,
+    };
+    let mut sot_sequence = vec![sp.sot];
+    if ctx.multilingual() {
+        let lang_token = ctx
+            .tokenizer
+            .language_token(&language)
+            .ok_or_else(|| DecodeError::Options(format!("unknown language `{language}`")))?;
+        sot_sequence.push(lang_token);
+        sot_sequence.push(task_token);
+    }
+
+    let suppress = ctx.suppress_list(opts);
+    let suppress_begin: Vec<u32> = if ctx.config.suppress_ids_begin.is_empty() {
+        ctx.tokenizer
+            .encode(" ")
+            .into_iter()
+            .chain([sp.eot])
+            .collect()
+    } else {
+        ctx.config.suppress_ids_begin.clone()
+    };
+    let max_initial_timestamp_index = (opts.max_initial_timestamp / TIME_PRECISION).round() as u32;
+
+    let mut all_tokens: Vec<u32> = Vec::new();
+    if let Some(p) = &opts.initial_prompt {
+        all_tokens.extend(ctx.tokenizer.encode(&format!(" {}", p.trim())));
+    }
+    let mut prompt_reset_since = 0usize;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut seek = 0usize;
+    let mut last_speech_timestamp = 0.0f64;
+
+    while seek < content_frames {
+        let time_offset = seek as f64 / FRAMES_PER_SECOND;
+        let segment_size = N_FRAMES.min(content_frames - seek);
+        let segment_duration = segment_size as f64 / FRAMES_PER_SECOND;
+        let cross = match first_window.take() {
+            Some(c) if seek == 0 => c,
+            _ => model
+                .decoder
+                .cross_kv(&model.encode(&mel.window(seek, segment_size))),
+        };
+
+        let previous = &all_tokens[prompt_reset_since..];
+        let mut prompt = Vec::new();
+        if !previous.is_empty() {
+            prompt.push(sp.sot_prev);
+            let keep = MAX_LENGTH / 2 - 1;
+            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+        }
+        let sot_index = prompt.len();
+        prompt.extend_from_slice(&sot_sequence);
+        if opts.without_timestamps {
+            prompt.push(sp.no_timestamps);
+        }
+
+        let rules = || LogitRules {
+            specials: sp,
+            suppress: &suppress,
+            suppress_begin: &suppress_begin,
+            suppress_blank: opts.suppress_blank,
+            timestamps: !opts.without_timestamps,
+            max_initial_timestamp_index: Some(max_initial_timestamp_index),
+        };
+        let decoded = decode_with_fallback(ctx, &cross, &prompt, sot_index, opts, &rules, &mut rng);
+
+        if let Some(threshold) = opts.no_speech_threshold {
+            let mut skip = decoded.result.no_speech_prob > threshold;
+            if opts
+                .log_prob_threshold
+                .is_some_and(|lp| decoded.avg_logprob > lp)
+            {
+                skip = false;
+            }
+            if skip {
+                seek += segment_size;
+                report(&mut progress, seek.min(content_frames), content_frames);
+                continue;
+            }
+        }
+
+        let previous_seek = seek;
+        let tokens = &decoded.result.tokens;
+        let (mut pieces, next_seek) = split_by_timestamps(
+            sp,
+            tokens,
+            time_offset,
+            segment_size,
+            segment_duration,
+            seek,
+        );
+        seek = next_seek;
+
+        if opts.word_timestamps {
+            add_word_timestamps(
+                ctx,
+                &cross,
+                &sot_sequence,
+                &mut pieces,
+                segment_size,
+                opts,
+                &mut last_speech_timestamp,
+            );
+        }
+
+        for piece in pieces {
+            let text = ctx.tokenizer.decode(&piece.tokens);
+            if piece.start == piece.end || text.trim().is_empty() {
+                continue;
+            }
+            all_tokens.extend(&piece.tokens);
+            segments.push(Segment {
+                id: segments.len() + 1,
+                seek: previous_seek,
+                start: round3(piece.start),
+                end: round3(piece.end),
+                text,
+                tokens: piece.tokens,
+                temperature: decoded.temperature,
+                avg_logprob: decoded.avg_logprob,
+                compression_ratio: decoded.compression_ratio,
+                no_speech_prob: decoded.result.no_speech_prob,
+                words: piece.words,
+            });
+        }
+        if !opts.condition_on_previous_text
+            || decoded.temperature > opts.prompt_reset_on_temperature
+        {
+            prompt_reset_since = all_tokens.len();
+        }
+        report(&mut progress, seek.min(content_frames), content_frames);
+    }
+    Ok(Transcript {
+        language,
+        language_probability,
+        duration,
+        segments,
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn report(progress: &mut Option<Progress>, done: usize, total: usize) {
+    if let Some(p) = progress {
+        p(
+            done as f64 / FRAMES_PER_SECOND,
+            total as f64 / FRAMES_PER_SECOND,
+        );
+    }
+}
+
+/// One window's decoding after fallback.
+pub struct Decoded {
+    pub result: Generation,
+    pub avg_logprob: f64,
+    pub temperature: f64,
+    pub compression_ratio: f64,
+}
+
+fn decode_with_fallback<'r>(
+    ctx: &Context,
+    cross: &CrossKv,
+    prompt: &[u32],
+    sot_index: usize,
+    opts: &DecodeOptions,
+    rules: &dyn Fn() -> LogitRules<'r>,
+    rng: &mut rand::rngs::StdRng,
+) -> Decoded {
+    let mut all: Vec<Decoded> = Vec::new();
+    let mut below_cr: Vec<usize> = Vec::new();
+    let temps = if opts.temperatures.is_empty() {
+        vec![0.0]
+    } else {
+        opts.temperatures.clone()
+    };
+    for &t in &temps {
+        let strategy = if t > 0.0 {
+            Strategy::Sample {
+                best_of: opts.best_of,
+                temperature: t,
+            }
+        } else {
+            Strategy::Beam {
+                beam_size: opts.beam_size,
+                patience: opts.patience,
+            }
+        };
+        let params = SearchParams {
+            rules: rules(),
+            strategy,
+            max_length: MAX_LENGTH,
+            length_penalty: opts.length_penalty,
+            sot_index,
+            no_speech: ctx.specials.no_speech,
+        };
+        let result = generate(&ctx.model.decoder, cross, prompt, &params, rng);
+        let avg_logprob = result.sum_logprob / (result.tokens.len() + 1) as f64;
+        let text = ctx.tokenizer.decode(&result.tokens);
+        let cr = compression_ratio(text.trim());
+        let decoded = Decoded {
+            result,
+            avg_logprob,
+            temperature: t,
+            compression_ratio: cr,
+        };
+        let mut needs_fallback = false;
+        if let Some(th) = opts.compression_ratio_threshold {
+            if cr > th {
+                needs_fallback = true;
+            } else {
+                below_cr.push(all.len());
+            }
+        }
+        if opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp) {
+            needs_fallback = true;
+        }
+        if opts
+            .no_speech_threshold
+            .is_some_and(|ns| decoded.result.no_speech_prob > ns)
+            && opts.log_prob_threshold.is_some_and(|lp| avg_logprob < lp)
+        {
+            needs_fallback = false; // silence: no better decoding will come
+        }
+        if !needs_fallback {
+            return decoded;
+        }
+        all.push(decoded);
+    }
+    // Every temperature failed: the best average log-probability among those not too repetitive.
+    let last_t = *temps.last().unwrap();
+    let pool: Vec<usize> = if below_cr.is_empty() {
+        (0..all.len()).collect()
+    } else {
+        below_cr
+    };
+    let best = pool
+        .into_iter()
+        .max_by(|&a, &b| all[a].avg_logprob.total_cmp(&all[b].avg_logprob))
+        .expect("at least one decoding");
+    let mut chosen = all.swap_remove(best);
+    chosen.temperature = last_t;
+    chosen
+}
+
+/// A segment before its text is decoded.
+pub struct Piece {
+    pub start: f64,
+    pub end: f64,
+    pub tokens: Vec<u32>,
+    pub words: Option<Vec<crate::transcript::Word>>,
+}
+
+/// Cuts a window's tokens at consecutive timestamp pairs; returns the pieces and the next seek.
+pub fn split_by_timestamps(
+    sp: &Specials,
+    tokens: &[u32],
+    time_offset: f64,
+    segment_size: usize,
+    segment_duration: f64,
+    seek: usize,
+) -> (Vec<Piece>, usize) {
+    let tb = sp.timestamp_begin;
+    let is_ts = |t: u32| t >= tb;
+    let n = tokens.len();
+    let single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+    let consecutive: Vec<usize> = (1..n)
+        .filter(|&i| is_ts(tokens[i]) && is_ts(tokens[i - 1]))
+        .collect();
+    let mut pieces = Vec::new();
+    if !consecutive.is_empty() {
+        let mut slices = consecutive.clone();
+        if single_timestamp_ending {
+            slices.push(n);
+        }
+        let mut last = 0;
+        for &cut in &slices {
+            let sliced = &tokens[last..cut];
+            let start = time_offset + (sliced[0] - tb) as f64 * TIME_PRECISION;
+            let end = time_offset + (sliced[sliced.len() - 1] - tb) as f64 * TIME_PRECISION;
+            pieces.push(Piece {
+                start,
+                end,
+                tokens: sliced.to_vec(),
+                words: None,
+            });
+            last = cut;
+        }
+        let next_seek = if single_timestamp_ending {
+            seek + segment_size
+        } else {
+            seek + (tokens[last - 1] - tb) as usize * INPUT_STRIDE
+        };
+        (pieces, next_seek)
+    } else {
+        let mut duration = segment_duration;
+        if let Some(&last_ts) = tokens.iter().rev().find(|&&t| is_ts(t)) {
+            if last_ts != tb {
+                duration = (last_ts - tb) as f64 * TIME_PRECISION;
+            }
+        }
+        pieces.push(Piece {
+            start: time_offset,
+            end: time_offset + duration,
+            tokens: tokens.to_vec(),
+            words: None,
+        });
+        (pieces, seek + segment_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp() -> Specials {
+        Specials {
+            sot: 50258,
+            eot: 50257,
+            transcribe: 50359,
+            translate: 50358,
+            sot_prev: 50361,
+            sot_lm: 50360,
+            no_speech: 50362,
+            no_timestamps: 50363,
+            timestamp_begin: 50364,
+        }
+    }
+
+    #[test]
+    fn splits_at_timestamp_pairs_and_seeks_to_last_complete_segment() {
+        let tb = 50364;
+        // <0.00> a b <1.00><1.00> c <2.50>  (ends with a single timestamp: the window is done)
+        let toks = [tb, 1, 2, tb + 50, tb + 50, 3, tb + 125];
+        let (pieces, seek) = split_by_timestamps(&sp(), &toks, 10.0, 3000, 30.0, 1000);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[0].start, pieces[0].end), (10.0, 11.0));
+        assert_eq!((pieces[1].start, pieces[1].end), (11.0, 12.5));
+        assert_eq!(seek, 4000);
+        // Unfinished last segment: seek to the last complete timestamp (1.00 s = 100 frames).
+        let toks = [tb, 1, 2, tb + 50, tb + 50, 3];
+        let (pieces, seek) = split_by_timestamps(&sp(), &toks, 0.0, 3000, 30.0, 0);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(seek, 100);
+    }
+
+    #[test]
+    fn no_pairs_is_one_segment_to_last_timestamp() {
+        let tb = 50364;
+        let toks = [tb, 1, 2, tb + 100];
+        let (pieces, seek) = split_by_timestamps(&sp(), &toks, 0.0, 1234, 12.34, 0);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].end, 2.0);
+        assert_eq!(seek, 1234);
+    }
+
+    #[test]
+    fn compression_ratio_flags_repetition() {
+        let plain = compression_ratio(
+            "And so my fellow Americans, ask not what your country can do for you.",
+        );
+        let loop_ = compression_ratio(&"I'm going to go. ".repeat(20));
+        assert!(plain < 2.0, "{plain}");
+        assert!(loop_ > 2.4, "{loop_}");
+    }
+}

@@ -1,0 +1,60 @@
+//! The whole path from a file to a transcript: load once, then decode → log-mel → Whisper.
+
+use std::path::Path;
+
+use crate::audio::{self, AudioError};
+use crate::decode::transcribe::{Context, Progress};
+use crate::decode::{self, DecodeError, DecodeOptions};
+use crate::mel;
+use crate::model::{ModelError, WhisperModelFiles};
+use crate::transcript::Transcript;
+use crate::whisper::Whisper;
+
+#[derive(thiserror::Error, Debug)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// A loaded model, ready to transcribe any number of inputs.
+pub struct Transcriber {
+    pub files: WhisperModelFiles,
+    pub model: Whisper,
+}
+
+impl Transcriber {
+    pub fn load(model_dir: &Path) -> Result<Self, PipelineError> {
+        let files = WhisperModelFiles::load(model_dir)?;
+        let model = Whisper::load(&files)?;
+        Ok(Self { files, model })
+    }
+
+    /// 16 kHz mono samples to a transcript.
+    pub fn transcribe_samples(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+    ) -> Result<Transcript, PipelineError> {
+        let features = mel::log_mel(samples, self.model.n_mels);
+        let ctx = Context::new(&self.model, &self.files.tokenizer, &self.files.config)?;
+        let mut t = decode::transcribe(&ctx, &features, opts, progress)?;
+        t.duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;
+        Ok(t)
+    }
+
+    /// An audio file (any format symphonia reads; `-` is stdin) to a transcript.
+    pub fn transcribe_file(
+        &self,
+        path: &Path,
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+    ) -> Result<Transcript, PipelineError> {
+        let samples = audio::load(path)?;
+        self.transcribe_samples(&samples, opts, progress)
+    }
+}

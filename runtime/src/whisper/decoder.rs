@@ -1,0 +1,396 @@
+//! Whisper's text decoder with a self-attention KV cache. Cross-attention keys/values are
+//! computed once per 30 s window ([`CrossKv`]) and shared by every hypothesis of the search.
+//! A [`DecoderState`] holds a batch of hypotheses that advance in lock step; beam search
+//! reorders it with [`DecoderState::reorder`].
+
+use rayon::prelude::*;
+
+use super::ops::{
+    add_in_place, gelu_in_place, matmul_strided, softmax_in_place, LayerNorm, Linear,
+};
+use super::weights::{layer_norm, linear, WeightSource};
+use crate::model::ModelError;
+
+struct DecoderLayer {
+    self_norm: LayerNorm,
+    self_qkv: Linear,
+    self_out: Linear,
+    cross_norm: LayerNorm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    ffn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+pub struct Decoder {
+    embeddings: Vec<f32>,
+    positions: Vec<f32>,
+    layers: Vec<DecoderLayer>,
+    final_norm: LayerNorm,
+    projection: Linear,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_ctx: usize,
+    pub n_vocab: usize,
+}
+
+/// Cross-attention keys and values of one encoder output, per layer: `[t_audio, 2d]` (k | v).
+pub struct CrossKv {
+    kv: Vec<Vec<f32>>,
+    pub t_audio: usize,
+}
+
+/// Per-hypothesis self-attention cache: per layer, `[batch, n_ctx, d]` keys and values.
+pub struct DecoderState {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    pub batch: usize,
+    pub len: usize,
+    n_ctx: usize,
+    d: usize,
+}
+
+/// What one forward call returns: final-norm hidden states of every new position
+/// `[batch, n_new, d]`, and the cross-attention weights of requested heads.
+pub struct StepOutput {
+    pub hidden: Vec<f32>,
+    /// One `[batch, n_new, t_audio]` matrix per requested (layer, head).
+    pub cross_weights: Vec<Vec<f32>>,
+}
+
+impl Decoder {
+    pub fn load(
+        w: &WeightSource,
+        d: usize,
+        ffn: usize,
+        n_layers: usize,
+        n_heads: usize,
+        n_ctx: usize,
+        n_vocab: usize,
+    ) -> Result<Self, ModelError> {
+        let layers = (0..n_layers)
+            .map(|i| {
+                let p = format!("decoder/layer_{i}");
+                Ok(DecoderLayer {
+                    self_norm: layer_norm(w, &format!("{p}/self_attention/layer_norm"), d)?,
+                    self_qkv: linear(w, &format!("{p}/self_attention/linear_0"), 3 * d, d)?,
+                    self_out: linear(w, &format!("{p}/self_attention/linear_1"), d, d)?,
+                    cross_norm: layer_norm(w, &format!("{p}/attention/layer_norm"), d)?,
+                    cross_q: linear(w, &format!("{p}/attention/linear_0"), d, d)?,
+                    cross_kv: linear(w, &format!("{p}/attention/linear_1"), 2 * d, d)?,
+                    cross_out: linear(w, &format!("{p}/attention/linear_2"), d, d)?,
+                    ffn_norm: layer_norm(w, &format!("{p}/ffn/layer_norm"), d)?,
+                    fc1: linear(w, &format!("{p}/ffn/linear_0"), ffn, d)?,
+                    fc2: linear(w, &format!("{p}/ffn/linear_1"), d, ffn)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let embeddings = w.f32("decoder/embeddings/weight", &[n_vocab, d])?;
+        // Whisper ties the output projection to the token embeddings (an alias in model.bin).
+        let projection = Linear {
+            weight: if w.has("decoder/projection/weight") {
+                w.f32("decoder/projection/weight", &[n_vocab, d])?
+            } else {
+                embeddings.clone()
+            },
+            bias: None,
+            out_dim: n_vocab,
+            in_dim: d,
+        };
+        Ok(Self {
+            embeddings,
+            positions: w.f32("decoder/position_encodings/encodings", &[n_ctx, d])?,
+            layers,
+            final_norm: layer_norm(w, "decoder/layer_norm", d)?,
+            projection,
+            d_model: d,
+            n_heads,
+            n_ctx,
+            n_vocab,
+        })
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Cross-attention K/V for one encoder output `[t_audio, d]`.
+    pub fn cross_kv(&self, audio: &[f32]) -> CrossKv {
+        let t = audio.len() / self.d_model;
+        CrossKv {
+            kv: self
+                .layers
+                .iter()
+                .map(|l| l.cross_kv.forward(audio, t))
+                .collect(),
+            t_audio: t,
+        }
+    }
+
+    pub fn new_state(&self, batch: usize) -> DecoderState {
+        let size = batch * self.n_ctx * self.d_model;
+        DecoderState {
+            k: (0..self.layers.len()).map(|_| vec![0.0; size]).collect(),
+            v: (0..self.layers.len()).map(|_| vec![0.0; size]).collect(),
+            batch,
+            len: 0,
+            n_ctx: self.n_ctx,
+            d: self.d_model,
+        }
+    }
+
+    /// Logits `[rows, n_vocab]` of final-norm hidden rows `[rows, d]`.
+    pub fn logits(&self, hidden_rows: &[f32]) -> Vec<f32> {
+        self.projection
+            .forward(hidden_rows, hidden_rows.len() / self.d_model)
+    }
+
+    /// Runs `tokens` (`[batch][n_new]`, all the same length) after the cached positions.
+    /// `capture` names (layer, head) pairs whose cross-attention weights to return.
+    pub fn forward(
+        &self,
+        state: &mut DecoderState,
+        tokens: &[Vec<u32>],
+        cross: &CrossKv,
+        capture: &[(usize, usize)],
+    ) -> StepOutput {
+        let d = self.d_model;
+        let b = tokens.len();
+        assert_eq!(b, state.batch, "token batch must match the decoder state");
+        let n = tokens[0].len();
+        let past = state.len;
+        assert!(
+            past + n <= self.n_ctx,
+            "decoder context of {} positions exceeded",
+            self.n_ctx
+        );
+        let rows = b * n;
+        let mut x = vec![0.0f32; rows * d];
+        for (bi, seq) in tokens.iter().enumerate() {
+            for (i, &tok) in seq.iter().enumerate() {
+                let row = &mut x[(bi * n + i) * d..(bi * n + i + 1) * d];
+                let e = &self.embeddings[tok as usize * d..(tok as usize + 1) * d];
+                let p = &self.positions[(past + i) * d..(past + i + 1) * d];
+                for j in 0..d {
+                    row[j] = e[j] + p[j];
+                }
+            }
+        }
+        let mut cross_weights: Vec<Vec<f32>> = vec![Vec::new(); capture.len()];
+        for (li, layer) in self.layers.iter().enumerate() {
+            // Self-attention with the cache.
+            let hn = layer.self_norm.forward(&x);
+            let qkv = layer.self_qkv.forward(&hn, rows);
+            state.store(li, &qkv, b, n, past);
+            let attn = self.self_attention(state, li, &qkv, b, n, past);
+            add_in_place(&mut x, &layer.self_out.forward(&attn, rows));
+            // Cross-attention on the encoder output.
+            let hn = layer.cross_norm.forward(&x);
+            let q = layer.cross_q.forward(&hn, rows);
+            let heads: Vec<usize> = capture.iter().filter(|c| c.0 == li).map(|c| c.1).collect();
+            let (attn, weights) =
+                self.cross_attention(&q, &cross.kv[li], cross.t_audio, rows, &heads);
+            for (head, wmat) in heads.iter().zip(weights) {
+                let slot = capture
+                    .iter()
+                    .position(|c| *c == (li, *head))
+                    .expect("captured head");
+                cross_weights[slot] = wmat;
+            }
+            add_in_place(&mut x, &layer.cross_out.forward(&attn, rows));
+            // Feed-forward.
+            let hn = layer.ffn_norm.forward(&x);
+            let mut f = layer.fc1.forward(&hn, rows);
+            gelu_in_place(&mut f);
+            add_in_place(&mut x, &layer.fc2.forward(&f, rows));
+        }
+        state.len = past + n;
+        StepOutput {
+            hidden: self.final_norm.forward(&x),
+            cross_weights,
+        }
+    }
+
+    /// Causal attention of the `n` new positions of each hypothesis over its cache.
+    fn self_attention(
+        &self,
+        state: &DecoderState,
+        li: usize,
+        qkv: &[f32],
+        b: usize,
+        n: usize,
+        past: usize,
+    ) -> Vec<f32> {
+        let d = self.d_model;
+        let hd = d / self.n_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let total = past + n;
+        let tasks: Vec<(usize, usize)> = (0..b)
+            .flat_map(|bi| (0..self.n_heads).map(move |h| (bi, h)))
+            .collect();
+        let outs: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|&(bi, h)| {
+                let q = &qkv[bi * n * 3 * d + h * hd..];
+                let kc = &state.k[li][bi * state.n_ctx * d + h * hd..];
+                let vc = &state.v[li][bi * state.n_ctx * d + h * hd..];
+                let mut scores = vec![0.0f32; n * total];
+                matmul_strided(
+                    n,
+                    total,
+                    hd,
+                    q,
+                    (3 * d, 1),
+                    kc,
+                    (1, d),
+                    &mut scores,
+                    total,
+                    scale,
+                    false,
+                );
+                for i in 0..n {
+                    let row = &mut scores[i * total..(i + 1) * total];
+                    row[past + i + 1..].fill(f32::NEG_INFINITY);
+                    softmax_in_place(row);
+                }
+                let mut out = vec![0.0f32; n * hd];
+                matmul_strided(
+                    n,
+                    hd,
+                    total,
+                    &scores,
+                    (total, 1),
+                    vc,
+                    (d, 1),
+                    &mut out,
+                    hd,
+                    1.0,
+                    false,
+                );
+                out
+            })
+            .collect();
+        gather_heads(&outs, &tasks, b, n, d, hd)
+    }
+
+    /// Attention of `rows` queries over one window's cross K/V; returns the `[rows, d]` output
+    /// and, for each head in `keep`, its `[rows, t_audio]` weights.
+    fn cross_attention(
+        &self,
+        q: &[f32],
+        kv: &[f32],
+        t: usize,
+        rows: usize,
+        keep: &[usize],
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let d = self.d_model;
+        let hd = d / self.n_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let per_head: Vec<(Vec<f32>, Option<Vec<f32>>)> = (0..self.n_heads)
+            .into_par_iter()
+            .map(|h| {
+                let mut scores = vec![0.0f32; rows * t];
+                matmul_strided(
+                    rows,
+                    t,
+                    hd,
+                    &q[h * hd..],
+                    (d, 1),
+                    &kv[h * hd..],
+                    (1, 2 * d),
+                    &mut scores,
+                    t,
+                    scale,
+                    false,
+                );
+                scores.chunks_exact_mut(t).for_each(softmax_in_place);
+                let mut out = vec![0.0f32; rows * hd];
+                matmul_strided(
+                    rows,
+                    hd,
+                    t,
+                    &scores,
+                    (t, 1),
+                    &kv[d + h * hd..],
+                    (2 * d, 1),
+                    &mut out,
+                    hd,
+                    1.0,
+                    false,
+                );
+                (out, keep.contains(&h).then_some(scores))
+            })
+            .collect();
+        let mut out = vec![0.0f32; rows * d];
+        let mut weights = Vec::new();
+        for (h, (o, w)) in per_head.into_iter().enumerate() {
+            for r in 0..rows {
+                out[r * d + h * hd..r * d + (h + 1) * hd].copy_from_slice(&o[r * hd..(r + 1) * hd]);
+            }
+            if let Some(w) = w {
+                weights.push((h, w));
+            }
+        }
+        let ordered = keep
+            .iter()
+            .map(|k| {
+                weights
+                    .iter()
+                    .find(|(h, _)| h == k)
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        (out, ordered)
+    }
+}
+
+fn gather_heads(
+    outs: &[Vec<f32>],
+    tasks: &[(usize, usize)],
+    b: usize,
+    n: usize,
+    d: usize,
+    hd: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; b * n * d];
+    for (o, &(bi, h)) in outs.iter().zip(tasks) {
+        for i in 0..n {
+            let row = bi * n + i;
+            out[row * d + h * hd..row * d + (h + 1) * hd].copy_from_slice(&o[i * hd..(i + 1) * hd]);
+        }
+    }
+    out
+}
+
+impl DecoderState {
+    /// Writes the keys and values of the new positions into the cache.
+    fn store(&mut self, li: usize, qkv: &[f32], b: usize, n: usize, past: usize) {
+        let d = self.d;
+        for bi in 0..b {
+            for i in 0..n {
+                let src = &qkv[(bi * n + i) * 3 * d..(bi * n + i + 1) * 3 * d];
+                let dst = (bi * self.n_ctx + past + i) * d;
+                self.k[li][dst..dst + d].copy_from_slice(&src[d..2 * d]);
+                self.v[li][dst..dst + d].copy_from_slice(&src[2 * d..]);
+            }
+        }
+    }
+
+    /// Keeps hypotheses `order[i]` as the new row `i` (beam search survivors; may repeat).
+    pub fn reorder(&mut self, order: &[usize]) {
+        let stride = self.n_ctx * self.d;
+        let used = self.len * self.d;
+        for cache in self.k.iter_mut().chain(self.v.iter_mut()) {
+            let mut next = vec![0.0f32; order.len() * stride];
+            for (i, &src) in order.iter().enumerate() {
+                next[i * stride..i * stride + used]
+                    .copy_from_slice(&cache[src * stride..src * stride + used]);
+            }
+            *cache = next;
+        }
+        self.batch = order.len();
+    }
+}
