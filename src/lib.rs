@@ -1,5 +1,6 @@
 //! aiec: a compiler from Whisper kernel specs to MLIR-AIE, a host simulator for the
 //! compiled designs, and the command-line front end of the Whisper runtime.
 
+pub mod backend;
 pub mod cli;
 pub mod design;

@@ -1,0 +1,291 @@
+//! Running a plan: without tools (every tool reported missing, templates still written),
+//! discovery of broken tools, and the bootgen step run for real with the `bootgen` that
+//! `apt-get install xilinx-bootgen` provides.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use aiec::backend::{
+    plan, BackendError, BuildRequest, SearchPaths, StepStatus, Tool, ToolStatus, Toolchain,
+};
+
+const DESIGN: &str = "module {\n  aie.device(npu1) {\n  }\n}\n";
+
+fn artefact_dir() -> (tempfile::TempDir, BuildRequest) {
+    let dir = tempfile::tempdir().unwrap();
+    let design = dir.path().join("design.mlir");
+    fs::write(&design, DESIGN).unwrap();
+    let req = BuildRequest::new(&design, dir.path(), "npu1", vec![(0, 2), (1, 2)]).unwrap();
+    (dir, req)
+}
+
+#[test]
+fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
+    let (dir, req) = artefact_dir();
+    let report = plan(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+
+    let missing: Vec<Tool> = report.missing_tools.iter().map(|m| m.tool).collect();
+    assert_eq!(missing, Tool::ALL.to_vec());
+    let would_make = |tool: Tool| -> Vec<String> {
+        report
+            .missing_tools
+            .iter()
+            .find(|m| m.tool == tool)
+            .unwrap()
+            .would_make
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    };
+    assert_eq!(would_make(Tool::Xclbinutil), vec!["final.xclbin"]);
+    assert_eq!(would_make(Tool::Bootgen), vec!["design.pdi"]);
+    assert_eq!(
+        would_make(Tool::PeanoClang),
+        vec!["main_core_0_2.elf", "main_core_1_2.elf"]
+    );
+    let translate = would_make(Tool::AieTranslate);
+    for f in [
+        "insts.bin",
+        "main_aie_cdo_elfs.bin",
+        "main_core_1_2.ld.script",
+        "main_core_0_2.ll",
+    ] {
+        assert!(translate.iter().any(|t| t == f), "{f} not in {translate:?}");
+    }
+    assert!(would_make(Tool::AieOpt).contains(&"input_physical.mlir".to_string()));
+
+    // Only the template step ran; the in-process steps waited for inputs that never came.
+    let ran: Vec<&Path> = report.produced_files();
+    assert_eq!(
+        ran,
+        [
+            "design.bif",
+            "mem_topology.json",
+            "aie_partition.json",
+            "kernels.json"
+        ]
+        .map(Path::new)
+        .to_vec()
+    );
+    let attach = report
+        .steps
+        .iter()
+        .find(|s| s.command.contains("attach-elf-files"))
+        .unwrap();
+    assert_eq!(
+        attach.status,
+        StepStatus::SkippedInputMissing {
+            input: PathBuf::from("input_physical.mlir")
+        }
+    );
+    for name in ["mem_topology.json", "aie_partition.json", "kernels.json"] {
+        let text = fs::read_to_string(dir.path().join(name)).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert!(dir.path().join("design.bif").exists());
+    assert!(!dir.path().join("final.xclbin").exists());
+
+    // Demanding the xclbin turns the missing tools into one clear error.
+    match report.require_xclbin() {
+        Err(BackendError::NotProduced { file, reasons }) => {
+            assert_eq!(file, "final.xclbin");
+            assert!(
+                reasons.contains("xclbinutil: no toolchain was searched"),
+                "{reasons}"
+            );
+        }
+        other => panic!("expected NotProduced, got {other:?}"),
+    }
+    let summary = report.summary();
+    assert!(summary.starts_with("1 of 23 step(s) ran"), "{summary}");
+    assert!(
+        summary.contains("skipped bootgen: no toolchain was searched (would have made design.pdi)")
+    );
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
+    let bin = tempfile::tempdir().unwrap();
+    // Like Debian's wrapper without XRT behind it.
+    let xclbinutil = script(
+        bin.path(),
+        "xclbinutil",
+        "echo 'ERROR: Could not find the XRT binary for xclbinutil' >&2\nexit 1",
+    );
+    // A host LLVM llc: works, but has no AIE target.
+    let llc = script(
+        bin.path(),
+        "llc",
+        "echo 'LLVM version 22.1.8'\necho '  Registered Targets:'\necho '    x86-64 - 64-bit X86: EM_X86_64'",
+    );
+    // A file that is not executable at all.
+    fs::write(bin.path().join("aie-opt"), "not a program").unwrap();
+
+    let search = SearchPaths {
+        path: Some(bin.path().as_os_str().to_owned()),
+        ..SearchPaths::default()
+    };
+    let tc = Toolchain::discover_in(&search);
+
+    match tc.status(Tool::Xclbinutil) {
+        ToolStatus::Broken { path, reason } => {
+            assert_eq!(path, &xclbinutil);
+            assert_eq!(
+                reason,
+                "`xclbinutil --version` failed: ERROR: Could not find the XRT binary for xclbinutil"
+            );
+        }
+        other => panic!("xclbinutil should be broken, got {other:?}"),
+    }
+    match tc.status(Tool::PeanoLlc) {
+        ToolStatus::Broken { path, reason } => {
+            assert_eq!(path, &llc);
+            assert!(reason.contains("not Peano"), "{reason}");
+        }
+        other => panic!("llc should be broken, got {other:?}"),
+    }
+    // A non-executable file is not a candidate on PATH: the tool is simply missing.
+    assert!(matches!(
+        tc.status(Tool::AieOpt),
+        ToolStatus::Missing { .. }
+    ));
+    match tc.status(Tool::PeanoClang) {
+        ToolStatus::Missing { reason } => assert!(reason.contains("PEANO_INSTALL_DIR"), "{reason}"),
+        other => panic!("clang should be missing, got {other:?}"),
+    }
+    assert!(tc.path(Tool::Xclbinutil).is_none());
+
+    // A broken tool is skipped like a missing one, with its reason in the report.
+    let (_dir, req) = artefact_dir();
+    let report = plan(&req).unwrap().execute(&tc).unwrap();
+    let x = report
+        .missing_tools
+        .iter()
+        .find(|m| m.tool == Tool::Xclbinutil)
+        .unwrap();
+    assert!(
+        x.reason
+            .contains("is broken: `xclbinutil --version` failed"),
+        "{}",
+        x.reason
+    );
+}
+
+#[test]
+fn explicit_override_wins_and_is_probed() {
+    let bin = tempfile::tempdir().unwrap();
+    let good = script(
+        bin.path(),
+        "my-bootgen",
+        "echo '****** Xilinx Bootgen v2022.2'",
+    );
+    let search = SearchPaths {
+        overrides: [(Tool::Bootgen, good.clone())].into_iter().collect(),
+        ..SearchPaths::default()
+    };
+    let tc = Toolchain::discover_in(&search);
+    assert_eq!(tc.path(Tool::Bootgen), Some(good.as_path()));
+
+    let missing = bin.path().join("no-such-bootgen");
+    let search = SearchPaths {
+        overrides: [(Tool::Bootgen, missing.clone())].into_iter().collect(),
+        ..SearchPaths::default()
+    };
+    match Toolchain::discover_in(&search).status(Tool::Bootgen) {
+        ToolStatus::Broken { path, reason } => {
+            assert_eq!(path, &missing);
+            assert_eq!(reason, "not a file");
+        }
+        other => panic!("expected Broken, got {other:?}"),
+    }
+}
+
+/// A minimal valid CDO: the 5-word header (`NumWords=4`, ident "CDO", version 2.0, length,
+/// one's-complement checksum) followed by a single no-operation command (0x111), which is
+/// what mlir-aie's CDO writer pads every file with.
+fn minimal_cdo() -> Vec<u8> {
+    let header = [4u32, 0x004F_4443, 0x0000_0200, 1];
+    let checksum = !header.iter().fold(0u32, |a, w| a.wrapping_add(*w));
+    header
+        .iter()
+        .chain([checksum, 0x111].iter())
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
+
+fn real_bootgen() -> Option<Toolchain> {
+    let search = SearchPaths {
+        path: std::env::var_os("PATH"),
+        ..SearchPaths::default()
+    };
+    let tc = Toolchain::discover_in(&search);
+    if tc.path(Tool::Bootgen).is_none() {
+        eprintln!("SKIPPED: bootgen not installed (apt-get install xilinx-bootgen)");
+        return None;
+    }
+    Some(tc)
+}
+
+#[test]
+fn bootgen_builds_the_pdi_from_our_bif() {
+    let Some(tc) = real_bootgen() else { return };
+    let (dir, req) = artefact_dir();
+    // aie-translate would write these; without it, stand-ins in the real format.
+    for part in ["elfs", "init", "enable"] {
+        fs::write(
+            dir.path().join(format!("main_aie_cdo_{part}.bin")),
+            minimal_cdo(),
+        )
+        .unwrap();
+    }
+    let report = plan(&req).unwrap().execute(&tc).unwrap();
+    assert!(report.produced("design.pdi"), "{}", report.summary());
+    let pdi = fs::read(dir.path().join("design.pdi")).unwrap();
+    // The bif's id_code ends up in the image header.
+    let id_code = 0x14ca_8093u32.to_le_bytes();
+    assert!(
+        pdi.windows(4).any(|w| w == id_code),
+        "id_code not in the PDI"
+    );
+    // The NOP command of each CDO is carried into the image.
+    assert!(pdi.windows(4).any(|w| w == 0x111u32.to_le_bytes()));
+}
+
+#[test]
+fn a_failing_tool_is_an_error_naming_it_with_its_stderr() {
+    let Some(tc) = real_bootgen() else { return };
+    let (dir, req) = artefact_dir();
+    for part in ["elfs", "init", "enable"] {
+        fs::write(
+            dir.path().join(format!("main_aie_cdo_{part}.bin")),
+            b"not a CDO",
+        )
+        .unwrap();
+    }
+    match plan(&req).unwrap().execute(&tc) {
+        Err(BackendError::ToolFailed {
+            tool,
+            command,
+            stderr_tail,
+            ..
+        }) => {
+            assert_eq!(tool, Tool::Bootgen);
+            assert!(
+                command.ends_with("-arch versal -image design.bif -o design.pdi -w"),
+                "{command}"
+            );
+            // bootgen's own complaint, not just an exit status.
+            assert!(stderr_tail.contains("CDO"), "{stderr_tail}");
+        }
+        other => panic!("expected ToolFailed, got {other:?}"),
+    }
+    assert!(!dir.path().join("final.xclbin").exists());
+}
