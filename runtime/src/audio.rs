@@ -1,1 +1,319 @@
-//! Audio decoding to 16 kHz mono.
+//! Audio decoding to 16 kHz mono `f32` samples in [-1, 1].
+//!
+//! Containers and codecs come from symphonia (wav/aiff PCM of any width, flac, mp3, ogg/vorbis,
+//! mp4/m4a with aac or alac, mkv/webm, caf). Channels are averaged into mono; any other sample
+//! rate is resampled to 16 kHz with rubato's FFT resampler ([`resample`]).
+//!
+//! faster-whisper decodes through PyAV, whose resampler hands it 16-bit integers; we do the
+//! same last step ([`quantise_like_pyav`]) so the samples Whisper sees are the ones the
+//! reference implementation sees, bit for bit on 16-bit sources.
+
+use std::io::{self, Cursor, Read};
+use std::path::Path;
+
+use rubato::{FftFixedInOut, Resampler};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+/// The rate every Whisper model expects.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// How many packets a decoder may reject (each skipped) before the file is called corrupt.
+/// A few bad frames in a long mp3 are common and harmless; a stream of them is not audio.
+const MAX_SKIPPED_PACKETS: usize = 16;
+
+/// Why an input could not be turned into samples. Every variant names the input.
+#[derive(thiserror::Error, Debug)]
+pub enum AudioError {
+    #[error("{name}: no such file")]
+    NotFound { name: String },
+    #[error("{name}: cannot read: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name}: the file is empty (0 bytes)")]
+    EmptyFile { name: String },
+    #[error("{name}: not an audio file (no known container format recognised)")]
+    NotAudio { name: String },
+    #[error("{name}: the container holds no audio track")]
+    NoAudioTrack { name: String },
+    #[error("{name}: unsupported audio: {detail}")]
+    Unsupported { name: String, detail: String },
+    #[error("{name}: corrupt audio after {decoded_samples} samples: {detail}")]
+    Corrupt {
+        name: String,
+        decoded_samples: usize,
+        detail: String,
+    },
+    #[error("{name}: the file contains no audio samples")]
+    NoSamples { name: String },
+    #[error("{name}: invalid sample rate {rate} Hz")]
+    BadSampleRate { name: String, rate: u32 },
+    #[error("{name}: resampling from {from} Hz to 16000 Hz failed: {detail}")]
+    Resample {
+        name: String,
+        from: u32,
+        detail: String,
+    },
+}
+
+/// Loads an audio file as 16 kHz mono samples. `-` reads standard input to its end first.
+pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
+    if path.as_os_str() == "-" {
+        let name = "<stdin>";
+        let mut bytes = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|source| AudioError::Read {
+                name: name.to_string(),
+                source,
+            })?;
+        return decode_bytes(bytes, None, name);
+    }
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => AudioError::NotFound { name: name.clone() },
+        _ => AudioError::Read {
+            name: name.clone(),
+            source,
+        },
+    })?;
+    let ext = path.extension().and_then(|e| e.to_str());
+    decode_bytes(bytes, ext, &name)
+}
+
+/// Decodes an in-memory file (any supported container) to 16 kHz mono samples.
+/// `hint_ext` (e.g. `"mp3"`) only speeds up format detection; content decides.
+/// `name` is used in error messages.
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    hint_ext: Option<&str>,
+    name: &str,
+) -> Result<Vec<f32>, AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::EmptyFile {
+            name: name.to_string(),
+        });
+    }
+    let decoded = decode_mono(bytes, hint_ext, name)?;
+    if decoded.samples.is_empty() {
+        return Err(AudioError::NoSamples {
+            name: name.to_string(),
+        });
+    }
+    let resampled = resample(&decoded.samples, decoded.rate, SAMPLE_RATE).map_err(|detail| {
+        AudioError::Resample {
+            name: name.to_string(),
+            from: decoded.rate,
+            detail,
+        }
+    })?;
+    Ok(quantise_like_pyav(resampled))
+}
+
+/// Mono samples at the file's own rate.
+struct Decoded {
+    samples: Vec<f32>,
+    rate: u32,
+}
+
+fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Decoded, AudioError> {
+    let err_name = || name.to_string();
+    let source = MediaSourceStream::new(
+        Box::new(Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
+    let mut hint = Hint::new();
+    if let Some(ext) = hint_ext {
+        hint.with_extension(ext);
+    }
+    // Gapless: trim mp3/aac encoder delay and padding, as ffmpeg (and so faster-whisper) does.
+    let format_options = FormatOptions {
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
+    let probed = symphonia::default::get_probe()
+        .format(&hint, source, &format_options, &MetadataOptions::default())
+        .map_err(|e| match e {
+            SymphoniaError::IoError(ref io) if io.kind() != io::ErrorKind::UnexpectedEof => {
+                AudioError::Read {
+                    name: err_name(),
+                    source: io::Error::new(io.kind(), io.to_string()),
+                }
+            }
+            _ => AudioError::NotAudio { name: err_name() },
+        })?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| AudioError::NoAudioTrack { name: err_name() })?;
+    let track_id = track.id;
+    let mut rate = track.codec_params.sample_rate;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| AudioError::Unsupported {
+            name: err_name(),
+            detail: e.to_string(),
+        })?;
+
+    let mut samples: Vec<f32> = Vec::new();
+    let mut interleaved: Option<SampleBuffer<f32>> = None;
+    let mut skipped = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            // The normal end of a stream, and also a file cut short: keep what was decoded.
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            // A chained stream (e.g. a new ogg logical stream) would need a new decoder;
+            // Whisper inputs are one stream, so the first one is the audio.
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(SymphoniaError::DecodeError(detail)) if skipped < MAX_SKIPPED_PACKETS => {
+                skipped += 1;
+                tracing::warn!("{name}: skipping malformed packet: {detail}");
+                continue;
+            }
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    name: err_name(),
+                    decoded_samples: samples.len(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let audio = match decoder.decode(&packet) {
+            Ok(audio) => audio,
+            Err(SymphoniaError::DecodeError(detail)) if skipped < MAX_SKIPPED_PACKETS => {
+                skipped += 1;
+                tracing::warn!("{name}: skipping undecodable packet: {detail}");
+                continue;
+            }
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    name: err_name(),
+                    decoded_samples: samples.len(),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let spec = *audio.spec();
+        let channels = spec.channels.count();
+        if audio.frames() == 0 || channels == 0 {
+            continue;
+        }
+        rate = Some(spec.rate);
+        let buffer = match &mut interleaved {
+            Some(b) if b.capacity() >= audio.capacity() * channels => b,
+            slot => slot.insert(SampleBuffer::new(audio.capacity() as u64, spec)),
+        };
+        buffer.copy_interleaved_ref(audio);
+        downmix_into(buffer.samples(), channels, &mut samples);
+    }
+    let rate = match rate {
+        Some(0) | None if samples.is_empty() => 0,
+        Some(0) | None => {
+            return Err(AudioError::BadSampleRate {
+                name: err_name(),
+                rate: 0,
+            })
+        }
+        Some(r) => r,
+    };
+    Ok(Decoded { samples, rate })
+}
+
+/// Appends the channel average of each interleaved frame.
+fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
+    if channels == 1 {
+        out.extend_from_slice(interleaved);
+        return;
+    }
+    let scale = 1.0 / channels as f32;
+    out.extend(
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() * scale),
+    );
+}
+
+/// Resamples mono audio from `from` Hz to `to` Hz; returns the input unchanged when equal.
+///
+/// Uses rubato's synchronous FFT resampler: for a fixed rational ratio it is the exact
+/// band-limited resampling of each block (no interpolation of a sinc table), it is fast,
+/// and its anti-alias filter sits right at the output Nyquist. The resampler's delay is
+/// removed and the output has `round(len * to / from)` samples, so timestamps line up.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    if from == 0 || to == 0 {
+        return Err(format!("invalid sample rates {from} -> {to}"));
+    }
+    let mut resampler = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
+        .map_err(|e| e.to_string())?;
+    let chunk_in = resampler.input_frames_next();
+    let delay = resampler.output_delay();
+    let wanted = ((samples.len() as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
+    let mut out: Vec<f32> = Vec::with_capacity(wanted + delay + resampler.output_frames_max());
+    let mut block = vec![vec![0.0f32; chunk_in]];
+    let mut output = resampler.output_buffer_allocate(true);
+    let mut position = 0;
+    // Feed whole blocks, then zeros until the delayed tail has come out.
+    while out.len() < wanted + delay {
+        let end = (position + chunk_in).min(samples.len());
+        let taken = end.saturating_sub(position);
+        if taken > 0 {
+            block[0][..taken].copy_from_slice(&samples[position..end]);
+        }
+        block[0][taken..].fill(0.0);
+        position += taken;
+        let (_, produced) = resampler
+            .process_into_buffer(&block, &mut output, None)
+            .map_err(|e| e.to_string())?;
+        out.extend_from_slice(&output[0][..produced]);
+    }
+    out.drain(..delay);
+    out.truncate(wanted);
+    Ok(out)
+}
+
+/// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (round to nearest,
+/// saturate), then scales by 1/32768 as faster-whisper's `decode_audio` does.
+fn quantise_like_pyav(mut samples: Vec<f32>) -> Vec<f32> {
+    for s in &mut samples {
+        let q = (*s * 32768.0).round().clamp(-32768.0, 32767.0);
+        *s = q / 32768.0;
+    }
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downmix_averages_channels() {
+        let mut out = Vec::new();
+        downmix_into(&[1.0, 0.0, 0.5, -0.5, 0.25, 0.75], 2, &mut out);
+        assert_eq!(out, vec![0.5, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn quantise_saturates_and_rounds() {
+        let q = quantise_like_pyav(vec![1.5, -2.0, 0.1 / 32768.0, 0.6 / 32768.0]);
+        assert_eq!(q, vec![32767.0 / 32768.0, -1.0, 0.0, 1.0 / 32768.0]);
+    }
+}
