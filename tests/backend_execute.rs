@@ -97,6 +97,18 @@ fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
         }
         other => panic!("expected NotProduced, got {other:?}"),
     }
+    let manifest = report.to_json();
+    assert_eq!(manifest["steps"][0]["status"], "ran");
+    assert_eq!(manifest["steps"][0]["outputs"][0], "design.bif");
+    let last = manifest["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["status"], "skipped");
+    assert_eq!(last["reason"], "xclbinutil: no toolchain was searched");
+    assert_eq!(manifest["missing_tools"][0]["tool"], "aie-opt");
     let summary = report.summary();
     assert!(summary.starts_with("1 of 23 step(s) ran"), "{summary}");
     assert!(
@@ -114,11 +126,12 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 #[test]
 fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
     let bin = tempfile::tempdir().unwrap();
-    // Like Debian's wrapper without XRT behind it.
+    // Like Debian's `libxrt-utils` wrapper: it execs `unwrapped/xclbinutil`, which is not
+    // there, and still exits 0.
     let xclbinutil = script(
         bin.path(),
         "xclbinutil",
-        "echo 'ERROR: Could not find the XRT binary for xclbinutil' >&2\nexit 1",
+        "echo \"$0: line 39: /usr/bin/unwrapped/xclbinutil: No such file or directory\" >&2\nexit 0",
     );
     // A host LLVM llc: works, but has no AIE target.
     let llc = script(
@@ -140,7 +153,11 @@ fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
             assert_eq!(path, &xclbinutil);
             assert_eq!(
                 reason,
-                "`xclbinutil --version` failed: ERROR: Could not find the XRT binary for xclbinutil"
+                &format!(
+                    "`xclbinutil --version` printed nothing recognisable: {}: line 39: \
+                     /usr/bin/unwrapped/xclbinutil: No such file or directory",
+                    xclbinutil.display()
+                )
             );
         }
         other => panic!("xclbinutil should be broken, got {other:?}"),
@@ -173,10 +190,34 @@ fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
         .unwrap();
     assert!(
         x.reason
-            .contains("is broken: `xclbinutil --version` failed"),
+            .contains("is broken: `xclbinutil --version` printed nothing recognisable"),
         "{}",
         x.reason
     );
+}
+
+#[test]
+fn debians_own_xclbinutil_wrapper_is_broken_without_xrt() {
+    // Present when `libxrt-utils` is installed; the real XRT would add the unwrapped binary.
+    let wrapper = Path::new("/usr/bin/xclbinutil");
+    let is_debian_wrapper = fs::read_to_string(wrapper)
+        .map(|t| t.contains("unwrapped"))
+        .unwrap_or(false);
+    if !is_debian_wrapper || Path::new("/usr/bin/unwrapped/xclbinutil").exists() {
+        eprintln!("SKIPPED: no Debian xclbinutil wrapper without XRT on this machine");
+        return;
+    }
+    let search = SearchPaths {
+        path: Some("/usr/bin".into()),
+        ..SearchPaths::default()
+    };
+    match Toolchain::discover_in(&search).status(Tool::Xclbinutil) {
+        ToolStatus::Broken { path, reason } => {
+            assert_eq!(path, wrapper);
+            assert!(reason.contains("No such file or directory"), "{reason}");
+        }
+        other => panic!("expected the wrapper to be broken, got {other:?}"),
+    }
 }
 
 #[test]
@@ -231,7 +272,9 @@ fn real_bootgen() -> Option<Toolchain> {
         eprintln!("SKIPPED: bootgen not installed (apt-get install xilinx-bootgen)");
         return None;
     }
-    Some(tc)
+    // Only bootgen: on a machine with the AIE tools the other steps would run on a design
+    // that is not a real one.
+    Some(tc.restricted_to(&[Tool::Bootgen]))
 }
 
 #[test]

@@ -92,6 +92,48 @@ impl Report {
         self.require(names::FINAL_XCLBIN)
     }
 
+    /// The report as JSON for the artefact's `manifest.json`: which step (and tool) made
+    /// which file, and which tools were missing with what they would have made.
+    pub fn to_json(&self) -> serde_json::Value {
+        let paths =
+            |v: &[PathBuf]| -> Vec<String> { v.iter().map(|p| p.display().to_string()).collect() };
+        let steps: Vec<serde_json::Value> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let (status, reason) = match &s.status {
+                    StepStatus::Ran => ("ran", None),
+                    StepStatus::SkippedToolUnavailable { tool, reason } => {
+                        ("skipped", Some(format!("{tool}: {reason}")))
+                    }
+                    StepStatus::SkippedInputMissing { input } => (
+                        "skipped",
+                        Some(format!("input {} was not made", input.display())),
+                    ),
+                };
+                serde_json::json!({
+                    "purpose": s.purpose,
+                    "command": s.command,
+                    "outputs": paths(&s.outputs),
+                    "status": status,
+                    "reason": reason,
+                })
+            })
+            .collect();
+        let missing: Vec<serde_json::Value> = self
+            .missing_tools
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "tool": m.tool.to_string(),
+                    "reason": m.reason,
+                    "would_make": paths(&m.would_make),
+                })
+            })
+            .collect();
+        serde_json::json!({ "steps": steps, "missing_tools": missing })
+    }
+
     /// Human-readable summary: what ran, and each missing tool with what it would have made.
     pub fn summary(&self) -> String {
         let ran = self

@@ -311,6 +311,26 @@ impl Toolchain {
         Toolchain { tools }
     }
 
+    /// The same toolchain with every tool outside `keep` marked missing, e.g. to stop
+    /// before the xclbin or to exercise one step.
+    pub fn restricted_to(&self, keep: &[Tool]) -> Self {
+        let tools = self
+            .tools
+            .iter()
+            .map(|(tool, status)| {
+                let status = if keep.contains(tool) {
+                    status.clone()
+                } else {
+                    ToolStatus::Missing {
+                        reason: "excluded from this build".to_string(),
+                    }
+                };
+                (*tool, status)
+            })
+            .collect();
+        Toolchain { tools }
+    }
+
     pub fn status(&self, tool: Tool) -> &ToolStatus {
         // Every constructor fills all tools.
         &self.tools[&tool]
