@@ -4,3 +4,6 @@
 pub mod backend;
 pub mod cli;
 pub mod design;
+pub mod device;
+pub mod ops;
+pub mod spec;

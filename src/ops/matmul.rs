@@ -1,0 +1,517 @@
+//! Matrix multiply `C[M x N] = A[M x K] * B[K x N]`, int8 (int32 accumulate, requantised to
+//! int8) or bf16 (f32 accumulate, bf16 out), over `columns x cores_per_column` cores.
+//!
+//! Partitioning: the cores of a column split M (core `r` owns row block `r` of each group of
+//! `cores_per_column x tile.m` rows); the columns split N (column `c` owns the `tile.n`-wide
+//! column blocks `c, c + columns, ...`).
+//!
+//! Data movement per column `c` (memtile `(c,1)`):
+//! - `a_in{c}`: shim -> memtile, `cores x m x k` (the row group); linked as a split into
+//!   `a{c}_{r}` (`m x k`, one per core, at offset `r*m*k`).
+//! - `b_in{c}`: shim -> memtile, `k x n`; linked to `b{c}`, broadcast to every core.
+//! - `c{c}_{r}`: core -> memtile, `m x n`; joined (offset `r*m*n`) into `c_out{c}` -> shim.
+//! - `acc{c}_{r}`: a FIFO whose producer and consumer are the same core (no DMA): the
+//!   int32/f32 accumulator the k-loop adds into, handed from the MAC phase to the
+//!   requantisation phase through acquire/release.
+//!
+//! The runtime sequence, per row group `g` and column `c`, moves A rows
+//! `[g*cores*m, (g+1)*cores*m)` once per (n block, k block), B's column blocks of column `c`
+//! and C back, as 4-D access patterns (highest dimension first), then waits on every `c_out`.
+
+use crate::design::{
+    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
+    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+};
+use crate::ops::kir::{Emit, KResult};
+use crate::ops::{core, expect_args, kernel, memtile, shim};
+use crate::spec::{Dtype, MatmulSpec, Requant};
+use melior::ir::{Block, Value};
+
+/// int8 results are bit-exact: the kernels and the reference use the same integer formula.
+pub const TOLERANCE_INT8: i32 = 0;
+
+/// bf16: relative error bound of one bf16 rounding of the f32 sum (2^-8), plus the f32
+/// accumulation error, taken as `K * 2^-24` of the sum of |a*b| (both on the f64 reference).
+/// Check `|y - ref| <= TOLERANCE * |ref| + K * 2^-24 * sum|a||b|`.
+pub const TOLERANCE: f64 = 1.0 / 256.0;
+
+/// Requantisation exactly as the kernel does it, in integers:
+/// `clamp((acc * scale + 2^(shift-1)) >> shift, -128, 127)` with an arithmetic shift
+/// (floor), i.e. round half up.
+pub fn requantize(acc: i32, rq: Requant) -> i8 {
+    let v = (acc as i64 * rq.scale as i64 + (1i64 << (rq.shift - 1))) >> rq.shift;
+    v.clamp(-128, 127) as i8
+}
+
+/// f64 reference of the int8 matmul: exact sums, then `floor(sum*scale/2^shift + 0.5)`
+/// clamped to int8 (the same rounding the integer formula implements).
+pub fn reference_int8(a: &[i8], b: &[i8], m: usize, k: usize, n: usize, rq: Requant) -> Vec<i8> {
+    let mut out = vec![0i8; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for l in 0..k {
+                s += a[i * k + l] as f64 * b[l * n + j] as f64;
+            }
+            let y = (s * rq.scale as f64 / 2f64.powi(rq.shift as i32) + 0.5).floor();
+            out[i * n + j] = y.clamp(-128.0, 127.0) as i8;
+        }
+    }
+    out
+}
+
+/// f64 reference of the float matmul (inputs as f32, typically bf16-representable).
+pub fn reference_f64(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for l in 0..k {
+                s += a[i * k + l] as f64 * b[l * n + j] as f64;
+            }
+            out[i * n + j] = s;
+        }
+    }
+    out
+}
+
+/// The per-element bound for the bf16 variant given the f64 reference row sums of |a*b|.
+pub fn bf16_bound(reference: f64, abs_sum: f64, k: usize) -> f64 {
+    TOLERANCE * reference.abs() + k as f64 * 2f64.powi(-24) * abs_sum + 1e-30
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    m: usize,
+    k: usize,
+    n: usize,
+    dtype: Dtype,
+    requant: Option<Requant>,
+}
+
+impl Tile {
+    fn acc_elem(&self) -> ElemType {
+        match self.dtype {
+            Dtype::Int8 => ElemType::I32,
+            _ => ElemType::F32,
+        }
+    }
+}
+
+/// `acc = 0`.
+fn emit_zero<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    t: Tile,
+) -> KResult<()> {
+    expect_args("matmul_zero", args, 1)?;
+    let e = Emit::new(ctx, block, "matmul_zero");
+    let acc = args[0];
+    let zero = match t.acc_elem() {
+        ElemType::I32 => e.int(32, 0)?,
+        _ => e.f32(0.0)?,
+    };
+    e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])))
+}
+
+/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32).
+fn emit_mac<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    t: Tile,
+) -> KResult<()> {
+    expect_args("matmul_mac", args, 3)?;
+    let e = Emit::new(ctx, block, "matmul_mac");
+    let (a, b, acc) = (args[0], args[1], args[2]);
+    let int = t.dtype == Dtype::Int8;
+    e.for_n(t.m, |e, i| {
+        e.for_n(t.n, |e, j| {
+            let init = e.load(acc, &[i, j])?;
+            let sum = e.fold_n(t.k, init, |e, l, s| {
+                if int {
+                    let i32t = e.int_type(32);
+                    let x = e.cast("arith.extsi", e.load(a, &[i, l])?, i32t)?;
+                    let y = e.cast("arith.extsi", e.load(b, &[l, j])?, i32t)?;
+                    e.addi(s, e.muli(x, y)?)
+                } else {
+                    let x = e.load_f32(a, &[i, l])?;
+                    let y = e.load_f32(b, &[l, j])?;
+                    e.addf(s, e.mulf(x, y)?)
+                }
+            })?;
+            e.store(sum, acc, &[i, j])
+        })
+    })
+}
+
+/// `c = requant(acc)` (int8) or `c = bf16(acc)`.
+fn emit_store<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    t: Tile,
+) -> KResult<()> {
+    expect_args("matmul_store", args, 2)?;
+    let e = Emit::new(ctx, block, "matmul_store");
+    let (acc, c) = (args[0], args[1]);
+    match (t.dtype, t.requant) {
+        (Dtype::Int8, Some(rq)) => {
+            let scale = e.int(64, rq.scale as i64)?;
+            let half = e.int(64, 1i64 << (rq.shift - 1))?;
+            let shift = e.int(64, rq.shift as i64)?;
+            let lo = e.int(64, -128)?;
+            let hi = e.int(64, 127)?;
+            e.for_n(t.m, |e, i| {
+                e.for_n(t.n, |e, j| {
+                    let v = e.cast("arith.extsi", e.load(acc, &[i, j])?, e.int_type(64))?;
+                    let v = e.addi(e.muli(v, scale)?, half)?;
+                    let v = e.shrsi(v, shift)?;
+                    let v = e.minsi(e.maxsi(v, lo)?, hi)?;
+                    let v = e.cast("arith.trunci", v, e.int_type(8))?;
+                    e.store(v, c, &[i, j])
+                })
+            })
+        }
+        (Dtype::Int8, None) => Err(DesignError::Kernel {
+            kernel: "matmul_store".into(),
+            message: "int8 matmul without requantisation parameters".into(),
+        }),
+        (dtype, _) => e.for_n(t.m, |e, i| {
+            e.for_n(t.n, |e, j| {
+                let v = e.load(acc, &[i, j])?;
+                e.store_f32(v, c, &[i, j], dtype.elem())
+            })
+        }),
+    }
+}
+
+pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
+    let invalid = |message: String| DesignError::Invalid {
+        design: spec.name.clone(),
+        message,
+    };
+    let (mm, kk, nn) = (spec.shape.m, spec.shape.k, spec.shape.n);
+    let t = Tile {
+        m: spec.tile.m,
+        k: spec.tile.k,
+        n: spec.tile.n,
+        dtype: spec.dtype,
+        requant: spec.requant,
+    };
+    let cols = spec.array.columns;
+    let rows = spec.array.cores_per_column;
+    let (r, cn) = (rows as usize, cols as usize);
+    if t.m * r == 0
+        || t.n * cn == 0
+        || t.k == 0
+        || mm % (t.m * r) != 0
+        || nn % (t.n * cn) != 0
+        || kk % t.k != 0
+    {
+        return Err(invalid(format!(
+            "shape {mm}x{kk}x{nn} does not tile by {}x{}x{} over {rows} cores x {cols} columns",
+            t.m, t.k, t.n
+        )));
+    }
+    let groups = mm / (t.m * r); // row groups, each handled by the cores of every column
+    let n_blocks = nn / (t.n * cn); // column blocks per column
+    let k_blocks = kk / t.k;
+    let elem = spec.dtype.elem();
+    let depth = spec.depth;
+
+    let zero = kernel("matmul_zero", move |c, b, a| emit_zero(c, b, a, t));
+    let mac = kernel("matmul_mac", move |c, b, a| emit_mac(c, b, a, t));
+    let store = kernel("matmul_store", move |c, b, a| emit_store(c, b, a, t));
+
+    let mut tiles = Vec::new();
+    let mut fifos = Vec::new();
+    let mut links = Vec::new();
+    let mut workers = Vec::new();
+    for c in 0..cols {
+        tiles.push(shim(c));
+        tiles.push(memtile(c));
+        let cores: Vec<_> = (0..rows).map(|i| core(c, i)).collect();
+        tiles.extend(cores.iter().copied());
+
+        let a_in = format!("a_in{c}");
+        fifos.push(ObjectFifo {
+            name: a_in.clone(),
+            producer: shim(c),
+            consumers: vec![memtile(c)],
+            depth,
+            ty: BufferType::new([r * t.m, t.k], elem),
+        });
+        let b_in = format!("b_in{c}");
+        let b = format!("b{c}");
+        fifos.push(ObjectFifo {
+            name: b_in.clone(),
+            producer: shim(c),
+            consumers: vec![memtile(c)],
+            depth,
+            ty: BufferType::new([t.k, t.n], elem),
+        });
+        fifos.push(ObjectFifo {
+            name: b.clone(),
+            producer: memtile(c),
+            consumers: cores.clone(),
+            depth,
+            ty: BufferType::new([t.k, t.n], elem),
+        });
+        links.push(FifoLink {
+            srcs: vec![b_in],
+            dsts: vec![b.clone()],
+            src_offsets: vec![],
+            dst_offsets: vec![],
+        });
+        let c_out = format!("c_out{c}");
+        let mut a_split = Vec::new();
+        let mut c_join = Vec::new();
+        for (i, &tile) in cores.iter().enumerate() {
+            let a = format!("a{c}_{i}");
+            let cc = format!("c{c}_{i}");
+            let acc = format!("acc{c}_{i}");
+            fifos.push(ObjectFifo {
+                name: a.clone(),
+                producer: memtile(c),
+                consumers: vec![tile],
+                depth,
+                ty: BufferType::new([t.m, t.k], elem),
+            });
+            fifos.push(ObjectFifo {
+                name: cc.clone(),
+                producer: tile,
+                consumers: vec![memtile(c)],
+                depth,
+                ty: BufferType::new([t.m, t.n], elem),
+            });
+            fifos.push(ObjectFifo {
+                name: acc.clone(),
+                producer: tile,
+                consumers: vec![tile],
+                depth: 1,
+                ty: BufferType::new([t.m, t.n], t.acc_elem()),
+            });
+            a_split.push(a.clone());
+            c_join.push(cc.clone());
+            workers.push(Worker {
+                tile,
+                stack_bytes: spec.stack_bytes,
+                program: core_program(
+                    &a,
+                    &b,
+                    &acc,
+                    &cc,
+                    groups,
+                    n_blocks,
+                    k_blocks,
+                    [&zero, &mac, &store],
+                ),
+            });
+        }
+        links.push(FifoLink {
+            srcs: vec![a_in],
+            dst_offsets: (0..r).map(|i| i * t.m * t.k).collect(),
+            dsts: a_split,
+            src_offsets: vec![],
+        });
+        fifos.push(ObjectFifo {
+            name: c_out.clone(),
+            producer: memtile(c),
+            consumers: vec![shim(c)],
+            depth,
+            ty: BufferType::new([r * t.m, t.n], elem),
+        });
+        links.push(FifoLink {
+            srcs: c_join,
+            dsts: vec![c_out],
+            src_offsets: (0..r).map(|i| i * t.m * t.n).collect(),
+            dst_offsets: vec![],
+        });
+    }
+
+    let mut ops = Vec::new();
+    for g in 0..groups {
+        for c in 0..cn {
+            // A: the row group, repeated for every n block (stride 0), k blocks, rows, cols.
+            ops.push(SeqOp::Fill {
+                fifo: format!("a_in{c}"),
+                arg: 0,
+                pattern: TensorAccessPattern {
+                    offset: g * r * t.m * kk,
+                    sizes: [n_blocks, k_blocks, r * t.m, t.k],
+                    strides: [0, t.k, kk, 1],
+                },
+            });
+            // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
+            ops.push(SeqOp::Fill {
+                fifo: format!("b_in{c}"),
+                arg: 1,
+                pattern: TensorAccessPattern {
+                    offset: c * t.n,
+                    sizes: [n_blocks, k_blocks, t.k, t.n],
+                    strides: [t.n * cn, t.k * nn, nn, 1],
+                },
+            });
+            ops.push(SeqOp::Drain {
+                fifo: format!("c_out{c}"),
+                arg: 2,
+                pattern: TensorAccessPattern {
+                    offset: g * r * t.m * nn + c * t.n,
+                    sizes: [1, n_blocks, r * t.m, t.n],
+                    strides: [0, t.n * cn, nn, 1],
+                },
+            });
+        }
+        for c in 0..cn {
+            ops.push(SeqOp::Wait {
+                fifo: format!("c_out{c}"),
+            });
+        }
+    }
+
+    Ok(Design {
+        name: spec.name.clone(),
+        device: spec.device.clone(),
+        tiles,
+        fifos,
+        links,
+        workers,
+        sequence: RuntimeSequence {
+            args: vec![
+                HostBuffer {
+                    name: "A".into(),
+                    ty: BufferType::new([mm, kk], elem),
+                },
+                HostBuffer {
+                    name: "B".into(),
+                    ty: BufferType::new([kk, nn], elem),
+                },
+                HostBuffer {
+                    name: "C".into(),
+                    ty: BufferType::new([mm, nn], elem),
+                },
+            ],
+            ops,
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn core_program(
+    a: &str,
+    b: &str,
+    acc: &str,
+    c: &str,
+    groups: usize,
+    n_blocks: usize,
+    k_blocks: usize,
+    [zero, mac, store]: [&crate::design::Kernel; 3],
+) -> Vec<CoreStmt> {
+    let arg = |binding: &str| BufArg {
+        binding: binding.into(),
+        index: 0,
+    };
+    let acquire = |fifo: &str, port, binding: &str| CoreStmt::Acquire {
+        fifo: fifo.into(),
+        port,
+        count: 1,
+        binding: binding.into(),
+    };
+    let release = |fifo: &str, port| CoreStmt::Release {
+        fifo: fifo.into(),
+        port,
+        count: 1,
+    };
+    let k_loop = CoreStmt::Loop {
+        count: k_blocks as u64,
+        body: vec![
+            acquire(a, Port::Consume, "a"),
+            acquire(b, Port::Consume, "b"),
+            CoreStmt::Kernel {
+                kernel: mac.clone(),
+                args: vec![arg("a"), arg("b"), arg("acc")],
+            },
+            release(a, Port::Consume),
+            release(b, Port::Consume),
+        ],
+    };
+    let n_loop = CoreStmt::Loop {
+        count: n_blocks as u64,
+        body: vec![
+            acquire(acc, Port::Produce, "acc"),
+            CoreStmt::Kernel {
+                kernel: zero.clone(),
+                args: vec![arg("acc")],
+            },
+            k_loop,
+            release(acc, Port::Produce),
+            acquire(acc, Port::Consume, "sum"),
+            acquire(c, Port::Produce, "c"),
+            CoreStmt::Kernel {
+                kernel: store.clone(),
+                args: vec![arg("sum"), arg("c")],
+            },
+            release(acc, Port::Consume),
+            release(c, Port::Produce),
+        ],
+    };
+    vec![CoreStmt::Loop {
+        count: groups as u64,
+        body: vec![n_loop],
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requantisation_rounds_half_up_and_clamps() {
+        let rq = Requant { shift: 4, scale: 1 };
+        // 8/16 = 0.5 -> 1; 7/16 -> 0; -8/16 = -0.5 -> 0 (half up); -9/16 -> -1; 24/16=1.5 -> 2
+        assert_eq!(requantize(8, rq), 1);
+        assert_eq!(requantize(7, rq), 0);
+        assert_eq!(requantize(-8, rq), 0);
+        assert_eq!(requantize(-9, rq), -1);
+        assert_eq!(requantize(24, rq), 2);
+        assert_eq!(requantize(-24, rq), -1);
+        assert_eq!(requantize(1 << 20, rq), 127);
+        assert_eq!(requantize(-(1 << 20), rq), -128);
+        let rq = Requant {
+            shift: 10,
+            scale: 3,
+        };
+        // 1000*3/1024 = 2.93 -> 3
+        assert_eq!(requantize(1000, rq), 3);
+    }
+
+    #[test]
+    fn int8_reference_matches_the_integer_formula() {
+        let (m, k, n) = (3, 5, 4);
+        let a: Vec<i8> = (0..m * k)
+            .map(|i| (i as i32 * 37 % 255 - 127) as i8)
+            .collect();
+        let b: Vec<i8> = (0..k * n)
+            .map(|i| (i as i32 * 91 % 255 - 127) as i8)
+            .collect();
+        let rq = Requant { shift: 7, scale: 5 };
+        let got = reference_int8(&a, &b, m, k, n, rq);
+        for i in 0..m {
+            for j in 0..n {
+                let acc: i32 = (0..k)
+                    .map(|l| a[i * k + l] as i32 * b[l * n + j] as i32)
+                    .sum();
+                assert_eq!(got[i * n + j], requantize(acc, rq));
+            }
+        }
+    }
+
+    #[test]
+    fn f64_reference_of_a_hand_computed_product() {
+        // [1 2; 3 4] * [5 6; 7 8] = [19 22; 43 50]
+        let out = reference_f64(&[1., 2., 3., 4.], &[5., 6., 7., 8.], 2, 2, 2);
+        assert_eq!(out, vec![19., 22., 43., 50.]);
+    }
+}
