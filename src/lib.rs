@@ -5,5 +5,6 @@ pub mod backend;
 pub mod cli;
 pub mod design;
 pub mod device;
+pub mod mlir;
 pub mod ops;
 pub mod spec;
