@@ -332,3 +332,69 @@ fn a_failing_tool_is_an_error_naming_it_with_its_stderr() {
     }
     assert!(!dir.path().join("final.xclbin").exists());
 }
+
+const PHYSICAL: &str = "module {
+  aie.device(npu1) {
+    %tile_0_2 = aie.tile(0, 2)
+    %tile_1_2 = aie.tile(1, 2)
+    %core_0_2 = aie.core(%tile_0_2) {
+      aie.end
+    } {stack_size = 1024 : i32}
+    %core_1_2 = aie.core(%tile_1_2) {
+      aie.end
+    }
+  }
+}
+";
+
+#[test]
+fn in_process_steps_run_when_their_inputs_exist() {
+    let (dir, req) = artefact_dir();
+    // What aie-opt, aie-translate and Peano would have left behind.
+    fs::write(dir.path().join("input_physical.mlir"), PHYSICAL).unwrap();
+    fs::write(
+        dir.path().join("main_core_0_2.ll"),
+        "%p = getelementptr inbounds nuw i32, ptr %a, i64 1\n%v = load i32, ptr %p, align 4\n",
+    )
+    .unwrap();
+    for elf in ["main_core_0_2.elf", "main_core_1_2.elf"] {
+        fs::write(dir.path().join(elf), b"\x7fELF").unwrap();
+    }
+    let report = plan(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+    assert!(report.produced("main_core_0_2.llpeanohack.ll"));
+    assert!(!report.produced("main_core_1_2.llpeanohack.ll"));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("main_core_0_2.llpeanohack.ll")).unwrap(),
+        "%p = getelementptr inbounds i32, ptr %a, i64 1\n%v = load i32, ptr %p\n"
+    );
+    assert!(report.produced("input_physical_with_elfs.mlir"));
+    let with_elfs = fs::read_to_string(dir.path().join("input_physical_with_elfs.mlir")).unwrap();
+    assert!(with_elfs.contains("} {elf_file = \"main_core_0_2.elf\", stack_size = 1024 : i32}"));
+    assert!(with_elfs.contains("} {elf_file = \"main_core_1_2.elf\"}"));
+}
+
+#[test]
+fn a_design_core_missing_from_the_request_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("design.mlir"), DESIGN).unwrap();
+    fs::write(dir.path().join("input_physical.mlir"), PHYSICAL).unwrap();
+    fs::write(dir.path().join("main_core_0_2.elf"), b"\x7fELF").unwrap();
+    // The request forgets core (1, 2).
+    let req = BuildRequest::new(
+        dir.path().join("design.mlir"),
+        dir.path(),
+        "npu1",
+        vec![(0, 2)],
+    )
+    .unwrap();
+    match plan(&req).unwrap().execute(&Toolchain::empty()) {
+        Err(BackendError::IrEdit { path, message }) => {
+            assert_eq!(path, dir.path().join("input_physical.mlir"));
+            assert_eq!(
+                message,
+                "the core on tile (1, 2) has no ELF: it is not among the build's cores"
+            );
+        }
+        other => panic!("expected IrEdit, got {other:?}"),
+    }
+}

@@ -106,26 +106,37 @@ pub fn attach_elf_files(
             ))
         })?;
         search_from = region_close + 1;
-        let Some(elf) = elf_for_tile.get(&tile) else {
-            continue;
-        };
-        attached.insert(tile);
         // The attribute dictionary, if any, follows the region on the same line.
         let after = skip_spaces(mlir, region_close + 1);
-        if mlir.as_bytes().get(after) == Some(&b'{') {
+        let dict = if mlir.as_bytes().get(after) == Some(&b'{') {
             let dict_close = matching_brace(mlir, after).ok_or_else(|| {
                 IrEditError(format!(
                     "unbalanced attribute dictionary of `aie.core({operand})`"
                 ))
             })?;
-            let dict = &mlir[after + 1..dict_close];
-            if has_key(dict, "elf_file") {
-                continue;
-            }
-            let sep = if dict.trim().is_empty() { "" } else { ", " };
-            edits.push((after + 1, format!("elf_file = {}{sep}", quote(elf))));
+            Some(&mlir[after + 1..dict_close])
         } else {
-            edits.push((region_close + 1, format!(" {{elf_file = {}}}", quote(elf))));
+            None
+        };
+        let has_elf = dict.is_some_and(|d| has_key(d, "elf_file"));
+        let Some(elf) = elf_for_tile.get(&tile) else {
+            // CDO generation would stop at this core much later and less clearly.
+            if !has_elf {
+                return Err(IrEditError(format!(
+                    "the core on tile ({}, {}) has no ELF: it is not among the build's cores",
+                    tile.0, tile.1
+                )));
+            }
+            continue;
+        };
+        attached.insert(tile);
+        match dict {
+            Some(_) if has_elf => {}
+            Some(d) => {
+                let sep = if d.trim().is_empty() { "" } else { ", " };
+                edits.push((after + 1, format!("elf_file = {}{sep}", quote(elf))));
+            }
+            None => edits.push((region_close + 1, format!(" {{elf_file = {}}}", quote(elf)))),
         }
     }
 
@@ -315,8 +326,31 @@ mod tests {
     }
 
     #[test]
+    fn core_left_out_of_the_request_is_an_error() {
+        let elfs = BTreeMap::from([((0, 2), "main_core_0_2.elf".to_string())]);
+        let err = attach_elf_files(PHYSICAL, &elfs).unwrap_err();
+        assert_eq!(
+            err.0,
+            "the core on tile (1, 3) has no ELF: it is not among the build's cores"
+        );
+        // A core that already names its ELF needs no entry.
+        let prebuilt = PHYSICAL.replace(
+            "      aie.end\n    }\n  }",
+            "      aie.end\n    } {elf_file = \"prebuilt.elf\"}\n  }",
+        );
+        assert_ne!(prebuilt, PHYSICAL);
+        let out = attach_elf_files(&prebuilt, &elfs).unwrap();
+        assert!(out.contains("{elf_file = \"prebuilt.elf\"}"));
+        assert!(out.contains("{elf_file = \"main_core_0_2.elf\", stack_size"));
+    }
+
+    #[test]
     fn missing_core_is_an_error() {
-        let elfs = BTreeMap::from([((2, 2), "main_core_2_2.elf".to_string())]);
+        let elfs = BTreeMap::from([
+            ((0, 2), "main_core_0_2.elf".to_string()),
+            ((1, 3), "main_core_1_3.elf".to_string()),
+            ((2, 2), "main_core_2_2.elf".to_string()),
+        ]);
         let err = attach_elf_files(PHYSICAL, &elfs).unwrap_err();
         assert_eq!(err.0, "no `aie.core` on tile (2, 2) in the module");
     }
