@@ -280,3 +280,38 @@ fn bad_requests_are_rejected_with_the_cause() {
     let msg = invalid_message(plan(&req));
     assert!(msg.contains("sequence name `1seq`"), "{msg}");
 }
+
+#[test]
+fn request_for_a_dsl_design_takes_its_cores_and_buffers() {
+    use aiec::design::{BufferType, Design, ElemType, HostBuffer, RuntimeSequence, TileId, Worker};
+    let worker = |col, row| Worker {
+        tile: TileId::new(col, row),
+        program: vec![],
+        stack_bytes: 1024,
+    };
+    let buffer = |name: &str| HostBuffer {
+        name: name.to_string(),
+        ty: BufferType::new(vec![256], ElemType::I32),
+    };
+    let design = Design {
+        name: "two_cores".into(),
+        device: "npu2".into(),
+        tiles: vec![TileId::new(0, 0), TileId::new(0, 2), TileId::new(1, 2)],
+        fifos: vec![],
+        links: vec![],
+        workers: vec![worker(0, 2), worker(1, 2)],
+        sequence: RuntimeSequence {
+            args: (0..6).map(|i| buffer(&format!("b{i}"))).collect(),
+            ops: vec![],
+        },
+    };
+    let req = BuildRequest::for_design(&design, "/art/design.mlir", "/art").unwrap();
+    assert_eq!(req.cores, vec![(0, 2), (1, 2)]);
+    assert_eq!(req.host_buffers, 6);
+    assert_eq!((req.device.as_str(), req.columns), ("npu2", 8));
+
+    let mut bad = design.clone();
+    bad.workers.push(worker(9, 2));
+    let msg = invalid_message(BuildRequest::for_design(&bad, "/art/design.mlir", "/art"));
+    assert!(msg.contains("core tile (9, 2)"), "{msg}");
+}

@@ -133,6 +133,24 @@ impl BuildRequest {
         Ok(req)
     }
 
+    /// The request for a DSL [`Design`](crate::design::Design) written to `design_mlir`:
+    /// its device, one core per worker, one `bo` argument per host buffer.
+    pub fn for_design(
+        design: &crate::design::Design,
+        design_mlir: impl Into<PathBuf>,
+        out_dir: impl Into<PathBuf>,
+    ) -> Result<Self, BackendError> {
+        let cores = design
+            .workers
+            .iter()
+            .map(|w| (w.tile.col, w.tile.row))
+            .collect();
+        let mut req = Self::new(design_mlir, out_dir, &design.device, cores)?;
+        req.host_buffers = u32::try_from(design.sequence.args.len()).unwrap_or(u32::MAX);
+        req.validate()?;
+        Ok(req)
+    }
+
     /// The device's facts; errors on a device name aie-opt would not accept.
     pub fn device_info(&self) -> Result<DeviceInfo, BackendError> {
         device_info(&self.device).ok_or_else(|| unknown_device(&self.device))
