@@ -7,4 +7,5 @@ pub mod design;
 pub mod device;
 pub mod mlir;
 pub mod ops;
+pub mod sim;
 pub mod spec;

@@ -1,0 +1,431 @@
+//! Host JIT of the worker programs.
+//!
+//! Each worker becomes `func.func @aiec_core_N(%ctx: i64)`: its control program as `scf.for`
+//! loops and calls to the hooks of [`super::hooks`] (acquire / access / release), and its
+//! kernels inlined by the very emitters the MLIR-AIE lowering puts inside `aie.core` (upstream
+//! scf/arith/memref/vector/math only). The module is lowered to the LLVM dialect and compiled
+//! at -O3 by MLIR's ExecutionEngine. Workers whose programs print identically (same kernels,
+//! loops, buffer types; FIFOs numbered per worker) share one compiled function.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use melior::{
+    dialect::{arith, func, scf, DialectRegistry},
+    ir::{
+        attribute::{FlatSymbolRefAttribute, IntegerAttribute, StringAttribute, TypeAttribute},
+        operation::OperationLike,
+        r#type::{FunctionType, IntegerType, MemRefType},
+        Attribute, Block, BlockLike, Identifier, Location, Module, Region, RegionLike, Type, Value,
+        ValueLike,
+    },
+    pass::PassManager,
+    utility::{
+        parse_pass_pipeline, register_all_dialects, register_all_llvm_translations,
+        register_all_passes,
+    },
+    Context, ExecutionEngine,
+};
+use mlir_sys::MlirValue;
+
+use super::hooks;
+use super::plan::{Plan, PortKey, WorkerPlan};
+use super::SimError;
+use crate::design::{BufferType, CoreStmt, Design, ElemType, KernelCtx};
+
+/// Lowering to the LLVM dialect for the host. bf16 arithmetic and math are computed in f32
+/// and rounded back (round-to-nearest-even), as the AIE vector unit accumulates bf16 in f32.
+pub(crate) const HOST_PIPELINE: &str = "builtin.module(\
+    lower-affine,\
+    func.func(math-extend-to-supported-types{target-type=f32}),\
+    arith-emulate-unsupported-floats{source-types=bf16 target-type=f32},\
+    convert-vector-to-scf,\
+    convert-scf-to-cf,\
+    arith-expand{include-bf16=true},\
+    convert-math-to-llvm,\
+    convert-math-to-libm,\
+    expand-strided-metadata,\
+    convert-vector-to-llvm,\
+    finalize-memref-to-llvm,\
+    convert-arith-to-llvm,\
+    convert-index-to-llvm,\
+    convert-func-to-llvm,\
+    convert-cf-to-llvm,\
+    reconcile-unrealized-casts)";
+
+pub(crate) type CoreFn = unsafe extern "C" fn(i64);
+
+/// A context with every upstream dialect, pass and LLVM translation registered.
+pub(crate) fn host_context() -> Context {
+    let registry = DialectRegistry::new();
+    register_all_dialects(&registry);
+    let context = Context::new();
+    context.append_dialect_registry(&registry);
+    context.load_all_available_dialects();
+    register_all_llvm_translations(&context);
+    register_all_passes();
+    context
+}
+
+/// The compiled cores; `entries[w]` runs worker `w`.
+pub(crate) struct Compiled {
+    _engine: ExecutionEngine,
+    pub entries: Vec<CoreFn>,
+    /// Distinct compiled bodies (after sharing identical workers).
+    pub distinct: usize,
+}
+
+pub(crate) fn elem_type<'c>(context: &'c Context, elem: ElemType) -> Type<'c> {
+    match elem {
+        ElemType::I8 => IntegerType::new(context, 8).into(),
+        ElemType::I16 => IntegerType::new(context, 16).into(),
+        ElemType::I32 => IntegerType::new(context, 32).into(),
+        ElemType::Bf16 => Type::bfloat16(context),
+        ElemType::F32 => Type::float32(context),
+    }
+}
+
+pub(crate) fn memref_type<'c>(context: &'c Context, ty: &BufferType) -> Type<'c> {
+    let dims: Vec<i64> = ty.shape.iter().map(|&d| d as i64).collect();
+    MemRefType::new(elem_type(context, ty.elem), &dims, None, None).into()
+}
+
+fn jit_error(what: &str, diagnostics: &Rc<RefCell<Vec<String>>>) -> SimError {
+    let notes = diagnostics.borrow();
+    SimError::Jit(if notes.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {}", notes.join("; "))
+    })
+}
+
+/// Builds, lowers and JIT-compiles every worker of `design`.
+pub(crate) fn compile(
+    context: &Context,
+    design: &Design,
+    plan: &Plan,
+) -> Result<Compiled, SimError> {
+    let diagnostics = Rc::new(RefCell::new(Vec::<String>::new()));
+    let sink = diagnostics.clone();
+    let handler = context.attach_diagnostic_handler(move |d| {
+        sink.borrow_mut().push(d.to_string());
+        true
+    });
+    let result = compile_inner(context, design, plan, &diagnostics);
+    context.detach_diagnostic_handler(handler);
+    result
+}
+
+fn compile_inner(
+    context: &Context,
+    design: &Design,
+    plan: &Plan,
+    diagnostics: &Rc<RefCell<Vec<String>>>,
+) -> Result<Compiled, SimError> {
+    let location = Location::unknown(context);
+    let module = Module::new(location);
+    let i64t: Type = IntegerType::new(context, 64).into();
+
+    // Hook declarations.
+    let declare = |name: &str, inputs: &[Type], results: &[Type], c_interface: bool| {
+        let mut attrs = vec![(
+            Identifier::new(context, "sym_visibility"),
+            StringAttribute::new(context, "private").into(),
+        )];
+        if c_interface {
+            attrs.push((
+                Identifier::new(context, "llvm.emit_c_interface"),
+                Attribute::unit(context),
+            ));
+        }
+        module.body().append_operation(func::func(
+            context,
+            StringAttribute::new(context, name),
+            TypeAttribute::new(FunctionType::new(context, inputs, results).into()),
+            Region::new(),
+            &attrs,
+            location,
+        ));
+    };
+    declare("aiec_sim_acquire", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_alive", &[i64t], &[i64t], false);
+    let mut access_names: HashMap<BufferType, String> = HashMap::new();
+    for w in &plan.workers {
+        for (_, ty) in &w.ports {
+            if !access_names.contains_key(ty) {
+                let name = format!("aiec_sim_access_{}", access_names.len());
+                declare(
+                    &name,
+                    &[i64t, i64t, i64t],
+                    &[memref_type(context, ty)],
+                    true,
+                );
+                access_names.insert(ty.clone(), name);
+            }
+        }
+    }
+
+    // One function per distinct worker program.
+    let mut by_text: HashMap<String, String> = HashMap::new();
+    let mut globals_seen: Vec<String> = Vec::new();
+    let mut entry_names = Vec::new();
+    for (w, wp) in design.workers.iter().zip(&plan.workers) {
+        let name = format!("aiec_core_{}", by_text.len());
+        let scratch = Module::new(location);
+        let emitter = Emitter {
+            context,
+            location,
+            device_block: &scratch.body(),
+            i64t,
+            worker: wp,
+            access_names: &access_names,
+        };
+        let body = Block::new(&[(i64t, location)]);
+        let ctx = body.argument(0).expect("ctx argument").to_raw();
+        emitter.stmts(&body, &w.program, ctx, &HashMap::new())?;
+        body.append_operation(func::r#return(&[], location));
+        let region = Region::new();
+        region.append_block(body);
+        let function = func::func(
+            context,
+            StringAttribute::new(context, &name),
+            TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
+            region,
+            &[],
+            location,
+        );
+        let key = format!(
+            "{}\n{}",
+            function.to_string().replacen(&name, "", 1),
+            scratch.as_operation()
+        );
+        if let Some(existing) = by_text.get(&key) {
+            entry_names.push(existing.clone());
+            continue;
+        }
+        // Module-level constants the kernels asked for (lookup tables), once each.
+        let mut next = scratch.body().first_operation();
+        while let Some(op) = next {
+            let text = op.to_string();
+            if !globals_seen.contains(&text) {
+                module.body().append_operation((*op).clone());
+                globals_seen.push(text);
+            }
+            next = op.next_in_block();
+        }
+        module.body().append_operation(function);
+        by_text.insert(key, name.clone());
+        entry_names.push(name);
+    }
+
+    if !module.as_operation().verify() {
+        return Err(jit_error(
+            "the host module for the cores does not verify",
+            diagnostics,
+        ));
+    }
+    let mut module = module;
+    let pm = PassManager::new(context);
+    parse_pass_pipeline(pm.as_operation_pass_manager(), HOST_PIPELINE)
+        .map_err(|e| SimError::Jit(format!("host pass pipeline: {e}")))?;
+    pm.run(&mut module)
+        .map_err(|_| jit_error("lowering the cores to the LLVM dialect failed", diagnostics))?;
+
+    let engine = ExecutionEngine::new(&module, 3, &[], false, false);
+    // SAFETY: the hooks have exactly the C signatures the declarations above give them.
+    unsafe {
+        engine.register_symbol("aiec_sim_acquire", hooks::acquire as *mut ());
+        engine.register_symbol("aiec_sim_release", hooks::release as *mut ());
+        engine.register_symbol("aiec_sim_alive", hooks::alive as *mut ());
+        for (ty, name) in &access_names {
+            engine.register_symbol(
+                &format!("_mlir_ciface_{name}"),
+                hooks::access_for_rank(ty.shape.len()),
+            );
+        }
+    }
+    let mut cache: HashMap<String, CoreFn> = HashMap::new();
+    let mut entries = Vec::new();
+    for name in &entry_names {
+        let f = match cache.get(name) {
+            Some(f) => *f,
+            None => {
+                let ptr = engine.lookup(name);
+                if ptr.is_null() {
+                    return Err(jit_error(
+                        &format!("the JIT did not produce `{name}`"),
+                        diagnostics,
+                    ));
+                }
+                // SAFETY: `name` is a `func.func (i64) -> ()` lowered with the C convention.
+                let f: CoreFn = unsafe { std::mem::transmute::<*mut (), CoreFn>(ptr) };
+                cache.insert(name.clone(), f);
+                f
+            }
+        };
+        entries.push(f);
+    }
+    Ok(Compiled {
+        _engine: engine,
+        entries,
+        distinct: cache.len(),
+    })
+}
+
+struct Emitter<'c, 'm> {
+    context: &'c Context,
+    location: Location<'c>,
+    device_block: &'m Block<'c>,
+    i64t: Type<'c>,
+    worker: &'m WorkerPlan,
+    access_names: &'m HashMap<BufferType, String>,
+}
+
+type Bindings = HashMap<String, Vec<MlirValue>>;
+
+fn value<'c, 'a>(raw: MlirValue) -> Value<'c, 'a> {
+    // SAFETY: every raw value comes from an op of the function under construction, which
+    // outlives the emission.
+    unsafe { Value::from_raw(raw) }
+}
+
+impl<'c> Emitter<'c, '_> {
+    fn constant(&self, block: &Block<'c>, ty: Type<'c>, v: i64) -> MlirValue {
+        let op = arith::constant(
+            self.context,
+            IntegerAttribute::new(ty, v).into(),
+            self.location,
+        );
+        block
+            .append_operation(op)
+            .result(0)
+            .expect("constant")
+            .to_raw()
+    }
+
+    fn call(
+        &self,
+        block: &Block<'c>,
+        callee: &str,
+        args: &[MlirValue],
+        results: &[Type<'c>],
+    ) -> Option<MlirValue> {
+        let args: Vec<Value> = args.iter().map(|&r| value(r)).collect();
+        let op = func::call(
+            self.context,
+            FlatSymbolRefAttribute::new(self.context, callee),
+            &args,
+            results,
+            self.location,
+        );
+        let op = block.append_operation(op);
+        (!results.is_empty()).then(|| op.result(0).expect("call result").to_raw())
+    }
+
+    fn stmts(
+        &self,
+        block: &Block<'c>,
+        stmts: &[CoreStmt],
+        ctx: MlirValue,
+        outer: &Bindings,
+    ) -> Result<(), SimError> {
+        let mut bindings = outer.clone();
+        for stmt in stmts {
+            match stmt {
+                CoreStmt::Loop { count, body } => {
+                    let count = i64::try_from(*count).map_err(|_| SimError::Invalid {
+                        design: String::new(),
+                        message: format!("loop count {count} does not fit an index"),
+                    })?;
+                    if count == 0 {
+                        continue;
+                    }
+                    let index = Type::index(self.context);
+                    let lo = self.constant(block, index, 0);
+                    let hi = self.constant(block, index, count);
+                    let step = self.constant(block, index, 1);
+                    let inner = Block::new(&[(index, self.location)]);
+                    self.stmts(&inner, body, ctx, &bindings)?;
+                    inner.append_operation(scf::r#yield(&[], self.location));
+                    let region = Region::new();
+                    region.append_block(inner);
+                    block.append_operation(scf::r#for(
+                        value(lo),
+                        value(hi),
+                        value(step),
+                        region,
+                        self.location,
+                    ));
+                }
+                CoreStmt::Acquire {
+                    fifo,
+                    port,
+                    count,
+                    binding,
+                } => {
+                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
+                    let ty = &self.worker.ports[local].1;
+                    let l = self.constant(block, self.i64t, local as i64);
+                    let n = self.constant(block, self.i64t, i64::from(*count));
+                    self.call(block, "aiec_sim_acquire", &[ctx, l, n], &[]);
+                    let memref = memref_type(self.context, ty);
+                    let views = (0..*count)
+                        .map(|i| {
+                            let idx = self.constant(block, self.i64t, i64::from(i));
+                            self.call(block, &self.access_names[ty], &[ctx, l, idx], &[memref])
+                                .expect("access result")
+                        })
+                        .collect();
+                    bindings.insert(binding.clone(), views);
+                }
+                CoreStmt::Release { fifo, port, count } => {
+                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
+                    let l = self.constant(block, self.i64t, local as i64);
+                    let n = self.constant(block, self.i64t, i64::from(*count));
+                    self.call(block, "aiec_sim_release", &[ctx, l, n], &[]);
+                }
+                CoreStmt::Kernel { kernel, args } => {
+                    let alive = self
+                        .call(block, "aiec_sim_alive", &[ctx], &[self.i64t])
+                        .expect("alive");
+                    let zero = self.constant(block, self.i64t, 0);
+                    let cond = block
+                        .append_operation(arith::cmpi(
+                            self.context,
+                            arith::CmpiPredicate::Ne,
+                            value(alive),
+                            value(zero),
+                            self.location,
+                        ))
+                        .result(0)
+                        .expect("cmpi")
+                        .to_raw();
+                    let then = Block::new(&[]);
+                    let values: Vec<Value> = args
+                        .iter()
+                        .map(|a| value(bindings[&a.binding][a.index as usize]))
+                        .collect();
+                    let kctx = KernelCtx {
+                        context: self.context,
+                        device_block: self.device_block,
+                        location: self.location,
+                    };
+                    (kernel.emit)(&kctx, &then, &values).map_err(SimError::Kernel)?;
+                    then.append_operation(scf::r#yield(&[], self.location));
+                    let then_region = Region::new();
+                    then_region.append_block(then);
+                    block.append_operation(scf::r#if(
+                        value(cond),
+                        &[],
+                        then_region,
+                        Region::new(),
+                        self.location,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

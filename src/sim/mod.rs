@@ -1,0 +1,258 @@
+//! The host simulator: runs a compiled [`Design`] on the CPU with the hardware's semantics.
+//!
+//! - **Cores** run their kernel bodies JIT-compiled from the same MLIR the AIE lowering emits
+//!   ([`jit`]); one thread per worker. The control program (loops, acquire, release) becomes
+//!   calls to host hooks ([`hooks`]) that implement the object-FIFO locks.
+//! - **Object FIFOs** keep their depth and Produce/Consume semantics ([`fifo`]), including
+//!   broadcast, and memtile links (forward, split, join at their offsets) moved by one host
+//!   thread per memtile DMA channel ([`actors`]).
+//! - **The runtime sequence** issues shim DMA transfers with their 4-D access patterns
+//!   ([`pattern`]); each shim channel is a thread; `dma_wait` waits for completion.
+//! - **Checks**: before running, tile memory budgets, access-pattern bounds and the design's
+//!   consistency ([`plan`]); while running, deadlock (every actor blocked; the report lists what
+//!   each waits on and holds) and a wall-clock limit.
+//!
+//! Modelling choice: a FIFO is one ring of `depth` buffers shared by producer and consumers
+//! (hardware keeps `depth` buffers at each end of a DMA-connected FIFO, so it can hold up to
+//! twice as many in flight); the simulator is therefore at least as strict about depth.
+
+mod actors;
+mod data;
+mod engine;
+mod fifo;
+mod hooks;
+mod jit;
+mod pattern;
+mod plan;
+
+use std::time::{Duration, Instant};
+
+pub use data::HostData;
+
+use crate::design::{Design, DesignError, SeqOp};
+use engine::{ActorInfo, Shared};
+use hooks::CoreCtx;
+use plan::Plan;
+
+/// Default wall-clock limit of one simulation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+pub enum SimError {
+    #[error("design `{design}` cannot be simulated: {message}")]
+    Invalid { design: String, message: String },
+    #[error("{tile} needs {needed} bytes of data memory but has {available} ({detail})")]
+    MemoryBudget {
+        tile: String,
+        needed: usize,
+        available: usize,
+        detail: String,
+    },
+    #[error(
+        "{what} is out of bounds: it touches element {index} of {buffer}, which has {len} elements"
+    )]
+    OutOfBounds {
+        what: String,
+        buffer: String,
+        index: usize,
+        len: usize,
+    },
+    #[error("input {index}: {message}")]
+    Input { index: usize, message: String },
+    #[error("host JIT: {0}")]
+    Jit(String),
+    #[error(transparent)]
+    Kernel(DesignError),
+    #[error("{actor} {message}")]
+    Protocol { actor: String, message: String },
+    #[error("deadlock: every worker and DMA is blocked\n{report}")]
+    Deadlock { report: String },
+    #[error("the simulation exceeded its wall-clock limit of {limit:?}\n{report}")]
+    Timeout { limit: Duration, report: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Wall-clock limit of the run (compilation excluded).
+    pub timeout: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Outputs and timings of one run.
+#[derive(Debug, Clone)]
+pub struct SimRun {
+    /// The drained host buffers, in argument order.
+    pub outputs: Vec<HostData>,
+    pub compile_time: Duration,
+    pub run_time: Duration,
+    /// Distinct compiled core bodies (identical workers share one).
+    pub compiled_cores: usize,
+}
+
+/// Indices of the runtime-sequence arguments the host fills (inputs) and drains (outputs).
+pub fn io_args(design: &Design) -> (Vec<usize>, Vec<usize>) {
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for op in &design.sequence.ops {
+        match op {
+            SeqOp::Fill { arg, .. } if !inputs.contains(arg) => inputs.push(*arg),
+            SeqOp::Drain { arg, .. } if !outputs.contains(arg) => outputs.push(*arg),
+            _ => {}
+        }
+    }
+    inputs.sort_unstable();
+    outputs.sort_unstable();
+    (inputs, outputs)
+}
+
+/// Runs `design` with `inputs` (one per filled argument, in argument order, see [`io_args`])
+/// and returns the drained arguments in argument order.
+pub fn run(design: &Design, inputs: Vec<HostData>) -> Result<Vec<HostData>, SimError> {
+    Ok(run_with(design, inputs, &SimOptions::default())?.outputs)
+}
+
+/// [`run`] with options, returning timings too.
+pub fn run_with(
+    design: &Design,
+    inputs: Vec<HostData>,
+    options: &SimOptions,
+) -> Result<SimRun, SimError> {
+    let plan = Plan::new(design)?;
+    let (input_args, output_args) = io_args(design);
+    if inputs.len() != input_args.len() {
+        return Err(SimError::Input {
+            index: inputs.len(),
+            message: format!(
+                "the design reads {} host buffers ({}), got {}",
+                input_args.len(),
+                input_args
+                    .iter()
+                    .map(|a| format!("%arg{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                inputs.len()
+            ),
+        });
+    }
+    let args = &design.sequence.args;
+    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
+    for (k, (data, &arg)) in inputs.iter().zip(&input_args).enumerate() {
+        let want = &args[arg].ty;
+        if data.elem() != want.elem || data.len() != want.numel() {
+            return Err(SimError::Input {
+                index: k,
+                message: format!(
+                    "%arg{arg} `{}` is {} ({} elements), got {} elements of {}",
+                    args[arg].name,
+                    want.mlir(),
+                    want.numel(),
+                    data.len(),
+                    data.elem().mlir()
+                ),
+            });
+        }
+        host[arg] = data.to_le_bytes();
+    }
+
+    let started = Instant::now();
+    let context = jit::host_context();
+    let compiled = jit::compile(&context, design, &plan)?;
+    let compile_time = started.elapsed();
+
+    // Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.
+    let mut actors = Vec::new();
+    for w in &plan.workers {
+        actors.push(ActorInfo {
+            name: format!("worker tile({}, {})", w.tile.col, w.tile.row),
+            ports: w.ports.iter().map(|(p, _)| *p).collect(),
+        });
+    }
+    for m in &plan.movers {
+        actors.push(ActorInfo {
+            name: m.name.clone(),
+            ports: vec![m.src, m.dst],
+        });
+    }
+    for d in &plan.dmas {
+        actors.push(ActorInfo {
+            name: d.name.clone(),
+            ports: vec![d.port],
+        });
+    }
+    actors.push(ActorInfo {
+        name: "runtime sequence".to_string(),
+        ports: Vec::new(),
+    });
+    let workers = plan.workers.len();
+    let movers = plan.movers.len();
+    let dmas = plan.dmas.len();
+    let sequence_actor = actors.len() - 1;
+
+    let run_started = Instant::now();
+    let shared = Shared::new(plan, actors, workers, host, options.timeout);
+    let contexts: Vec<CoreCtx> = (0..workers)
+        .map(|w| CoreCtx {
+            shared: &shared,
+            actor: w,
+            ports: shared.plan.workers[w]
+                .ports
+                .iter()
+                .map(|(p, _)| *p)
+                .collect(),
+            shapes: shared.plan.workers[w]
+                .ports
+                .iter()
+                .map(|(_, t)| t.shape.clone())
+                .collect(),
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (w, ctx) in contexts.iter().enumerate() {
+            let entry = compiled.entries[w];
+            let raw = ctx as *const CoreCtx as usize as i64;
+            let shared = &shared;
+            s.spawn(move || {
+                // SAFETY: `entry` is the JIT-compiled `(i64) -> ()` core; `raw` points at its
+                // context, alive until the scope ends.
+                unsafe { entry(raw) };
+                shared.finish(w);
+            });
+        }
+        for m in 0..movers {
+            let shared = &shared;
+            s.spawn(move || actors::run_mover(shared, workers + m, &shared.plan.movers[m]));
+        }
+        for d in 0..dmas {
+            let shared = &shared;
+            s.spawn(move || actors::run_shim_dma(shared, workers + movers + d, d));
+        }
+        // A failure is recorded in the shared state (and has woken every actor); the scope
+        // joins them all before we look.
+        let _ = actors::run_sequence(&shared, sequence_actor);
+    });
+    let run_time = run_started.elapsed();
+    drop(contexts);
+    if let Some(error) = shared.lock().error.take() {
+        return Err(error);
+    }
+    let outputs = output_args
+        .iter()
+        .map(|&a| {
+            let bytes = shared.host[a].lock().unwrap_or_else(|p| p.into_inner());
+            HostData::from_le_bytes(args[a].ty.elem, &bytes)
+        })
+        .collect();
+    Ok(SimRun {
+        outputs,
+        compile_time,
+        run_time,
+        compiled_cores: compiled.distinct,
+    })
+}

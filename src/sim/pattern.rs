@@ -1,0 +1,58 @@
+//! 4-D access patterns of `aiex.npu.dma_memcpy_nd`: offset, sizes and strides, highest
+//! dimension first, in elements of the host buffer.
+
+use crate::design::TensorAccessPattern;
+
+/// The largest element index the pattern touches (`None` if it touches nothing).
+pub(crate) fn max_index(p: &TensorAccessPattern) -> Option<usize> {
+    if p.is_empty() {
+        return None;
+    }
+    Some(
+        p.offset
+            + p.sizes
+                .iter()
+                .zip(p.strides.iter())
+                .map(|(&size, &stride)| (size - 1) * stride)
+                .sum::<usize>(),
+    )
+}
+
+/// Element indices in transfer order (the innermost dimension varies fastest).
+pub(crate) fn indices(p: &TensorAccessPattern) -> Vec<usize> {
+    let [s0, s1, s2, s3] = p.sizes;
+    let [t0, t1, t2, t3] = p.strides;
+    let mut out = Vec::with_capacity(p.len());
+    for i0 in 0..s0 {
+        for i1 in 0..s1 {
+            for i2 in 0..s2 {
+                let base = p.offset + i0 * t0 + i1 * t1 + i2 * t2;
+                out.extend((0..s3).map(|i3| base + i3 * t3));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_a_row_major_matrix_highest_dimension_first() {
+        // A 4x4 matrix read as 2x2 tiles of 2x2: sizes [2 tile rows, 2 tile cols, 2 rows, 2 cols].
+        let p = TensorAccessPattern {
+            offset: 0,
+            sizes: [2, 2, 2, 2],
+            strides: [8, 2, 4, 1],
+        };
+        assert_eq!(
+            indices(&p),
+            vec![0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
+        );
+        assert_eq!(max_index(&p), Some(15));
+        let linear = TensorAccessPattern::linear(3, 5);
+        assert_eq!(indices(&linear), vec![3, 4, 5, 6, 7]);
+        assert_eq!(max_index(&linear), Some(7));
+    }
+}
