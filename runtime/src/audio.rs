@@ -262,8 +262,9 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String>
     if from == 0 || to == 0 {
         return Err(format!("invalid sample rates {from} -> {to}"));
     }
-    let mut resampler = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
-        .map_err(|e| e.to_string())?;
+    let mut resampler =
+        FftFixedInOut::<f32>::new(from as usize, to as usize, even_chunk(from, to), 1)
+            .map_err(|e| e.to_string())?;
     let chunk_in = resampler.input_frames_next();
     let delay = resampler.output_delay();
     let wanted = ((samples.len() as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
@@ -288,6 +289,22 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String>
     out.drain(..delay);
     out.truncate(wanted);
     Ok(out)
+}
+
+/// An input block length of about 1024 that is a whole number of the ratio's smallest
+/// blocks and even: rubato centres its anti-alias filter at `block / 2` (integer division),
+/// so an odd block would shift the output by a fraction of a sample.
+fn even_chunk(from: u32, to: u32) -> usize {
+    let (mut a, mut b) = (from as usize, to as usize);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let smallest_in = from as usize / a;
+    let mut blocks = 1024usize.div_ceil(smallest_in);
+    if (blocks * smallest_in) % 2 == 1 {
+        blocks += 1;
+    }
+    blocks * smallest_in
 }
 
 /// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (round to nearest,
