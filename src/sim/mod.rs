@@ -21,9 +21,11 @@ mod data;
 mod engine;
 mod fifo;
 mod hooks;
+pub mod inputs;
 mod jit;
 mod pattern;
 mod plan;
+pub mod verify;
 
 use std::time::{Duration, Instant};
 
