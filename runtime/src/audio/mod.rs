@@ -2,11 +2,14 @@
 //!
 //! Containers and codecs come from symphonia (wav/aiff PCM of any width, flac, mp3, ogg/vorbis,
 //! mp4/m4a with aac or alac, mkv/webm, caf). Channels are averaged into mono; any other sample
-//! rate is resampled to 16 kHz with rubato's FFT resampler ([`resample`]).
+//! rate is resampled to 16 kHz with rubato's FFT resampler ([`resample`]). MP4 edit lists
+//! (AAC priming and padding) are applied as ffmpeg applies them ([`mp4`]).
 //!
 //! faster-whisper decodes through PyAV, whose resampler hands it 16-bit integers; we do the
 //! same last step ([`quantise_like_pyav`]) so the samples Whisper sees are the ones the
 //! reference implementation sees, bit for bit on 16-bit sources.
+
+mod mp4;
 
 use std::io::{self, Cursor, Read};
 use std::path::Path;
@@ -103,7 +106,11 @@ pub fn decode_bytes(
             name: name.to_string(),
         });
     }
-    let decoded = decode_mono(bytes, hint_ext, name)?;
+    let edit_list = mp4::AudioTiming::parse(&bytes);
+    let mut decoded = decode_mono(bytes, hint_ext, name)?;
+    if let Some(timing) = edit_list {
+        timing.apply(&mut decoded.samples, decoded.rate);
+    }
     if decoded.samples.is_empty() {
         return Err(AudioError::NoSamples {
             name: name.to_string(),
