@@ -5,21 +5,23 @@ use std::path::{Path, PathBuf};
 
 use aiec_runtime::model::install::{self, InstallError, ModelCache};
 use aiec_runtime::model::languages::{language_code, language_name, LANGUAGES};
-use aiec_runtime::model::{DType, ModelBin, ModelError, WhisperConfig, WhisperModelFiles};
+use aiec_runtime::model::{
+    DType, ModelBin, ModelError, WhisperConfig, WhisperDims, WhisperModelFiles,
+};
 
 // ---------------------------------------------------------------------------------------
 // A tiny model.bin writer, written from the format description (not from our reader).
 
 struct Var {
-    name: &'static str,
+    name: String,
     shape: Vec<u32>,
     dtype: u8,
     data: Vec<u8>,
 }
 
-fn var(name: &'static str, shape: &[u32], dtype: u8, data: Vec<u8>) -> Var {
+fn var(name: &str, shape: &[u32], dtype: u8, data: Vec<u8>) -> Var {
     Var {
-        name,
+        name: name.to_string(),
         shape: shape.to_vec(),
         dtype,
         data,
@@ -43,7 +45,7 @@ fn write_bin(version: u32, vars: &[Var], aliases: &[(&str, &str)]) -> Vec<u8> {
     }
     out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
     for v in vars {
-        put_str(&mut out, v.name);
+        put_str(&mut out, &v.name);
         out.push(v.shape.len() as u8);
         for d in &v.shape {
             out.extend_from_slice(&d.to_le_bytes());
@@ -451,6 +453,150 @@ fn load_reports_missing_file() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Whisper dimensions and tensor validation on a miniature synthetic Whisper.
+
+/// Names and shapes of a CTranslate2 WhisperSpec with d_model 4, 2 mels, 2 heads,
+/// 2 encoder layers, 1 decoder layer, 3 audio / 5 text positions, 7 tokens, FFN 8.
+fn mini_whisper_tensors() -> Vec<(String, Vec<u32>)> {
+    let (d, mels, ffn, vocab) = (4u32, 2u32, 8u32, 7u32);
+    let mut t: Vec<(String, Vec<u32>)> = vec![
+        ("encoder/conv1/weight".into(), vec![d, mels, 3]),
+        ("encoder/conv1/bias".into(), vec![d]),
+        ("encoder/conv2/weight".into(), vec![d, d, 3]),
+        ("encoder/conv2/bias".into(), vec![d]),
+        ("encoder/position_encodings/encodings".into(), vec![3, d]),
+        ("encoder/layer_norm/gamma".into(), vec![d]),
+        ("encoder/layer_norm/beta".into(), vec![d]),
+        ("decoder/embeddings/weight".into(), vec![vocab, d]),
+        ("decoder/position_encodings/encodings".into(), vec![5, d]),
+        ("decoder/layer_norm/gamma".into(), vec![d]),
+        ("decoder/layer_norm/beta".into(), vec![d]),
+    ];
+    let mut block = |p: String, attn: &[(&str, u32)]| {
+        for part in ["self_attention/layer_norm", "ffn/layer_norm"]
+            .iter()
+            .chain(if attn.len() == 3 {
+                &["attention/layer_norm"][..]
+            } else {
+                &[][..]
+            })
+        {
+            t.push((format!("{p}/{part}/gamma"), vec![d]));
+            t.push((format!("{p}/{part}/beta"), vec![d]));
+        }
+        t.push((
+            format!("{p}/self_attention/linear_0/weight"),
+            vec![3 * d, d],
+        ));
+        t.push((format!("{p}/self_attention/linear_0/bias"), vec![3 * d]));
+        t.push((format!("{p}/self_attention/linear_1/weight"), vec![d, d]));
+        t.push((format!("{p}/self_attention/linear_1/bias"), vec![d]));
+        for (name, out) in attn {
+            t.push((format!("{p}/attention/{name}/weight"), vec![*out, d]));
+            t.push((format!("{p}/attention/{name}/bias"), vec![*out]));
+        }
+        t.push((format!("{p}/ffn/linear_0/weight"), vec![ffn, d]));
+        t.push((format!("{p}/ffn/linear_0/bias"), vec![ffn]));
+        t.push((format!("{p}/ffn/linear_1/weight"), vec![d, ffn]));
+        t.push((format!("{p}/ffn/linear_1/bias"), vec![d]));
+    };
+    block("encoder/layer_0".into(), &[]);
+    block("encoder/layer_1".into(), &[]);
+    block(
+        "decoder/layer_0".into(),
+        &[("linear_0", d), ("linear_1", 2 * d), ("linear_2", d)],
+    );
+    t
+}
+
+/// The mini Whisper as model.bin bytes, with `edit` applied to the tensor list first.
+fn mini_whisper_bin(heads: u16, edit: impl FnOnce(&mut Vec<(String, Vec<u32>)>)) -> Vec<u8> {
+    let mut tensors = mini_whisper_tensors();
+    edit(&mut tensors);
+    let mut vars: Vec<Var> = tensors
+        .iter()
+        .map(|(name, shape)| {
+            let n: u32 = shape.iter().product();
+            var(name, shape, 4, vec![0; 2 * n as usize])
+        })
+        .collect();
+    vars.push(var("encoder/num_heads", &[], 2, le_u16(&[heads])));
+    vars.push(var("decoder/num_heads", &[], 2, le_u16(&[2])));
+    write_bin(
+        6,
+        &vars,
+        &[("decoder/projection/weight", "decoder/embeddings/weight")],
+    )
+}
+
+#[test]
+fn whisper_dims_come_from_the_weights() {
+    let bin = parse(mini_whisper_bin(2, |_| {})).unwrap();
+    let d = WhisperDims::from_model(&bin).unwrap();
+    assert_eq!(
+        d,
+        WhisperDims {
+            n_mels: 2,
+            d_model: 4,
+            n_heads_enc: 2,
+            n_heads_dec: 2,
+            n_layers_enc: 2,
+            n_layers_dec: 1,
+            n_audio_ctx: 3,
+            n_text_ctx: 5,
+            n_vocab: 7,
+            ffn_dim: 8,
+        }
+    );
+    // Every tensor the forward pass needs is listed (plus the projection alias).
+    assert_eq!(d.expected_tensors().len(), mini_whisper_tensors().len() + 1);
+}
+
+#[test]
+fn whisper_validation_names_each_missing_or_misshaped_tensor() {
+    for (name, shape) in mini_whisper_tensors() {
+        // Missing: parsing fails for the alias target (dangling alias), otherwise
+        // validation names the tensor.
+        let err = match parse(mini_whisper_bin(2, |t| t.retain(|(n, _)| *n != name))) {
+            Err(e) => e,
+            Ok(bin) => WhisperDims::from_model(&bin).unwrap_err(),
+        };
+        assert!(err.to_string().contains(&name), "without {name}: {err}");
+
+        // Misshaped (last dimension off by one): the error names the tensor and its shape.
+        let mut wrong = shape.clone();
+        *wrong.last_mut().unwrap() += 1;
+        let bytes = mini_whisper_bin(2, |t| {
+            t.iter_mut()
+                .filter(|(n, _)| *n == name)
+                .for_each(|(_, s)| *s = wrong.clone())
+        });
+        let err = WhisperDims::from_model(&parse(bytes).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&name) && err.contains(&format!("{wrong:?}")),
+            "{name} {wrong:?}: {err}"
+        );
+    }
+    // Heads must divide d_model.
+    let bin = parse(mini_whisper_bin(3, |_| {})).unwrap();
+    let err = WhisperDims::from_model(&bin).unwrap_err().to_string();
+    assert!(
+        err.contains("encoder/num_heads = 3 does not divide d_model = 4"),
+        "{err}"
+    );
+    // A corrupt huge layer number is an error, not a huge allocation.
+    let bytes = mini_whisper_bin(2, |t| {
+        t.push(("encoder/layer_4000000000/x".into(), vec![1]))
+    });
+    let err = WhisperDims::from_model(&parse(bytes).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exceed"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
 // Config and languages.
 
 #[test]
@@ -764,6 +910,68 @@ fn real_tokenizer_round_trip_and_specials() {
     assert_eq!(t.id_to_token(51864).as_deref(), Some("<|30.00|>"));
     assert_eq!(t.token_to_id("<|1.24|>"), Some(50364 + 62));
     assert_eq!(t.id_to_token(51865), None);
+}
+
+#[test]
+fn real_model_dir_with_mismatched_files_is_rejected() {
+    let real = real_model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let link =
+        |name: &str| std::os::unix::fs::symlink(real.join(name), dir.path().join(name)).unwrap();
+    link("model.bin");
+    link("config.json");
+    // No tokenizer.json.
+    let err = WhisperModelFiles::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+
+    // A tokenizer without <|notimestamps|>.
+    let tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(real.join("tokenizer.json")).unwrap()).unwrap();
+    let mut broken = tokenizer.clone();
+    broken["added_tokens"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| t["content"] != "<|notimestamps|>");
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        serde_json::to_vec(&broken).unwrap(),
+    )
+    .unwrap();
+    let err = WhisperModelFiles::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no special token <|notimestamps|>"), "{err}");
+
+    // A config naming an alignment head the decoder does not have.
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        serde_json::to_vec(&tokenizer).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        br#"{"alignment_heads": [[6, 0]]}"#,
+    )
+    .unwrap();
+    let err = WhisperModelFiles::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("alignment head (6, 0)") && err.contains("6 layers x 8 heads"),
+        "{err}"
+    );
+
+    // Token ids beyond the vocabulary.
+    std::fs::write(
+        dir.path().join("config.json"),
+        br#"{"suppress_ids": [-1, 51865]}"#,
+    )
+    .unwrap();
+    let err = WhisperModelFiles::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("token id 51865"), "{err}");
+    std::fs::write(
+        dir.path().join("config.json"),
+        br#"{"suppress_ids": [-1, 51864]}"#,
+    )
+    .unwrap();
+    WhisperModelFiles::load(dir.path()).unwrap();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! 1501 timestamp tokens `<|0.00|>`..`<|30.00|>` that follow it in the model's vocabulary
 //! are not in the file, so they are computed here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{languages, ModelError};
 
@@ -16,6 +16,8 @@ pub const TIMESTAMP_STEP: f32 = 0.02;
 
 pub struct WhisperTokenizer {
     inner: tokenizers::Tokenizer,
+    /// Where it was loaded from (for messages).
+    path: PathBuf,
     /// `<|endoftext|>`; every id below it is text.
     pub eot: u32,
     /// `<|startoftranscript|>`
@@ -100,6 +102,7 @@ impl WhisperTokenizer {
             .collect();
         Ok(WhisperTokenizer {
             inner,
+            path: path.to_path_buf(),
             eot,
             sot,
             translate,
@@ -132,7 +135,7 @@ impl WhisperTokenizer {
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| ModelError::Tokenizer {
-                path: "tokenizer.json".into(),
+                path: self.path.clone(),
                 message: e.to_string(),
             })
     }
