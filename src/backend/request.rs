@@ -208,6 +208,7 @@ impl BuildRequest {
                 self.kernel_id
             ));
         }
+        self.start_columns()?;
         if self.opt_level > 3 {
             return invalid(format!("opt level {} is not 0..=3", self.opt_level));
         }
@@ -221,11 +222,22 @@ impl BuildRequest {
     /// device, otherwise every start column a slice of this width may be placed at.
     pub fn start_columns(&self) -> Result<Vec<u32>, BackendError> {
         let info = self.device_info()?;
-        Ok(if info.whole_array {
+        let starts: Vec<u32> = if info.whole_array {
             vec![0]
         } else {
             (1..6u32.saturating_sub(info.columns)).collect()
-        })
+        };
+        // xclbinutil rejects a partition without start columns.
+        if starts.is_empty() {
+            return Err(BackendError::InvalidRequest {
+                message: format!(
+                    "device `{}`: a {}-column slice has no start column under aiecc's \
+                     placement rule (columns 1..5); use the whole device",
+                    self.device, info.columns
+                ),
+            });
+        }
+        Ok(starts)
     }
 }
 
@@ -278,5 +290,9 @@ mod tests {
         assert_eq!(whole.start_columns().unwrap(), vec![0]);
         let one = BuildRequest::new("d.mlir", "out", "npu1_1col", vec![]).unwrap();
         assert_eq!(one.start_columns().unwrap(), vec![1, 2, 3, 4]);
+        let err = BuildRequest::new("d.mlir", "out", "npu2_5col", vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("5-column slice has no start column"), "{err}");
     }
 }
