@@ -53,6 +53,7 @@ pub fn lut_eval(t: &LutSpec, lut: &[f32], x: f64) -> f64 {
     lut[i0] as f64 + frac * (lut[i0 + 1] as f64 - lut[i0] as f64)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn emit<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,

@@ -57,7 +57,7 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
     let cols_n = plan.array.columns as usize;
     let r_n = plan.array.cores_per_column as usize;
     let tr = plan.tile_rows;
-    if tr == 0 || plan.rows % (tr * cols_n * r_n) != 0 {
+    if tr == 0 || !plan.rows.is_multiple_of(tr * cols_n * r_n) {
         return Err(DesignError::Invalid {
             design: plan.name.into(),
             message: format!(

@@ -24,7 +24,7 @@ struct Usage {
     mm2s: usize,
 }
 
-fn resources_of<'d>(dev: &'d DeviceModel, t: TileId) -> &'d TileResources {
+fn resources_of(dev: &DeviceModel, t: TileId) -> &TileResources {
     if t.row == dev.shim_row {
         &dev.shim
     } else if t.row == dev.memtile_row {

@@ -31,7 +31,7 @@ impl Checker<'_> {
         by: usize,
         by_desc: &str,
     ) -> Result<(), SpecError> {
-        if by == 0 || total % by != 0 {
+        if by == 0 || !total.is_multiple_of(by) {
             return Err(self.fail(
                 field,
                 format!(
@@ -165,10 +165,10 @@ pub(super) fn check_fields(spec: &Spec, dev: &DeviceModel) -> Result<(), SpecErr
             c.dtype_in(s.dtype, &[Dtype::Bf16, Dtype::F32], "gelu")?;
             rowwise(&c, s.shape.rows, s.shape.cols, s.tile_rows, &s.array)?;
             let t = &s.table;
-            if !(t.step > 0.0) || !t.step.is_finite() {
+            if t.step.is_nan() || t.step <= 0.0 || !t.step.is_finite() {
                 return Err(c.fail("table.step", format!("{} must be > 0", t.step)));
             }
-            if !(t.max > t.min) {
+            if t.max.is_nan() || t.min.is_nan() || t.max <= t.min {
                 return Err(c.fail(
                     "table.max",
                     format!("{} must exceed table.min = {}", t.max, t.min),
