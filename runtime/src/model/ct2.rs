@@ -387,16 +387,14 @@ impl Parser<'_> {
 
     fn u16(&mut self, what: &str) -> Result<u16, ModelError> {
         let r = self.take(2, || what.to_string())?;
-        Ok(u16::from_le_bytes(
-            self.data[r].try_into().expect("2 bytes"),
-        ))
+        let b = &self.data[r];
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32, ModelError> {
         let r = self.take(4, || what.to_string())?;
-        Ok(u32::from_le_bytes(
-            self.data[r].try_into().expect("4 bytes"),
-        ))
+        let b = &self.data[r];
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn string(&mut self, what: &str) -> Result<String, ModelError> {

