@@ -359,22 +359,77 @@ fn truncated_wav_header_is_not_audio() {
     }
 }
 
-#[test]
-fn random_bytes_are_not_audio() {
-    // A fixed xorshift stream: reproducible "random" content.
+/// A fixed xorshift stream: reproducible "random" content.
+fn noise_bytes(n: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..50_000)
+    (0..n)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 24) as u8
         })
-        .collect();
-    for hint in [None, Some("wav"), Some("mp3"), Some("flac")] {
+        .collect()
+}
+
+#[test]
+fn random_bytes_are_not_audio() {
+    let bytes = noise_bytes(50_000);
+    for hint in [
+        None,
+        Some("wav"),
+        Some("mp3"),
+        Some("flac"),
+        Some("ogg"),
+        Some("m4a"),
+    ] {
         let err = decode_bytes(bytes.clone(), hint, "noise.bin").unwrap_err();
-        assert!(err.to_string().starts_with("noise.bin: "), "{err}");
+        assert!(
+            matches!(err, AudioError::NotAudio { .. }),
+            "{hint:?}: {err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "noise.bin: not an audio file (no known container format recognised)"
+        );
     }
+}
+
+/// An m4a cut in half loses its `moov` box (stored after the audio): no track to play.
+#[test]
+fn truncated_m4a_is_reported() {
+    let Some(dir) = speech_dir() else { return };
+    let good = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
+    let err = decode_bytes(good[..good.len() / 2].to_vec(), None, "half.m4a").unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, AudioError::NotAudio { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("half.m4a: not an audio file ("));
+}
+
+/// AAC packets overwritten with noise in the middle: skipped, the rest decodes.
+#[test]
+fn damaged_aac_packets_are_skipped() {
+    let Some(dir) = speech_dir() else { return };
+    let mut bytes = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
+    // mdat payload is bytes 44..11494 of this file (ftyp 28, free 8, mdat header 8).
+    assert_eq!(&bytes[40..44], b"mdat");
+    bytes[4000..7000].copy_from_slice(&noise_bytes(3000));
+    let samples = decode_bytes(bytes, Some("m4a"), "damaged.m4a").unwrap();
+    eprintln!("damaged m4a: {} samples (clean: 17526)", samples.len());
+    assert!(samples.len() > 8000 && samples.len() <= 17_526);
+}
+
+/// Every AAC packet garbage: a clear "corrupt" error, not empty output or a panic.
+#[test]
+fn all_packets_damaged_is_corrupt() {
+    let Some(dir) = speech_dir() else { return };
+    let mut bytes = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
+    let mdat_len = 11_458 - 8;
+    bytes[44..44 + mdat_len].copy_from_slice(&noise_bytes(mdat_len));
+    let err = decode_bytes(bytes, Some("m4a"), "garbage.m4a").unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, AudioError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().starts_with("garbage.m4a: corrupt audio"));
 }
 
 #[test]
@@ -421,4 +476,34 @@ fn damaged_mp3_frames_are_skipped() {
         clean.len()
     );
     assert!(damaged.len() as f64 > clean.len() as f64 * 0.95);
+}
+
+/// `load("-")` reads standard input: the test re-runs itself as a child with jfk.wav piped in.
+#[test]
+fn stdin_is_read_to_the_end() {
+    if std::env::var_os("AIEC_AUDIO_STDIN_CHILD").is_some() {
+        let samples = load(Path::new("-")).unwrap();
+        println!("STDIN_SAMPLES={}", samples.len());
+        return;
+    }
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stdin_is_read_to_the_end",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AIEC_AUDIO_STDIN_CHILD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wav = std::fs::read(repo_file("../examples/audio/jfk.wav")).unwrap();
+    child.stdin.take().unwrap().write_all(&wav).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("STDIN_SAMPLES=176000"), "{stdout}");
 }

@@ -43,8 +43,8 @@ pub enum AudioError {
     },
     #[error("{name}: the file is empty (0 bytes)")]
     EmptyFile { name: String },
-    #[error("{name}: not an audio file (no known container format recognised)")]
-    NotAudio { name: String },
+    #[error("{name}: not an audio file ({reason})")]
+    NotAudio { name: String, reason: String },
     #[error("{name}: the container holds no audio track")]
     NoAudioTrack { name: String },
     #[error("{name}: unsupported audio: {detail}")]
@@ -134,6 +134,7 @@ struct Decoded {
 
 fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Decoded, AudioError> {
     let err_name = || name.to_string();
+    let container = sniff_container(&bytes);
     let source = MediaSourceStream::new(
         Box::new(Cursor::new(bytes)),
         MediaSourceStreamOptions::default(),
@@ -149,14 +150,14 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
     };
     let probed = symphonia::default::get_probe()
         .format(&hint, source, &format_options, &MetadataOptions::default())
-        .map_err(|e| match e {
-            SymphoniaError::IoError(ref io) if io.kind() != io::ErrorKind::UnexpectedEof => {
-                AudioError::Read {
-                    name: err_name(),
-                    source: io::Error::new(io.kind(), io.to_string()),
-                }
-            }
-            _ => AudioError::NotAudio { name: err_name() },
+        .map_err(|e| AudioError::NotAudio {
+            name: err_name(),
+            // The probe scans to the end for a marker; failing that says only "nothing
+            // matched", so the file's own magic bytes tell a damaged file from a non-audio one.
+            reason: match container {
+                Some(kind) => format!("truncated or malformed {kind} file: {e}"),
+                None => "no known container format recognised".to_string(),
+            },
         })?;
     let mut format = probed.format;
     let track = format
@@ -202,7 +203,11 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
         }
         let audio = match decoder.decode(&packet) {
             Ok(audio) => audio,
-            Err(SymphoniaError::DecodeError(detail)) if skipped < MAX_SKIPPED_PACKETS => {
+            // A damaged packet surfaces as malformed data or as a feature the decoder does
+            // not know (garbage bits read as e.g. AAC prediction); either way skip it.
+            Err(SymphoniaError::DecodeError(detail) | SymphoniaError::Unsupported(detail))
+                if skipped < MAX_SKIPPED_PACKETS =>
+            {
                 skipped += 1;
                 tracing::warn!("{name}: skipping undecodable packet: {detail}");
                 continue;
@@ -229,6 +234,14 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
         buffer.copy_interleaved_ref(audio);
         downmix_into(buffer.samples(), channels, &mut samples);
     }
+    // Damaged packets and nothing audible around them: the decoder was fed garbage.
+    if skipped > 0 && samples.iter().all(|&s| s == 0.0) {
+        return Err(AudioError::Corrupt {
+            name: err_name(),
+            decoded_samples: samples.len(),
+            detail: format!("{skipped} undecodable packets and no other sound"),
+        });
+    }
     let rate = match rate {
         Some(0) | None if samples.is_empty() => 0,
         Some(0) | None => {
@@ -240,6 +253,28 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
         Some(r) => r,
     };
     Ok(Decoded { samples, rate })
+}
+
+/// The container a file's leading magic bytes announce, if any.
+fn sniff_container(bytes: &[u8]) -> Option<&'static str> {
+    let magic = |at: usize, m: &[u8]| bytes.get(at..at + m.len()) == Some(m);
+    if magic(0, b"RIFF") || magic(0, b"RIFX") {
+        Some("WAV")
+    } else if magic(0, b"fLaC") {
+        Some("FLAC")
+    } else if magic(0, b"OggS") {
+        Some("Ogg")
+    } else if magic(4, b"ftyp") {
+        Some("MP4")
+    } else if magic(0, b"ID3") {
+        Some("MP3")
+    } else if magic(0, b"FORM") {
+        Some("AIFF")
+    } else if magic(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some("Matroska")
+    } else {
+        None
+    }
 }
 
 /// Appends the channel average of each interleaved frame.
