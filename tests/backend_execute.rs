@@ -398,3 +398,44 @@ fn a_design_core_missing_from_the_request_is_an_error_naming_the_file() {
         other => panic!("expected IrEdit, got {other:?}"),
     }
 }
+
+#[test]
+fn a_dry_run_can_write_the_templates_alone() {
+    let (dir, req) = artefact_dir();
+    let p = plan(&req).unwrap();
+    let written = p.write_artefacts().unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "design.bif",
+            "mem_topology.json",
+            "aie_partition.json",
+            "kernels.json"
+        ]
+    );
+    assert!(written
+        .iter()
+        .all(|w| w.starts_with(dir.path()) && w.exists()));
+    // Same design, same bytes (the PDI uuid is derived, not random).
+    let first = fs::read(dir.path().join("aie_partition.json")).unwrap();
+    p.write_artefacts().unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("aie_partition.json")).unwrap(),
+        first
+    );
+    // A different design text changes the PDI uuid.
+    fs::write(
+        dir.path().join("design.mlir"),
+        format!("{DESIGN}// changed\n"),
+    )
+    .unwrap();
+    p.write_artefacts().unwrap();
+    assert_ne!(
+        fs::read(dir.path().join("aie_partition.json")).unwrap(),
+        first
+    );
+}

@@ -211,6 +211,26 @@ impl Plan {
         })
     }
 
+    /// Renders the templates into the artefact directory (created if needed) and returns
+    /// the paths written. `execute` does this as its first step; a dry run can call it alone.
+    pub fn write_artefacts(&self) -> Result<Vec<PathBuf>, BackendError> {
+        let out_dir = &self.request.out_dir;
+        std::fs::create_dir_all(out_dir).map_err(|source| BackendError::Io {
+            path: out_dir.clone(),
+            source,
+        })?;
+        // The PDI uuid follows the design's text when it can be read.
+        let design = std::fs::read(&self.request.design_mlir).ok();
+        let uuid = pdi_uuid(&self.request, design.as_deref());
+        let mut written = Vec::new();
+        for artefact in render_artefacts(&self.request, uuid)? {
+            let path = self.resolve(Path::new(artefact.file_name));
+            write(&path, &artefact.contents)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
     fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
@@ -291,18 +311,7 @@ impl Plan {
 
     fn run_internal(&self, internal: &Internal, step: &Step) -> Result<(), BackendError> {
         match internal {
-            Internal::WriteArtefacts => {
-                // The PDI uuid follows the design's text when it can be read.
-                let design = std::fs::read(&self.request.design_mlir).ok();
-                let uuid = pdi_uuid(&self.request, design.as_deref());
-                for artefact in render_artefacts(&self.request, uuid)? {
-                    write(
-                        &self.resolve(Path::new(artefact.file_name)),
-                        &artefact.contents,
-                    )?;
-                }
-                Ok(())
-            }
+            Internal::WriteArtefacts => self.write_artefacts().map(|_| ()),
             Internal::PeanoCompat => {
                 let (input, output) = single_io(step);
                 let text = read(&self.resolve(input))?;
