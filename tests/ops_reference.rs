@@ -523,3 +523,97 @@ fn layernorm_kernel_matches_reference() {
         assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
     }
 }
+
+#[test]
+fn attention_kernels_match_reference_plain_and_causal() {
+    use aiec::ops::attention;
+    let (heads, len, d, t) = (2, 8, 4, 4);
+    for causal in [false, true] {
+        let d_ = design(&format!(
+            r#"op = "attention"
+name = "t"
+device = "npu1"
+dtype = "f32"
+heads = {heads}
+q_len = {len}
+kv_len = {len}
+head_dim = {d}
+q_tile = {t}
+kv_tile = {t}
+array = {{ columns = 1, cores_per_column = 2 }}
+causal = {causal}
+"#
+        ));
+        let ks = kernels(&d_);
+        let names: Vec<&str> = ks.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "attention_setup",
+                "attention_init",
+                "attention_step",
+                "attention_finish"
+            ]
+        );
+        let mut rng = Rng(99);
+        let mut gen =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect() };
+        let (q, k, v) = (gen(len * d), gen(len * d), gen(len * d));
+        let mut st = Buf::zeros(&[t + 1, d + 2 + t], ElemType::F32);
+        st.bytes.iter_mut().for_each(|b| *b = 0x7f); // garbage the setup/init kernels must clear
+        let mut bufs = [st];
+        run(&ks[0], &mut bufs);
+        let [mut st] = bufs;
+        let mut out = vec![0f64; len * d];
+        for qb in 0..len / t {
+            let mut bufs = [st];
+            run(&ks[1], &mut bufs);
+            [st] = bufs;
+            let q_tile = Buf::f32s(&[t, d], &q[qb * t * d..(qb + 1) * t * d]);
+            let mut q_tile = Some(q_tile);
+            for kb in 0..len / t {
+                let kv: Vec<f32> = (kb * t..(kb + 1) * t)
+                    .flat_map(|j| {
+                        k[j * d..(j + 1) * d]
+                            .iter()
+                            .chain(&v[j * d..(j + 1) * d])
+                            .copied()
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let mut bufs = [q_tile.take().unwrap(), Buf::f32s(&[t, 2 * d], &kv), st];
+                run(&ks[2], &mut bufs);
+                let [qq, _, s2] = bufs;
+                q_tile = Some(qq);
+                st = s2;
+            }
+            let mut bufs = [st, Buf::zeros(&[t, d], ElemType::F32)];
+            run(&ks[3], &mut bufs);
+            let [s2, o] = bufs;
+            st = s2;
+            out[qb * t * d..(qb + 1) * t * d].copy_from_slice(&o.to_f64());
+        }
+        let f = |x: &[f32]| x.iter().map(|v| *v as f64).collect::<Vec<_>>();
+        let want = attention::reference(
+            &f(&q),
+            &f(&k),
+            &f(&v),
+            len,
+            len,
+            d,
+            1.0 / (d as f64).sqrt(),
+            causal,
+        );
+        let vmax = v.iter().fold(0f64, |m, x| m.max(x.abs() as f64));
+        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= attention::TOLERANCE * vmax,
+                "causal={causal} [{i}] {g} vs {w}"
+            );
+            assert!(
+                (g - w).abs() <= 1e-5 * vmax,
+                "f32 path is tighter: causal={causal} [{i}] {g} vs {w}"
+            );
+        }
+    }
+}

@@ -69,7 +69,7 @@ fn every_shipped_spec_validates_and_builds() {
             Err(e) => panic!("{}: {e}", f.display()),
         }
     }
-    for op in ["matmul", "gelu", "softmax", "layernorm"] {
+    for op in ["matmul", "gelu", "softmax", "layernorm", "attention"] {
         assert!(ops.contains(op), "no built spec for {op}");
     }
     // At least one spec targets Strix.
@@ -354,6 +354,33 @@ fn memtile_dma_channels_exceeded() {
     let err = check(&design(fifos, vec![]));
     assert!(
         err.contains("memtile MM2S DMA channels on tile (0,1): need 7, limit 6"),
+        "{err}"
+    );
+}
+
+#[test]
+fn attention_with_four_cores_per_column_runs_out_of_memtile_channels() {
+    let text = std::fs::read_to_string(specs_dir().join("attention.toml")).unwrap();
+    let spec = parse(&text.replace(
+        "columns = 4, cores_per_column = 2",
+        "columns = 2, cores_per_column = 4",
+    ))
+    .unwrap();
+    let err = spec.build().unwrap_err().to_string();
+    assert!(
+        err.contains("memtile MM2S DMA channels on tile (0,1): need 9, limit 6"),
+        "{err}"
+    );
+}
+
+#[test]
+fn causal_attention_needs_square_lengths() {
+    let text =
+        std::fs::read_to_string(specs_dir().join("whisper-base/dec_cross_attention.toml")).unwrap();
+    let spec = parse(&format!("{text}causal = true\n")).unwrap();
+    let err = spec.build().unwrap_err().to_string();
+    assert!(
+        err.contains("`causal`") && err.contains("448 and 1500"),
         "{err}"
     );
 }

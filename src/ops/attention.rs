@@ -1,10 +1,497 @@
-//! Attention (not yet built; see the report).
-use crate::design::{Design, DesignError};
+//! Attention per head: `O = softmax(Q K^T * scale [+ causal mask]) V`, one head per core at a
+//! time (heads dealt round-robin: core `i` of `cores` takes heads `i, i + cores, ...`).
+//!
+//! K and V are streamed in `kv_tile`-row blocks with an online softmax (running row max `m`,
+//! running sum `l`, unnormalised output `o`, all f32), so sequence length is not limited by
+//! the 64 KiB core memory. Each core keeps that state in a FIFO it both produces and
+//! consumes (acquired once, held for the whole run), `[q_tile + 1, head_dim + 2 + kv_tile]` f32:
+//! rows `0..q_tile` hold `o` (cols `0..d`), `m` (col `d`), `l` (col `d+1`) and the current
+//! scores/probabilities (cols `d+2..`); the last row holds the kv-block and q-block counters
+//! that give the causal mask its absolute positions.
+//!
+//! Host layout: `Q [heads, q_len, d]`, `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`,
+//! as a fused K/V projection can write it), `O [heads, q_len, d]`. Per column the memtile
+//! splits a `[cores, q_tile, d]` Q buffer and a `[cores, kv_tile, 2d]` KV buffer to the
+//! column's cores and joins their O tiles. That takes `2 x cores + 1` memtile MM2S channels,
+//! so at most 2 cores per column (the validator reports more as a channel overflow).
+
+use crate::design::{
+    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
+    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+};
+use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::{core, expect_args, kernel, memtile, shim};
 use crate::spec::AttentionSpec;
+use melior::ir::{Block, Value};
+
+/// Bound relative to the largest |V| entry: one bf16 rounding of the output (2^-8 of
+/// max|V|, since every output is a convex combination of V rows) plus bf16 rounding of the
+/// f32 probabilities is not done (they stay f32), plus f32 exp/sum error (< 1e-5).
+/// Check `|o - ref| <= TOLERANCE * max|V|`.
+pub const TOLERANCE: f64 = 1.0 / 128.0;
+
+/// f64 attention of one head: `q [q_len, d]`, `k`, `v [kv_len, d]`.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    q_len: usize,
+    kv_len: usize,
+    d: usize,
+    scale: f64,
+    causal: bool,
+) -> Vec<f64> {
+    let mut out = vec![0.0; q_len * d];
+    for i in 0..q_len {
+        let visible = if causal { (i + 1).min(kv_len) } else { kv_len };
+        let s: Vec<f64> = (0..visible)
+            .map(|j| (0..d).map(|x| q[i * d + x] * k[j * d + x]).sum::<f64>() * scale)
+            .collect();
+        let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = p.iter().sum();
+        for x in 0..d {
+            out[i * d + x] = (0..visible).map(|j| p[j] * v[j * d + x]).sum::<f64>() / sum;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    qt: usize,
+    kt: usize,
+    d: usize,
+    q_blocks: usize,
+    scale: f64,
+    causal: bool,
+    elem: ElemType,
+}
+
+impl Shape {
+    fn state_cols(&self) -> usize {
+        self.d + 2 + self.kt
+    }
+}
+
+/// Counters live in the state's last row: col 0 = kv block, col 1 = q block.
+fn emit_setup<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("attention_setup", args, 1)?;
+    let e = Emit::new(ctx, block, "attention_setup");
+    let zero = e.f32(0.0)?;
+    let row = e.index(s.qt)?;
+    e.store(zero, args[0], &[row, e.index(0)?])?;
+    e.store(zero, args[0], &[row, e.index(1)?])
+}
+
+fn emit_init<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("attention_init", args, 1)?;
+    let e = Emit::new(ctx, block, "attention_init");
+    let st = args[0];
+    let zero = e.f32(0.0)?;
+    let neg_inf = e.f32(f64::NEG_INFINITY)?;
+    let m_col = e.index(s.d)?;
+    let l_col = e.index(s.d + 1)?;
+    e.for_n(s.qt, |e, i| {
+        e.for_n(s.d, |e, x| e.store(zero, st, &[i, x]))?;
+        e.store(neg_inf, st, &[i, m_col])?;
+        e.store(zero, st, &[i, l_col])
+    })?;
+    e.store(zero, st, &[e.index(s.qt)?, e.index(0)?])
+}
+
+fn emit_step<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("attention_step", args, 3)?;
+    let e = Emit::new(ctx, block, "attention_step");
+    let (q, kv, st) = (args[0], args[1], args[2]);
+    let zero = e.f32(0.0)?;
+    let one = e.f32(1.0)?;
+    let neg_inf = e.f32(f64::NEG_INFINITY)?;
+    let very_neg = e.f32(-1e30)?;
+    let scale = e.f32(s.scale)?;
+    let m_col = e.index(s.d)?;
+    let l_col = e.index(s.d + 1)?;
+    let s0 = s.d + 2;
+    let cnt_row = e.index(s.qt)?;
+    let kb_f = e.load(st, &[cnt_row, e.index(0)?])?;
+    let qb_f = e.load(st, &[cnt_row, e.index(1)?])?;
+    let kb_i = e.cast("arith.fptosi", kb_f, e.int_type(32))?;
+    let qb_i = e.cast("arith.fptosi", qb_f, e.int_type(32))?;
+    let kb = e.cast("arith.index_cast", kb_i, e.index_type())?;
+    let qb = e.cast("arith.index_cast", qb_i, e.index_type())?;
+    let kv_base = e.muli(kb, e.index(s.kt)?)?;
+    let q_base = e.muli(qb, e.index(s.qt)?)?;
+    e.for_n(s.qt, |e, i| {
+        let row = e.addi(q_base, i)?;
+        // Scores of this block, masked to -inf past the diagonal when causal.
+        let m_old = e.load(st, &[i, m_col])?;
+        let m_blk = e.fold_n(s.kt, m_old, |e, j, m| {
+            let dot = e.fold_n(s.d, zero, |e, x, acc| {
+                let a = e.load_f32(q, &[i, x])?;
+                let b = e.load_f32(kv, &[j, x])?;
+                e.addf(acc, e.mulf(a, b)?)
+            })?;
+            let mut sc = e.mulf(dot, scale)?;
+            if s.causal {
+                let col = e.addi(kv_base, j)?;
+                let future = e.cmpi(Cmp::Gt, col, row)?;
+                sc = e.select(future, neg_inf, sc)?;
+            }
+            let sj = e.addi(j, e.index(s0)?)?;
+            e.store(sc, st, &[i, sj])?;
+            e.maxf(m, sc)
+        })?;
+        // A row with nothing visible yet keeps m = -inf; use 0 as the shift so exp gives 0.
+        let empty = e.cmpf(Cmp::Lt, m_blk, very_neg)?;
+        let shift = e.select(empty, zero, m_blk)?;
+        let corr = e.unary("math.exp", e.subf(m_old, shift)?)?;
+        let psum = e.fold_n(s.kt, zero, |e, j, acc| {
+            let sj = e.addi(j, e.index(s0)?)?;
+            let p = e.unary("math.exp", e.subf(e.load(st, &[i, sj])?, shift)?)?;
+            e.store(p, st, &[i, sj])?;
+            e.addf(acc, p)
+        })?;
+        let l = e.load(st, &[i, l_col])?;
+        e.store(e.addf(e.mulf(l, corr)?, psum)?, st, &[i, l_col])?;
+        e.for_n(s.d, |e, x| {
+            let vx = e.addi(x, e.index(s.d)?)?;
+            let pv = e.fold_n(s.kt, zero, |e, j, acc| {
+                let sj = e.addi(j, e.index(s0)?)?;
+                let p = e.load(st, &[i, sj])?;
+                e.addf(acc, e.mulf(p, e.load_f32(kv, &[j, vx])?)?)
+            })?;
+            let o = e.load(st, &[i, x])?;
+            e.store(e.addf(e.mulf(o, corr)?, pv)?, st, &[i, x])
+        })?;
+        e.store(m_blk, st, &[i, m_col])
+    })?;
+    e.store(e.addf(kb_f, one)?, st, &[cnt_row, e.index(0)?])
+}
+
+fn emit_finish<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("attention_finish", args, 2)?;
+    let e = Emit::new(ctx, block, "attention_finish");
+    let (st, out) = (args[0], args[1]);
+    let l_col = e.index(s.d + 1)?;
+    e.for_n(s.qt, |e, i| {
+        let l = e.load(st, &[i, l_col])?;
+        e.for_n(s.d, |e, x| {
+            let v = e.divf(e.load(st, &[i, x])?, l)?;
+            e.store_f32(v, out, &[i, x], s.elem)
+        })
+    })?;
+    // Next q block, wrapping to 0 when the next head starts.
+    let cnt = e.index(s.qt)?;
+    let c1 = e.index(1)?;
+    let next = e.addf(e.load(st, &[cnt, c1])?, e.f32(1.0)?)?;
+    let more = e.cmpf(Cmp::Lt, next, e.f32(s.q_blocks as f64)?)?;
+    let next = e.select(more, next, e.f32(0.0)?)?;
+    e.store(next, st, &[cnt, c1])
+}
 
 pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
-    Err(DesignError::Invalid {
-        design: spec.name.clone(),
-        message: "attention design not implemented yet".into(),
+    let (cols, rows) = (spec.array.columns, spec.array.cores_per_column);
+    let (cn, r_n) = (cols as usize, rows as usize);
+    let cores = cn * r_n;
+    let d = spec.head_dim;
+    let (qt, kt) = (spec.q_tile, spec.kv_tile);
+    if cores == 0
+        || !spec.heads.is_multiple_of(cores)
+        || !spec.q_len.is_multiple_of(qt)
+        || !spec.kv_len.is_multiple_of(kt)
+    {
+        return Err(DesignError::Invalid {
+            design: spec.name.clone(),
+            message: "heads/q_len/kv_len do not split over the cores and tiles".into(),
+        });
+    }
+    let per_core = spec.heads / cores;
+    let (q_blocks, kv_blocks) = (spec.q_len / qt, spec.kv_len / kt);
+    let elem = spec.dtype.elem();
+    let s = Shape {
+        qt,
+        kt,
+        d,
+        q_blocks,
+        scale: spec.scale.unwrap_or(1.0 / (d as f64).sqrt()),
+        causal: spec.causal,
+        elem,
+    };
+    let setup = kernel("attention_setup", move |c, b, a| emit_setup(c, b, a, s));
+    let init = kernel("attention_init", move |c, b, a| emit_init(c, b, a, s));
+    let step = kernel("attention_step", move |c, b, a| emit_step(c, b, a, s));
+    let finish = kernel("attention_finish", move |c, b, a| emit_finish(c, b, a, s));
+
+    let (mut tiles, mut fifos, mut links, mut workers, mut ops) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let fifo = |name: String, producer, consumers, depth, ty| ObjectFifo {
+        name,
+        producer,
+        consumers,
+        depth,
+        ty,
+    };
+    for c in 0..cols {
+        tiles.extend([shim(c), memtile(c)]);
+        let (q_in, kv_in, o_out) = (format!("q_in{c}"), format!("kv_in{c}"), format!("o_out{c}"));
+        fifos.push(fifo(
+            q_in.clone(),
+            shim(c),
+            vec![memtile(c)],
+            spec.depth,
+            BufferType::new([r_n * qt, d], elem),
+        ));
+        fifos.push(fifo(
+            kv_in.clone(),
+            shim(c),
+            vec![memtile(c)],
+            spec.depth,
+            BufferType::new([r_n * kt, 2 * d], elem),
+        ));
+        fifos.push(fifo(
+            o_out.clone(),
+            memtile(c),
+            vec![shim(c)],
+            spec.depth,
+            BufferType::new([r_n * qt, d], elem),
+        ));
+        let (mut qs, mut kvs, mut os) = (vec![], vec![], vec![]);
+        for r in 0..rows {
+            let tile = core(c, r);
+            tiles.push(tile);
+            let (q, kv, o, st) = (
+                format!("q{c}_{r}"),
+                format!("kv{c}_{r}"),
+                format!("o{c}_{r}"),
+                format!("st{c}_{r}"),
+            );
+            fifos.push(fifo(
+                q.clone(),
+                memtile(c),
+                vec![tile],
+                spec.depth,
+                BufferType::new([qt, d], elem),
+            ));
+            fifos.push(fifo(
+                kv.clone(),
+                memtile(c),
+                vec![tile],
+                spec.depth,
+                BufferType::new([kt, 2 * d], elem),
+            ));
+            fifos.push(fifo(
+                o.clone(),
+                tile,
+                vec![memtile(c)],
+                spec.depth,
+                BufferType::new([qt, d], elem),
+            ));
+            fifos.push(fifo(
+                st.clone(),
+                tile,
+                vec![tile],
+                1,
+                BufferType::new([qt + 1, s.state_cols()], ElemType::F32),
+            ));
+            let arg = |b: &str| BufArg {
+                binding: b.into(),
+                index: 0,
+            };
+            let acq = |f: &str, port, b: &str| CoreStmt::Acquire {
+                fifo: f.into(),
+                port,
+                count: 1,
+                binding: b.into(),
+            };
+            let rel = |f: &str, port| CoreStmt::Release {
+                fifo: f.into(),
+                port,
+                count: 1,
+            };
+            let kv_loop = CoreStmt::Loop {
+                count: kv_blocks as u64,
+                body: vec![
+                    acq(&kv, Port::Consume, "kv"),
+                    CoreStmt::Kernel {
+                        kernel: step.clone(),
+                        args: vec![arg("q"), arg("kv"), arg("st")],
+                    },
+                    rel(&kv, Port::Consume),
+                ],
+            };
+            let q_loop = CoreStmt::Loop {
+                count: q_blocks as u64,
+                body: vec![
+                    acq(&q, Port::Consume, "q"),
+                    CoreStmt::Kernel {
+                        kernel: init.clone(),
+                        args: vec![arg("st")],
+                    },
+                    kv_loop,
+                    acq(&o, Port::Produce, "o"),
+                    CoreStmt::Kernel {
+                        kernel: finish.clone(),
+                        args: vec![arg("st"), arg("o")],
+                    },
+                    rel(&o, Port::Produce),
+                    rel(&q, Port::Consume),
+                ],
+            };
+            workers.push(Worker {
+                tile,
+                stack_bytes: spec.stack_bytes,
+                program: vec![
+                    acq(&st, Port::Produce, "st"),
+                    CoreStmt::Kernel {
+                        kernel: setup.clone(),
+                        args: vec![arg("st")],
+                    },
+                    CoreStmt::Loop {
+                        count: per_core as u64,
+                        body: vec![q_loop],
+                    },
+                    rel(&st, Port::Produce),
+                ],
+            });
+            qs.push(q);
+            kvs.push(kv);
+            os.push(o);
+        }
+        links.push(FifoLink {
+            srcs: vec![q_in.clone()],
+            dsts: qs,
+            src_offsets: vec![],
+            dst_offsets: (0..r_n).map(|r| r * qt * d).collect(),
+        });
+        links.push(FifoLink {
+            srcs: vec![kv_in.clone()],
+            dsts: kvs,
+            src_offsets: vec![],
+            dst_offsets: (0..r_n).map(|r| r * kt * 2 * d).collect(),
+        });
+        links.push(FifoLink {
+            srcs: os,
+            dsts: vec![o_out.clone()],
+            src_offsets: (0..r_n).map(|r| r * qt * d).collect(),
+            dst_offsets: vec![],
+        });
+    }
+    for p in 0..per_core {
+        for c in 0..cn {
+            // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
+            let head0 = c * r_n + cores * p;
+            let q_pattern = TensorAccessPattern {
+                offset: head0 * spec.q_len * d,
+                sizes: [1, q_blocks, r_n, qt * d],
+                strides: [0, qt * d, spec.q_len * d, 1],
+            };
+            ops.push(SeqOp::Fill {
+                fifo: format!("q_in{c}"),
+                arg: 0,
+                pattern: q_pattern.clone(),
+            });
+            ops.push(SeqOp::Fill {
+                fifo: format!("kv_in{c}"),
+                arg: 1,
+                pattern: TensorAccessPattern {
+                    offset: head0 * spec.kv_len * 2 * d,
+                    sizes: [q_blocks, kv_blocks, r_n, kt * 2 * d],
+                    strides: [0, kt * 2 * d, spec.kv_len * 2 * d, 1],
+                },
+            });
+            ops.push(SeqOp::Drain {
+                fifo: format!("o_out{c}"),
+                arg: 2,
+                pattern: q_pattern,
+            });
+        }
+        for c in 0..cn {
+            ops.push(SeqOp::Wait {
+                fifo: format!("o_out{c}"),
+            });
+        }
+    }
+    let h = spec.heads;
+    Ok(Design {
+        name: spec.name.clone(),
+        device: spec.device.clone(),
+        tiles,
+        fifos,
+        links,
+        workers,
+        sequence: RuntimeSequence {
+            args: vec![
+                HostBuffer {
+                    name: "Q".into(),
+                    ty: BufferType::new([h, spec.q_len, d], elem),
+                },
+                HostBuffer {
+                    name: "KV".into(),
+                    ty: BufferType::new([h, spec.kv_len, 2 * d], elem),
+                },
+                HostBuffer {
+                    name: "O".into(),
+                    ty: BufferType::new([h, spec.q_len, d], elem),
+                },
+            ],
+            ops,
+        },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_gives_its_value_and_equal_scores_average() {
+        // One visible key: the output is exactly V_0.
+        let o = reference(&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0], 1, 1, 2, 1.0, false);
+        assert_eq!(o, vec![5.0, 6.0]);
+        // Equal scores over two keys: the mean of the values.
+        let o = reference(
+            &[0.0, 0.0],
+            &[1.0, 1.0, 2.0, 2.0],
+            &[1.0, 3.0, 3.0, 5.0],
+            1,
+            2,
+            2,
+            1.0,
+            false,
+        );
+        assert!((o[0] - 2.0).abs() < 1e-15 && (o[1] - 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn causal_first_row_sees_only_the_first_key() {
+        let q = [1.0, 0.0, 0.0, 1.0];
+        let k = [1.0, 0.0, 0.0, 1.0];
+        let v = [10.0, 0.0, 0.0, 10.0];
+        let o = reference(&q, &k, &v, 2, 2, 2, 1.0, true);
+        assert_eq!(&o[0..2], &[10.0, 0.0]);
+        // Row 1: scores [0, 1] -> weights e^0, e^1.
+        let w1 = 1.0f64.exp() / (1.0 + 1.0f64.exp());
+        assert!((o[3] - 10.0 * w1).abs() < 1e-12);
+    }
 }
