@@ -72,12 +72,19 @@ pub struct Args {
     /// Seed for temperature sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Print model-load and per-file transcription times (and realtime factors) to stderr.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 fn parse_temperatures(s: &str) -> anyhow::Result<Vec<f64>> {
     let temps: Vec<f64> = s
         .split(',')
-        .map(|t| t.trim().parse::<f64>().with_context(|| format!("--temperature: `{t}` is not a number")))
+        .map(|t| {
+            t.trim()
+                .parse::<f64>()
+                .with_context(|| format!("--temperature: `{t}` is not a number"))
+        })
         .collect::<anyhow::Result<_>>()?;
     if temps.iter().any(|t| !(0.0..=2.0).contains(t)) {
         bail!("--temperature: values must be between 0 and 2, got {s}");
@@ -121,11 +128,15 @@ fn output_stem(input: &Path) -> String {
     if input.as_os_str() == "-" {
         return "stdin".into();
     }
-    input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into())
+    input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into())
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
-    let formats = output::parse_formats(&args.output_format).map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
+    let formats = output::parse_formats(&args.output_format)
+        .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
     match args.device {
         DeviceKind::Cpu => {}
         DeviceKind::Sim => bail!(
@@ -134,19 +145,32 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         DeviceKind::Npu => bail!("--device npu: this build has no XRT support and this machine has no NPU; use --device cpu"),
     }
     if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
         let probe = dir.join(".aiec-write-test");
-        std::fs::write(&probe, b"").with_context(|| format!("output directory {} is not writable", dir.display()))?;
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("output directory {} is not writable", dir.display()))?;
         let _ = std::fs::remove_file(probe);
     }
     if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("setting up worker threads")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("setting up worker threads")?;
     }
     let model_dir = match &args.model_dir {
         Some(d) => d.clone(),
         None => install::resolve(&args.model)?,
     };
-    let tr = Transcriber::load(&model_dir).with_context(|| format!("loading model from {}", model_dir.display()))?;
+    let load_start = std::time::Instant::now();
+    let tr = Transcriber::load(&model_dir)
+        .with_context(|| format!("loading model from {}", model_dir.display()))?;
+    if args.timings {
+        eprintln!(
+            "timing: model load {:.3} s",
+            load_start.elapsed().as_secs_f64()
+        );
+    }
     let opts = options(&args, &tr)?;
     let mut failures = 0;
     for input in &args.inputs {
@@ -157,7 +181,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 b.set_position((done * 100.0) as u64);
             }
         };
+        let started = std::time::Instant::now();
         let result = tr.transcribe_file(input, &opts, Some(&mut update));
+        let seconds = started.elapsed().as_secs_f64();
         if let Some(b) = bar {
             b.finish_and_clear();
         }
@@ -170,12 +196,23 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e).with_context(|| format!("transcribing {}", input.display())),
         };
+        if args.timings {
+            eprintln!(
+                "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",
+                input.display(),
+                transcript.duration,
+                seconds / transcript.duration.max(1e-9),
+                transcript.duration / seconds.max(1e-9)
+            );
+        }
         for &format in &formats {
             match &args.output_dir {
                 Some(dir) => {
                     let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
-                    let mut f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-                    output::write(format, &transcript, &mut f).with_context(|| format!("writing {}", path.display()))?;
+                    let mut f = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    output::write(format, &transcript, &mut f)
+                        .with_context(|| format!("writing {}", path.display()))?;
                 }
                 None => {
                     let mut out = std::io::stdout().lock();
@@ -198,8 +235,10 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cs of audio")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} cs of audio",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
 }

@@ -23,6 +23,12 @@ pub const FRAMES_PER_SECOND: f64 = 100.0;
 pub const INPUT_STRIDE: usize = 2;
 /// Whisper's text context.
 pub const MAX_LENGTH: usize = 448;
+/// A last window with less audio than this (1 s) is not decoded when an earlier window
+/// already covered the audio up to it. Such a tail is almost all padding, and Whisper's
+/// answer to padding is a hallucinated repeat of the previous text (seen on the dev set,
+/// where faster-whisper's output for the same tail changes from run to run with its sampling
+/// seed). whisper.cpp stops at the same point.
+pub const MIN_TAIL_FRAMES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -243,6 +249,9 @@ pub fn transcribe(
     let mut last_speech_timestamp = 0.0f64;
 
     while seek < content_frames {
+        if seek > 0 && content_frames - seek < MIN_TAIL_FRAMES {
+            break;
+        }
         let time_offset = seek as f64 / FRAMES_PER_SECOND;
         let segment_size = N_FRAMES.min(content_frames - seek);
         let segment_duration = segment_size as f64 / FRAMES_PER_SECOND;
@@ -411,6 +420,7 @@ fn decode_with_fallback<'r>(
         let avg_logprob = result.sum_logprob / (result.tokens.len() + 1) as f64;
         let text = ctx.tokenizer.decode(&result.tokens);
         let cr = compression_ratio(text.trim());
+        tracing::debug!(temperature = t, avg_logprob, compression_ratio = cr, no_speech_prob = result.no_speech_prob, tokens = ?result.tokens, "window decoded");
         let decoded = Decoded {
             result,
             avg_logprob,

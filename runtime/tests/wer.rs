@@ -1,0 +1,105 @@
+//! Transcription quality on real speech: WER on the dev set against its reference transcripts,
+//! next to faster-whisper's WER on the same clips (its outputs ship with the set), and
+//! segment timing against faster-whisper's. Needs the whisper-base model installed.
+
+mod common;
+
+use aiec_runtime::decode::DecodeOptions;
+use aiec_runtime::pipeline::Transcriber;
+use common::*;
+
+/// Allowed WER excess over faster-whisper, in absolute points (the bound).
+const WER_MARGIN: f64 = 0.005;
+/// Allowed median segment boundary difference from faster-whisper, seconds.
+const TIMING_MEDIAN_BOUND: f64 = 0.5;
+
+fn run_dev_set(beam: usize) {
+    let tr = Transcriber::load(&model_dir("whisper-base")).expect("model loads");
+    let refs = references();
+    let fw = faster_whisper(beam);
+    let opts = DecodeOptions {
+        beam_size: beam,
+        ..Default::default()
+    };
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut boundary_diffs = Vec::new();
+    let mut audio_seconds = 0.0;
+    let t0 = std::time::Instant::now();
+    for (file, reference) in &refs {
+        let path = speech_dir().join(file);
+        let t = tr
+            .transcribe_file(&path, &opts, None)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        audio_seconds += t.duration;
+        let (fw_text, fw_segs) = fw
+            .get(file)
+            .unwrap_or_else(|| panic!("no faster-whisper output for {file}"));
+        ours.push((reference.clone(), t.text()));
+        theirs.push((reference.clone(), fw_text.clone()));
+        if t.segments.len() == fw_segs.len() {
+            for (s, (fs, fe)) in t.segments.iter().zip(fw_segs) {
+                boundary_diffs.push((s.start - fs).abs());
+                boundary_diffs.push((s.end - fe).abs());
+            }
+        }
+        let (w, _) = wer(&[(reference.clone(), t.text())]);
+        if w > 0.3 {
+            eprintln!(
+                "{file}: WER {:.0}%\n  ref: {reference}\n  aiec: {}\n  fw:   {fw_text}",
+                w * 100.0,
+                t.text()
+            );
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (our_wer, words) = wer(&ours);
+    let (fw_wer, _) = wer(&theirs);
+    let median_diff = median(boundary_diffs.clone());
+    eprintln!(
+        "beam {beam}: aiec WER {:.2}% vs faster-whisper {:.2}% over {words} words, {} files; median segment boundary diff {:.3} s over {} boundaries; {:.1} s for {:.1} s of audio",
+        our_wer * 100.0,
+        fw_wer * 100.0,
+        refs.len(),
+        median_diff,
+        boundary_diffs.len(),
+        elapsed,
+        audio_seconds
+    );
+    assert!(
+        words > 1000,
+        "the dev set should have over 1000 reference words, found {words}"
+    );
+    assert!(
+        our_wer <= fw_wer + WER_MARGIN,
+        "beam {beam}: WER {:.2}% exceeds faster-whisper's {:.2}% + 0.5",
+        our_wer * 100.0,
+        fw_wer * 100.0
+    );
+    assert!(
+        boundary_diffs.len() > 100,
+        "too few comparable segments: {}",
+        boundary_diffs.len()
+    );
+    assert!(
+        median_diff <= TIMING_MEDIAN_BOUND,
+        "median segment boundary difference {median_diff:.3} s"
+    );
+}
+
+#[test]
+fn normalisation_follows_the_dev_set_readme() {
+    assert_eq!(
+        normalise("Don't stop-now, 'quoted' Rock'n'roll!"),
+        ["don't", "stop", "now", "quoted", "rock'n'roll"]
+    );
+    let (w, n) = wer(&[("a b c d".into(), "a x c".into())]);
+    assert_eq!(n, 4);
+    assert!((w - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn dev_set_greedy_and_beam5_match_faster_whisper() {
+    run_dev_set(1);
+    run_dev_set(5);
+}
