@@ -929,6 +929,9 @@ fn real_tokenizer_round_trip_and_specials() {
     assert_eq!(t.decode(&seq), text);
     assert_eq!(t.id_to_token(51864).as_deref(), Some("<|30.00|>"));
     assert_eq!(t.token_to_id("<|1.24|>"), Some(50364 + 62));
+    assert_eq!(t.token_to_id("<|0.00|>"), Some(50364));
+    assert_eq!(t.token_to_id("<|1.23|>"), None);
+    assert_eq!(t.token_to_id("<|30.02|>"), None);
     assert_eq!(t.id_to_token(51865), None);
 }
 

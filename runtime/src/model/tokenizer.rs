@@ -88,7 +88,7 @@ impl WhisperTokenizer {
         let sot_prev = special("<|startofprev|>")?;
         let no_speech = special("<|nospeech|>").or_else(|_| special("<|nocaptions|>"))?;
         let no_timestamps = special("<|notimestamps|>")?;
-        let timestamp_begin = no_timestamps + 1;
+        let timestamp_begin = no_timestamps.saturating_add(1);
         let vocab_size = inner
             .get_vocab_size(true)
             .max(timestamp_begin as usize + N_TIMESTAMPS);
@@ -192,9 +192,12 @@ impl WhisperTokenizer {
         self.inner.token_to_id(token).or_else(|| {
             let seconds: f32 = token.strip_prefix("<|")?.strip_suffix("|>")?.parse().ok()?;
             let step = (seconds / TIMESTAMP_STEP).round();
-            (0.0..N_TIMESTAMPS as f32)
-                .contains(&step)
-                .then(|| self.timestamp_begin + step as u32)
+            if !(0.0..N_TIMESTAMPS as f32).contains(&step) {
+                return None;
+            }
+            let id = self.timestamp_begin.checked_add(step as u32)?;
+            // Only the exact spelling (`<|1.24|>`, not `<|1.23|>` or `<|1.240|>`).
+            (self.id_to_token(id)? == token).then_some(id)
         })
     }
 
