@@ -439,3 +439,18 @@ fn a_dry_run_can_write_the_templates_alone() {
         first
     );
 }
+
+#[test]
+fn a_missing_design_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let design = dir.path().join("design.mlir");
+    let req = BuildRequest::new(&design, dir.path(), "npu1", vec![]).unwrap();
+    match plan(&req).unwrap().execute(&Toolchain::empty()) {
+        Err(BackendError::Io { path, source }) => {
+            assert_eq!(path, design);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+    assert!(!dir.path().join("design.bif").exists());
+}

@@ -171,6 +171,14 @@ impl Plan {
     /// if needed). The rendered templates are always written.
     pub fn execute(&self, tc: &Toolchain) -> Result<Report, BackendError> {
         let out_dir = &self.request.out_dir;
+        // Without the design nothing downstream means anything: say so, not "skipped".
+        let design = &self.request.design_mlir;
+        if let Err(source) = std::fs::metadata(design) {
+            return Err(BackendError::Io {
+                path: design.clone(),
+                source,
+            });
+        }
         std::fs::create_dir_all(out_dir).map_err(|source| BackendError::Io {
             path: out_dir.clone(),
             source,
