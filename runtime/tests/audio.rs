@@ -507,3 +507,24 @@ fn stdin_is_read_to_the_end() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("STDIN_SAMPLES=176000"), "{stdout}");
 }
+
+/// Two minutes of 48 kHz stereo 16-bit WAV: parse, downmix, resample, quantise.
+#[test]
+fn decoding_and_resampling_are_fast() {
+    let rate = 48_000;
+    let frames: Vec<Vec<f64>> = (0..rate as usize * 120)
+        .map(|i| {
+            let t = i as f64 / rate as f64;
+            vec![tones(t), 0.5 * tones(t + 0.001)]
+        })
+        .collect();
+    let bytes = wav_bytes(&frames, rate, SampleFormat::I16);
+    drop(frames);
+    let start = std::time::Instant::now();
+    let samples = decode_bytes(bytes, Some("wav"), "long.wav").unwrap();
+    let elapsed = start.elapsed();
+    eprintln!("120 s of 48 kHz stereo wav -> 16 kHz mono: {elapsed:?}");
+    assert_eq!(samples.len(), 120 * 16_000);
+    // Generous bound for a shared machine; the measured time is printed above.
+    assert!(elapsed.as_secs_f64() < 3.0, "{elapsed:?}");
+}

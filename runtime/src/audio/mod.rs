@@ -10,11 +10,13 @@
 //! reference implementation sees, bit for bit on 16-bit sources.
 
 mod mp4;
+mod resample;
+
+pub use resample::resample;
 
 use std::io::{self, Cursor, Read};
 use std::path::Path;
 
-use rubato::{FftFixedInOut, Resampler};
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -291,69 +293,16 @@ fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
     );
 }
 
-/// Resamples mono audio from `from` Hz to `to` Hz; returns the input unchanged when equal.
-///
-/// Uses rubato's synchronous FFT resampler: for a fixed rational ratio it is the exact
-/// band-limited resampling of each block (no interpolation of a sinc table), it is fast,
-/// and its anti-alias filter sits right at the output Nyquist. The resampler's delay is
-/// removed and the output has `round(len * to / from)` samples, so timestamps line up.
-pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
-    if from == to || samples.is_empty() {
-        return Ok(samples.to_vec());
-    }
-    if from == 0 || to == 0 {
-        return Err(format!("invalid sample rates {from} -> {to}"));
-    }
-    let mut resampler =
-        FftFixedInOut::<f32>::new(from as usize, to as usize, even_chunk(from, to), 1)
-            .map_err(|e| e.to_string())?;
-    let chunk_in = resampler.input_frames_next();
-    let delay = resampler.output_delay();
-    let wanted = ((samples.len() as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
-    let mut out: Vec<f32> = Vec::with_capacity(wanted + delay + resampler.output_frames_max());
-    let mut block = vec![vec![0.0f32; chunk_in]];
-    let mut output = resampler.output_buffer_allocate(true);
-    let mut position = 0;
-    // Feed whole blocks, then zeros until the delayed tail has come out.
-    while out.len() < wanted + delay {
-        let end = (position + chunk_in).min(samples.len());
-        let taken = end.saturating_sub(position);
-        if taken > 0 {
-            block[0][..taken].copy_from_slice(&samples[position..end]);
-        }
-        block[0][taken..].fill(0.0);
-        position += taken;
-        let (_, produced) = resampler
-            .process_into_buffer(&block, &mut output, None)
-            .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&output[0][..produced]);
-    }
-    out.drain(..delay);
-    out.truncate(wanted);
-    Ok(out)
-}
-
-/// An input block length of about 1024 that is a whole number of the ratio's smallest
-/// blocks and even: rubato centres its anti-alias filter at `block / 2` (integer division),
-/// so an odd block would shift the output by a fraction of a sample.
-fn even_chunk(from: u32, to: u32) -> usize {
-    let (mut a, mut b) = (from as usize, to as usize);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    let smallest_in = from as usize / a;
-    let mut blocks = 1024usize.div_ceil(smallest_in);
-    if (blocks * smallest_in) % 2 == 1 {
-        blocks += 1;
-    }
-    blocks * smallest_in
-}
-
 /// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (round to nearest,
 /// saturate), then scales by 1/32768 as faster-whisper's `decode_audio` does.
 fn quantise_like_pyav(mut samples: Vec<f32>) -> Vec<f32> {
     for s in &mut samples {
-        let q = (*s * 32768.0).round().clamp(-32768.0, 32767.0);
+        // NaN (possible in a float WAV) would poison every later sum: call it silence.
+        let q = if s.is_nan() {
+            0.0
+        } else {
+            (*s * 32768.0).round().clamp(-32768.0, 32767.0)
+        };
         *s = q / 32768.0;
     }
     samples
@@ -372,7 +321,17 @@ mod tests {
 
     #[test]
     fn quantise_saturates_and_rounds() {
-        let q = quantise_like_pyav(vec![1.5, -2.0, 0.1 / 32768.0, 0.6 / 32768.0]);
-        assert_eq!(q, vec![32767.0 / 32768.0, -1.0, 0.0, 1.0 / 32768.0]);
+        let q = quantise_like_pyav(vec![
+            1.5,
+            -2.0,
+            0.1 / 32768.0,
+            0.6 / 32768.0,
+            f32::NAN,
+            f32::NEG_INFINITY,
+        ]);
+        assert_eq!(
+            q,
+            vec![32767.0 / 32768.0, -1.0, 0.0, 1.0 / 32768.0, 0.0, -1.0]
+        );
     }
 }
