@@ -38,6 +38,10 @@ impl Linear {
         debug_assert_eq!(x.len(), m * self.in_dim);
         debug_assert_eq!(y.len(), m * self.out_dim);
         let (n, k) = (self.out_dim, self.in_dim);
+        if m <= SKINNY_MAX_ROWS {
+            skinny::forward(x, m, &self.weight, self.bias.as_deref(), n, k, y);
+            return;
+        }
         match &self.bias {
             Some(b) => {
                 for row in y.chunks_exact_mut(n) {
@@ -69,6 +73,105 @@ impl Linear {
                 false,
                 parallelism(m, n, k),
             );
+        }
+    }
+}
+
+/// Up to this many input rows (decoder steps: one row per hypothesis) a product streams the
+/// weights once instead of packing them: packing 100 MB of vocabulary projection for 5 rows
+/// costs more than the arithmetic.
+const SKINNY_MAX_ROWS: usize = 8;
+
+mod skinny {
+    use rayon::prelude::*;
+
+    /// Output columns per parallel task.
+    const COLS_PER_TASK: usize = 256;
+
+    /// `y[m,n] = x[m,k] · W[n,k]ᵀ + b` streaming each weight row once for all `m` rows.
+    pub fn forward(
+        x: &[f32],
+        m: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        y: &mut [f32],
+    ) {
+        // Column-major scratch so each task owns a contiguous block of outputs.
+        let mut yt = vec![0.0f32; n * m];
+        yt.par_chunks_mut(COLS_PER_TASK * m)
+            .enumerate()
+            .for_each(|(task, block)| {
+                let j0 = task * COLS_PER_TASK;
+                for (jj, out) in block.chunks_exact_mut(m).enumerate() {
+                    let j = j0 + jj;
+                    let wr = &w[j * k..(j + 1) * k];
+                    dot_rows(x, m, k, wr, out);
+                    if let Some(b) = bias {
+                        out.iter_mut().for_each(|v| *v += b[j]);
+                    }
+                }
+            });
+        for i in 0..m {
+            for j in 0..n {
+                y[i * n + j] = yt[j * m + i];
+            }
+        }
+    }
+
+    /// `out[i] = x_i · w` for the `m` rows of `x`.
+    fn dot_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the features were just detected; slices are bounds-checked inside.
+                unsafe { dot_rows_avx2(x, m, k, w, out) };
+                return;
+            }
+        }
+        for i in 0..m {
+            let xr = &x[i * k..(i + 1) * k];
+            let mut acc = [0.0f32; 8];
+            let chunks = k / 8;
+            for c in 0..chunks {
+                for l in 0..8 {
+                    acc[l] += xr[c * 8 + l] * w[c * 8 + l];
+                }
+            }
+            let mut s: f32 = acc.iter().sum();
+            for t in chunks * 8..k {
+                s += xr[t] * w[t];
+            }
+            out[i] = s;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows_avx2(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        assert!(x.len() >= m * k && w.len() >= k && out.len() >= m && m <= super::SKINNY_MAX_ROWS);
+        let mut acc = [_mm256_setzero_ps(); super::SKINNY_MAX_ROWS];
+        let chunks = k / 8;
+        let xp = x.as_ptr();
+        let wp = w.as_ptr();
+        for c in 0..chunks {
+            let wv = _mm256_loadu_ps(wp.add(c * 8));
+            for (i, a) in acc.iter_mut().enumerate().take(m) {
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i * k + c * 8)), wv, *a);
+            }
+        }
+        for i in 0..m {
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i]);
+            let mut s: f32 = lanes.iter().sum();
+            for t in chunks * 8..k {
+                s += x[i * k + t] * w[t];
+            }
+            out[i] = s;
         }
     }
 }
@@ -225,7 +328,13 @@ mod tests {
 
     #[test]
     fn linear_matches_float64_reference() {
-        for &(m, k, n) in &[(1, 512, 1536), (7, 33, 5), (300, 128, 260)] {
+        for &(m, k, n) in &[
+            (1, 512, 1536),
+            (5, 512, 2048),
+            (7, 33, 5),
+            (8, 70, 300),
+            (300, 128, 260),
+        ] {
             let x = pseudo_random(m * k, 1);
             let w = pseudo_random(n * k, 2);
             let b = pseudo_random(n, 3);
