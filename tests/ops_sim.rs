@@ -1,0 +1,185 @@
+//! Whole op designs (FIFOs, memtile split/join, runtime-sequence access patterns, kernels) run
+//! in the host simulator, against the f64 references.
+
+use std::path::Path;
+
+use aiec::ops::{attention, layernorm, matmul, softmax};
+use aiec::sim::{self, HostData};
+use aiec::spec::{Requant, Spec};
+use half::bf16;
+
+fn design(text: &str) -> aiec::design::Design {
+    Spec::parse(text, Path::new("test.toml"))
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next() % 1_000_000) as f64 / 1_000_000.0
+    }
+}
+
+#[test]
+fn int8_matmul_over_two_columns_is_bit_exact() {
+    let (m, k, n) = (64, 96, 64);
+    let d = design(&format!(
+        r#"op = "matmul"
+name = "t"
+device = "npu1"
+dtype = "int8"
+shape = {{ m = {m}, k = {k}, n = {n} }}
+tile = {{ m = 8, k = 32, n = 16 }}
+array = {{ columns = 2, cores_per_column = 4 }}
+requant = {{ shift = 10, scale = 3 }}
+"#
+    ));
+    let mut rng = Rng(7);
+    let a: Vec<i8> = (0..m * k).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let b: Vec<i8> = (0..k * n).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let out = sim::run(&d, vec![HostData::I8(a.clone()), HostData::I8(b.clone())]).unwrap();
+    let HostData::I8(c) = &out[0] else {
+        panic!("{:?}", out[0])
+    };
+    let want = matmul::reference_int8(
+        &a,
+        &b,
+        m,
+        k,
+        n,
+        Requant {
+            shift: 10,
+            scale: 3,
+        },
+    );
+    assert_eq!(c, &want);
+}
+
+#[test]
+fn causal_softmax_and_layernorm_designs_match_references() {
+    let (rows, cols) = (32, 24);
+    let mut rng = Rng(11);
+    let x: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.uniform(-8.0, 8.0) as f32)
+        .collect();
+    let x64: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    let d = design(&format!(
+        r#"op = "softmax"
+name = "t"
+device = "npu1"
+dtype = "f32"
+shape = {{ rows = {rows}, cols = {cols} }}
+tile_rows = 2
+array = {{ columns = 2, cores_per_column = 4 }}
+causal = true
+"#
+    ));
+    let out = sim::run(&d, vec![HostData::F32(x.clone())]).unwrap();
+    let HostData::F32(y) = &out[0] else { panic!() };
+    let want = softmax::reference(&x64, rows, cols, true);
+    for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+        assert!((*g as f64 - w).abs() <= 1e-5, "softmax [{i}] {g} vs {w}");
+    }
+
+    let d = design(&format!(
+        r#"op = "layernorm"
+name = "t"
+device = "npu1"
+dtype = "bf16"
+shape = {{ rows = {rows}, cols = {cols} }}
+tile_rows = 4
+array = {{ columns = 1, cores_per_column = 4 }}
+epsilon = 1e-5
+"#
+    ));
+    let xb: Vec<bf16> = x.iter().map(|v| bf16::from_f32(*v)).collect();
+    let gamma: Vec<f64> = (0..cols).map(|j| 0.5 + j as f64 / cols as f64).collect();
+    let beta: Vec<f64> = (0..cols).map(|j| j as f64 / 10.0 - 1.0).collect();
+    let params: Vec<bf16> = gamma
+        .iter()
+        .chain(&beta)
+        .map(|v| bf16::from_f64(*v))
+        .collect();
+    let out = sim::run(
+        &d,
+        vec![HostData::Bf16(xb.clone()), HostData::Bf16(params.clone())],
+    )
+    .unwrap();
+    let HostData::Bf16(y) = &out[0] else { panic!() };
+    let xr: Vec<f64> = xb.iter().map(|v| v.to_f64()).collect();
+    let g: Vec<f64> = params[..cols].iter().map(|v| v.to_f64()).collect();
+    let b: Vec<f64> = params[cols..].iter().map(|v| v.to_f64()).collect();
+    let want = layernorm::reference(&xr, rows, cols, &g, &b, 1e-5);
+    for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+        let g = g.to_f64();
+        assert!(
+            (g - w).abs() <= layernorm::TOLERANCE * (1.0 + w.abs()),
+            "layernorm [{i}] {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn attention_design_deals_heads_and_streams_kv() {
+    let (heads, len, dh) = (4, 16, 8);
+    let d = design(&format!(
+        r#"op = "attention"
+name = "t"
+device = "npu1"
+dtype = "f32"
+heads = {heads}
+q_len = {len}
+kv_len = {len}
+head_dim = {dh}
+q_tile = 4
+kv_tile = 8
+array = {{ columns = 1, cores_per_column = 2 }}
+causal = true
+"#
+    ));
+    let mut rng = Rng(5);
+    let mut gen =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect() };
+    let (q, k, v) = (
+        gen(heads * len * dh),
+        gen(heads * len * dh),
+        gen(heads * len * dh),
+    );
+    // Host layout KV [heads, len, 2*dh]: row j = K_j then V_j.
+    let kv: Vec<f32> = (0..heads * len)
+        .flat_map(|r| {
+            k[r * dh..(r + 1) * dh]
+                .iter()
+                .chain(&v[r * dh..(r + 1) * dh])
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let out = sim::run(&d, vec![HostData::F32(q.clone()), HostData::F32(kv)]).unwrap();
+    let HostData::F32(o) = &out[0] else { panic!() };
+    let f = |x: &[f32]| x.iter().map(|v| *v as f64).collect::<Vec<_>>();
+    for h in 0..heads {
+        let s = h * len * dh..(h + 1) * len * dh;
+        let want = attention::reference(
+            &f(&q[s.clone()]),
+            &f(&k[s.clone()]),
+            &f(&v[s.clone()]),
+            len,
+            len,
+            dh,
+            1.0 / (dh as f64).sqrt(),
+            true,
+        );
+        for (i, (g, w)) in o[s.clone()].iter().zip(&want).enumerate() {
+            assert!((*g as f64 - w).abs() <= 1e-4, "head {h} [{i}] {g} vs {w}");
+        }
+    }
+}
