@@ -552,6 +552,7 @@ fn the_wall_clock_limit_stops_a_run_with_a_report() {
     let design = stream_design(64, 8, 2, TensorAccessPattern::linear(0, 512));
     let options = SimOptions {
         timeout: Duration::ZERO,
+        ..SimOptions::default()
     };
     let err =
         sim::run_with(&design, vec![HostData::I32(random_i32(512, 9))], &options).unwrap_err();

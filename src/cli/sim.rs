@@ -21,6 +21,9 @@ pub struct Args {
     /// Wall-clock limit of the simulation, seconds.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
+    /// LLVM optimisation level of the host JIT (0-3).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub opt_level: u8,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let options = SimOptions {
         timeout: Duration::from_secs_f64(args.timeout),
+        opt_level: usize::from(args.opt_level),
     };
     let check = check_spec(&spec, args.seed, &options)
         .with_context(|| format!("simulating {}", args.spec.display()))?;

@@ -4,7 +4,7 @@
 //! loops and calls to the hooks of [`super::hooks`] (acquire / access / release), and its
 //! kernels inlined by the very emitters the MLIR-AIE lowering puts inside `aie.core` (upstream
 //! scf/arith/memref/vector/math only). The module is lowered to the LLVM dialect and compiled
-//! at -O3 by MLIR's ExecutionEngine. Workers whose programs print identically (same kernels,
+//! by MLIR's ExecutionEngine (LLVM -O2 by default, see `SimOptions::opt_level`). Workers whose programs print identically (same kernels,
 //! loops, buffer types; FIFOs numbered per worker) share one compiled function.
 
 use std::cell::RefCell;
@@ -105,6 +105,7 @@ pub(crate) fn compile(
     context: &Context,
     design: &Design,
     plan: &Plan,
+    opt_level: usize,
 ) -> Result<Compiled, SimError> {
     let diagnostics = Rc::new(RefCell::new(Vec::<String>::new()));
     let sink = diagnostics.clone();
@@ -112,7 +113,7 @@ pub(crate) fn compile(
         sink.borrow_mut().push(d.to_string());
         true
     });
-    let result = compile_inner(context, design, plan, &diagnostics);
+    let result = compile_inner(context, design, plan, opt_level, &diagnostics);
     context.detach_diagnostic_handler(handler);
     result
 }
@@ -121,6 +122,7 @@ fn compile_inner(
     context: &Context,
     design: &Design,
     plan: &Plan,
+    opt_level: usize,
     diagnostics: &Rc<RefCell<Vec<String>>>,
 ) -> Result<Compiled, SimError> {
     let location = Location::unknown(context);
@@ -227,13 +229,16 @@ fn compile_inner(
         ));
     }
     let mut module = module;
+    let lowering = std::time::Instant::now();
     let pm = PassManager::new(context);
     parse_pass_pipeline(pm.as_operation_pass_manager(), HOST_PIPELINE)
         .map_err(|e| SimError::Jit(format!("host pass pipeline: {e}")))?;
     pm.run(&mut module)
         .map_err(|_| jit_error("lowering the cores to the LLVM dialect failed", diagnostics))?;
 
-    let engine = ExecutionEngine::new(&module, 3, &[], false, false);
+    tracing::debug!(elapsed = ?lowering.elapsed(), "cores lowered to the LLVM dialect");
+    let codegen = std::time::Instant::now();
+    let engine = ExecutionEngine::new(&module, opt_level, &[], false, false);
     // SAFETY: the hooks have exactly the C signatures the declarations above give them.
     unsafe {
         engine.register_symbol("aiec_sim_acquire", hooks::acquire as *mut ());
@@ -267,6 +272,8 @@ fn compile_inner(
         };
         entries.push(f);
     }
+    // Lookups materialise the code, so this includes LLVM's optimisation and codegen.
+    tracing::debug!(elapsed = ?codegen.elapsed(), "cores compiled by LLVM");
     Ok(Compiled {
         _engine: engine,
         entries,

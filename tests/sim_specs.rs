@@ -1,0 +1,143 @@
+//! Every spec under `kernel-specs/` (the whisper-base shapes included) simulates and matches
+//! its op's float64 reference within the op's documented bound; `aiec sim` reports and fails
+//! as it should.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aiec::sim::verify::{check_spec, Comparison};
+use aiec::sim::SimOptions;
+use aiec::spec::Spec;
+
+fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            specs(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_kernel_spec_matches_its_reference_in_the_simulator() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs");
+    let mut paths = Vec::new();
+    specs(&root, &mut paths);
+    paths.sort();
+    assert!(
+        paths.len() >= 4,
+        "expected the kernel specs, found {paths:?}"
+    );
+    let mut failures = Vec::new();
+    for path in &paths {
+        let spec = Spec::load(path).unwrap();
+        match check_spec(&spec, 1, &SimOptions::default()) {
+            Ok(check) => {
+                let c = &check.comparison;
+                eprintln!(
+                    "{}: {} elements, max abs {:.3e}, rel L2 {:.3e}, violations {}, run {:.3} s",
+                    path.display(),
+                    c.elements,
+                    c.max_abs_error,
+                    c.rel_l2_error,
+                    c.violations,
+                    check.run.run_time.as_secs_f64()
+                );
+                if !c.passed() {
+                    failures.push(format!(
+                        "{}: {} outside {} (worst {:?})",
+                        path.display(),
+                        c.violations,
+                        c.bound,
+                        c.worst
+                    ));
+                }
+                if let Some(exact) = c.exact_matches {
+                    if c.passed() && exact != c.elements {
+                        failures.push(format!(
+                            "{}: bit-exact op with {exact}/{} exact",
+                            path.display(),
+                            c.elements
+                        ));
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn comparison_counts_elements_outside_the_bound() {
+    let y = [1.0, 2.0, 3.5, f64::NAN];
+    let r = [1.0, 2.1, 3.0, 4.0];
+    let c = Comparison::new(&y, &r, false, "0.2", |_, _| 0.2);
+    assert_eq!(c.violations, 2, "3.5 vs 3.0 and NaN");
+    assert!(!c.passed());
+    assert_eq!(c.max_abs_error, f64::INFINITY);
+    let c = Comparison::new(&[1.0, 2.0], &[1.0, 2.0], true, "exact", |_, _| 0.0);
+    assert!(c.passed());
+    assert_eq!(c.exact_matches, Some(2));
+    assert_eq!(c.rel_l2_error, 0.0);
+    let c = Comparison::new(&[3.0, 4.0], &[0.0, 0.0], false, "x", |_, _| 10.0);
+    assert_eq!(
+        c.rel_l2_error, 5.0,
+        "an all-zero reference falls back to the absolute L2 error"
+    );
+}
+
+fn aiec(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aiec"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_reports_errors_and_exact_matches() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs/whisper-base/dec_qkv.toml");
+    let out = aiec(&["sim", spec.to_str().unwrap(), "--seed", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("max abs err  0.000000e0"), "{stdout}");
+    assert!(stdout.contains("exact        1536 / 1536"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("PASS"), "{stdout}");
+
+    let out = aiec(&["sim", "/nonexistent/spec.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/spec.toml"));
+
+    let out = aiec(&["sim", spec.to_str().unwrap(), "--timeout=-1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
+}
+
+#[test]
+fn a_spec_the_device_cannot_hold_is_refused_before_simulating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("too_big.toml");
+    std::fs::write(
+        &path,
+        r#"op = "matmul"
+name = "too_big"
+device = "npu1"
+dtype = "int8"
+shape = { m = 512, k = 512, n = 512 }
+tile = { m = 128, k = 128, n = 128 }
+array = { columns = 4, cores_per_column = 4 }
+requant = { shift = 12, scale = 3 }
+"#,
+    )
+    .unwrap();
+    let out = aiec(&["sim", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("too_big"), "{stderr}");
+}
