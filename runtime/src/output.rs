@@ -11,9 +11,9 @@ use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::str::FromStr;
 
-use serde_json::json;
+use serde::Serialize;
 
-use crate::transcript::{Segment, Transcript};
+use crate::transcript::{Segment, Transcript, Word};
 
 /// One output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,34 +161,56 @@ fn render_tsv(t: &Transcript) -> String {
 
 /// faster-whisper's result as JSON: transcript-level fields, the full text, and every
 /// segment with its decoding statistics (`words` is null without word timestamps).
+/// Structs rather than `json!` so keys keep this order (serde_json's map would sort them).
 fn render_json(t: &Transcript) -> String {
-    let segments: Vec<serde_json::Value> = t
-        .segments
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "seek": s.seek,
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "tokens": s.tokens,
-                "temperature": s.temperature,
-                "avg_logprob": s.avg_logprob,
-                "compression_ratio": s.compression_ratio,
-                "no_speech_prob": s.no_speech_prob,
-                "words": s.words,
+    #[derive(Serialize)]
+    struct JsonTranscript<'a> {
+        language: &'a str,
+        language_probability: f64,
+        duration: f64,
+        text: String,
+        segments: Vec<JsonSegment<'a>>,
+    }
+    #[derive(Serialize)]
+    struct JsonSegment<'a> {
+        id: usize,
+        seek: usize,
+        start: f64,
+        end: f64,
+        text: &'a str,
+        tokens: &'a [u32],
+        temperature: f64,
+        avg_logprob: f64,
+        compression_ratio: f64,
+        no_speech_prob: f64,
+        words: Option<&'a [Word]>,
+    }
+    let value = JsonTranscript {
+        language: &t.language,
+        language_probability: t.language_probability,
+        duration: t.duration,
+        text: t.text(),
+        segments: t
+            .segments
+            .iter()
+            .map(|s| JsonSegment {
+                id: s.id,
+                seek: s.seek,
+                start: s.start,
+                end: s.end,
+                text: &s.text,
+                tokens: &s.tokens,
+                temperature: s.temperature,
+                avg_logprob: s.avg_logprob,
+                compression_ratio: s.compression_ratio,
+                no_speech_prob: s.no_speech_prob,
+                words: s.words.as_deref(),
             })
-        })
-        .collect();
-    let value = json!({
-        "language": t.language,
-        "language_probability": t.language_probability,
-        "duration": t.duration,
-        "text": t.text(),
-        "segments": segments,
-    });
-    let mut out = serde_json::to_string_pretty(&value).expect("a JSON value always serialises");
+            .collect(),
+    };
+    // Serialising plain structs of numbers and strings cannot fail (non-finite floats
+    // become null).
+    let mut out = serde_json::to_string_pretty(&value).unwrap_or_default();
     out.push('\n');
     out
 }

@@ -119,6 +119,26 @@ fn json_carries_every_field() {
     let keys: Vec<&str> = s.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(keys.len(), 11, "{keys:?}");
     assert!(text.ends_with("}\n"));
+    // Keys in faster-whisper's order, not sorted.
+    let order = [
+        "\"language\"",
+        "\"language_probability\"",
+        "\"duration\"",
+        "\"text\"",
+        "\"segments\"",
+        "\"id\"",
+        "\"seek\"",
+        "\"start\"",
+        "\"end\"",
+        "\"tokens\"",
+        "\"temperature\"",
+        "\"avg_logprob\"",
+        "\"compression_ratio\"",
+        "\"no_speech_prob\"",
+        "\"words\"",
+    ];
+    let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
 
 #[test]
