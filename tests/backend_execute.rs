@@ -114,6 +114,10 @@ fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
     assert!(
         summary.contains("skipped bootgen: no toolchain was searched (would have made design.pdi)")
     );
+    assert!(summary.contains(
+        "skipped aie-opt: no toolchain was searched (would have made input_with_addresses.mlir, \
+         input_physical.mlir, main_core_0_2.opt.mlir, main_core_1_2.opt.mlir, and 1 more)"
+    ));
 }
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {

@@ -147,11 +147,17 @@ impl Report {
             self.out_dir.display()
         );
         for m in &self.missing_tools {
-            let files: Vec<String> = m
+            // Per-core files repeat for every core; the first few say what they are.
+            const SHOWN: usize = 4;
+            let mut files: Vec<String> = m
                 .would_make
                 .iter()
+                .take(SHOWN)
                 .map(|p| p.display().to_string())
                 .collect();
+            if m.would_make.len() > SHOWN {
+                files.push(format!("and {} more", m.would_make.len() - SHOWN));
+            }
             out.push_str(&format!(
                 "skipped {}: {} (would have made {})\n",
                 m.tool,
