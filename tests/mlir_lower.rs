@@ -195,9 +195,9 @@ fn custom_syntax_has_aie_opt_spelling() {
     let text = mlir::emit(&add_one_design()).unwrap();
     let expect = [
         "  aie.device(npu1_1col) {",
-        "    %tile_0_0 = aie.tile(0, 0)",
+        "    %shim_noc_tile_0_0 = aie.tile(0, 0)",
         "    %tile_0_2 = aie.tile(0, 2)",
-        "    aie.objectfifo @in0(%tile_0_0, {%tile_0_1}, 2 : i32) : !aie.objectfifo<memref<64xi32>>",
+        "    aie.objectfifo @in0(%shim_noc_tile_0_0, {%mem_tile_0_1}, 2 : i32) : !aie.objectfifo<memref<64xi32>> ",
         "    aie.objectfifo.link [@in0] -> [@in1]([] [])",
         "    %core_0_2 = aie.core(%tile_0_2) {",
         "      scf.for %arg0 = %c0 to %c4 step %c1 {",
@@ -326,4 +326,81 @@ fn kernel_emitter_errors_propagate() {
         err.contains("failing") && err.contains("tile too small"),
         "{err}"
     );
+}
+
+#[test]
+fn kernels_may_add_device_level_globals() {
+    use melior::ir::{operation::OperationBuilder, Attribute, Identifier};
+    let mut design = add_one_design();
+    let with_lut = Kernel {
+        name: "lut".into(),
+        emit: Arc::new(|cx, block, _args| {
+            let ctx = cx.context;
+            let attr = |s: &str| Attribute::parse(ctx, s).unwrap();
+            let global = OperationBuilder::new("memref.global", cx.location)
+                .add_attributes(&[
+                    (Identifier::new(ctx, "sym_name"), attr("\"lut\"")),
+                    (Identifier::new(ctx, "sym_visibility"), attr("\"private\"")),
+                    (Identifier::new(ctx, "type"), attr("memref<4xf32>")),
+                    (
+                        Identifier::new(ctx, "initial_value"),
+                        attr("dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>"),
+                    ),
+                    (Identifier::new(ctx, "constant"), attr("unit")),
+                ])
+                .build()
+                .unwrap();
+            cx.device_block.append_operation(global);
+            let get = OperationBuilder::new("memref.get_global", cx.location)
+                .add_attributes(&[(Identifier::new(ctx, "name"), attr("@lut"))])
+                .add_results(&[Type::parse(ctx, "memref<4xf32>").unwrap()])
+                .build()
+                .unwrap();
+            block.append_operation(get);
+            Ok(())
+        }),
+    };
+    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
+        body[2] = CoreStmt::Kernel {
+            kernel: with_lut,
+            args: vec![],
+        };
+    }
+    let text = mlir::emit(&design).unwrap();
+    assert!(
+        text.contains("memref.global \"private\" constant @lut : memref<4xf32> = dense<[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]>"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" = memref.get_global @lut : memref<4xf32>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"memref."),
+        "upstream ops must print in custom form:\n{text}"
+    );
+
+    // A use of a global nobody defined is caught.
+    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
+        body[2] = CoreStmt::Kernel {
+            kernel: Kernel {
+                name: "dangling".into(),
+                emit: Arc::new(|cx, block, _| {
+                    let get = OperationBuilder::new("memref.get_global", cx.location)
+                        .add_attributes(&[(
+                            Identifier::new(cx.context, "name"),
+                            Attribute::parse(cx.context, "@nowhere").unwrap(),
+                        )])
+                        .add_results(&[Type::parse(cx.context, "memref<4xf32>").unwrap()])
+                        .build()
+                        .unwrap();
+                    block.append_operation(get);
+                    Ok(())
+                }),
+            },
+            args: vec![],
+        };
+    }
+    let err = mlir::emit(&design).unwrap_err().to_string();
+    assert!(err.contains("memref.get_global @nowhere"), "{err}");
 }

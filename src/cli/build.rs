@@ -1,8 +1,168 @@
-//! `aiec build`.
+//! `aiec build SPEC.toml`: spec -> Design -> MLIR (verified) -> artefact directory, then the
+//! real AIE toolchain through the backend for whatever tools are installed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use sha2::{Digest, Sha256};
+
+use crate::backend::{plan, BuildRequest, Report, Toolchain};
+use crate::design::Design;
+use crate::spec::Spec;
+
+/// What `--emit` prints instead of building.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// The design in aie-opt's MLIR syntax.
+    Mlir,
+    /// Tiles, object FIFOs, worker programs and the memory each tile needs.
+    Plan,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The kernel spec (TOML), e.g. kernel-specs/matmul.toml.
+    pub spec: PathBuf,
+    /// Artefact directory [default: build/<spec file stem>].
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Print this to stdout and stop (nothing is written).
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+    /// Write design.mlir and manifest.json and print the tool commands without running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Require final.xclbin: fail (naming each missing tool) if it cannot be made.
+    #[arg(long)]
+    pub xclbin: bool,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`aiec build` is not built yet")
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let spec_bytes = std::fs::read(&args.spec)
+        .with_context(|| format!("cannot read spec {}", args.spec.display()))?;
+    let spec_text = std::str::from_utf8(&spec_bytes)
+        .with_context(|| format!("spec {} is not UTF-8 text", args.spec.display()))?;
+    let spec = Spec::parse(spec_text, &args.spec)?;
+    let design = spec.build()?;
+
+    match args.emit {
+        Some(Emit::Mlir) => {
+            print!("{}", crate::mlir::emit(&design)?);
+            return Ok(());
+        }
+        Some(Emit::Plan) => {
+            print!("{}", crate::mlir::plan::describe(&design)?);
+            return Ok(());
+        }
+        None => {}
+    }
+
+    let mlir = crate::mlir::emit(&design)?;
+    let out_dir = match &args.out {
+        Some(d) => d.clone(),
+        None => default_out_dir(&args.spec)?,
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create artefact directory {}", out_dir.display()))?;
+    let design_path = out_dir.join("design.mlir");
+    write(&design_path, mlir.as_bytes())?;
+
+    let request = BuildRequest::for_design(&design, &design_path, &out_dir)?;
+    let backend_plan = plan(&request)?;
+    let tools = if args.dry_run {
+        print!("{}", backend_plan.render());
+        serde_json::json!({ "dry_run": true, "commands": backend_plan.render() })
+    } else {
+        let toolchain = Toolchain::discover();
+        let report = backend_plan.execute(&toolchain)?;
+        eprint!("{}", report.summary());
+        let json = report.to_json();
+        write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, json)?;
+        return finish(&args, &report, &out_dir);
+    };
+    write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
+    if args.xclbin {
+        bail!("--xclbin cannot be combined with --dry-run: a dry run makes no xclbin");
+    }
+    Ok(())
+}
+
+fn finish(args: &Args, report: &Report, out_dir: &Path) -> anyhow::Result<()> {
+    if args.xclbin {
+        let xclbin = report.require_xclbin()?;
+        eprintln!("wrote {}", xclbin.display());
+    } else {
+        eprintln!("wrote {}", out_dir.join("design.mlir").display());
+    }
+    Ok(())
+}
+
+/// `build/<stem>` for `path/to/<stem>.toml`.
+fn default_out_dir(spec: &Path) -> anyhow::Result<PathBuf> {
+    let stem = spec
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("cannot name an artefact directory after {}", spec.display()))?;
+    Ok(Path::new("build").join(stem))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `manifest.json`: where the artefact came from and what made each file. No timestamps, so
+/// the same spec gives the same bytes.
+fn write_manifest(
+    out_dir: &Path,
+    spec_path: &Path,
+    spec_bytes: &[u8],
+    spec: &Spec,
+    design: &Design,
+    tools: serde_json::Value,
+) -> anyhow::Result<()> {
+    let sha = Sha256::digest(spec_bytes);
+    let sha_hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let buffers: Vec<serde_json::Value> = design
+        .sequence
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            serde_json::json!({
+                "index": i,
+                "name": a.name,
+                "type": a.ty.mlir(),
+                "shape": a.ty.shape,
+                "elem": a.ty.elem.mlir(),
+                "bytes": a.ty.bytes(),
+            })
+        })
+        .collect();
+    let fifos: Vec<serde_json::Value> = design
+        .fifos
+        .iter()
+        .map(|f| serde_json::json!({ "name": f.name, "type": f.ty.mlir(), "depth": f.depth }))
+        .collect();
+    let manifest = serde_json::json!({
+        "aiec_version": env!("CARGO_PKG_VERSION"),
+        "spec": {
+            "path": spec_path.display().to_string(),
+            "sha256": sha_hex,
+            "name": spec.name(),
+            "op": spec.op(),
+        },
+        "design": design.name,
+        "device": design.device,
+        "host_buffers": buffers,
+        "object_fifos": fifos,
+        "cores": design.workers.iter().map(|w| [w.tile.col, w.tile.row]).collect::<Vec<_>>(),
+        "files": {
+            "design.mlir": "aiec (mlir::emit, aie-opt syntax)",
+        },
+        "tools": tools,
+    });
+    let mut text = serde_json::to_string_pretty(&manifest)?;
+    text.push('\n');
+    write(&out_dir.join("manifest.json"), text.as_bytes())
 }

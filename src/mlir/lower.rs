@@ -45,7 +45,7 @@ pub fn lower<'c>(context: &'c Context, design: &Design) -> Result<Module<'c>, Ml
         for &t in &design.tiles {
             let op = b.op(
                 "aie.tile",
-                b.named(&format!("tile_{}_{}", t.col, t.row)),
+                b.named(&tile_ssa_name(t)),
                 &[],
                 &[b.index()],
                 &[("col", b.i32(t.col as i64)), ("row", b.i32(t.row as i64))],
@@ -78,6 +78,10 @@ pub fn lower<'c>(context: &'c Context, design: &Design) -> Result<Module<'c>, Ml
                         "dimensionsFromStreamPerConsumer",
                         b.attr(&format!("#aie<bd_dim_layout_array_array[{per_consumer}]>"))?,
                     ),
+                    // Default-valued; aie-opt's generic print spells them out too.
+                    ("via_DMA", b.attr("false")?),
+                    ("plio", b.attr("false")?),
+                    ("disable_synchronization", b.attr("false")?),
                 ],
                 vec![],
             )?;
@@ -150,6 +154,17 @@ pub fn lower<'c>(context: &'c Context, design: &Design) -> Result<Module<'c>, Ml
     Ok(module)
 }
 
+/// The SSA name aie-opt gives a tile (`TileOp::getAsmResultNames`): on the NPUs row 0 is a
+/// shim NOC tile and row 1 a memtile.
+fn tile_ssa_name(t: TileId) -> String {
+    let kind = match t.row {
+        0 => "shim_noc_tile",
+        1 => "mem_tile",
+        _ => "tile",
+    };
+    format!("{kind}_{}_{}", t.col, t.row)
+}
+
 /// Runs MLIR's verifier, collecting its diagnostics into the error instead of stderr.
 fn verify_with_mlir(context: &Context, module: &Module, design: &str) -> Result<(), MlirError> {
     let messages = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
@@ -158,8 +173,25 @@ fn verify_with_mlir(context: &Context, module: &Module, design: &str) -> Result<
         sink.borrow_mut().push(d.to_string());
         true
     });
-    let ok = module.as_operation().verify();
+    // Each op of the device body is verified on its own: our MLIR does not know that
+    // `aie.device` is a symbol table, so verifying from the module would look up symbols
+    // (`memref.get_global @lut`) in the wrong scope. Symbol uses are checked below instead.
+    let mut ok = true;
+    let mut device = module.body().first_operation();
+    while let Some(dev) = device {
+        if let Some(block) = dev.region(0).ok().and_then(|r| r.first_block()) {
+            let mut next = block.first_operation();
+            while let Some(op) = next {
+                ok &= op.verify();
+                next = op.next_in_block();
+            }
+        }
+        device = dev.next_in_block();
+    }
     context.detach_diagnostic_handler(handler);
+    if ok {
+        check_global_uses(module)?;
+    }
     if ok {
         Ok(())
     } else {
@@ -168,6 +200,39 @@ fn verify_with_mlir(context: &Context, module: &Module, design: &str) -> Result<
             diagnostics: messages.borrow().join("; "),
         })
     }
+}
+
+/// Every `memref.get_global` must name a `memref.global` of the same device.
+fn check_global_uses(module: &Module) -> Result<(), MlirError> {
+    use melior::ir::operation::{WalkOrder, WalkResult};
+    let mut globals = std::collections::HashSet::new();
+    let mut uses = Vec::new();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        let name = op.name();
+        match name.as_string_ref().as_str().unwrap_or("") {
+            "memref.global" => {
+                if let Ok(a) = op.attribute("sym_name") {
+                    globals.insert(a.to_string().trim_matches('"').to_string());
+                }
+            }
+            "memref.get_global" => {
+                if let Ok(a) = op.attribute("name") {
+                    uses.push(a.to_string().trim_start_matches('@').to_string());
+                }
+            }
+            _ => {}
+        }
+        WalkResult::Advance
+    });
+    for u in uses {
+        if !globals.contains(&u) {
+            return Err(MlirError::invalid(
+                format!("memref.get_global @{u}"),
+                "no memref.global of that name in the device",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// mlir-aie's `AIEDevice` cases. It is an `I32EnumAttr`: the attribute is the case's value.

@@ -14,6 +14,7 @@
 //! dialects and [`lower`] to build it.
 
 pub mod lower;
+pub mod plan;
 pub mod print;
 pub mod verify;
 

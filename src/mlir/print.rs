@@ -18,8 +18,8 @@ use melior::ir::{
     Attribute, Module, OperationRef, RegionLike, ValueLike,
 };
 use mlir_sys::{
-    mlirAsmStateCreateForOperation, mlirAsmStateDestroy, mlirOpPrintingFlagsCreate,
-    mlirOpPrintingFlagsDestroy, mlirOpPrintingFlagsPrintNameLocAsPrefix,
+    mlirAsmStateCreateForOperation, mlirAsmStateDestroy, mlirOpPrintingFlagsAssumeVerified,
+    mlirOpPrintingFlagsCreate, mlirOpPrintingFlagsDestroy, mlirOpPrintingFlagsPrintNameLocAsPrefix,
     mlirOperationPrintWithState, mlirValuePrintAsOperand, MlirAsmState, MlirStringRef,
 };
 
@@ -60,6 +60,8 @@ pub fn print_module(module: &Module) -> Result<String, MlirError> {
     let printer = Printer::new(module.as_operation());
     let mut out = String::new();
     printer.op(&mut out, module.as_operation(), 0)?;
+    // aie-opt (like mlir-opt) ends its output with an empty line.
+    out.push('\n');
     Ok(out)
 }
 
@@ -97,6 +99,10 @@ impl Printer {
         unsafe {
             let flags = mlirOpPrintingFlagsCreate();
             mlirOpPrintingFlagsPrintNameLocAsPrefix(flags);
+            // `lower` has verified every op; without this MLIR re-verifies from the module,
+            // where symbol uses inside the unregistered `aie.device` do not resolve, and
+            // falls back to the generic form.
+            mlirOpPrintingFlagsAssumeVerified(flags);
             let state = mlirAsmStateCreateForOperation(top.to_raw(), flags);
             mlirOpPrintingFlagsDestroy(flags);
             Self { state }
@@ -198,7 +204,9 @@ impl Printer {
                     .value();
                 writeln!(
                     out,
-                    "{pad}aie.objectfifo @{}({producer}, {{{}}}, {}) : {elem_type}",
+                    // aie-opt ends this line with a space (its printer emits one before
+                    // the optional attribute dictionary); we match it byte for byte.
+                    "{pad}aie.objectfifo @{}({producer}, {{{}}}, {}) : {elem_type} ",
                     symbol(attr("sym_name")?),
                     consumers.join(", "),
                     attr("elemNumber")?
