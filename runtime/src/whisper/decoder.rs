@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 
+use super::attend::{attend_rows, HeadKv};
 use super::ops::{
     add_in_place, gelu_in_place, matmul_strided, softmax_in_place, LayerNorm, Linear,
 };
@@ -23,6 +24,9 @@ struct DecoderLayer {
     fc1: Linear,
     fc2: Linear,
 }
+
+/// Up to this many query rows, attention runs as direct per-row loops (decoder steps).
+const FEW_ROWS: usize = 8;
 
 pub struct Decoder {
     embeddings: Vec<f32>,
@@ -236,6 +240,28 @@ impl Decoder {
                 let q = &qkv[bi * n * 3 * d + h * hd..];
                 let kc = &state.k[li][bi * state.n_ctx * d + h * hd..];
                 let vc = &state.v[li][bi * state.n_ctx * d + h * hd..];
+                if n <= FEW_ROWS {
+                    let mut out = vec![0.0f32; n * hd];
+                    let kv = HeadKv {
+                        k: kc,
+                        v: vc,
+                        stride: d,
+                        len: total,
+                    };
+                    attend_rows(
+                        q,
+                        3 * d,
+                        n,
+                        hd,
+                        &kv,
+                        &|i| past + i + 1,
+                        scale,
+                        &mut out,
+                        hd,
+                        false,
+                    );
+                    return out;
+                }
                 let mut scores = vec![0.0f32; n * total];
                 matmul_strided(
                     n,
@@ -291,6 +317,29 @@ impl Decoder {
         let per_head: Vec<(Vec<f32>, Option<Vec<f32>>)> = (0..self.n_heads)
             .into_par_iter()
             .map(|h| {
+                let wanted = keep.contains(&h);
+                if rows <= FEW_ROWS {
+                    let mut out = vec![0.0f32; rows * hd];
+                    let head = HeadKv {
+                        k: &kv[h * hd..],
+                        v: &kv[d + h * hd..],
+                        stride: 2 * d,
+                        len: t,
+                    };
+                    let w = attend_rows(
+                        &q[h * hd..],
+                        d,
+                        rows,
+                        hd,
+                        &head,
+                        &|_| t,
+                        scale,
+                        &mut out,
+                        hd,
+                        wanted,
+                    );
+                    return (out, w);
+                }
                 let mut scores = vec![0.0f32; rows * t];
                 matmul_strided(
                     rows,
@@ -320,7 +369,7 @@ impl Decoder {
                     1.0,
                     false,
                 );
-                (out, keep.contains(&h).then_some(scores))
+                (out, wanted.then_some(scores))
             })
             .collect();
         let mut out = vec![0.0f32; rows * d];

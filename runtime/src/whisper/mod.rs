@@ -1,6 +1,7 @@
 //! The Whisper network in f32 on the host (the `cpu` device): fp16/int8 weights are upcast
 //! at load; matrix products go through `gemm` on all cores.
 
+pub mod attend;
 pub mod decoder;
 pub mod encoder;
 pub mod ops;
