@@ -528,3 +528,49 @@ fn decoding_and_resampling_are_fast() {
     // Generous bound for a shared machine; the measured time is printed above.
     assert!(elapsed.as_secs_f64() < 3.0, "{elapsed:?}");
 }
+
+/// Largest |a - b| and RMS(a - b) / RMS(b) over the common length.
+fn compare(ours: &[f32], reference: &[f32]) -> (f32, f64) {
+    let n = ours.len().min(reference.len());
+    let max = (0..n)
+        .map(|i| (ours[i] - reference[i]).abs())
+        .fold(0.0f32, f32::max);
+    let err = rms((0..n).map(|i| ours[i] as f64 - reference[i] as f64));
+    (max, err / rms(reference[..n].iter().map(|&v| v as f64)))
+}
+
+/// 8 kHz telephone prompt (139 of the 152 dev files are 8 kHz) against faster-whisper's
+/// decode (PyAV/libswresample to 16 kHz s16, fixture made with faster-whisper 1.2.1's
+/// `decode_audio` and PyAV 18.1): same length, and the two resamplers agree closely.
+#[test]
+fn resampled_8k_wav_matches_faster_whisper_decode() {
+    let Some(dir) = speech_dir() else { return };
+    // Measured 5.2e-3: the filters differ a little just below 4 kHz (libswresample:
+    // Kaiser-windowed sinc, cutoff 0.97; rubato: Blackman-Harris², see audio/resample.rs).
+    const BOUND: f64 = 0.01;
+    let ours = load(&dir.join("audio/asterisk/demo-nomatch.wav")).unwrap();
+    let reference = read_npy_f32(&repo_file("tests/data/demo-nomatch.fw-pcm.npy"));
+    assert_eq!(ours.len(), reference.len());
+    let (max, relative) = compare(&ours, &reference);
+    eprintln!("demo-nomatch.wav 8->16 kHz vs faster-whisper: relative RMS error {relative:.2e}, max abs diff {max:e}");
+    assert!(relative < BOUND, "{relative}");
+}
+
+/// The m4a against faster-whisper's decode: the same 1024 priming samples skipped (so the
+/// samples line up), then the AAC decoders agree. faster-whisper keeps the encoder's
+/// padding at the end (18432 samples); we end where the edit list ends (17526, the
+/// reference duration 1.095 s).
+#[test]
+fn m4a_matches_faster_whisper_decode() {
+    let Some(dir) = speech_dir() else { return };
+    // Measured 7.5e-6 (one 16-bit step at most): any misalignment would be ~1.
+    const BOUND: f64 = 1e-4;
+    let ours = load(&dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
+    let reference = read_npy_f32(&repo_file("tests/data/cards_001.fw-pcm.npy"));
+    assert_eq!((ours.len(), reference.len()), (17_526, 18_432));
+    let (max, relative) = compare(&ours, &reference);
+    eprintln!(
+        "cards_001.m4a vs faster-whisper: relative RMS error {relative:.2e}, max abs diff {max:e}"
+    );
+    assert!(relative < BOUND, "{relative}");
+}
