@@ -144,6 +144,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         ),
         DeviceKind::Npu => bail!("--device npu: this build has no XRT support and this machine has no NPU; use --device cpu"),
     }
+    for input in &args.inputs {
+        if input.as_os_str() != "-" && !input.exists() {
+            bail!("input file {} does not exist", input.display());
+        }
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;

@@ -1,0 +1,280 @@
+//! `aiec run` end to end through the binary: outputs, several inputs, and one clear error with a
+//! non-zero exit for each kind of bad input. Needs whisper-base installed (or
+//! `AIEC_TEST_MODEL_DIR`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn aiec() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aiec"))
+}
+
+fn model_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("AIEC_TEST_MODEL_DIR") {
+        return PathBuf::from(d);
+    }
+    aiec_runtime::model::install::resolve("whisper-base")
+        .unwrap_or_else(|e| panic!("{e} (the CLI tests need the model)"))
+}
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav")
+}
+
+fn run(args: &[&str]) -> Output {
+    let md = model_dir();
+    let mut cmd = aiec();
+    cmd.arg("run")
+        .arg("whisper-base")
+        .arg("--model-dir")
+        .arg(&md)
+        .args(args);
+    cmd.output().expect("aiec runs")
+}
+
+/// A failure must be one `error:` message naming `needle`, a non-zero exit, and no panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(stderr.contains("error:"), "no error line: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "error does not mention `{needle}`: {stderr}"
+    );
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn transcribes_the_bundled_sample_to_stdout() {
+    let out = run(&[sample().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = words(&String::from_utf8_lossy(&out.stdout));
+    let reference = words("And so, my fellow Americans, ask not what your country can do for you; ask what you can do for your country.");
+    assert_eq!(got, reference);
+}
+
+#[test]
+fn writes_every_format_for_several_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("second.wav");
+    std::fs::copy(sample(), &second).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(&[
+        sample().to_str().unwrap(),
+        second.to_str().unwrap(),
+        "-f",
+        "all",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stem in ["jfk", "second"] {
+        for ext in ["txt", "srt", "vtt", "json", "tsv"] {
+            let p = out_dir.join(format!("{stem}.{ext}"));
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|_| panic!("missing {}", p.display()));
+            assert!(
+                text.to_lowercase().contains("country"),
+                "{}: {text}",
+                p.display()
+            );
+        }
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.join(format!("{stem}.json"))).unwrap(),
+        )
+        .unwrap();
+        let segs = json["segments"].as_array().expect("segments");
+        assert!(!segs.is_empty());
+        for key in [
+            "id",
+            "start",
+            "end",
+            "text",
+            "tokens",
+            "avg_logprob",
+            "no_speech_prob",
+            "compression_ratio",
+        ] {
+            assert!(segs[0].get(key).is_some(), "segment lacks {key}");
+        }
+        assert_eq!(json["language"], "en");
+        let srt = std::fs::read_to_string(out_dir.join(format!("{stem}.srt"))).unwrap();
+        assert!(srt.starts_with("1\n00:00:00,000 --> "), "{srt}");
+    }
+}
+
+#[test]
+fn word_timestamps_are_ordered_and_inside_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        sample().to_str().unwrap(),
+        "--word-timestamps",
+        "-f",
+        "json",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("jfk.json")).unwrap())
+            .unwrap();
+    let mut last_end = 0.0;
+    let mut n = 0;
+    for seg in json["segments"].as_array().unwrap() {
+        let (s0, s1) = (seg["start"].as_f64().unwrap(), seg["end"].as_f64().unwrap());
+        for w in seg["words"].as_array().expect("words") {
+            let (a, b) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+            assert!(
+                a <= b && a + 1e-6 >= last_end - 0.02,
+                "word {w} out of order"
+            );
+            assert!(
+                a >= s0 - 0.02 && b <= s1 + 0.02,
+                "word {w} outside its segment [{s0}, {s1}]"
+            );
+            let p = w["probability"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p));
+            last_end = b;
+            n += 1;
+        }
+    }
+    assert_eq!(n, 22, "jfk has 22 words");
+    // "country" is said last, ending near 10.4 s (faster-whisper: 10.36 s).
+    assert!(
+        (last_end - 10.4).abs() < 0.6,
+        "last word ends at {last_end}"
+    );
+}
+
+#[test]
+fn missing_input_file() {
+    assert_clean_failure(&run(&["/nonexistent/talk.wav"]), "does not exist");
+}
+
+#[test]
+fn empty_and_non_audio_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    assert_clean_failure(&run(&[empty.to_str().unwrap()]), "empty.wav");
+    let text = dir.path().join("notes.wav");
+    std::fs::write(
+        &text,
+        "these are not the samples you are looking for\n".repeat(50),
+    )
+    .unwrap();
+    assert_clean_failure(&run(&[text.to_str().unwrap()]), "notes.wav");
+    let truncated = dir.path().join("cut.wav");
+    let bytes = std::fs::read(sample()).unwrap();
+    std::fs::write(&truncated, &bytes[..30]).unwrap();
+    assert_clean_failure(&run(&[truncated.to_str().unwrap()]), "cut.wav");
+}
+
+#[test]
+fn unknown_and_uninstalled_models() {
+    let out = aiec()
+        .args(["run", "whisper-gigantic", sample().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "whisper-base");
+    let home = tempfile::tempdir().unwrap();
+    let out = aiec()
+        .env("AIEC_HOME", home.path())
+        .args(["run", "whisper-base", sample().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "aiec models install whisper-base");
+}
+
+#[test]
+fn truncated_model_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = model_dir();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let bin = std::fs::read(src.join("model.bin")).unwrap();
+    std::fs::write(dir.path().join("model.bin"), &bin[..bin.len() / 3]).unwrap();
+    let out = aiec()
+        .args([
+            "run",
+            "whisper-base",
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+            sample().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "truncated");
+}
+
+#[test]
+fn unwritable_output_dir_and_bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("out");
+    assert_clean_failure(
+        &run(&[sample().to_str().unwrap(), "-o", target.to_str().unwrap()]),
+        "output directory",
+    );
+    assert_clean_failure(&run(&[sample().to_str().unwrap(), "-f", "docx"]), "docx");
+    assert_clean_failure(
+        &run(&[sample().to_str().unwrap(), "--device", "npu"]),
+        "npu",
+    );
+    assert_clean_failure(
+        &run(&[sample().to_str().unwrap(), "--temperature", "hot"]),
+        "temperature",
+    );
+    let out = run(&[sample().to_str().unwrap(), "--no-such-flag"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
+fn stdin_input() {
+    let md = model_dir();
+    let file = std::fs::File::open(sample()).unwrap();
+    let out = aiec()
+        .arg("run")
+        .arg("whisper-base")
+        .arg("--model-dir")
+        .arg(&md)
+        .arg("-")
+        .stdin(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .to_lowercase()
+        .contains("fellow americans"));
+    let _ = Path::new("-");
+}
