@@ -69,22 +69,30 @@ pub fn main(args: Args) -> anyhow::Result<()> {
 
     let request = BuildRequest::for_design(&design, &design_path, &out_dir)?;
     let backend_plan = plan(&request)?;
-    let tools = if args.dry_run {
+    if args.dry_run {
         print!("{}", backend_plan.render());
-        serde_json::json!({ "dry_run": true, "commands": backend_plan.render() })
-    } else {
-        let toolchain = Toolchain::discover();
-        let report = backend_plan.execute(&toolchain)?;
-        eprint!("{}", report.summary());
-        let json = report.to_json();
-        write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, json)?;
-        return finish(&args, &report, &out_dir);
-    };
-    write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
-    if args.xclbin {
-        bail!("--xclbin cannot be combined with --dry-run: a dry run makes no xclbin");
+        let tools = serde_json::json!({ "dry_run": true, "commands": backend_plan.render() });
+        write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
+        if args.xclbin {
+            bail!("--xclbin cannot be combined with --dry-run: a dry run makes no xclbin");
+        }
+        return Ok(());
     }
-    Ok(())
+    // The manifest is written before the tools run, so a failing tool still leaves a
+    // described artefact; it is rewritten with the report afterwards.
+    let pending = serde_json::json!({ "dry_run": false, "status": "tools did not finish" });
+    write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, pending)?;
+    let report = backend_plan.execute(&Toolchain::discover())?;
+    eprint!("{}", report.summary());
+    write_manifest(
+        &out_dir,
+        &args.spec,
+        &spec_bytes,
+        &spec,
+        &design,
+        report.to_json(),
+    )?;
+    finish(&args, &report, &out_dir)
 }
 
 fn finish(args: &Args, report: &Report, out_dir: &Path) -> anyhow::Result<()> {

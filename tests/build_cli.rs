@@ -1,0 +1,221 @@
+//! `aiec build` as a user runs it: the built binary, its files, its exit codes and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+fn spec(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kernel-specs")
+        .join(name)
+}
+
+/// Runs `aiec` with no AIE tools reachable (an empty PATH and no tool variables), so
+/// results do not depend on what this machine has installed.
+fn aiec(args: &[&str], cwd: &Path) -> Output {
+    let empty = cwd.join("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aiec"));
+    cmd.args(args).current_dir(cwd).env("PATH", &empty);
+    for var in [
+        "PEANO_INSTALL_DIR",
+        "MLIR_AIE_INSTALL_DIR",
+        "AIEC_AIE_OPT",
+        "AIEC_AIE_TRANSLATE",
+        "AIEC_PEANO_CLANG",
+        "AIEC_PEANO_OPT",
+        "AIEC_PEANO_LLC",
+        "AIEC_BOOTGEN",
+        "AIEC_XCLBINUTIL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("aiec runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn dry_run_writes_design_and_manifest_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = spec("softmax.toml");
+    let spec_arg = spec_path.to_str().unwrap();
+    let run = || {
+        let o = aiec(&["build", spec_arg, "-o", "art", "--dry-run"], dir.path());
+        assert!(o.status.success(), "stderr: {}", stderr(&o));
+        let design = std::fs::read(dir.path().join("art/design.mlir")).unwrap();
+        let manifest = std::fs::read(dir.path().join("art/manifest.json")).unwrap();
+        (stdout(&o), design, manifest)
+    };
+    let (plan1, design1, manifest1) = run();
+    let (plan2, design2, manifest2) = run();
+    assert_eq!(plan1, plan2);
+    assert_eq!(design1, design2, "same spec -> byte-identical design.mlir");
+    assert_eq!(
+        manifest1, manifest2,
+        "same spec -> byte-identical manifest.json"
+    );
+    assert!(
+        plan1.contains("aie-opt"),
+        "the dry run prints the tool commands:\n{plan1}"
+    );
+
+    let design = String::from_utf8(design1).unwrap();
+    assert!(
+        design.starts_with("module {\n  aie.device(npu1) {\n"),
+        "{design}"
+    );
+    assert!(design.contains("aie.runtime_sequence("), "{design}");
+
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest1).unwrap();
+    let expected_sha: String = Sha256::digest(std::fs::read(&spec_path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(manifest["spec"]["sha256"], expected_sha.as_str());
+    assert_eq!(manifest["spec"]["op"], "softmax");
+    assert_eq!(manifest["device"], "npu1");
+    assert_eq!(manifest["tools"]["dry_run"], true);
+    let buffers = manifest["host_buffers"].as_array().unwrap();
+    assert_eq!(buffers.len(), 2);
+    assert_eq!(buffers[0]["index"], 0);
+    // softmax_1500: 1500 x 1500 bf16 in and out.
+    let bytes: u64 = buffers.iter().map(|b| b["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(bytes, 2 * 1500 * 1500 * 2);
+}
+
+#[test]
+fn emit_mlir_prints_what_build_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("layernorm.toml");
+    let s = s.to_str().unwrap();
+    let printed = aiec(&["build", s, "--emit", "mlir"], dir.path());
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let built = aiec(&["build", s, "-o", "out", "--dry-run"], dir.path());
+    assert!(built.status.success(), "{}", stderr(&built));
+    let written = std::fs::read_to_string(dir.path().join("out/design.mlir")).unwrap();
+    assert_eq!(stdout(&printed), written);
+    // --emit writes nothing.
+    assert!(!dir.path().join("build").exists());
+}
+
+#[test]
+fn emit_plan_lists_tiles_fifos_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("softmax.toml");
+    let o = aiec(
+        &["build", s.to_str().unwrap(), "--emit", "plan"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = stdout(&o);
+    for part in [
+        "tiles:",
+        "object FIFOs:",
+        "workers:",
+        "runtime sequence:",
+        "memory per tile:",
+        "of 65536 B",
+    ] {
+        assert!(plan.contains(part), "`{part}` missing from plan:\n{plan}");
+    }
+}
+
+#[test]
+fn default_artefact_directory_is_build_stem() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("softmax.toml");
+    let o = aiec(&["build", s.to_str().unwrap(), "--dry-run"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("build/softmax/design.mlir").is_file());
+    assert!(dir.path().join("build/softmax/manifest.json").is_file());
+}
+
+#[test]
+fn missing_tools_are_named_and_only_fatal_with_xclbin() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("softmax.toml");
+    let s = s.to_str().unwrap();
+    let o = aiec(&["build", s, "-o", "a"], dir.path());
+    assert!(
+        o.status.success(),
+        "without --xclbin missing tools are reported, not fatal: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("aie-opt"), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("a/manifest.json")).unwrap())
+            .unwrap();
+    let missing = manifest["tools"]["missing_tools"].as_array().unwrap();
+    assert!(
+        missing.iter().any(|m| m["tool"] == "aie-opt"),
+        "{manifest:#}"
+    );
+
+    let o = aiec(&["build", s, "-o", "b", "--xclbin"], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("final.xclbin") && err.contains("aie-opt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_spec_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "op = \"softmax\"\nname = [unclosed\n").unwrap();
+    let o = aiec(&["build", bad.to_str().unwrap()], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("bad.toml"), "the error names the file: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !dir.path().join("build").exists(),
+        "nothing is written for a bad spec"
+    );
+}
+
+#[test]
+fn spec_with_unknown_op_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("conv.toml");
+    std::fs::write(&bad, "op = \"conv\"\nname = \"c\"\n").unwrap();
+    let o = aiec(&["build", bad.to_str().unwrap()], dir.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown op `conv`"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_spec_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = aiec(&["build", "no/such/spec.toml"], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("cannot read spec no/such/spec.toml"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_flag_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("softmax.toml");
+    let o = aiec(&["build", s.to_str().unwrap(), "--frobnicate"], dir.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--frobnicate"), "{}", stderr(&o));
+    let o = aiec(
+        &["build", s.to_str().unwrap(), "--emit", "xclbin"],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("xclbin"), "{}", stderr(&o));
+}

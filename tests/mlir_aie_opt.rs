@@ -1,0 +1,112 @@
+//! The real mlir-aie tools on our output. Needs aie-opt and aie-translate built from
+//! mlir-aie (checked with commit c668d2cb): point `AIEC_AIE_OPT` / `AIEC_AIE_TRANSLATE` at them
+//! and run `cargo test --release -p aiec --test mlir_aie_opt -- --ignored`.
+//!
+//! For every spec that builds: aie-opt parses our custom syntax and prints it back
+//! byte-identically; the NPU lowering passes succeed; aie-translate makes an instruction
+//! stream. Also, the generic form is accepted by aie-opt and means the same module.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tool(var: &str) -> PathBuf {
+    let p = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("set {var} to the tool's path"));
+    assert!(p.is_file(), "{var}={} is not a file", p.display());
+    p
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let o = cmd.output().map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
+fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            specs(&p, out);
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the real aie-opt/aie-translate (AIEC_AIE_OPT, AIEC_AIE_TRANSLATE)"]
+fn aie_opt_accepts_every_spec_that_builds() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    let aie_translate = tool("AIEC_AIE_TRANSLATE");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs");
+    let mut all = Vec::new();
+    specs(&root, &mut all);
+    all.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for path in &all {
+        let Ok(design) = aiec::spec::Spec::load(path).and_then(|s| s.build()) else {
+            continue;
+        };
+        let Ok(text) = aiec::mlir::emit(&design) else {
+            continue; // rejected by our verifier; mlir_golden reports those
+        };
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let file = dir.path().join(format!("{name}.mlir"));
+        std::fs::write(&file, &text).unwrap();
+        let mut check = || -> Result<(), String> {
+            let printed = run(Command::new(&aie_opt).arg("--verify-each").arg(&file))?;
+            if printed != text {
+                return Err("aie-opt prints our custom syntax differently".into());
+            }
+            let generic = dir.path().join(format!("{name}.generic.mlir"));
+            std::fs::write(&generic, aiec::mlir::emit_generic(&design).unwrap()).unwrap();
+            let from_generic = run(Command::new(&aie_opt).arg(&generic))?;
+            if from_generic != text {
+                return Err("aie-opt reads our generic form as a different module".into());
+            }
+            let npu = dir.path().join(format!("{name}.npu.mlir"));
+            run(Command::new(&aie_opt)
+                .args([
+                    "--verify-each",
+                    "--aie-objectFifo-stateful-transform",
+                    "--aie-assign-lock-ids",
+                    "--aie-assign-bd-ids",
+                    "--aie-assign-buffer-addresses",
+                    "--aie-create-pathfinder-flows",
+                    "--aie-dma-to-npu",
+                ])
+                .arg(&file)
+                .arg("-o")
+                .arg(&npu))?;
+            let insts = dir.path().join(format!("{name}.insts.bin"));
+            run(Command::new(&aie_translate)
+                .args(["--aie-npu-to-binary", "--aie-output-binary"])
+                .arg(&npu)
+                .arg("-o")
+                .arg(&insts))?;
+            let bytes = std::fs::metadata(&insts).map_err(|e| e.to_string())?.len();
+            if bytes == 0 || bytes % 4 != 0 {
+                return Err(format!(
+                    "insts.bin has {bytes} bytes, not whole 32-bit words"
+                ));
+            }
+            Ok(())
+        };
+        if let Err(e) = check() {
+            failures.push(format!("{name}: {e}"));
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no spec built");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
