@@ -617,3 +617,52 @@ causal = {causal}
         }
     }
 }
+
+#[test]
+fn mel_kernel_matches_the_f64_dft_reference() {
+    use aiec::ops::mel;
+    let (frames, ft) = (8, 2);
+    let d = design(&format!(
+        r#"op = "mel"
+name = "t"
+device = "npu1"
+dtype = "f32"
+frames = {frames}
+n_fft = 400
+hop = 160
+n_mels = 80
+sample_rate = 16000
+frame_tile = {ft}
+array = {{ columns = 1, cores_per_column = 4 }}
+"#
+    ));
+    let ks = kernels(&d);
+    // A chirp plus noise, so every mel band has energy.
+    let mut rng = Rng(31337);
+    let n = (ft - 1) * mel::HOP + mel::N_FFT;
+    let x: Vec<f32> = (0..n)
+        .map(|i| {
+            let t = i as f64 / 16000.0;
+            (0.3 * (2.0 * std::f64::consts::PI * (200.0 + 30000.0 * t) * t).sin()
+                + rng.uniform(-0.01, 0.01)) as f32
+        })
+        .collect();
+    let frames_in: Vec<f32> = (0..ft)
+        .flat_map(|t| x[t * mel::HOP..t * mel::HOP + mel::N_FFT].to_vec())
+        .collect();
+    let mut bufs = [
+        Buf::f32s(&[ft, mel::N_FFT], &frames_in),
+        Buf::zeros(&[80, ft], ElemType::F32),
+        Buf::zeros(&[201], ElemType::F32),
+    ];
+    run(&ks[0], &mut bufs);
+    let got = bufs[1].to_f64();
+    let x64: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    let want = mel::reference(&x64, ft, 80);
+    let max = want.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // Compare where Whisper's clamp keeps the value, in final (x + 4) / 4 units.
+        let (g, w) = (g.max(max - 8.0) / 4.0, w.max(max - 8.0) / 4.0);
+        assert!((g - w).abs() <= mel::TOLERANCE, "[{i}] {g} vs {w}");
+    }
+}

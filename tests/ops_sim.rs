@@ -183,3 +183,48 @@ causal = true
         }
     }
 }
+
+#[test]
+fn mel_design_plus_host_finish_matches_the_runtime_front_end() {
+    use aiec::ops::mel;
+    let frames = 48;
+    let d = design(&format!(
+        r#"op = "mel"
+name = "t"
+device = "npu1"
+dtype = "f32"
+frames = {frames}
+n_fft = 400
+hop = 160
+n_mels = 80
+sample_rate = 16000
+frame_tile = 2
+array = {{ columns = 2, cores_per_column = 4 }}
+"#
+    ));
+    // Whisper keeps (len + 160) / 160 frames: choose len so that is exactly `frames`.
+    let len = frames * mel::HOP - mel::HOP;
+    let mut rng = Rng(2024);
+    let samples: Vec<f32> = (0..len)
+        .map(|i| {
+            let t = i as f64 / 16000.0;
+            (0.2 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * (1.0 + (7.0 * t).sin())
+                + rng.uniform(-0.02, 0.02)) as f32
+        })
+        .collect();
+    let (padded, kept) = mel::pad_for_stft(&samples);
+    assert_eq!(kept, frames);
+    let padded = padded[..(frames - 1) * mel::HOP + mel::N_FFT].to_vec();
+    let out = sim::run(&d, vec![HostData::F32(padded)]).unwrap();
+    let HostData::F32(mut y) = out.into_iter().next().unwrap() else {
+        panic!()
+    };
+    mel::finish_on_host(&mut y);
+    let want = aiec_runtime::mel::log_mel(&samples, 80);
+    assert_eq!(want.n_frames, frames);
+    let mut worst = 0f64;
+    for (g, w) in y.iter().zip(&want.data) {
+        worst = worst.max((*g as f64 - *w as f64).abs());
+    }
+    assert!(worst <= mel::TOLERANCE, "worst {worst}");
+}

@@ -1,10 +1,430 @@
-//! Mel (not yet built; see the report).
-use crate::design::{Design, DesignError};
+//! Whisper's log-mel front end on the array: frames x periodic Hann window x DFT (a matmul with
+//! cos/sin tables) -> power -> Slaney mel filter bank -> log10(max(p, 1e-10)).
+//!
+//! Host side, before: the 16 kHz samples get 160 zero samples appended and 200 reflected
+//! samples on each side (the centred STFT); the design reads frame `t` as samples
+//! `[t*hop, t*hop + n_fft)` of that padded signal straight from host memory (the shim DMA's
+//! access pattern overlaps consecutive frames, stride `hop`), and writes `[n_mels, frames]`,
+//! Whisper's layout, through the memtile join's access pattern.
+//!
+//! Host side, after: the clamp at (global max - 8) needs the max over the whole file, which no
+//! core sees, so [`finish_on_host`] applies `max(x, gmax - 8)` then `(x + 4) / 4` in one pass
+//! over the output. This is the honest split: the array does all the O(n_fft x bins) work,
+//! the host one max and one clamp per value.
+//!
+//! Tables (f32 `memref.global` constants, one copy per core, ~9 KiB for 80 mels): the window,
+//! `cos(2 pi k / n_fft)` and `sin(...)` for `k < n_fft` (the DFT indexes them by `b*n mod
+//! n_fft`), and the filter bank stored as a band: each mel filter's first nonzero bin and
+//! `band` weights from there (the triangles are narrow; zeros outside the band are exact).
+
+use crate::design::{
+    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
+    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+};
+use crate::ops::kir::{add_f32_table, Emit, KResult};
+use crate::ops::{core, expect_args, kernel, memtile, shim};
 use crate::spec::MelSpec;
+use melior::ir::{Block, Value};
+
+/// The front end the tables are built for (the Whisper constants).
+pub const N_FFT: usize = 400;
+pub const HOP: usize = 160;
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// After [`finish_on_host`], in (log10(p) + 4) / 4 units: f32 DFT sums over 400 samples
+/// against the f64 reference; differences only show in bins far below the clamp floor.
+/// Check `|y - ref| <= TOLERANCE`.
+pub const TOLERANCE: f64 = 2e-3;
+
+/// The filter bank as a band: `(first bin of each filter, band width, weights [n_mels][band])`.
+pub fn banded_filter_bank(n_mels: usize) -> (Vec<usize>, usize, Vec<f32>) {
+    let bins = N_FFT / 2 + 1;
+    let dense = aiec_runtime::mel::mel_filter_bank(n_mels);
+    let mut spans = Vec::with_capacity(n_mels);
+    for m in 0..n_mels {
+        let row = &dense[m * bins..(m + 1) * bins];
+        let first = row.iter().position(|w| *w != 0.0).unwrap_or(0);
+        let last = row.iter().rposition(|w| *w != 0.0).unwrap_or(0);
+        spans.push((first, last.max(first)));
+    }
+    let band = spans.iter().map(|(f, l)| l - f + 1).max().unwrap_or(1);
+    let mut starts = Vec::with_capacity(n_mels);
+    let mut weights = vec![0f32; n_mels * band];
+    for (m, (first, _)) in spans.iter().enumerate() {
+        // Keep the band inside the spectrum; the extra weights read are zeros.
+        let start = (*first).min(bins - band);
+        starts.push(start);
+        for w in 0..band {
+            weights[m * band + w] = dense[m * bins + start + w] as f32;
+        }
+    }
+    (starts, band, weights)
+}
+
+/// Unclamped log10 mel in f64 of `frames` frames of an already padded signal, `[n_mels, frames]`,
+/// by the textbook DFT (independent of the kernel's table indexing and of any FFT).
+pub fn reference(padded: &[f64], frames: usize, n_mels: usize) -> Vec<f64> {
+    let bins = N_FFT / 2 + 1;
+    let bank = aiec_runtime::mel::mel_filter_bank(n_mels);
+    let mut out = vec![0f64; n_mels * frames];
+    let tau = 2.0 * std::f64::consts::PI;
+    for t in 0..frames {
+        let frame: Vec<f64> = (0..N_FFT)
+            .map(|n| padded[t * HOP + n] * (0.5 - 0.5 * (tau * n as f64 / N_FFT as f64).cos()))
+            .collect();
+        let power: Vec<f64> = (0..bins)
+            .map(|b| {
+                let (mut re, mut im) = (0.0, 0.0);
+                for (n, x) in frame.iter().enumerate() {
+                    let a = tau * (b * n) as f64 / N_FFT as f64;
+                    re += x * a.cos();
+                    im -= x * a.sin();
+                }
+                re * re + im * im
+            })
+            .collect();
+        for m in 0..n_mels {
+            let p: f64 = (0..bins).map(|b| bank[m * bins + b] * power[b]).sum();
+            out[m * frames + t] = p.max(1e-10).log10();
+        }
+    }
+    out
+}
+
+/// Whisper's final step over the whole file: clamp below at (max - 8), then (x + 4) / 4.
+pub fn finish_on_host(log_mel: &mut [f32]) {
+    let max = log_mel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let floor = max - 8.0;
+    for v in log_mel.iter_mut() {
+        *v = (v.max(floor) + 4.0) / 4.0;
+    }
+}
+
+/// The padded signal the design reads: 160 zeros appended, 200 samples reflected each side.
+/// Returns it with the number of frames Whisper keeps (`(len + 160) / 160`).
+pub fn pad_for_stft(samples: &[f32]) -> (Vec<f32>, usize) {
+    let mut x: Vec<f32> = samples.to_vec();
+    x.extend(std::iter::repeat_n(0.0, HOP));
+    let half = N_FFT / 2;
+    let n = x.len();
+    let mut out = Vec::with_capacity(n + 2 * half);
+    // numpy "reflect": x[half], ..., x[1] | x | x[n-2], ..., x[n-1-half]
+    out.extend((1..=half).rev().map(|i| x[i.min(n - 1)]));
+    out.extend_from_slice(&x);
+    out.extend((0..half).map(|i| x[n.saturating_sub(2 + i)]));
+    let frames = (samples.len() + HOP) / HOP;
+    (out, frames)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    ft: usize,
+    n_mels: usize,
+}
+
+fn emit<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("mel", args, 3)?;
+    let bins = N_FFT / 2 + 1;
+    let tau = 2.0 * std::f64::consts::PI;
+    let window: Vec<f32> = (0..N_FFT)
+        .map(|n| (0.5 - 0.5 * (tau * n as f64 / N_FFT as f64).cos()) as f32)
+        .collect();
+    let cos: Vec<f32> = (0..N_FFT)
+        .map(|k| (tau * k as f64 / N_FFT as f64).cos() as f32)
+        .collect();
+    let sin: Vec<f32> = (0..N_FFT)
+        .map(|k| (tau * k as f64 / N_FFT as f64).sin() as f32)
+        .collect();
+    let (starts, band, weights) = banded_filter_bank(s.n_mels);
+    let starts_f: Vec<f32> = starts.iter().map(|v| *v as f32).collect();
+    let names = [
+        format!("mel_window_{N_FFT}"),
+        format!("mel_cos_{N_FFT}"),
+        format!("mel_sin_{N_FFT}"),
+        format!("mel_start_{}", s.n_mels),
+        format!("mel_weights_{}", s.n_mels),
+    ];
+    let t_win = add_f32_table(ctx, &names[0], &[N_FFT], &window)?;
+    let t_cos = add_f32_table(ctx, &names[1], &[N_FFT], &cos)?;
+    let t_sin = add_f32_table(ctx, &names[2], &[N_FFT], &sin)?;
+    let t_start = add_f32_table(ctx, &names[3], &[s.n_mels], &starts_f)?;
+    let t_w = add_f32_table(ctx, &names[4], &[s.n_mels, band], &weights)?;
+
+    let e = Emit::new(ctx, block, "mel");
+    let (x, y, pw) = (args[0], args[1], args[2]);
+    let win = e.get_global(&names[0], t_win)?;
+    let cs = e.get_global(&names[1], t_cos)?;
+    let sn = e.get_global(&names[2], t_sin)?;
+    let st = e.get_global(&names[3], t_start)?;
+    let wt = e.get_global(&names[4], t_w)?;
+    let zero = e.f32(0.0)?;
+    let floor = e.f32(1e-10)?;
+    let n_fft = e.index(N_FFT)?;
+    e.for_n(s.ft, |e, f| {
+        e.for_n(bins, |e, b| {
+            // X[b] = sum_n x[n] w[n] exp(-2 pi i b n / N); the table index is b*n mod N.
+            let re = e.fold_n(N_FFT, zero, |e, n, acc| {
+                let xw = e.mulf(e.load(x, &[f, n])?, e.load(win, &[n])?)?;
+                let k = e.bin("arith.remui", e.muli(b, n)?, n_fft)?;
+                e.addf(acc, e.mulf(xw, e.load(cs, &[k])?)?)
+            })?;
+            // The sign of the imaginary part does not matter for the power.
+            let im = e.fold_n(N_FFT, zero, |e, n, acc| {
+                let xw = e.mulf(e.load(x, &[f, n])?, e.load(win, &[n])?)?;
+                let k = e.bin("arith.remui", e.muli(b, n)?, n_fft)?;
+                e.addf(acc, e.mulf(xw, e.load(sn, &[k])?)?)
+            })?;
+            let p = e.addf(e.mulf(re, re)?, e.mulf(im, im)?)?;
+            e.store(p, pw, &[b])
+        })?;
+        e.for_n(s.n_mels, |e, m| {
+            let start = e.cast("arith.fptosi", e.load(st, &[m])?, e.int_type(32))?;
+            let start = e.cast("arith.index_cast", start, e.index_type())?;
+            let sum = e.fold_n(band, zero, |e, w, acc| {
+                let p = e.load(pw, &[e.addi(start, w)?])?;
+                e.addf(acc, e.mulf(p, e.load(wt, &[m, w])?)?)
+            })?;
+            let v = e.unary("math.log10", e.maxf(sum, floor)?)?;
+            e.store(v, y, &[m, f])
+        })
+    })
+}
 
 pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
-    Err(DesignError::Invalid {
+    let invalid = |message: String| DesignError::Invalid {
         design: spec.name.clone(),
-        message: "mel design not implemented yet".into(),
+        message,
+    };
+    if spec.n_fft != N_FFT || spec.hop != HOP || spec.sample_rate != SAMPLE_RATE {
+        return Err(invalid(format!(
+            "the tables are Whisper's: n_fft {N_FFT}, hop {HOP}, sample_rate {SAMPLE_RATE}"
+        )));
+    }
+    let (cols, rows) = (spec.array.columns, spec.array.cores_per_column);
+    let (cn, r_n, ft) = (cols as usize, rows as usize, spec.frame_tile);
+    if ft == 0 || !spec.frames.is_multiple_of(ft * cn * r_n) {
+        return Err(invalid(format!(
+            "{} frames do not split into {ft}-frame tiles over {cn} x {r_n} cores",
+            spec.frames
+        )));
+    }
+    let per_column = spec.frames / cn;
+    let steps = per_column / (r_n * ft);
+    let s = Shape {
+        ft,
+        n_mels: spec.n_mels,
+    };
+    let mel = kernel("mel", move |c, b, a| emit(c, b, a, s));
+    let bins = N_FFT / 2 + 1;
+    let f32t = ElemType::F32;
+    let (mut tiles, mut fifos, mut links, mut workers, mut ops) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let fifo = |name: &str, producer, consumers, depth, ty| ObjectFifo {
+        name: name.into(),
+        producer,
+        consumers,
+        depth,
+        ty,
+    };
+    for c in 0..cols {
+        tiles.extend([shim(c), memtile(c)]);
+        let (input, output) = (format!("in{c}"), format!("out{c}"));
+        fifos.push(fifo(
+            &input,
+            shim(c),
+            vec![memtile(c)],
+            spec.depth,
+            BufferType::new([r_n * ft, N_FFT], f32t),
+        ));
+        fifos.push(fifo(
+            &output,
+            memtile(c),
+            vec![shim(c)],
+            spec.depth,
+            BufferType::new([r_n * spec.n_mels, ft], f32t),
+        ));
+        let (mut xs, mut ys) = (vec![], vec![]);
+        for r in 0..rows {
+            let tile = core(c, r);
+            tiles.push(tile);
+            let (x, y, pw) = (
+                format!("x{c}_{r}"),
+                format!("y{c}_{r}"),
+                format!("pw{c}_{r}"),
+            );
+            fifos.push(fifo(
+                &x,
+                memtile(c),
+                vec![tile],
+                spec.depth,
+                BufferType::new([ft, N_FFT], f32t),
+            ));
+            fifos.push(fifo(
+                &y,
+                tile,
+                vec![memtile(c)],
+                spec.depth,
+                BufferType::new([spec.n_mels, ft], f32t),
+            ));
+            fifos.push(fifo(
+                &pw,
+                tile,
+                vec![tile],
+                1,
+                BufferType::new([bins], f32t),
+            ));
+            let arg = |b: &str| BufArg {
+                binding: b.into(),
+                index: 0,
+            };
+            let acq = |f: &str, port, b: &str| CoreStmt::Acquire {
+                fifo: f.into(),
+                port,
+                count: 1,
+                binding: b.into(),
+            };
+            let rel = |f: &str, port| CoreStmt::Release {
+                fifo: f.into(),
+                port,
+                count: 1,
+            };
+            workers.push(Worker {
+                tile,
+                stack_bytes: spec.stack_bytes,
+                program: vec![
+                    acq(&pw, Port::Produce, "pw"),
+                    CoreStmt::Loop {
+                        count: steps as u64,
+                        body: vec![
+                            acq(&x, Port::Consume, "x"),
+                            acq(&y, Port::Produce, "y"),
+                            CoreStmt::Kernel {
+                                kernel: mel.clone(),
+                                args: vec![arg("x"), arg("y"), arg("pw")],
+                            },
+                            rel(&x, Port::Consume),
+                            rel(&y, Port::Produce),
+                        ],
+                    },
+                    rel(&pw, Port::Produce),
+                ],
+            });
+            xs.push(x);
+            ys.push(y);
+        }
+        links.push(FifoLink {
+            srcs: vec![input.clone()],
+            dsts: xs,
+            src_offsets: vec![],
+            dst_offsets: (0..r_n).map(|r| r * ft * N_FFT).collect(),
+        });
+        links.push(FifoLink {
+            srcs: ys,
+            dsts: vec![output.clone()],
+            src_offsets: (0..r_n).map(|r| r * spec.n_mels * ft).collect(),
+            dst_offsets: vec![],
+        });
+        let first_frame = c as usize * per_column;
+        // Overlapping frames: consecutive frames start `hop` samples apart.
+        ops.push(SeqOp::Fill {
+            fifo: input,
+            arg: 0,
+            pattern: TensorAccessPattern {
+                offset: first_frame * HOP,
+                sizes: [1, steps, r_n * ft, N_FFT],
+                strides: [0, r_n * ft * HOP, HOP, 1],
+            },
+        });
+        // Join buffer [core, mel, frame] -> host [mel, frames].
+        ops.push(SeqOp::Drain {
+            fifo: output,
+            arg: 1,
+            pattern: TensorAccessPattern {
+                offset: first_frame,
+                sizes: [steps, r_n, spec.n_mels, ft],
+                strides: [r_n * ft, ft, spec.frames, 1],
+            },
+        });
+    }
+    for c in 0..cols {
+        ops.push(SeqOp::Wait {
+            fifo: format!("out{c}"),
+        });
+    }
+    let samples = (spec.frames - 1) * HOP + N_FFT;
+    Ok(Design {
+        name: spec.name.clone(),
+        device: spec.device.clone(),
+        tiles,
+        fifos,
+        links,
+        workers,
+        sequence: RuntimeSequence {
+            args: vec![
+                HostBuffer {
+                    name: "padded_audio".into(),
+                    ty: BufferType::new([samples], f32t),
+                },
+                HostBuffer {
+                    name: "log_mel".into(),
+                    ty: BufferType::new([spec.n_mels, spec.frames], f32t),
+                },
+            ],
+            ops,
+        },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_holds_every_nonzero_weight() {
+        let bins = N_FFT / 2 + 1;
+        let dense = aiec_runtime::mel::mel_filter_bank(80);
+        let (starts, band, w) = banded_filter_bank(80);
+        assert!(band < 40, "band {band}");
+        for m in 0..80 {
+            let in_band: f64 = (0..band).map(|i| w[m * band + i] as f64).sum();
+            let all: f64 = dense[m * bins..(m + 1) * bins].iter().sum();
+            assert!(
+                (in_band - all).abs() <= 1e-6 * all.abs().max(1e-12),
+                "mel {m}"
+            );
+            assert!(starts[m] + band <= bins);
+        }
+    }
+
+    #[test]
+    fn reference_of_a_pure_tone_peaks_at_its_mel_bin() {
+        // 1 kHz sine: DFT bin 25; the largest mel value is a filter covering bin 25.
+        let padded: Vec<f64> = (0..N_FFT + HOP)
+            .map(|n| (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / 16000.0).sin())
+            .collect();
+        let out = reference(&padded, 2, 80);
+        let frame0: Vec<f64> = (0..80).map(|m| out[m * 2]).collect();
+        let best = (0..80)
+            .max_by(|a, b| frame0[*a].total_cmp(&frame0[*b]))
+            .unwrap();
+        let bins = N_FFT / 2 + 1;
+        let bank = aiec_runtime::mel::mel_filter_bank(80);
+        assert!(bank[best * bins + 25] > 0.0, "mel {best}");
+        // Silence hits the 1e-10 floor: log10 = -10.
+        let silent = reference(&vec![0.0; N_FFT], 1, 80);
+        assert!(silent.iter().all(|v| *v == -10.0));
+    }
+
+    #[test]
+    fn host_finish_clamps_at_max_minus_eight() {
+        let mut v = vec![2.0f32, -7.0, -5.9, 1.0];
+        finish_on_host(&mut v);
+        // max 2 -> floor -6: (2+4)/4, (-6+4)/4, (-5.9+4)/4, (1+4)/4
+        assert_eq!(v, vec![1.5, -0.5, (-5.9f32 + 4.0) / 4.0, 1.25]);
+    }
 }

@@ -258,6 +258,32 @@ pub(super) fn check_fields(spec: &Spec, dev: &DeviceModel) -> Result<(), SpecErr
             ] {
                 c.positive(f, v)?;
             }
+            // The kernel's tables are Whisper's front end (ops::mel): fixed n_fft/hop/rate.
+            for (field, got, want) in [
+                ("n_fft", s.n_fft, crate::ops::mel::N_FFT),
+                ("hop", s.hop, crate::ops::mel::HOP),
+                (
+                    "sample_rate",
+                    s.sample_rate as usize,
+                    crate::ops::mel::SAMPLE_RATE as usize,
+                ),
+            ] {
+                if got != want {
+                    return Err(c.fail(
+                        field,
+                        format!("{got} is not Whisper's {want} (the only front end supported)"),
+                    ));
+                }
+            }
+            if s.n_mels != 80 && s.n_mels != 128 {
+                return Err(c.fail(
+                    "n_mels",
+                    format!(
+                        "{} is not one of Whisper's mel counts (80 or 128)",
+                        s.n_mels
+                    ),
+                ));
+            }
             if s.hop > s.n_fft {
                 return Err(c.fail("hop", format!("{} exceeds n_fft = {}", s.hop, s.n_fft)));
             }
