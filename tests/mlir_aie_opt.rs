@@ -63,7 +63,7 @@ fn aie_opt_accepts_every_spec_that_builds() {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let file = dir.path().join(format!("{name}.mlir"));
         std::fs::write(&file, &text).unwrap();
-        let mut check = || -> Result<(), String> {
+        let check = || -> Result<(), String> {
             let printed = run(Command::new(&aie_opt).arg("--verify-each").arg(&file))?;
             if printed != text {
                 return Err("aie-opt prints our custom syntax differently".into());

@@ -656,10 +656,10 @@ fn check_shim_bd(p: &TensorAccessPattern, elem_bits: usize) -> Result<(), String
     // Innermost first, as the hardware counts dimensions.
     let d = [p.sizes[3], p.sizes[2], p.sizes[1], p.sizes[0]];
     let s = [p.strides[3], p.strides[2], p.strides[1], p.strides[0]];
-    if (p.offset * elem_bits) % g != 0 {
+    if !(p.offset * elem_bits).is_multiple_of(g) {
         return Err(format!("offset {} is not 4-byte aligned", p.offset));
     }
-    if (d[0] * elem_bits) % g != 0 {
+    if !(d[0] * elem_bits).is_multiple_of(g) {
         return Err(format!(
             "innermost size {} ({} bytes) is not a multiple of 4 bytes",
             d[0],
@@ -674,7 +674,7 @@ fn check_shim_bd(p: &TensorAccessPattern, elem_bits: usize) -> Result<(), String
         }
     }
     for (i, &st) in s.iter().enumerate().skip(1) {
-        if (st * elem_bits) % g != 0 {
+        if !(st * elem_bits).is_multiple_of(g) {
             return Err(format!(
                 "stride of dimension {i} (innermost = 0) is {} bytes, not a multiple of 4",
                 st * elem_bits / 8
