@@ -510,3 +510,23 @@ fn shim_bd_limits_match_aie_opt() {
     };
     assert_mentions(&error_of(&d), &["offset 1 is not 4-byte aligned"]);
 }
+
+#[test]
+fn plan_counts_memory_per_tile() {
+    let d = split_design();
+    let mem = mlir::plan::memory_per_tile(&d);
+    // Memtile: @in's 2 x 64 i16 buffers; the split's destinations are views into them.
+    assert_eq!(mem[&TileId::new(0, 1)].total(), 2 * 64 * 2);
+    // Each core: 2 x 32 i16 in, 2 x 32 i16 out, plus its stack.
+    let core = mem[&TileId::new(0, 2)];
+    assert_eq!(core.fifo_bytes, 2 * (2 * 32 * 2));
+    assert_eq!(core.stack_bytes, 1024);
+    // The shim has no data memory.
+    assert!(!mem.contains_key(&TileId::new(0, 0)));
+    let text = mlir::plan::describe(&d).unwrap();
+    assert!(
+        text.contains("(0, 2) core: 1280 B of 65536 B (2.0%)"),
+        "{text}"
+    );
+    assert!(text.contains("(0, 1) memtile: 256 B of 524288 B"), "{text}");
+}
