@@ -228,3 +228,30 @@ array = {{ columns = 2, cores_per_column = 4 }}
     }
     assert!(worst <= mel::TOLERANCE, "worst {worst}");
 }
+
+#[test]
+fn one_row_matmul_with_more_n_blocks_than_a_bd_repeats() {
+    // 70 column blocks per column > 64 repeats of a shim BD: the fills go in two chunks.
+    let (m, k, n) = (1, 32, 4 * 70 * 2);
+    let d = design(&format!(
+        r#"op = "matmul"
+name = "t"
+device = "npu1"
+dtype = "int8"
+shape = {{ m = {m}, k = {k}, n = {n} }}
+tile = {{ m = 1, k = 16, n = 4 }}
+array = {{ columns = 2, cores_per_column = 1 }}
+requant = {{ shift = 6, scale = 1 }}
+"#
+    ));
+    aiec::mlir::verify(&d).unwrap();
+    let mut rng = Rng(3);
+    let a: Vec<i8> = (0..m * k).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let b: Vec<i8> = (0..k * n).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let out = sim::run(&d, vec![HostData::I8(a.clone()), HostData::I8(b.clone())]).unwrap();
+    let HostData::I8(c) = &out[0] else { panic!() };
+    assert_eq!(
+        c,
+        &matmul::reference_int8(&a, &b, m, k, n, Requant { shift: 6, scale: 1 })
+    );
+}

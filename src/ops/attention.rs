@@ -397,36 +397,50 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
             dst_offsets: vec![],
         });
     }
+    // Per round of heads: O drains and Q fills first (they complete last), then one KV fill
+    // per q block (every q block re-reads the head's K/V), each awaited so shim BDs recycle.
     for p in 0..per_core {
+        let head0 = |c: usize| c * r_n + cores * p;
         for c in 0..cn {
             // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
-            let head0 = c * r_n + cores * p;
             let q_pattern = TensorAccessPattern {
-                offset: head0 * spec.q_len * d,
-                sizes: [1, q_blocks, r_n, qt * d],
-                strides: [0, qt * d, spec.q_len * d, 1],
+                offset: head0(c) * spec.q_len * d,
+                sizes: [q_blocks, r_n, qt, d],
+                strides: [qt * d, spec.q_len * d, d, 1],
             };
-            ops.push(SeqOp::Fill {
-                fifo: format!("q_in{c}"),
-                arg: 0,
-                pattern: q_pattern.clone(),
-            });
-            ops.push(SeqOp::Fill {
-                fifo: format!("kv_in{c}"),
-                arg: 1,
-                pattern: TensorAccessPattern {
-                    offset: head0 * spec.kv_len * 2 * d,
-                    sizes: [q_blocks, kv_blocks, r_n, kt * 2 * d],
-                    strides: [0, kt * 2 * d, spec.kv_len * 2 * d, 1],
-                },
-            });
             ops.push(SeqOp::Drain {
                 fifo: format!("o_out{c}"),
                 arg: 2,
+                pattern: q_pattern.clone(),
+            });
+            ops.push(SeqOp::Fill {
+                fifo: format!("q_in{c}"),
+                arg: 0,
                 pattern: q_pattern,
             });
         }
+        for _ in 0..q_blocks {
+            for c in 0..cn {
+                ops.push(SeqOp::Fill {
+                    fifo: format!("kv_in{c}"),
+                    arg: 1,
+                    pattern: TensorAccessPattern {
+                        offset: head0(c) * spec.kv_len * 2 * d,
+                        sizes: [kv_blocks, r_n, kt, 2 * d],
+                        strides: [kt * 2 * d, spec.kv_len * 2 * d, 2 * d, 1],
+                    },
+                });
+            }
+            for c in 0..cn {
+                ops.push(SeqOp::Wait {
+                    fifo: format!("kv_in{c}"),
+                });
+            }
+        }
         for c in 0..cn {
+            ops.push(SeqOp::Wait {
+                fifo: format!("q_in{c}"),
+            });
             ops.push(SeqOp::Wait {
                 fifo: format!("o_out{c}"),
             });

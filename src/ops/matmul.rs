@@ -331,29 +331,12 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
         });
     }
 
+    // Per row group: the C drain first (it completes last), then A and B in chunks of at most
+    // SHIM_MAX_REPEAT n blocks (the outermost BD dimension's repeat limit), waiting on each
+    // chunk's fills so shim BDs are recycled, then wait on C.
     let mut ops = Vec::new();
     for g in 0..groups {
         for c in 0..cn {
-            // A: the row group, repeated for every n block (stride 0), k blocks, rows, cols.
-            ops.push(SeqOp::Fill {
-                fifo: format!("a_in{c}"),
-                arg: 0,
-                pattern: TensorAccessPattern {
-                    offset: g * r * t.m * kk,
-                    sizes: [n_blocks, k_blocks, r * t.m, t.k],
-                    strides: [0, t.k, kk, 1],
-                },
-            });
-            // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
-            ops.push(SeqOp::Fill {
-                fifo: format!("b_in{c}"),
-                arg: 1,
-                pattern: TensorAccessPattern {
-                    offset: c * t.n,
-                    sizes: [n_blocks, k_blocks, t.k, t.n],
-                    strides: [t.n * cn, t.k * nn, nn, 1],
-                },
-            });
             ops.push(SeqOp::Drain {
                 fifo: format!("c_out{c}"),
                 arg: 2,
@@ -363,6 +346,41 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
                     strides: [0, t.n * cn, nn, 1],
                 },
             });
+        }
+        let mut first = 0;
+        while first < n_blocks {
+            let count = (n_blocks - first).min(crate::ops::SHIM_MAX_REPEAT);
+            for c in 0..cn {
+                // A: the row group, repeated for each n block (stride 0), k blocks, rows, cols.
+                ops.push(SeqOp::Fill {
+                    fifo: format!("a_in{c}"),
+                    arg: 0,
+                    pattern: TensorAccessPattern {
+                        offset: g * r * t.m * kk,
+                        sizes: [count, k_blocks, r * t.m, t.k],
+                        strides: [0, t.k, kk, 1],
+                    },
+                });
+                // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
+                ops.push(SeqOp::Fill {
+                    fifo: format!("b_in{c}"),
+                    arg: 1,
+                    pattern: TensorAccessPattern {
+                        offset: c * t.n + first * t.n * cn,
+                        sizes: [count, k_blocks, t.k, t.n],
+                        strides: [t.n * cn, t.k * nn, nn, 1],
+                    },
+                });
+            }
+            for c in 0..cn {
+                ops.push(SeqOp::Wait {
+                    fifo: format!("a_in{c}"),
+                });
+                ops.push(SeqOp::Wait {
+                    fifo: format!("b_in{c}"),
+                });
+            }
+            first += count;
         }
         for c in 0..cn {
             ops.push(SeqOp::Wait {

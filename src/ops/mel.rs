@@ -351,11 +351,7 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
             },
         });
     }
-    for c in 0..cols {
-        ops.push(SeqOp::Wait {
-            fifo: format!("out{c}"),
-        });
-    }
+    crate::ops::settle(&mut ops);
     let samples = (spec.frames - 1) * HOP + N_FFT;
     Ok(Design {
         name: spec.name.clone(),

@@ -62,3 +62,45 @@ pub(crate) fn memtile(col: u32) -> TileId {
 pub(crate) fn core(col: u32, index: u32) -> TileId {
     TileId::new(col, 2 + index)
 }
+
+/// Appends a `dma_wait` for every FIFO that has a DMA issued since the last waits (fills
+/// first, then drains), so that shim buffer descriptors are released: a shim tile has 16, and
+/// a DMA holds one until it is awaited.
+pub(crate) fn settle(ops: &mut Vec<crate::design::SeqOp>) {
+    use crate::design::SeqOp;
+    let start = ops
+        .iter()
+        .rposition(|o| matches!(o, SeqOp::Wait { .. }))
+        .map_or(0, |i| i + 1);
+    let mut fills: Vec<String> = Vec::new();
+    let mut drains: Vec<String> = Vec::new();
+    for op in &ops[start..] {
+        match op {
+            SeqOp::Fill { fifo, .. } if !fills.contains(fifo) => fills.push(fifo.clone()),
+            SeqOp::Drain { fifo, .. } if !drains.contains(fifo) => drains.push(fifo.clone()),
+            _ => {}
+        }
+    }
+    for fifo in fills.into_iter().chain(drains) {
+        ops.push(SeqOp::Wait { fifo });
+    }
+}
+
+/// Splits a contiguous run of `len` elements into `(rows, cols)` with `rows * cols == len` and
+/// `cols` as large as a shim BD's innermost wrap allows (1023 32-bit words), so long rows
+/// still move as one 2-D transfer. Falls back to `(1, len)` if no divisor fits.
+pub(crate) fn contiguous_2d(len: usize, elem_bytes: usize) -> (usize, usize) {
+    const WRAP_MAX_WORDS: usize = 1023;
+    (1..=len)
+        .rev()
+        .find(|c| {
+            len.is_multiple_of(*c)
+                && (c * elem_bytes).is_multiple_of(4)
+                && c * elem_bytes / 4 <= WRAP_MAX_WORDS
+                && len / c <= WRAP_MAX_WORDS
+        })
+        .map_or((1, len), |c| (len / c, c))
+}
+
+/// Largest number of iterations the outermost dimension of a shim BD repeats.
+pub(crate) const SHIM_MAX_REPEAT: usize = 64;

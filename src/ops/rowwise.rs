@@ -176,16 +176,24 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
 
         // Host side: the column's contiguous chunk of rows, in steps of `cores x tile_rows`.
         let chunk_offset = c as usize * plan.rows_per_column() * plan.cols;
+        // A step's rows are contiguous: move them as one 2-D block that fits a BD's wraps.
+        let step_len = r_n * tr * plan.cols;
+        let (x, y) = crate::ops::contiguous_2d(step_len, plan.elem.bytes());
         let pattern = TensorAccessPattern {
             offset: chunk_offset,
-            sizes: [1, steps, r_n * tr, plan.cols],
-            strides: [0, r_n * tr * plan.cols, plan.cols, 1],
+            sizes: [1, steps, x, y],
+            strides: [0, step_len, y, 1],
         };
         if let (Some(p), Some(ty)) = (&params, &plan.params) {
+            let (x, y) = crate::ops::contiguous_2d(ty.numel(), ty.elem.bytes());
             ops.push(SeqOp::Fill {
                 fifo: p.clone(),
                 arg: 2,
-                pattern: TensorAccessPattern::linear(0, ty.numel()),
+                pattern: TensorAccessPattern {
+                    offset: 0,
+                    sizes: [1, 1, x, y],
+                    strides: [0, 0, y, 1],
+                },
             });
         }
         ops.push(SeqOp::Fill {
@@ -199,11 +207,7 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
             pattern,
         });
     }
-    for c in 0..plan.array.columns {
-        ops.push(SeqOp::Wait {
-            fifo: format!("out{c}"),
-        });
-    }
+    crate::ops::settle(&mut ops);
 
     let mut args = vec![
         HostBuffer {

@@ -416,6 +416,19 @@ impl Spec {
         })
     }
 
+    /// Bytes of constant tables (`memref.global`) every core of the design holds: the GELU
+    /// lookup table, the mel window/DFT/filter-bank tables.
+    pub fn core_table_bytes(&self) -> usize {
+        match self {
+            Spec::Gelu(s) => crate::ops::gelu::table(&s.table).len() * 4,
+            Spec::Mel(s) => {
+                let (_, band, _) = crate::ops::mel::banded_filter_bank(s.n_mels);
+                (3 * crate::ops::mel::N_FFT + s.n_mels + s.n_mels * band) * 4
+            }
+            _ => 0,
+        }
+    }
+
     /// Which spec fields size the per-core buffers (named in resource errors).
     pub(crate) fn buffer_fields(&self) -> &'static str {
         match self {

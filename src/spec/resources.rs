@@ -6,7 +6,7 @@
 //! - every FIFO end takes a producer/consumer lock pair (AIE-ML semaphore locks);
 //! - an end that crosses tiles uses one DMA channel (MM2S on the producer, S2MM on each
 //!   consumer) and one buffer descriptor per buffer;
-//! - each core also reserves its stack.
+//! - each core also reserves its stack and holds the kernels' constant tables.
 
 use std::collections::BTreeMap;
 
@@ -129,10 +129,17 @@ pub fn check_design_resources(
             }
         }
     }
+    // The mel tables need the filter bank only for sizing; guard against a bad n_mels, which
+    // the field rules have already rejected by the time we get here.
+    let tables = spec.core_table_bytes();
     for w in &design.workers {
         let u = usage.entry(w.tile).or_default();
         u.memory += w.stack_bytes;
         u.memory_parts.push(format!("stack {} B", w.stack_bytes));
+        if tables > 0 {
+            u.memory += tables;
+            u.memory_parts.push(format!("constant tables {tables} B"));
+        }
     }
 
     let fields = spec.buffer_fields().to_string();
