@@ -390,6 +390,7 @@ fn broadcast_feeds_every_consumer_and_identical_cores_share_one_body() {
     let expected = HostData::I32(a.iter().map(|&x| 3 * x + 1).collect());
     assert_eq!(run.outputs, vec![expected.clone(), expected]);
     assert_eq!(run.compiled_cores, 1);
+    assert_eq!(run.core_source, sim::CoreSource::AieModule);
 }
 
 #[test]

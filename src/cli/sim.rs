@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::sim::verify::check_spec;
-use crate::sim::SimOptions;
+use crate::sim::{CoreSource, SimOptions};
 use crate::spec::Spec;
 
 #[derive(clap::Args, Debug)]
@@ -47,6 +47,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         run.compile_time.as_secs_f64(),
         run.compiled_cores
     );
+    match &run.core_source {
+        CoreSource::AieModule => println!("cores        aie.core bodies of the MLIR-AIE module"),
+        CoreSource::Design(why) => {
+            println!("cores        from the Design (the compiler rejects it: {why})")
+        }
+    }
     println!("run          {:.3} s", run.run_time.as_secs_f64());
     println!("elements     {}", c.elements);
     println!("max abs err  {:.6e}", c.max_abs_error);

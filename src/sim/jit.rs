@@ -29,6 +29,7 @@ use melior::{
 };
 use mlir_sys::MlirValue;
 
+use super::from_aie;
 use super::hooks;
 use super::plan::{Plan, PortKey, WorkerPlan};
 use super::SimError;
@@ -63,13 +64,25 @@ pub(crate) fn host_context() -> Context {
     let context = Context::new();
     context.append_dialect_registry(&registry);
     context.load_all_available_dialects();
+    // The aie/aiex ops of the compiler's module are unregistered here.
+    context.set_allow_unregistered_dialects(true);
     register_all_llvm_translations(&context);
     register_all_passes();
     context
 }
 
+/// Where the simulated core functions came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreSource {
+    /// The `aie.core` bodies of the compiler's MLIR-AIE module (`crate::mlir::lower`).
+    AieModule,
+    /// The Design's programs, because the compiler rejected the design (its message).
+    Design(String),
+}
+
 /// The compiled cores; `entries[w]` runs worker `w`.
 pub(crate) struct Compiled {
+    pub source: CoreSource,
     _engine: ExecutionEngine,
     pub entries: Vec<CoreFn>,
     /// Distinct compiled bodies (after sharing identical workers).
@@ -169,57 +182,59 @@ fn compile_inner(
         }
     }
 
-    // One function per distinct worker program.
-    let mut by_text: HashMap<String, String> = HashMap::new();
+    // One function per worker, from the MLIR-AIE module when the compiler accepts the design;
+    // otherwise (a design its static verifier rejects, e.g. one acquiring more buffers than a
+    // FIFO holds) from the Design itself, so the run can still show what the hardware would do.
+    let (functions, globals, source) = match crate::mlir::lower(context, design) {
+        Ok(aie) => {
+            let (functions, globals) =
+                from_aie::core_functions(context, &aie, plan, &access_names, "aiec_core_w")?;
+            (functions, globals, CoreSource::AieModule)
+        }
+        Err(e) => {
+            tracing::warn!("the compiler rejects the design ({e}); simulating it from the Design");
+            let mut functions = Vec::new();
+            let mut globals = Vec::new();
+            for (w, wp) in design.workers.iter().zip(&plan.workers) {
+                let scratch = Module::new(location);
+                functions.push(design_core(
+                    context,
+                    &scratch,
+                    w,
+                    wp,
+                    &access_names,
+                    w_name(functions.len()),
+                )?);
+                let mut next = scratch.body().first_operation();
+                while let Some(op) = next {
+                    globals.push((*op).clone());
+                    next = op.next_in_block();
+                }
+            }
+            (functions, globals, CoreSource::Design(e.to_string()))
+        }
+    };
+    // Module-level constants the kernels asked for (lookup tables), once each.
     let mut globals_seen: Vec<String> = Vec::new();
+    for op in globals {
+        let text = op.to_string();
+        if !globals_seen.contains(&text) {
+            module.body().append_operation(op);
+            globals_seen.push(text);
+        }
+    }
+    // Workers whose functions print identically share one compiled body.
+    let mut by_text: HashMap<String, String> = HashMap::new();
     let mut entry_names = Vec::new();
-    for (w, wp) in design.workers.iter().zip(&plan.workers) {
-        let name = format!("aiec_core_{}", by_text.len());
-        let scratch = Module::new(location);
-        let emitter = Emitter {
-            context,
-            location,
-            device_block: &scratch.body(),
-            i64t,
-            worker: wp,
-            access_names: &access_names,
-        };
-        let body = Block::new(&[(i64t, location)]);
-        let ctx = body.argument(0).expect("ctx argument").to_raw();
-        emitter.stmts(&body, &w.program, ctx, &HashMap::new())?;
-        body.append_operation(func::r#return(&[], location));
-        let region = Region::new();
-        region.append_block(body);
-        let function = func::func(
-            context,
-            StringAttribute::new(context, &name),
-            TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
-            region,
-            &[],
-            location,
-        );
-        let key = format!(
-            "{}\n{}",
-            function.to_string().replacen(&name, "", 1),
-            scratch.as_operation()
-        );
+    for (w, function) in functions.into_iter().enumerate() {
+        let key = function.to_string().replacen(&w_name(w), "", 1);
         if let Some(existing) = by_text.get(&key) {
             entry_names.push(existing.clone());
             continue;
         }
-        // Module-level constants the kernels asked for (lookup tables), once each.
-        let mut next = scratch.body().first_operation();
-        while let Some(op) = next {
-            let text = op.to_string();
-            if !globals_seen.contains(&text) {
-                module.body().append_operation((*op).clone());
-                globals_seen.push(text);
-            }
-            next = op.next_in_block();
-        }
         module.body().append_operation(function);
-        by_text.insert(key, name.clone());
-        entry_names.push(name);
+        by_text.insert(key, w_name(w));
+        entry_names.push(w_name(w));
     }
 
     if !module.as_operation().verify() {
@@ -275,10 +290,51 @@ fn compile_inner(
     // Lookups materialise the code, so this includes LLVM's optimisation and codegen.
     tracing::debug!(elapsed = ?codegen.elapsed(), "cores compiled by LLVM");
     Ok(Compiled {
+        source,
         _engine: engine,
         entries,
         distinct: cache.len(),
     })
+}
+
+fn w_name(w: usize) -> String {
+    format!("aiec_core_w{w}")
+}
+
+/// A worker's function built from the Design: its control program lowered here, its kernels
+/// from the same emitters the MLIR-AIE lowering inlines.
+fn design_core<'c>(
+    context: &'c Context,
+    scratch: &Module<'c>,
+    w: &crate::design::Worker,
+    wp: &WorkerPlan,
+    access_names: &HashMap<BufferType, String>,
+    name: String,
+) -> Result<melior::ir::Operation<'c>, SimError> {
+    let location = Location::unknown(context);
+    let i64t: Type = IntegerType::new(context, 64).into();
+    let emitter = Emitter {
+        context,
+        location,
+        device_block: &scratch.body(),
+        i64t,
+        worker: wp,
+        access_names,
+    };
+    let body = Block::new(&[(i64t, location)]);
+    let ctx = body.argument(0).expect("ctx argument").to_raw();
+    emitter.stmts(&body, &w.program, ctx, &HashMap::new())?;
+    body.append_operation(func::r#return(&[], location));
+    let region = Region::new();
+    region.append_block(body);
+    Ok(func::func(
+        context,
+        StringAttribute::new(context, &name),
+        TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
+        region,
+        &[],
+        location,
+    ))
 }
 
 struct Emitter<'c, 'm> {

@@ -20,6 +20,7 @@ mod actors;
 mod data;
 mod engine;
 mod fifo;
+mod from_aie;
 mod hooks;
 pub mod inputs;
 mod jit;
@@ -30,6 +31,7 @@ pub mod verify;
 use std::time::{Duration, Instant};
 
 pub use data::HostData;
+pub use jit::CoreSource;
 
 use crate::design::{Design, DesignError, SeqOp};
 use engine::{ActorInfo, Shared};
@@ -101,6 +103,8 @@ pub struct SimRun {
     pub run_time: Duration,
     /// Distinct compiled core bodies (identical workers share one).
     pub compiled_cores: usize,
+    /// Whether the cores came from the compiler's MLIR-AIE module.
+    pub core_source: CoreSource,
 }
 
 /// Indices of the runtime-sequence arguments the host fills (inputs) and drains (outputs).
@@ -261,5 +265,6 @@ pub fn run_with(
         compile_time,
         run_time,
         compiled_cores: compiled.distinct,
+        core_source: compiled.source.clone(),
     })
 }

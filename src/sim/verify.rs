@@ -3,7 +3,7 @@
 
 use super::inputs::InputGen;
 use super::{HostData, SimError, SimOptions, SimRun};
-use crate::ops::{attention, gelu, layernorm, matmul, softmax};
+use crate::ops::{attention, gelu, layernorm, matmul, mel, softmax};
 use crate::spec::{Dtype, Spec, SpecError};
 
 #[derive(thiserror::Error, Debug)]
@@ -268,11 +268,47 @@ pub fn check_spec(spec: &Spec, seed: u64, options: &SimOptions) -> Result<SpecCh
                 }),
             )
         }
-        Spec::Mel(_) => {
-            return Err(VerifyError::NoReference {
-                spec: spec.name().to_string(),
-                op: spec.op().to_string(),
-            });
+        Spec::Mel(s) => {
+            // Speech-like audio: a few harmonics with a slow envelope plus noise, sized so that
+            // Whisper's padding gives exactly the design's input buffer.
+            // Whisper keeps (len + 160) / 160 frames: `frames` frames need frames*160 - 160
+            // samples; the design reads the padded signal up to the end of the last frame.
+            let n = s.frames * mel::HOP - mel::HOP;
+            let padded_len = design.sequence.args[0].ty.numel();
+            let f0 = 120.0 + 80.0 * (gen.normal().abs().min(2.0));
+            let audio: Vec<f32> = (0..n)
+                .map(|i| {
+                    let t = i as f64 / f64::from(mel::SAMPLE_RATE);
+                    let env = 0.5 + 0.5 * (std::f64::consts::TAU * 3.0 * t).sin();
+                    let voice: f64 = (1..=6)
+                        .map(|h| (std::f64::consts::TAU * f0 * h as f64 * t).sin() / h as f64)
+                        .sum();
+                    (0.1 * env * voice + 0.01 * gen.normal()) as f32
+                })
+                .collect();
+            let (mut padded, frames) = mel::pad_for_stft(&audio);
+            padded.truncate(padded_len);
+            let padded_f64: Vec<f64> = padded.iter().map(|&v| f64::from(v)).collect();
+            let mut r = mel::reference(&padded_f64, frames, s.n_mels);
+            let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            for v in &mut r {
+                *v = (v.max(max - 8.0) + 4.0) / 4.0;
+            }
+            (
+                vec![HostData::F32(padded)],
+                Box::new(move |out: &[HostData]| {
+                    let mut y: Vec<f32> = out[0].to_f64().iter().map(|&v| v as f32).collect();
+                    mel::finish_on_host(&mut y);
+                    let y: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+                    Comparison::new(
+                        &y,
+                        &r,
+                        false,
+                        "|y - ref| <= TOLERANCE after the host clamp",
+                        |_, _| mel::TOLERANCE,
+                    )
+                }),
+            )
         }
     };
     let run = super::run_with(&design, inputs, options)?;

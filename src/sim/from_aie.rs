@@ -1,0 +1,213 @@
+//! Core functions cut out of the MLIR-AIE module the compiler emits ([`crate::mlir::lower`]):
+//! the body of each `aie.core` becomes the body of `func.func @name(%ctx: i64)`, unchanged
+//! except for the AIE ops, which turn into hook calls (see [`super::hooks`]):
+//! `aie.objectfifo.acquire @f(port, n)` -> `aiec_sim_acquire(ctx, local(f, port), n)`,
+//! `aie.objectfifo.subview.access %s[i]` -> `aiec_sim_access_K(ctx, local, i)`,
+//! `aie.objectfifo.release` -> `aiec_sim_release`, `aie.end` -> `func.return`.
+//! So loops, kernels and their order are exactly what goes to aie-opt.
+
+use std::collections::HashMap;
+
+use melior::{
+    dialect::{arith, func},
+    ir::{
+        attribute::{FlatSymbolRefAttribute, IntegerAttribute, StringAttribute, TypeAttribute},
+        block::BlockLike,
+        operation::{OperationLike, OperationRef, WalkOrder, WalkResult},
+        r#type::FunctionType,
+        Location, Module, Operation, Region, RegionLike, Type, Value, ValueLike,
+    },
+    Context,
+};
+use mlir_sys::{
+    mlirOperationDestroy, mlirRegionTakeBody, mlirValueReplaceAllUsesOfWith, MlirOperation,
+    MlirValue,
+};
+
+use super::jit::memref_type;
+use super::plan::{Plan, PortKey};
+use super::SimError;
+use crate::design::BufferType;
+
+fn err(message: impl Into<String>) -> SimError {
+    SimError::Jit(format!("reading the MLIR-AIE module: {}", message.into()))
+}
+
+fn op_name(op: &OperationRef) -> String {
+    op.name().as_string_ref().as_str().unwrap_or("").to_string()
+}
+
+fn int_attr(op: &OperationRef, name: &str) -> Result<i64, SimError> {
+    let attr = op
+        .attribute(name)
+        .map_err(|_| err(format!("{} has no `{name}`", op_name(op))))?;
+    IntegerAttribute::try_from(attr)
+        .map(|a| a.value())
+        .map_err(|_| err(format!("{}: `{name}` is not an integer", op_name(op))))
+}
+
+/// The memref.global constants of the device and one function per `aie.core`, in worker
+/// order, named `{prefix}{w}`.
+pub(crate) fn core_functions<'c>(
+    context: &'c Context,
+    aie: &Module<'c>,
+    plan: &Plan,
+    access_names: &HashMap<BufferType, String>,
+    prefix: &str,
+) -> Result<(Vec<Operation<'c>>, Vec<Operation<'c>>), SimError> {
+    let location = Location::unknown(context);
+    let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
+    let device = aie
+        .body()
+        .first_operation()
+        .ok_or_else(|| err("no aie.device"))?;
+    let block = device
+        .region(0)
+        .ok()
+        .and_then(|r| r.first_block())
+        .ok_or_else(|| err("aie.device has no body"))?;
+    let (mut cores, mut globals) = (Vec::new(), Vec::new());
+    let mut next = block.first_operation();
+    while let Some(op) = next {
+        match op_name(&op).as_str() {
+            "aie.core" => cores.push(op),
+            "memref.global" => globals.push((*op).clone()),
+            _ => {}
+        }
+        next = op.next_in_block();
+    }
+    if cores.len() != plan.workers.len() {
+        return Err(err(format!(
+            "{} aie.core ops for {} workers",
+            cores.len(),
+            plan.workers.len()
+        )));
+    }
+    let mut functions = Vec::new();
+    for (w, core) in cores.iter().enumerate() {
+        let copy = (**core).clone();
+        let region = Region::new();
+        let body = copy
+            .region(0)
+            .map_err(|_| err("aie.core without a region"))?;
+        // SAFETY: both regions are live; the copy's body moves into `region`.
+        unsafe { mlirRegionTakeBody(region.to_raw(), body.to_raw()) };
+        drop(copy);
+        let entry = region.first_block().ok_or_else(|| err("empty aie.core"))?;
+        let ctx = entry.add_argument(i64t, location);
+        let function = func::func(
+            context,
+            StringAttribute::new(context, &format!("{prefix}{w}")),
+            TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
+            region,
+            &[],
+            location,
+        );
+        let mut found: Vec<MlirOperation> = Vec::new();
+        function.walk(WalkOrder::PreOrder, |op| {
+            if op_name(&op).starts_with("aie.") {
+                found.push(op.to_raw());
+            }
+            WalkResult::Advance
+        });
+        let worker = &plan.workers[w];
+        let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
+        let mut acquires = Vec::new();
+        for raw in found {
+            // SAFETY: `raw` is an op of `function`, erased at most once below.
+            let op = unsafe { OperationRef::from_raw(raw) };
+            let block = op.block().ok_or_else(|| err("detached op"))?;
+            let constant = |v: i64| -> Value {
+                let c = arith::constant(context, IntegerAttribute::new(i64t, v).into(), location);
+                block
+                    .insert_operation_before(op, c)
+                    .result(0)
+                    .expect("constant")
+                    .into()
+            };
+            let call =
+                |callee: &str, args: &[Value<'c, '_>], results: &[Type<'c>]| -> Option<MlirValue> {
+                    let c = func::call(
+                        context,
+                        FlatSymbolRefAttribute::new(context, callee),
+                        args,
+                        results,
+                        location,
+                    );
+                    let c = block.insert_operation_before(op, c);
+                    c.result(0).ok().map(|r| r.to_raw())
+                };
+            let local = || -> Result<usize, SimError> {
+                let fifo = op
+                    .attribute("objFifo_name")
+                    .map_err(|_| err("acquire/release without objFifo_name"))?
+                    .to_string();
+                let fifo = fifo.trim_start_matches('@').to_string();
+                let key = if int_attr(&op, "port")? == 0 {
+                    PortKey::Produce
+                } else {
+                    PortKey::Consume
+                };
+                worker
+                    .local
+                    .get(&(fifo.clone(), key))
+                    .copied()
+                    .ok_or_else(|| {
+                        err(format!(
+                            "core {w} uses @{fifo} ({key:?}), unknown to the design"
+                        ))
+                    })
+            };
+            match op_name(&op).as_str() {
+                "aie.objectfifo.acquire" => {
+                    let l = local()?;
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    call("aiec_sim_acquire", &[ctx, lc, n], &[]);
+                    let result = op.result(0).map_err(|_| err("acquire without result"))?;
+                    let ty = &worker.ports[l].1;
+                    subviews.insert(result.to_raw().ptr as usize, (l, access_names[ty].clone()));
+                    acquires.push(raw);
+                }
+                "aie.objectfifo.subview.access" => {
+                    let subview = op.operand(0).map_err(|_| err("access without operand"))?;
+                    let (l, access) = subviews
+                        .get(&(subview.to_raw().ptr as usize))
+                        .cloned()
+                        .ok_or_else(|| err("access of an unknown subview"))?;
+                    let ty = &worker.ports[l].1;
+                    let (lc, i) = (constant(l as i64), constant(int_attr(&op, "index")?));
+                    let new = call(&access, &[ctx, lc, i], &[memref_type(context, ty)])
+                        .expect("access result");
+                    let old = op
+                        .result(0)
+                        .map_err(|_| err("access without result"))?
+                        .to_raw();
+                    // SAFETY: both values are live; the old op is erased once unused.
+                    unsafe {
+                        mlirValueReplaceAllUsesOfWith(old, new);
+                        mlirOperationDestroy(raw);
+                    }
+                }
+                "aie.objectfifo.release" => {
+                    let l = local()?;
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    call("aiec_sim_release", &[ctx, lc, n], &[]);
+                    // SAFETY: a release has no results.
+                    unsafe { mlirOperationDestroy(raw) };
+                }
+                "aie.end" => {
+                    block.insert_operation_before(op, func::r#return(&[], location));
+                    // SAFETY: a terminator without results.
+                    unsafe { mlirOperationDestroy(raw) };
+                }
+                other => return Err(err(format!("unexpected `{other}` inside aie.core"))),
+            }
+        }
+        for raw in acquires {
+            // SAFETY: every access of the subview was replaced above.
+            unsafe { mlirOperationDestroy(raw) };
+        }
+        functions.push(function);
+    }
+    Ok((functions, globals))
+}
