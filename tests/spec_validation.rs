@@ -426,3 +426,14 @@ fn every_shipped_spec_lowers_to_verified_mlir() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn attention_blocks_must_fit_a_shim_bd_repeat_count() {
+    let text = std::fs::read_to_string(specs_dir().join("attention.toml")).unwrap();
+    let spec = parse(&text.replace("kv_tile = 30", "kv_tile = 20")).unwrap();
+    let err = spec.build().unwrap_err().to_string();
+    assert!(
+        err.contains("`kv_tile`") && err.contains("75 blocks exceed the 64"),
+        "{err}"
+    );
+}

@@ -103,4 +103,4 @@ pub(crate) fn contiguous_2d(len: usize, elem_bytes: usize) -> (usize, usize) {
 }
 
 /// Largest number of iterations the outermost dimension of a shim BD repeats.
-pub(crate) const SHIM_MAX_REPEAT: usize = 64;
+pub const SHIM_MAX_REPEAT: usize = 64;

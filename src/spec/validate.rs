@@ -230,6 +230,22 @@ pub(super) fn check_fields(spec: &Spec, dev: &DeviceModel) -> Result<(), SpecErr
             let cores = (s.array.columns * s.array.cores_per_column) as usize;
             // One head per core at a time; heads are dealt to cores round-robin.
             c.divides("heads", s.heads, cores, "columns x cores_per_column")?;
+            // Q/O patterns repeat over q blocks and KV patterns over kv blocks in the
+            // outermost dimension of a shim BD, which counts at most 64 iterations.
+            for (field, blocks) in [
+                ("q_tile", s.q_len / s.q_tile),
+                ("kv_tile", s.kv_len / s.kv_tile),
+            ] {
+                if blocks > crate::ops::SHIM_MAX_REPEAT {
+                    return Err(c.fail(
+                        field,
+                        format!(
+                            "{blocks} blocks exceed the {} repeats of a shim buffer descriptor",
+                            crate::ops::SHIM_MAX_REPEAT
+                        ),
+                    ));
+                }
+            }
             if s.causal && s.q_len != s.kv_len {
                 return Err(c.fail(
                     "causal",
