@@ -255,3 +255,33 @@ requant = {{ shift = 6, scale = 1 }}
         &matmul::reference_int8(&a, &b, m, k, n, Requant { shift: 6, scale: 1 })
     );
 }
+
+#[test]
+fn gelu_design_over_three_columns_matches_erf_gelu() {
+    use aiec::ops::gelu;
+    let (rows, cols) = (24, 64);
+    let d = design(&format!(
+        r#"op = "gelu"
+name = "t"
+device = "npu1"
+dtype = "bf16"
+shape = {{ rows = {rows}, cols = {cols} }}
+tile_rows = 2
+array = {{ columns = 3, cores_per_column = 4 }}
+table = {{ min = -4.0, max = 4.0, step = 0.03125 }}
+"#
+    ));
+    let x: Vec<bf16> = (0..rows * cols)
+        .map(|i| bf16::from_f64(-6.0 + 12.0 * i as f64 / (rows * cols) as f64))
+        .collect();
+    let out = sim::run(&d, vec![HostData::Bf16(x.clone())]).unwrap();
+    let HostData::Bf16(y) = &out[0] else { panic!() };
+    for (i, (xi, yi)) in x.iter().zip(y).enumerate() {
+        let want = gelu::reference(xi.to_f64());
+        let bound = gelu::TOLERANCE + want.abs() / 256.0;
+        assert!(
+            (yi.to_f64() - want).abs() <= bound,
+            "[{i}] gelu({xi}) = {yi} vs {want}"
+        );
+    }
+}
