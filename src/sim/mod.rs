@@ -1,8 +1,13 @@
 //! The host simulator: runs a compiled [`Design`] on the CPU with the hardware's semantics.
 //!
-//! - **Cores** run their kernel bodies JIT-compiled from the same MLIR the AIE lowering emits
-//!   ([`jit`]); one thread per worker. The control program (loops, acquire, release) becomes
-//!   calls to host hooks ([`hooks`]) that implement the object-FIFO locks.
+//! - **Cores** are the `aie.core` bodies of the compiler's own MLIR-AIE module
+//!   ([`crate::mlir::lower`]), cut out into host functions ([`from_aie`]) whose AIE ops
+//!   (acquire, subview access, release) call host hooks ([`hooks`]) implementing the
+//!   object-FIFO locks; everything else (loops, kernels) is the MLIR that goes to aie-opt,
+//!   lowered to LLVM and JIT-compiled ([`jit`]); one thread per worker. A design the compiler's
+//!   verifier rejects is still simulated, from the Design's programs and the same kernel
+//!   emitters, so its runtime behaviour (e.g. a deadlock) can be shown; [`SimRun::core_source`]
+//!   says which path ran.
 //! - **Object FIFOs** keep their depth and Produce/Consume semantics ([`fifo`]), including
 //!   broadcast, and memtile links (forward, split, join at their offsets) moved by one host
 //!   thread per memtile DMA channel ([`actors`]).
