@@ -1,20 +1,20 @@
 //! The host simulator: runs a compiled [`Design`] on the CPU with the hardware's semantics.
 //!
 //! - **Cores** are the `aie.core` bodies of the compiler's own MLIR-AIE module
-//!   ([`crate::mlir::lower`]), cut out into host functions ([`from_aie`]) whose AIE ops
-//!   (acquire, subview access, release) call host hooks ([`hooks`]) implementing the
+//!   ([`crate::mlir::lower()`]), cut out into host functions (`from_aie`) whose AIE ops
+//!   (acquire, subview access, release) call host hooks (`hooks`) implementing the
 //!   object-FIFO locks; everything else (loops, kernels) is the MLIR that goes to aie-opt,
-//!   lowered to LLVM and JIT-compiled ([`jit`]); one thread per worker. A design the compiler's
+//!   lowered to LLVM and JIT-compiled (`jit`); one thread per worker. A design the compiler's
 //!   verifier rejects is still simulated, from the Design's programs and the same kernel
 //!   emitters, so its runtime behaviour (e.g. a deadlock) can be shown; [`SimRun::core_source`]
 //!   says which path ran.
-//! - **Object FIFOs** keep their depth and Produce/Consume semantics ([`fifo`]), including
+//! - **Object FIFOs** keep their depth and Produce/Consume semantics (`fifo`), including
 //!   broadcast, and memtile links (forward, split, join at their offsets) moved by one host
-//!   thread per memtile DMA channel ([`actors`]).
+//!   thread per memtile DMA channel (`actors`).
 //! - **The runtime sequence** issues shim DMA transfers with their 4-D access patterns
-//!   ([`pattern`]); each shim channel is a thread; `dma_wait` waits for completion.
+//!   (`pattern`); each shim channel is a thread; `dma_wait` waits for completion.
 //! - **Checks**: before running, tile memory budgets, access-pattern bounds and the design's
-//!   consistency ([`plan`]); while running, deadlock (every actor blocked; the report lists what
+//!   consistency (`plan`); while running, deadlock (every actor blocked; the report lists what
 //!   each waits on and holds) and a wall-clock limit.
 //!
 //! Modelling choice: a FIFO is one ring of `depth` buffers shared by producer and consumers
