@@ -52,7 +52,7 @@ pub fn input_with_addresses(target: AieTarget) -> String {
     let device = [
         Pass::new("aie-trace-to-config"),
         Pass::new("aie-trace-pack-reg-writes"),
-        Pass::new("aiex-inline-trace-config"),
+        Pass::new("aie-inline-trace-config"),
         Pass::new("aie-assign-lock-ids"),
         Pass::new("aie-register-objectFifos"),
         Pass::new("aie-objectFifo-stateful-transform")

@@ -169,7 +169,12 @@ fn emit_store<'c>(
                     let v = e.addi(e.muli(v, scale)?, half)?;
                     let v = e.shrsi(v, shift)?;
                     let v = e.minsi(e.maxsi(v, lo)?, hi)?;
-                    let v = e.cast("arith.trunci", v, e.int_type(8))?;
+                    // Narrow through `index` rather than `arith.trunci`: mlir-aie's
+                    // convert-vector-to-aievec (first pass of the aiecc pipeline) crashes on a
+                    // scalar trunci (its LowerTruncOpPattern assumes a vector). The value is
+                    // already clamped to [-128, 127], so both spellings give the same i8.
+                    let v = e.cast("arith.index_cast", v, e.index_type())?;
+                    let v = e.cast("arith.index_cast", v, e.int_type(8))?;
                     e.store(v, c, &[i, j])
                 })
             })
