@@ -30,7 +30,7 @@ fn relu_kernel() -> aiec::design::Kernel {
 }
 
 fn relu_design(length: usize) -> Result<Design> {
-    if length == 0 || length % CHUNK != 0 {
+    if length == 0 || !length.is_multiple_of(CHUNK) {
         bail!("--length {length} must be a positive multiple of {CHUNK}");
     }
     let (shim, core) = (TileId::new(0, 0), TileId::new(0, 2));

@@ -83,14 +83,14 @@ fn attend_rows_impl(
     for i in 0..rows {
         let qi = &q[i * q_stride..i * q_stride + hd];
         let n = visible(i).min(kv.len);
-        for t in 0..n {
-            scores[t] = dot(qi, &kv.k[t * kv.stride..t * kv.stride + hd]) * scale;
+        for (t, score) in scores[..n].iter_mut().enumerate() {
+            *score = dot(qi, &kv.k[t * kv.stride..t * kv.stride + hd]) * scale;
         }
         softmax_in_place(&mut scores[..n]);
         let o = &mut out[i * out_stride..i * out_stride + hd];
         o.fill(0.0);
-        for t in 0..n {
-            axpy(o, scores[t], &kv.v[t * kv.stride..t * kv.stride + hd]);
+        for (t, &p) in scores[..n].iter().enumerate() {
+            axpy(o, p, &kv.v[t * kv.stride..t * kv.stride + hd]);
         }
         if let Some(k) = kept.as_mut() {
             k[i * kv.len..i * kv.len + n].copy_from_slice(&scores[..n]);
