@@ -56,7 +56,7 @@ fn run_dev_set(beam: usize) {
     let (our_wer, words) = wer(&ours);
     let (fw_wer, _) = wer(&theirs);
     let median_diff = median(boundary_diffs.clone());
-    eprintln!(
+    let summary = format!(
         "beam {beam}: aiec WER {:.2}% vs faster-whisper {:.2}% over {words} words, {} files; median segment boundary diff {:.3} s over {} boundaries; {:.1} s for {:.1} s of audio",
         our_wer * 100.0,
         fw_wer * 100.0,
@@ -66,6 +66,19 @@ fn run_dev_set(beam: usize) {
         elapsed,
         audio_seconds
     );
+    eprintln!("{summary}");
+    // Kept beside the build so a passing run's numbers can be read afterwards.
+    let report = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aiec-reports");
+    if std::fs::create_dir_all(&report).is_ok() {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(report.join("wer.txt"))
+        {
+            let _ = writeln!(f, "{summary}");
+        }
+    }
     assert!(
         words > 1000,
         "the dev set should have over 1000 reference words, found {words}"
