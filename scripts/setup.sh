@@ -25,4 +25,4 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 
 cargo build --release --manifest-path "$root/Cargo.toml" --bin aiec
-"$root/target/release/aiec" models install whisper-base tiny.en
+cargo run --release --quiet --manifest-path "$root/Cargo.toml" --bin aiec -- models install whisper-base tiny.en

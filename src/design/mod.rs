@@ -146,6 +146,37 @@ pub struct BufArg {
     pub index: u32,
 }
 
+impl BufArg {
+    /// The first (often only) buffer of the acquire named `binding`.
+    pub fn first(binding: &str) -> Self {
+        Self {
+            binding: binding.into(),
+            index: 0,
+        }
+    }
+}
+
+impl CoreStmt {
+    /// Acquire one buffer of `fifo`, named `binding` for later kernel arguments.
+    pub fn acquire_one(fifo: &str, port: Port, binding: &str) -> Self {
+        CoreStmt::Acquire {
+            fifo: fifo.into(),
+            port,
+            count: 1,
+            binding: binding.into(),
+        }
+    }
+
+    /// Release one buffer of `fifo`.
+    pub fn release_one(fifo: &str, port: Port) -> Self {
+        CoreStmt::Release {
+            fifo: fifo.into(),
+            port,
+            count: 1,
+        }
+    }
+}
+
 /// What a kernel emitter gets: the context, where to put module-level constants (lookup
 /// tables as `memref.global`), and a location.
 pub struct KernelCtx<'c, 'a> {

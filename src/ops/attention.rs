@@ -314,64 +314,49 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
                 1,
                 BufferType::new([qt + 1, s.state_cols()], ElemType::F32),
             ));
-            let arg = |b: &str| BufArg {
-                binding: b.into(),
-                index: 0,
-            };
-            let acq = |f: &str, port, b: &str| CoreStmt::Acquire {
-                fifo: f.into(),
-                port,
-                count: 1,
-                binding: b.into(),
-            };
-            let rel = |f: &str, port| CoreStmt::Release {
-                fifo: f.into(),
-                port,
-                count: 1,
-            };
             let kv_loop = CoreStmt::Loop {
                 count: kv_blocks as u64,
                 body: vec![
-                    acq(&kv, Port::Consume, "kv"),
+                    CoreStmt::acquire_one(&kv, Port::Consume, "kv"),
                     CoreStmt::Kernel {
                         kernel: step.clone(),
-                        args: vec![arg("q"), arg("kv"), arg("st")],
+                        args: vec![BufArg::first("q"), BufArg::first("kv"), BufArg::first("st")],
                     },
-                    rel(&kv, Port::Consume),
+                    CoreStmt::release_one(&kv, Port::Consume),
                 ],
             };
             let q_loop = CoreStmt::Loop {
                 count: q_blocks as u64,
                 body: vec![
-                    acq(&q, Port::Consume, "q"),
+                    CoreStmt::acquire_one(&q, Port::Consume, "q"),
                     CoreStmt::Kernel {
                         kernel: init.clone(),
-                        args: vec![arg("st")],
+                        args: vec![BufArg::first("st")],
                     },
                     kv_loop,
-                    acq(&o, Port::Produce, "o"),
+                    CoreStmt::acquire_one(&o, Port::Produce, "o"),
                     CoreStmt::Kernel {
                         kernel: finish.clone(),
-                        args: vec![arg("st"), arg("o")],
+                        args: vec![BufArg::first("st"), BufArg::first("o")],
                     },
-                    rel(&o, Port::Produce),
-                    rel(&q, Port::Consume),
+                    CoreStmt::release_one(&o, Port::Produce),
+                    CoreStmt::release_one(&q, Port::Consume),
                 ],
             };
             workers.push(Worker {
                 tile,
                 stack_bytes: spec.stack_bytes,
                 program: vec![
-                    acq(&st, Port::Produce, "st"),
+                    CoreStmt::acquire_one(&st, Port::Produce, "st"),
                     CoreStmt::Kernel {
                         kernel: setup.clone(),
-                        args: vec![arg("st")],
+                        args: vec![BufArg::first("st")],
                     },
                     CoreStmt::Loop {
                         count: per_core as u64,
                         body: vec![q_loop],
                     },
-                    rel(&st, Port::Produce),
+                    CoreStmt::release_one(&st, Port::Produce),
                 ],
             });
             qs.push(q);

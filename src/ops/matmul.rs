@@ -432,52 +432,37 @@ fn core_program(
     k_blocks: usize,
     [zero, mac, store]: [&crate::design::Kernel; 3],
 ) -> Vec<CoreStmt> {
-    let arg = |binding: &str| BufArg {
-        binding: binding.into(),
-        index: 0,
-    };
-    let acquire = |fifo: &str, port, binding: &str| CoreStmt::Acquire {
-        fifo: fifo.into(),
-        port,
-        count: 1,
-        binding: binding.into(),
-    };
-    let release = |fifo: &str, port| CoreStmt::Release {
-        fifo: fifo.into(),
-        port,
-        count: 1,
-    };
     let k_loop = CoreStmt::Loop {
         count: k_blocks as u64,
         body: vec![
-            acquire(a, Port::Consume, "a"),
-            acquire(b, Port::Consume, "b"),
+            CoreStmt::acquire_one(a, Port::Consume, "a"),
+            CoreStmt::acquire_one(b, Port::Consume, "b"),
             CoreStmt::Kernel {
                 kernel: mac.clone(),
-                args: vec![arg("a"), arg("b"), arg("acc")],
+                args: vec![BufArg::first("a"), BufArg::first("b"), BufArg::first("acc")],
             },
-            release(a, Port::Consume),
-            release(b, Port::Consume),
+            CoreStmt::release_one(a, Port::Consume),
+            CoreStmt::release_one(b, Port::Consume),
         ],
     };
     let n_loop = CoreStmt::Loop {
         count: n_blocks as u64,
         body: vec![
-            acquire(acc, Port::Produce, "acc"),
+            CoreStmt::acquire_one(acc, Port::Produce, "acc"),
             CoreStmt::Kernel {
                 kernel: zero.clone(),
-                args: vec![arg("acc")],
+                args: vec![BufArg::first("acc")],
             },
             k_loop,
-            release(acc, Port::Produce),
-            acquire(acc, Port::Consume, "sum"),
-            acquire(c, Port::Produce, "c"),
+            CoreStmt::release_one(acc, Port::Produce),
+            CoreStmt::acquire_one(acc, Port::Consume, "sum"),
+            CoreStmt::acquire_one(c, Port::Produce, "c"),
             CoreStmt::Kernel {
                 kernel: store.clone(),
-                args: vec![arg("sum"), arg("c")],
+                args: vec![BufArg::first("sum"), BufArg::first("c")],
             },
-            release(acc, Port::Consume),
-            release(c, Port::Produce),
+            CoreStmt::release_one(acc, Port::Consume),
+            CoreStmt::release_one(c, Port::Produce),
         ],
     };
     vec![CoreStmt::Loop {

@@ -278,40 +278,29 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
                 1,
                 BufferType::new([bins], f32t),
             ));
-            let arg = |b: &str| BufArg {
-                binding: b.into(),
-                index: 0,
-            };
-            let acq = |f: &str, port, b: &str| CoreStmt::Acquire {
-                fifo: f.into(),
-                port,
-                count: 1,
-                binding: b.into(),
-            };
-            let rel = |f: &str, port| CoreStmt::Release {
-                fifo: f.into(),
-                port,
-                count: 1,
-            };
             workers.push(Worker {
                 tile,
                 stack_bytes: spec.stack_bytes,
                 program: vec![
-                    acq(&pw, Port::Produce, "pw"),
+                    CoreStmt::acquire_one(&pw, Port::Produce, "pw"),
                     CoreStmt::Loop {
                         count: steps as u64,
                         body: vec![
-                            acq(&x, Port::Consume, "x"),
-                            acq(&y, Port::Produce, "y"),
+                            CoreStmt::acquire_one(&x, Port::Consume, "x"),
+                            CoreStmt::acquire_one(&y, Port::Produce, "y"),
                             CoreStmt::Kernel {
                                 kernel: mel.clone(),
-                                args: vec![arg("x"), arg("y"), arg("pw")],
+                                args: vec![
+                                    BufArg::first("x"),
+                                    BufArg::first("y"),
+                                    BufArg::first("pw"),
+                                ],
                             },
-                            rel(&x, Port::Consume),
-                            rel(&y, Port::Produce),
+                            CoreStmt::release_one(&x, Port::Consume),
+                            CoreStmt::release_one(&y, Port::Produce),
                         ],
                     },
-                    rel(&pw, Port::Produce),
+                    CoreStmt::release_one(&pw, Port::Produce),
                 ],
             });
             xs.push(x);
