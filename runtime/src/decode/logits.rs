@@ -2,7 +2,7 @@
 //! first step, suppress the non-speech token list, then the timestamp rules.
 
 use super::Specials;
-use crate::whisper::ops::log_softmax;
+use crate::whisper::vecmath::{self, log_sum_exp};
 
 /// Everything the filters need to know about the decoding task.
 pub struct LogitRules<'a> {
@@ -78,25 +78,14 @@ impl LogitRules<'_> {
             }
         }
         // If the timestamps together are likelier than any single text token, take a timestamp.
-        let lp = log_softmax(logits);
-        let ts_lp = log_sum_exp(&lp[ts..]);
-        let text_max = lp[..ts].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if ts_lp > text_max {
+        // Both sides are log-probabilities under the same normaliser, which cancels: compare
+        // the log-sum-exp of the timestamp logits with the largest text logit directly.
+        let ts_lse = log_sum_exp(&logits[ts..]);
+        let text_max = vecmath::max(&logits[..ts]);
+        if ts_lse > text_max {
             logits[..ts].fill(neg);
         }
     }
-}
-
-fn log_sum_exp(v: &[f32]) -> f32 {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + v
-        .iter()
-        .map(|&x| ((x - max) as f64).exp())
-        .sum::<f64>()
-        .ln() as f32
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ pub fn transcribe(
         (Some(code), true) => (code.clone(), 1.0),
         (None, true) => {
             let size = content_frames.min(N_FRAMES);
-            let cross = model.decoder.cross_kv(&model.encode(&mel.window(0, size)));
+            let cross = encode_window(model, mel, 0, size);
             let probs = ctx.detect_language(&cross)?;
             first_window = Some(cross);
             probs[0].clone()
@@ -257,9 +257,7 @@ pub fn transcribe(
         let segment_duration = segment_size as f64 / FRAMES_PER_SECOND;
         let cross = match first_window.take() {
             Some(c) if seek == 0 => c,
-            _ => model
-                .decoder
-                .cross_kv(&model.encode(&mel.window(seek, segment_size))),
+            _ => encode_window(model, mel, seek, segment_size),
         };
 
         let previous = &all_tokens[prompt_reset_since..];
@@ -357,6 +355,16 @@ pub fn transcribe(
         duration,
         segments,
     })
+}
+
+/// The encoder on one window of the log-mel, and that window's cross-attention K/V.
+fn encode_window(model: &Whisper, mel: &LogMel, seek: usize, frames: usize) -> CrossKv {
+    let start = std::time::Instant::now();
+    let audio = model.encode(&mel.window(seek, frames));
+    let encoded = start.elapsed();
+    let cross = model.decoder.cross_kv(&audio);
+    tracing::debug!(seek, ?encoded, cross_kv = ?(start.elapsed() - encoded), "window encoded");
+    cross
 }
 
 fn round3(x: f64) -> f64 {

@@ -78,25 +78,172 @@ fn attend_rows_impl(
     out_stride: usize,
     keep: bool,
 ) -> Option<Vec<f32>> {
-    let mut kept = keep.then(|| vec![0.0f32; rows * kv.len]);
-    let mut scores = vec![0.0f32; kv.len];
-    for i in 0..rows {
-        let qi = &q[i * q_stride..i * q_stride + hd];
-        let n = visible(i).min(kv.len);
-        for (t, score) in scores[..n].iter_mut().enumerate() {
-            *score = dot(qi, &kv.k[t * kv.stride..t * kv.stride + hd]) * scale;
-        }
-        softmax_in_place(&mut scores[..n]);
-        let o = &mut out[i * out_stride..i * out_stride + hd];
-        o.fill(0.0);
-        for (t, &p) in scores[..n].iter().enumerate() {
-            axpy(o, p, &kv.v[t * kv.stride..t * kv.stride + hd]);
-        }
-        if let Some(k) = kept.as_mut() {
-            k[i * kv.len..i * kv.len + n].copy_from_slice(&scores[..n]);
+    // Keys, then values, are streamed once for all rows: key `t` is scored against every row
+    // while it is in cache (beam hypotheses share the cross K/V of their window).
+    let visible: Vec<usize> = (0..rows).map(|i| visible(i).min(kv.len)).collect();
+    let longest = visible.iter().copied().max().unwrap_or(0);
+    let mut scores = vec![0.0f32; rows * longest];
+    for t in 0..longest {
+        let kt = &kv.k[t * kv.stride..t * kv.stride + hd];
+        for (i, &n) in visible.iter().enumerate() {
+            if t < n {
+                scores[i * longest + t] = dot(&q[i * q_stride..i * q_stride + hd], kt) * scale;
+            }
         }
     }
-    kept
+    for (i, &n) in visible.iter().enumerate() {
+        softmax_in_place(&mut scores[i * longest..i * longest + n]);
+        out[i * out_stride..i * out_stride + hd].fill(0.0);
+    }
+    for t in 0..longest {
+        let vt = &kv.v[t * kv.stride..t * kv.stride + hd];
+        for (i, &n) in visible.iter().enumerate() {
+            if t < n {
+                let p = scores[i * longest + t];
+                axpy(&mut out[i * out_stride..i * out_stride + hd], p, vt);
+            }
+        }
+    }
+    keep.then(|| {
+        let mut kept = vec![0.0f32; rows * kv.len];
+        for (i, &n) in visible.iter().enumerate() {
+            kept[i * kv.len..i * kv.len + n]
+                .copy_from_slice(&scores[i * longest..i * longest + n]);
+        }
+        kept
+    })
+}
+
+/// Columns of scores, or of the output, that one pass keeps in registers (8 AVX vectors).
+const BLOCK: usize = 64;
+
+/// One head's cross-attention keys transposed, `kt` = `[hd, len]`, and values `v` = `[len, hd]`:
+/// the layout that lets a decoder step compute every score and every output as
+/// broadcast-times-vector multiply-adds held in registers, with no horizontal sums.
+pub struct CrossHead<'a> {
+    pub kt: &'a [f32],
+    pub v: &'a [f32],
+    pub len: usize,
+}
+
+/// Like [`attend_rows`] over all `kv.len` keys, for the transposed-key layout of [`CrossHead`].
+#[allow(clippy::too_many_arguments)]
+pub fn attend_cross_rows(
+    q: &[f32],
+    q_stride: usize,
+    rows: usize,
+    hd: usize,
+    kv: &CrossHead,
+    scale: f32,
+    out: &mut [f32],
+    out_stride: usize,
+    keep: bool,
+) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU features were just detected.
+            return unsafe {
+                attend_cross_rows_avx2(q, q_stride, rows, hd, kv, scale, out, out_stride, keep)
+            };
+        }
+    }
+    attend_cross_rows_impl(q, q_stride, rows, hd, kv, scale, out, out_stride, keep)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_cross_rows_avx2(
+    q: &[f32],
+    q_stride: usize,
+    rows: usize,
+    hd: usize,
+    kv: &CrossHead,
+    scale: f32,
+    out: &mut [f32],
+    out_stride: usize,
+    keep: bool,
+) -> Option<Vec<f32>> {
+    attend_cross_rows_impl(q, q_stride, rows, hd, kv, scale, out, out_stride, keep)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_cross_rows_impl(
+    q: &[f32],
+    q_stride: usize,
+    rows: usize,
+    hd: usize,
+    kv: &CrossHead,
+    scale: f32,
+    out: &mut [f32],
+    out_stride: usize,
+    keep: bool,
+) -> Option<Vec<f32>> {
+    let len = kv.len;
+    assert!(kv.kt.len() >= hd * len && kv.v.len() >= len * hd);
+    let mut scores = vec![0.0f32; rows * len];
+    // Scores, a block of keys at a time: the block's slice of every key dimension stays in L1
+    // while each query row accumulates over the dimensions.
+    for t0 in (0..len).step_by(BLOCK) {
+        let w = BLOCK.min(len - t0);
+        for i in 0..rows {
+            let qi = &q[i * q_stride..i * q_stride + hd];
+            let mut acc = [0.0f32; BLOCK];
+            if w == BLOCK {
+                for (j, &qj) in qi.iter().enumerate() {
+                    let krow: &[f32; BLOCK] = kv.kt[j * len + t0..j * len + t0 + BLOCK]
+                        .try_into()
+                        .expect("block");
+                    for l in 0..BLOCK {
+                        acc[l] += qj * krow[l];
+                    }
+                }
+            } else {
+                for (j, &qj) in qi.iter().enumerate() {
+                    let krow = &kv.kt[j * len + t0..j * len + t0 + w];
+                    for l in 0..w {
+                        acc[l] += qj * krow[l];
+                    }
+                }
+            }
+            for l in 0..w {
+                scores[i * len + t0 + l] = acc[l] * scale;
+            }
+        }
+    }
+    for row in scores.chunks_exact_mut(len) {
+        softmax_in_place(row);
+    }
+    // Weighted sums, a block of output dimensions at a time, streaming the value rows.
+    for i in 0..rows {
+        let p = &scores[i * len..(i + 1) * len];
+        for j0 in (0..hd).step_by(BLOCK) {
+            let w = BLOCK.min(hd - j0);
+            let mut acc = [0.0f32; BLOCK];
+            if w == BLOCK {
+                for (t, &pt) in p.iter().enumerate() {
+                    let vrow: &[f32; BLOCK] = kv.v[t * hd + j0..t * hd + j0 + BLOCK]
+                        .try_into()
+                        .expect("block");
+                    for l in 0..BLOCK {
+                        acc[l] += pt * vrow[l];
+                    }
+                }
+            } else {
+                for (t, &pt) in p.iter().enumerate() {
+                    let vrow = &kv.v[t * hd + j0..t * hd + j0 + w];
+                    for l in 0..w {
+                        acc[l] += pt * vrow[l];
+                    }
+                }
+            }
+            out[i * out_stride + j0..i * out_stride + j0 + w].copy_from_slice(&acc[..w]);
+        }
+    }
+    keep.then_some(scores)
 }
 
 #[inline(always)]

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::attend::{attend_rows, HeadKv};
+use super::attend::{attend_cross_rows, attend_rows, CrossHead, HeadKv};
 use super::ops::{
     add_in_place, gelu_in_place, matmul_strided, softmax_in_place, LayerNorm, Linear,
 };
@@ -40,9 +40,12 @@ pub struct Decoder {
     pub n_vocab: usize,
 }
 
-/// Cross-attention keys and values of one encoder output, per layer: `[t_audio, 2d]` (k | v).
+/// Cross-attention keys and values of one encoder output, per layer and head-major:
+/// `kt[layer]` is `[n_heads, head_dim, t_audio]` (keys transposed), `v[layer]` is
+/// `[n_heads, t_audio, head_dim]`: the layout [`attend_cross_rows`] streams through.
 pub struct CrossKv {
-    kv: Vec<Vec<f32>>,
+    kt: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     pub t_audio: usize,
 }
 
@@ -54,6 +57,8 @@ pub struct DecoderState {
     pub len: usize,
     n_ctx: usize,
     d: usize,
+    /// A cache-sized buffer reused by [`DecoderState::reorder`].
+    spare: Vec<f32>,
 }
 
 /// What one forward call returns: final-norm hidden states of every new position
@@ -122,13 +127,29 @@ impl Decoder {
 
     /// Cross-attention K/V for one encoder output `[t_audio, d]`.
     pub fn cross_kv(&self, audio: &[f32]) -> CrossKv {
-        let t = audio.len() / self.d_model;
+        let d = self.d_model;
+        let hd = d / self.n_heads;
+        let t = audio.len() / d;
+        let (mut ks, mut vs) = (Vec::new(), Vec::new());
+        for layer in &self.layers {
+            let kv = layer.cross_kv.forward(audio, t); // [t, 2d]: keys | values
+            let mut k = vec![0.0f32; t * d];
+            let mut v = vec![0.0f32; t * d];
+            for (ti, row) in kv.chunks_exact(2 * d).enumerate() {
+                for h in 0..self.n_heads {
+                    for j in 0..hd {
+                        k[(h * hd + j) * t + ti] = row[h * hd + j];
+                    }
+                    let dst = (h * t + ti) * hd;
+                    v[dst..dst + hd].copy_from_slice(&row[d + h * hd..d + (h + 1) * hd]);
+                }
+            }
+            ks.push(k);
+            vs.push(v);
+        }
         CrossKv {
-            kv: self
-                .layers
-                .iter()
-                .map(|l| l.cross_kv.forward(audio, t))
-                .collect(),
+            kt: ks,
+            v: vs,
             t_audio: t,
         }
     }
@@ -142,6 +163,7 @@ impl Decoder {
             len: 0,
             n_ctx: self.n_ctx,
             d: self.d_model,
+            spare: Vec::new(),
         }
     }
 
@@ -195,7 +217,7 @@ impl Decoder {
             let q = layer.cross_q.forward(&hn, rows);
             let heads: Vec<usize> = capture.iter().filter(|c| c.0 == li).map(|c| c.1).collect();
             let (attn, weights) =
-                self.cross_attention(&q, &cross.kv[li], cross.t_audio, rows, &heads);
+                self.cross_attention(&q, &cross.kt[li], &cross.v[li], cross.t_audio, rows, &heads);
             for (head, wmat) in heads.iter().zip(weights) {
                 let slot = capture
                     .iter()
@@ -303,10 +325,12 @@ impl Decoder {
 
     /// Attention of `rows` queries over one window's cross K/V; returns the `[rows, d]` output
     /// and, for each head in `keep`, its `[rows, t_audio]` weights.
+    #[allow(clippy::too_many_arguments)]
     fn cross_attention(
         &self,
         q: &[f32],
-        kv: &[f32],
+        kt: &[f32],
+        v: &[f32],
         t: usize,
         rows: usize,
         keep: &[usize],
@@ -318,21 +342,21 @@ impl Decoder {
             .into_par_iter()
             .map(|h| {
                 let wanted = keep.contains(&h);
+                let kh = &kt[h * hd * t..(h + 1) * hd * t];
+                let vh = &v[h * t * hd..(h + 1) * t * hd];
                 if rows <= FEW_ROWS {
                     let mut out = vec![0.0f32; rows * hd];
-                    let head = HeadKv {
-                        k: &kv[h * hd..],
-                        v: &kv[d + h * hd..],
-                        stride: 2 * d,
+                    let head = CrossHead {
+                        kt: kh,
+                        v: vh,
                         len: t,
                     };
-                    let w = attend_rows(
+                    let w = attend_cross_rows(
                         &q[h * hd..],
                         d,
                         rows,
                         hd,
                         &head,
-                        &|_| t,
                         scale,
                         &mut out,
                         hd,
@@ -347,8 +371,8 @@ impl Decoder {
                     hd,
                     &q[h * hd..],
                     (d, 1),
-                    &kv[h * hd..],
-                    (1, 2 * d),
+                    kh,
+                    (t, 1),
                     &mut scores,
                     t,
                     scale,
@@ -362,8 +386,8 @@ impl Decoder {
                     t,
                     &scores,
                     (t, 1),
-                    &kv[d + h * hd..],
-                    (2 * d, 1),
+                    vh,
+                    (hd, 1),
                     &mut out,
                     hd,
                     1.0,
@@ -429,16 +453,22 @@ impl DecoderState {
     }
 
     /// Keeps hypotheses `order[i]` as the new row `i` (beam search survivors; may repeat).
+    /// Only the filled positions are copied, into a buffer kept from the previous call.
     pub fn reorder(&mut self, order: &[usize]) {
+        if order.len() == self.batch && order.iter().enumerate().all(|(i, &o)| i == o) {
+            return;
+        }
         let stride = self.n_ctx * self.d;
         let used = self.len * self.d;
         for cache in self.k.iter_mut().chain(self.v.iter_mut()) {
-            let mut next = vec![0.0f32; order.len() * stride];
+            if self.spare.len() != order.len() * stride {
+                self.spare = vec![0.0f32; order.len() * stride];
+            }
             for (i, &src) in order.iter().enumerate() {
-                next[i * stride..i * stride + used]
+                self.spare[i * stride..i * stride + used]
                     .copy_from_slice(&cache[src * stride..src * stride + used]);
             }
-            *cache = next;
+            std::mem::swap(cache, &mut self.spare);
         }
         self.batch = order.len();
     }

@@ -5,6 +5,7 @@ pub mod attend;
 pub mod decoder;
 pub mod encoder;
 pub mod ops;
+pub mod vecmath;
 pub mod weights;
 
 use crate::model::{ModelError, WhisperModelFiles};

@@ -3,6 +3,8 @@
 //! Row-major everywhere: a `[rows, cols]` matrix is `rows` runs of `cols` floats.
 
 use gemm::Parallelism;
+
+use super::vecmath;
 use rayon::prelude::*;
 
 /// Products smaller than this many multiply-adds run on one thread: splitting them costs
@@ -98,7 +100,8 @@ mod skinny {
         k: usize,
         y: &mut [f32],
     ) {
-        // Column-major scratch so each task owns a contiguous block of outputs.
+        // Column-major scratch so each task owns a contiguous block of outputs. Weight rows
+        // are read in order, one continuous stream the hardware prefetcher follows.
         let mut yt = vec![0.0f32; n * m];
         yt.par_chunks_mut(COLS_PER_TASK * m)
             .enumerate()
@@ -154,10 +157,38 @@ mod skinny {
     unsafe fn dot_rows_avx2(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
         use std::arch::x86_64::*;
         assert!(x.len() >= m * k && w.len() >= k && out.len() >= m && m <= super::SKINNY_MAX_ROWS);
-        let mut acc = [_mm256_setzero_ps(); super::SKINNY_MAX_ROWS];
         let chunks = k / 8;
         let xp = x.as_ptr();
         let wp = w.as_ptr();
+        if m <= 2 {
+            // Few rows: split each dot product over four chains so the FMA latency is hidden.
+            let quads = chunks / 4;
+            for i in 0..m {
+                let mut a = [_mm256_setzero_ps(); 4];
+                for c in 0..quads {
+                    for (l, acc) in a.iter_mut().enumerate() {
+                        let off = (c * 4 + l) * 8;
+                        *acc = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(xp.add(i * k + off)),
+                            _mm256_loadu_ps(wp.add(off)),
+                            *acc,
+                        );
+                    }
+                }
+                for c in quads * 4..chunks {
+                    let off = c * 8;
+                    a[0] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(xp.add(i * k + off)),
+                        _mm256_loadu_ps(wp.add(off)),
+                        a[0],
+                    );
+                }
+                let sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+                out[i] = hsum(sum) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
+            }
+            return;
+        }
+        let mut acc = [_mm256_setzero_ps(); super::SKINNY_MAX_ROWS];
         for c in 0..chunks {
             let wv = _mm256_loadu_ps(wp.add(c * 8));
             for (i, a) in acc.iter_mut().enumerate().take(m) {
@@ -165,14 +196,19 @@ mod skinny {
             }
         }
         for i in 0..m {
-            let mut lanes = [0.0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i]);
-            let mut s: f32 = lanes.iter().sum();
-            for t in chunks * 8..k {
-                s += x[i * k + t] * w[t];
-            }
-            out[i] = s;
+            out[i] = hsum(acc[i]) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
+        use std::arch::x86_64::*;
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
     }
 }
 
@@ -241,12 +277,7 @@ impl LayerNorm {
         let d = self.gamma.len();
         let mut y = vec![0.0f32; x.len()];
         let work = |(xr, yr): (&[f32], &mut [f32])| {
-            let mean = xr.iter().sum::<f32>() / d as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + Self::EPS).sqrt();
-            for i in 0..d {
-                yr[i] = (xr[i] - mean) * inv * self.gamma[i] + self.beta[i];
-            }
+            vecmath::layer_norm_row(xr, &self.gamma, &self.beta, Self::EPS, yr)
         };
         if x.len() >= 64 * d {
             x.par_chunks_exact(d)
@@ -261,44 +292,14 @@ impl LayerNorm {
 
 /// GELU with the exact error function, as Whisper's `nn.GELU()`.
 pub fn gelu_in_place(x: &mut [f32]) {
-    let f = |v: &mut f32| {
-        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
-    };
     if x.len() >= 1 << 16 {
-        x.par_chunks_mut(4096)
-            .for_each(|c| c.iter_mut().for_each(f));
+        x.par_chunks_mut(4096).for_each(vecmath::gelu_in_place);
     } else {
-        x.iter_mut().for_each(f);
+        vecmath::gelu_in_place(x);
     }
 }
 
-/// Numerically stable softmax of one row, in place.
-pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return;
-    }
-    let mut sum = 0.0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
-}
-
-/// `log_softmax` of one row into a new vector, in f64 accumulation for stable sums.
-pub fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
-    let lse = max + sum.ln() as f32;
-    row.iter().map(|&v| v - lse).collect()
-}
-
-/// `a += b`, element-wise.
-pub fn add_in_place(a: &mut [f32], b: &[f32]) {
-    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-}
+pub use super::vecmath::{add_in_place, log_softmax, softmax_in_place};
 
 #[cfg(test)]
 mod tests {
