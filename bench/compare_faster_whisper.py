@@ -28,7 +28,7 @@ def run_faster_whisper(model_dir, clip, threads, beam, repeats):
         text = "".join(s.text for s in segments)  # the generator does the work
         elapsed = time.perf_counter() - t0
         best = elapsed if best is None else min(best, elapsed)
-    return load, best, info.duration, text.strip()
+    return load, best, info.duration, " ".join(text.split())
 
 
 def run_aiec(aiec, model_dir, clip, threads, beam, repeats):
@@ -48,7 +48,7 @@ def run_aiec(aiec, model_dir, clip, threads, beam, repeats):
         m = re.search(r"timing: .*?: ([0-9.]+) s for ([0-9.]+) s of audio", proc.stderr)
         elapsed, duration = float(m.group(1)), float(m.group(2))
         best = elapsed if best is None else min(best, elapsed)
-        text = proc.stdout.strip()
+        text = " ".join(proc.stdout.split())  # txt output is one line per segment
     return load, best, duration, text, max(rss_kib, before)
 
 

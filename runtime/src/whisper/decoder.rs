@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::attend::{attend_cross_rows, attend_rows, CrossHead, HeadKv};
+use super::attend::{attend_rows, HeadKv};
 use super::ops::{
     add_in_place, gelu_in_place, matmul_strided, softmax_in_place, LayerNorm, Linear,
 };
@@ -42,21 +42,23 @@ pub struct Decoder {
 
 /// Cross-attention keys and values of one encoder output, per layer and head-major:
 /// `kt[layer]` is `[n_heads, head_dim, t_audio]` (keys transposed), `v[layer]` is
-/// `[n_heads, t_audio, head_dim]`: the layout [`attend_cross_rows`] streams through.
+/// `[n_heads, t_audio, head_dim]`: the layout [`attend_rows`] streams through.
 pub struct CrossKv {
     kt: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     pub t_audio: usize,
 }
 
-/// Per-hypothesis self-attention cache: per layer, `[batch, n_ctx, d]` keys and values.
+/// Per-hypothesis self-attention cache, per layer, in the layout of [`HeadKv`]: keys
+/// transposed `[batch, n_heads, head_dim, n_ctx]`, values `[batch, n_heads, n_ctx, head_dim]`.
 pub struct DecoderState {
-    k: Vec<Vec<f32>>,
+    kt: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     pub batch: usize,
     pub len: usize,
     n_ctx: usize,
     d: usize,
+    n_heads: usize,
     /// A cache-sized buffer reused by [`DecoderState::reorder`].
     spare: Vec<f32>,
 }
@@ -157,12 +159,13 @@ impl Decoder {
     pub fn new_state(&self, batch: usize) -> DecoderState {
         let size = batch * self.n_ctx * self.d_model;
         DecoderState {
-            k: (0..self.layers.len()).map(|_| vec![0.0; size]).collect(),
+            kt: (0..self.layers.len()).map(|_| vec![0.0; size]).collect(),
             v: (0..self.layers.len()).map(|_| vec![0.0; size]).collect(),
             batch,
             len: 0,
             n_ctx: self.n_ctx,
             d: self.d_model,
+            n_heads: self.n_heads,
             spare: Vec::new(),
         }
     }
@@ -260,14 +263,15 @@ impl Decoder {
             .par_iter()
             .map(|&(bi, h)| {
                 let q = &qkv[bi * n * 3 * d + h * hd..];
-                let kc = &state.k[li][bi * state.n_ctx * d + h * hd..];
-                let vc = &state.v[li][bi * state.n_ctx * d + h * hd..];
+                let head = (bi * self.n_heads + h) * hd * state.n_ctx;
+                let kc = &state.kt[li][head..head + hd * state.n_ctx];
+                let vc = &state.v[li][head..head + state.n_ctx * hd];
                 if n <= FEW_ROWS {
                     let mut out = vec![0.0f32; n * hd];
                     let kv = HeadKv {
-                        k: kc,
+                        kt: kc,
+                        kt_stride: state.n_ctx,
                         v: vc,
-                        stride: d,
                         len: total,
                     };
                     attend_rows(
@@ -276,7 +280,7 @@ impl Decoder {
                         n,
                         hd,
                         &kv,
-                        &|i| past + i + 1,
+                        Some(&|i| past + i + 1),
                         scale,
                         &mut out,
                         hd,
@@ -292,7 +296,7 @@ impl Decoder {
                     q,
                     (3 * d, 1),
                     kc,
-                    (1, d),
+                    (state.n_ctx, 1),
                     &mut scores,
                     total,
                     scale,
@@ -311,7 +315,7 @@ impl Decoder {
                     &scores,
                     (total, 1),
                     vc,
-                    (d, 1),
+                    (hd, 1),
                     &mut out,
                     hd,
                     1.0,
@@ -346,17 +350,19 @@ impl Decoder {
                 let vh = &v[h * t * hd..(h + 1) * t * hd];
                 if rows <= FEW_ROWS {
                     let mut out = vec![0.0f32; rows * hd];
-                    let head = CrossHead {
+                    let head = HeadKv {
                         kt: kh,
+                        kt_stride: t,
                         v: vh,
                         len: t,
                     };
-                    let w = attend_cross_rows(
+                    let w = attend_rows(
                         &q[h * hd..],
                         d,
                         rows,
                         hd,
                         &head,
+                        None,
                         scale,
                         &mut out,
                         hd,
@@ -441,13 +447,21 @@ fn gather_heads(
 impl DecoderState {
     /// Writes the keys and values of the new positions into the cache.
     fn store(&mut self, li: usize, qkv: &[f32], b: usize, n: usize, past: usize) {
-        let d = self.d;
+        let (d, ctx) = (self.d, self.n_ctx);
+        let hd = d / self.n_heads;
         for bi in 0..b {
             for i in 0..n {
                 let src = &qkv[(bi * n + i) * 3 * d..(bi * n + i + 1) * 3 * d];
-                let dst = (bi * self.n_ctx + past + i) * d;
-                self.k[li][dst..dst + d].copy_from_slice(&src[d..2 * d]);
-                self.v[li][dst..dst + d].copy_from_slice(&src[2 * d..]);
+                let pos = past + i;
+                for h in 0..self.n_heads {
+                    let head = (bi * self.n_heads + h) * hd * ctx;
+                    for j in 0..hd {
+                        self.kt[li][head + j * ctx + pos] = src[d + h * hd + j];
+                    }
+                    let vdst = head + pos * hd;
+                    self.v[li][vdst..vdst + hd]
+                        .copy_from_slice(&src[2 * d + h * hd..2 * d + (h + 1) * hd]);
+                }
             }
         }
     }
@@ -458,15 +472,28 @@ impl DecoderState {
         if order.len() == self.batch && order.iter().enumerate().all(|(i, &o)| i == o) {
             return;
         }
-        let stride = self.n_ctx * self.d;
-        let used = self.len * self.d;
-        for cache in self.k.iter_mut().chain(self.v.iter_mut()) {
-            if self.spare.len() != order.len() * stride {
-                self.spare = vec![0.0f32; order.len() * stride];
+        let (ctx, len) = (self.n_ctx, self.len);
+        let per_hyp = ctx * self.d;
+        let hd = self.d / self.n_heads;
+        // Keys: one run of `len` per (head, dimension) row; values: one run per head.
+        let key_runs: Vec<(usize, usize)> = (0..self.d).map(|r| (r * ctx, len)).collect();
+        let value_runs: Vec<(usize, usize)> = (0..self.n_heads)
+            .map(|h| (h * ctx * hd, len * hd))
+            .collect();
+        for (cache, runs) in self
+            .kt
+            .iter_mut()
+            .map(|c| (c, &key_runs))
+            .chain(self.v.iter_mut().map(|c| (c, &value_runs)))
+        {
+            if self.spare.len() != order.len() * per_hyp {
+                self.spare = vec![0.0f32; order.len() * per_hyp];
             }
             for (i, &src) in order.iter().enumerate() {
-                self.spare[i * stride..i * stride + used]
-                    .copy_from_slice(&cache[src * stride..src * stride + used]);
+                for &(off, n) in runs {
+                    let (to, from) = (i * per_hyp + off, src * per_hyp + off);
+                    self.spare[to..to + n].copy_from_slice(&cache[from..from + n]);
+                }
             }
             std::mem::swap(cache, &mut self.spare);
         }

@@ -49,7 +49,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^n through the exponent bits; n is within [-126, 128] after the clamp.
     let scale = f32::from_bits(((n as i32 + 127).clamp(0, 255) as u32) << 23);
@@ -89,7 +89,10 @@ fn lanes_max(v: &[f32]) -> f32 {
             acc[l] = acc[l].max(c[l]);
         }
     }
-    rest.iter().chain(acc.iter()).copied().fold(f32::NEG_INFINITY, f32::max)
+    rest.iter()
+        .chain(acc.iter())
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[inline(always)]
@@ -246,7 +249,9 @@ mod tests {
 
     #[test]
     fn reductions_match_f64_on_odd_lengths() {
-        let v: Vec<f32> = (0..1003).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let v: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         assert_eq!(max(&v), m);
         let lse: f64 = v.iter().map(|&x| (x as f64).exp()).sum::<f64>().ln();
@@ -265,7 +270,9 @@ mod tests {
 
     #[test]
     fn layer_norm_row_matches_f64() {
-        let x: Vec<f32> = (0..517).map(|i| ((i * 13 % 29) as f32) * 0.3 - 4.0).collect();
+        let x: Vec<f32> = (0..517)
+            .map(|i| ((i * 13 % 29) as f32) * 0.3 - 4.0)
+            .collect();
         let g: Vec<f32> = (0..517).map(|i| 1.0 + (i % 5) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..517).map(|i| (i % 3) as f32 * 0.01).collect();
         let mut y = vec![0.0; 517];
