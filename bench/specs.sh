@@ -26,7 +26,7 @@ for s in $specs; do
   t0=$(now)
   res=$("$bin" sim "$s" --seed 1 2>&1) && verdict=PASS || verdict=FAIL
   wall=$(echo "$(now) - $t0" | bc -l)
-  field() { grep -E "^$1" <<<"$res" | head -1 | awk -v n="$2" '{print $n}'; }
-  exact=$(grep -E '^exact' <<<"$res" | awk '{print $2 "/" $4}')
+  field() { grep -E "^$1" <<<"$res" | head -1 | awk -v n="$2" '{print $n}' || true; }
+  exact=$(grep -E '^exact' <<<"$res" | awk '{print $2 "/" $4}' || true)
   printf '%-48s %8.2f %8s %12s %12s %14s %s\n' "$s" "$wall" "$(field run 2)" "$(field 'max abs' 4)" "$(field 'rel L2' 4)" "${exact:--}" "$verdict"
 done
