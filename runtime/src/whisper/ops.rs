@@ -188,15 +188,33 @@ mod skinny {
             }
             return;
         }
-        let mut acc = [_mm256_setzero_ps(); super::SKINNY_MAX_ROWS];
+        // A row count known at compile time keeps every accumulator in a register.
+        match m {
+            3 => dot_rows_fixed::<3>(x, k, w, out),
+            4 => dot_rows_fixed::<4>(x, k, w, out),
+            5 => dot_rows_fixed::<5>(x, k, w, out),
+            6 => dot_rows_fixed::<6>(x, k, w, out),
+            7 => dot_rows_fixed::<7>(x, k, w, out),
+            _ => dot_rows_fixed::<8>(x, k, w, out),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows_fixed<const M: usize>(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        assert!(x.len() >= M * k && w.len() >= k && out.len() >= M);
+        let chunks = k / 8;
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); M];
         for c in 0..chunks {
             let wv = _mm256_loadu_ps(wp.add(c * 8));
-            for (i, a) in acc.iter_mut().enumerate().take(m) {
+            for (i, a) in acc.iter_mut().enumerate() {
                 *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i * k + c * 8)), wv, *a);
             }
         }
-        for i in 0..m {
-            out[i] = hsum(acc[i]) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
+        for (i, a) in acc.iter().enumerate() {
+            out[i] = hsum(*a) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
         }
     }
 
