@@ -97,24 +97,7 @@ fn attend_rows_impl(
         let w = BLOCK.min(len - t0);
         for i in 0..rows {
             let qi = &q[i * q_stride..i * q_stride + hd];
-            let mut acc = [0.0f32; BLOCK];
-            if w == BLOCK {
-                for (j, &qj) in qi.iter().enumerate() {
-                    let krow: &[f32; BLOCK] = kv.kt[j * ks + t0..j * ks + t0 + BLOCK]
-                        .try_into()
-                        .expect("block");
-                    for l in 0..BLOCK {
-                        acc[l] += qj * krow[l];
-                    }
-                }
-            } else {
-                for (j, &qj) in qi.iter().enumerate() {
-                    let krow = &kv.kt[j * ks + t0..j * ks + t0 + w];
-                    for l in 0..w {
-                        acc[l] += qj * krow[l];
-                    }
-                }
-            }
+            let acc = combine_rows(qi, kv.kt, ks, t0, w);
             for l in 0..w {
                 scores[i * len + t0 + l] = acc[l] * scale;
             }
@@ -129,28 +112,36 @@ fn attend_rows_impl(
         let p = &scores[i * len..i * len + n];
         for j0 in (0..hd).step_by(BLOCK) {
             let w = BLOCK.min(hd - j0);
-            let mut acc = [0.0f32; BLOCK];
-            if w == BLOCK {
-                for (t, &pt) in p.iter().enumerate() {
-                    let vrow: &[f32; BLOCK] = kv.v[t * hd + j0..t * hd + j0 + BLOCK]
-                        .try_into()
-                        .expect("block");
-                    for l in 0..BLOCK {
-                        acc[l] += pt * vrow[l];
-                    }
-                }
-            } else {
-                for (t, &pt) in p.iter().enumerate() {
-                    let vrow = &kv.v[t * hd + j0..t * hd + j0 + w];
-                    for l in 0..w {
-                        acc[l] += pt * vrow[l];
-                    }
-                }
-            }
+            let acc = combine_rows(p, kv.v, hd, j0, w);
             out[i * out_stride + j0..i * out_stride + j0 + w].copy_from_slice(&acc[..w]);
         }
     }
     keep.then_some(scores)
+}
+
+/// `Σ_r c_r · src[r * stride + off..][..w]` over the coefficients `c`, for `w <= BLOCK`
+/// columns: a full block compiles to multiply-adds on vectors held in registers.
+#[inline(always)]
+fn combine_rows(coeffs: &[f32], src: &[f32], stride: usize, off: usize, w: usize) -> [f32; BLOCK] {
+    let mut acc = [0.0f32; BLOCK];
+    if w == BLOCK {
+        for (r, &c) in coeffs.iter().enumerate() {
+            let row: &[f32; BLOCK] = src[r * stride + off..r * stride + off + BLOCK]
+                .try_into()
+                .expect("block");
+            for l in 0..BLOCK {
+                acc[l] += c * row[l];
+            }
+        }
+    } else {
+        for (r, &c) in coeffs.iter().enumerate() {
+            let row = &src[r * stride + off..r * stride + off + w];
+            for l in 0..w {
+                acc[l] += c * row[l];
+            }
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
