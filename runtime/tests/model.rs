@@ -871,14 +871,15 @@ fn real_whisper_base_dims_and_weights() {
 }
 
 #[test]
-fn real_model_bin_loads_fast() {
+fn real_model_bin_loads_every_variable() {
     let path = real_model_dir().join("model.bin");
     let start = std::time::Instant::now();
     let bin = ModelBin::load(&path).unwrap();
     let secs = start.elapsed().as_secs_f64();
     eprintln!("ModelBin::load of {} variables: {secs:.3} s", bin.len());
-    // Well under a second on an idle machine; the bound leaves room for a busy CI box.
-    assert!(secs < 3.0, "loading model.bin took {secs} s");
+    // whisper-base: 2 convolutions, 6 + 6 layers and the embeddings, far more than 100 tensors.
+    assert!(bin.len() > 100, "{} variables", bin.len());
+    assert!(bin.get("decoder/embeddings/weight").is_ok());
 }
 
 #[test]
