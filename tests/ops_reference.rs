@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use aiec::design::{CoreStmt, Design, ElemType, Kernel, KernelCtx};
+use aiec::ops::matmul::Requant;
 use aiec::ops::{gelu, layernorm, matmul, softmax};
-use aiec::spec::{Requant, Spec};
+use aiec::spec::Spec;
 use half::bf16;
 use melior::{
     dialect::{func, DialectRegistry},

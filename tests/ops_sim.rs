@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use aiec::ops::matmul::Requant;
 use aiec::ops::{attention, layernorm, matmul, softmax};
 use aiec::sim::{self, HostData};
-use aiec::spec::{Requant, Spec};
+use aiec::spec::Spec;
 use half::bf16;
 
 fn design(text: &str) -> aiec::design::Design {

@@ -6,11 +6,121 @@
 //! (GELU(-4) = -1.3e-4), above `max` it returns `x` (GELU(4) - 4 = -1.3e-4).
 
 use crate::design::{Design, DesignError, ElemType, KernelCtx};
+use crate::device::DeviceModel;
 use crate::ops::kir::{add_f32_table, Cmp, Emit, KResult};
+use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::ops::{expect_args, kernel};
-use crate::spec::{GeluSpec, LutSpec};
+use crate::sim::inputs::InputGen;
+use crate::sim::verify::TestCase;
+use crate::spec::{Dtype, Fields, RowsShape, SpecError};
 use melior::ir::{Block, Value};
+use serde::Deserialize;
+
+/// GELU lookup table: `entries = (max - min) / step + 1` samples of erf-GELU on `[min, max]`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LutSpec {
+    pub min: f64,
+    pub max: f64,
+    pub step: f64,
+}
+
+/// The table is f32 in core memory next to the buffers; it is capped at 16 KiB.
+const TABLE_MAX_BYTES: usize = 16 * 1024;
+
+crate::op_spec! {
+    pub struct GeluSpec {
+        pub shape: RowsShape,
+        /// Rows per FIFO buffer.
+        pub tile_rows: usize,
+        pub table: LutSpec,
+    }
+}
+
+impl LutSpec {
+    fn check(&self, f: &Fields) -> Result<(), SpecError> {
+        if self.step.is_nan() || self.step <= 0.0 || !self.step.is_finite() {
+            return Err(f.fail("table.step", format!("{} must be > 0", self.step)));
+        }
+        if self.max.is_nan() || self.min.is_nan() || self.max <= self.min {
+            return Err(f.fail(
+                "table.max",
+                format!("{} must exceed table.min = {}", self.max, self.min),
+            ));
+        }
+        let entries = (self.max - self.min) / self.step;
+        if (entries - entries.round()).abs() > 1e-6 {
+            return Err(f.fail(
+                "table.step",
+                format!(
+                    "{} does not divide the range {}..{} into whole steps ({entries:.3})",
+                    self.step, self.min, self.max
+                ),
+            ));
+        }
+        let bytes = (entries.round() as usize + 1) * 4;
+        if bytes > TABLE_MAX_BYTES {
+            return Err(f.fail(
+                "table.step",
+                format!(
+                    "table needs {} entries = {bytes} bytes, limit {TABLE_MAX_BYTES} bytes",
+                    bytes / 4
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl OpSpec for GeluSpec {
+    fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
+        f.common(&self.array, self.depth, dev)?;
+        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "gelu")?;
+        f.rowwise(&self.shape, self.tile_rows, &self.array)?;
+        self.table.check(f)
+    }
+
+    fn build(&self) -> Result<Design, DesignError> {
+        build(self)
+    }
+
+    fn buffer_fields(&self) -> &'static str {
+        "tile_rows, depth or stack_bytes"
+    }
+
+    fn core_table_bytes(&self) -> usize {
+        table(&self.table).len() * 4
+    }
+
+    fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
+        // Spread over the table and both tails.
+        let x = gen.normal_data(
+            self.dtype.elem(),
+            self.shape.rows * self.shape.cols,
+            0.0,
+            2.0,
+        );
+        let r = x.to_f64().iter().map(|&v| reference(v)).collect();
+        let rel = rounding_of(self.dtype);
+        TestCase::elementwise(
+            vec![x],
+            r,
+            false,
+            "|y - ref| <= TOLERANCE + 2^-8 |ref|",
+            move |_, rv| TOLERANCE + rel * rv.abs(),
+        )
+    }
+}
+
+/// Relative error of rounding an output to `dtype` (half an ulp).
+pub(crate) fn rounding_of(dtype: Dtype) -> f64 {
+    if dtype == Dtype::F32 {
+        2f64.powi(-23)
+    } else {
+        2f64.powi(-8)
+    }
+}
 
 /// Absolute error bound for the default table (step 1/32 on [-4, 4]) before output rounding:
 /// interpolation error `max|GELU''| * step^2 / 8 = 0.8 * 2^-10 / 8 ~ 1e-4` plus the tails
@@ -111,20 +221,12 @@ pub fn build(spec: &GeluSpec) -> Result<Design, DesignError> {
             emit(c, b, a, t, tr, cols, elem, &table_name)
         })
     };
-    rowwise::build(&RowwisePlan {
-        name: &spec.name,
-        device: &spec.device,
-        rows: spec.shape.rows,
-        cols,
-        tile_rows: tr,
-        array: spec.array,
-        depth: spec.depth,
-        stack_bytes: spec.stack_bytes,
-        elem,
-        params: None,
-        kernel_for: &kernel_for,
-        needs_step: false,
-    })
+    rowwise::build(&RowwisePlan::new(
+        spec.common(),
+        spec.shape,
+        tr,
+        &kernel_for,
+    ))
 }
 
 /// Symbol-safe version of a spec name.

@@ -1,6 +1,9 @@
-//! One module per Whisper op. Each has `build(spec) -> Result<Design>` (tiles, object FIFOs,
-//! workers with kernel bodies, runtime sequence), its kernel emitters (upstream dialects
-//! only, written with [`kir`]), a plain f64 `reference` and a documented `TOLERANCE`.
+//! One module per op. Each owns its spec struct (declared with [`crate::op_spec!`]), its
+//! field checks, `build(spec) -> Result<Design>` (tiles, object FIFOs, workers with kernel
+//! bodies, runtime sequence), its kernel emitters (upstream dialects only, written with
+//! [`kir`]), a plain f64 `reference` with a documented `TOLERANCE`, and its `aiec sim` test
+//! case; [`registry::OPS`] lists them. Emitters another op can reuse are `pub(crate)`
+//! building blocks (matmul's MAC loop and store, the norm row pass, GELU's table lookup).
 
 pub mod attention;
 pub mod gelu;
@@ -8,6 +11,8 @@ pub mod kir;
 pub mod layernorm;
 pub mod matmul;
 pub mod mel;
+pub mod registry;
+pub mod rmsnorm;
 pub mod rowwise;
 pub mod softmax;
 

@@ -11,8 +11,9 @@ use crate::design::{
     BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, Kernel,
     ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
 };
+use crate::ops::registry::SpecCommon;
 use crate::ops::{core, memtile, shim};
-use crate::spec::ArraySpec;
+use crate::spec::{ArraySpec, RowsShape};
 
 /// What a row-wise op plugs into the shared design.
 pub struct RowwisePlan<'a> {
@@ -35,7 +36,43 @@ pub struct RowwisePlan<'a> {
     pub needs_step: bool,
 }
 
-impl RowwisePlan<'_> {
+impl<'a> RowwisePlan<'a> {
+    /// The plan of a row-wise spec: `shape` in tiles of `tile_rows` rows, one kernel for
+    /// every step, no parameter buffer.
+    pub fn new(
+        common: SpecCommon<'a>,
+        shape: RowsShape,
+        tile_rows: usize,
+        kernel_for: &'a dyn Fn(usize, Option<usize>) -> Kernel,
+    ) -> Self {
+        RowwisePlan {
+            name: common.name,
+            device: common.device,
+            rows: shape.rows,
+            cols: shape.cols,
+            tile_rows,
+            array: common.array,
+            depth: common.depth,
+            stack_bytes: common.stack_bytes,
+            elem: common.dtype.elem(),
+            params: None,
+            kernel_for,
+            needs_step: false,
+        }
+    }
+
+    /// Adds the parameter buffer broadcast to every core.
+    pub fn with_params(mut self, ty: BufferType) -> Self {
+        self.params = Some(ty);
+        self
+    }
+
+    /// Unrolls the steps when `yes`, so each kernel knows its first row.
+    pub fn stepped(mut self, yes: bool) -> Self {
+        self.needs_step = yes;
+        self
+    }
+
     /// Rows a column handles.
     pub fn rows_per_column(&self) -> usize {
         self.rows / self.array.columns as usize

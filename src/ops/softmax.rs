@@ -4,10 +4,14 @@
 //! so its step loop is unrolled (one kernel instance per step, each knowing its first row).
 
 use crate::design::{Design, DesignError, ElemType, KernelCtx};
+use crate::device::DeviceModel;
 use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::ops::{expect_args, kernel};
-use crate::spec::SoftmaxSpec;
+use crate::sim::inputs::InputGen;
+use crate::sim::verify::TestCase;
+use crate::spec::{Dtype, Fields, RowsShape, SpecError};
 use melior::ir::{Block, Value};
 
 /// Absolute bound on each output (outputs are probabilities in [0, 1]): one bf16 rounding
@@ -121,20 +125,43 @@ pub fn build(spec: &SoftmaxSpec) -> Result<Design, DesignError> {
             emit(c, b, a, tr, cols, elem, first_row)
         })
     };
-    rowwise::build(&RowwisePlan {
-        name: &spec.name,
-        device: &spec.device,
-        rows: spec.shape.rows,
-        cols,
-        tile_rows: tr,
-        array: spec.array,
-        depth: spec.depth,
-        stack_bytes: spec.stack_bytes,
-        elem,
-        params: None,
-        kernel_for: &kernel_for,
-        needs_step: causal,
-    })
+    rowwise::build(&RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for).stepped(causal))
+}
+
+crate::op_spec! {
+    pub struct SoftmaxSpec {
+        pub shape: RowsShape,
+        /// Rows per FIFO buffer.
+        pub tile_rows: usize,
+        /// Row `r` only sees columns `0..=r` (the row index is the global row number).
+        #[serde(default)]
+        pub causal: bool,
+    }
+}
+
+impl OpSpec for SoftmaxSpec {
+    fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
+        f.common(&self.array, self.depth, dev)?;
+        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "softmax")?;
+        f.rowwise(&self.shape, self.tile_rows, &self.array)
+    }
+
+    fn build(&self) -> Result<Design, DesignError> {
+        build(self)
+    }
+
+    fn buffer_fields(&self) -> &'static str {
+        "tile_rows, depth or stack_bytes"
+    }
+
+    fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        let x = gen.normal_data(self.dtype.elem(), rows * cols, 0.0, 3.0);
+        let r = reference(&x.to_f64(), rows, cols, self.causal);
+        TestCase::elementwise(vec![x], r, false, "|y - ref| <= TOLERANCE", |_, _| {
+            TOLERANCE
+        })
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,28 @@ impl HostData {
         }
     }
 
+    /// `values` rounded to `elem` (integers: to nearest, saturating).
+    pub fn from_f64(elem: ElemType, values: &[f64]) -> Self {
+        let int = |v: f64, lo: f64, hi: f64| v.round().clamp(lo, hi);
+        match elem {
+            ElemType::F32 => HostData::F32(values.iter().map(|&v| v as f32).collect()),
+            ElemType::Bf16 => HostData::Bf16(values.iter().map(|&v| bf16::from_f64(v)).collect()),
+            ElemType::I8 => HostData::I8(
+                values
+                    .iter()
+                    .map(|&v| int(v, -128.0, 127.0) as i8)
+                    .collect(),
+            ),
+            ElemType::I16 => HostData::I16(
+                values
+                    .iter()
+                    .map(|&v| int(v, -32768.0, 32767.0) as i16)
+                    .collect(),
+            ),
+            ElemType::I32 => HostData::I32(values.iter().map(|&v| v.round() as i32).collect()),
+        }
+    }
+
     pub fn elem(&self) -> ElemType {
         match self {
             HostData::I8(_) => ElemType::I8,

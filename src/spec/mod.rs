@@ -1,18 +1,22 @@
-//! Kernel specs: one TOML file per op (`op = "matmul" | "mel" | "attention" | "gelu" |
-//! "layernorm" | "softmax"`), parsed strictly (unknown keys are errors) into typed structs,
-//! then validated against a [`DeviceModel`]: field rules first (divisibility, dtypes, columns),
-//! then the resources of the design the op builds (memory, locks, BDs, DMA channels).
+//! Kernel specs: one TOML file per op (`op = "matmul"`, `"gelu"`, ...: the registry in
+//! [`crate::ops::registry`] lists them), parsed strictly (unknown keys are errors) into the
+//! op's own typed struct, then validated against a [`DeviceModel`]: field rules first
+//! (divisibility, dtypes, columns), then the resources of the design the op builds (memory,
+//! locks, BDs, DMA channels).
 
+mod fields;
 mod resources;
-mod validate;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::design::{Design, DesignError, ElemType};
 use crate::device::{DeviceError, DeviceModel};
+use crate::ops::registry::{self, OpSpec};
 
+pub use fields::Fields;
 pub use resources::check_design_resources;
 
 /// Element types a spec may name.
@@ -51,54 +55,10 @@ pub struct ArraySpec {
     pub cores_per_column: u32,
 }
 
-/// Matmul problem size `C[M x N] = A[M x K] * B[K x N]` (also used for per-core tiles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatmulShape {
-    pub m: usize,
-    pub k: usize,
-    pub n: usize,
-}
-
-/// int8 requantisation of the int32 accumulator:
-/// `y = clamp((acc * scale + 2^(shift-1)) >> shift, -128, 127)` (round half up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Requant {
-    pub shift: u32,
-    pub scale: i32,
-}
-
-fn default_depth() -> u32 {
-    2
-}
-
-fn default_stack() -> usize {
-    1024
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatmulSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    /// `int8` (int32 accumulate, requantised int8 out) or `bf16` (f32 accumulate, bf16 out).
-    pub dtype: Dtype,
-    pub shape: MatmulShape,
-    /// Per-core tile: each core computes `m x n` outputs from `m x k` and `k x n` blocks.
-    pub tile: MatmulShape,
-    pub array: ArraySpec,
-    /// Object FIFO depth of the A/B/C streams (2 = double buffering).
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-    /// Required for int8, rejected for bf16.
-    pub requant: Option<Requant>,
+impl ArraySpec {
+    pub fn cores(&self) -> usize {
+        (self.columns * self.cores_per_column) as usize
+    }
 }
 
 /// `rows x cols` row-major activations.
@@ -109,141 +69,12 @@ pub struct RowsShape {
     pub cols: usize,
 }
 
-/// GELU lookup table: `entries = (max - min) / step + 1` samples of erf-GELU on `[min, max]`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LutSpec {
-    pub min: f64,
-    pub max: f64,
-    pub step: f64,
+pub(crate) fn default_depth() -> u32 {
+    2
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeluSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    pub dtype: Dtype,
-    pub shape: RowsShape,
-    /// Rows per FIFO buffer.
-    pub tile_rows: usize,
-    pub array: ArraySpec,
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-    pub table: LutSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SoftmaxSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    pub dtype: Dtype,
-    pub shape: RowsShape,
-    pub tile_rows: usize,
-    pub array: ArraySpec,
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-    /// Row `r` only sees columns `0..=r` (the row index is the global row number).
-    #[serde(default)]
-    pub causal: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LayernormSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    pub dtype: Dtype,
-    pub shape: RowsShape,
-    pub tile_rows: usize,
-    pub array: ArraySpec,
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-    pub epsilon: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttentionSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    pub dtype: Dtype,
-    pub heads: usize,
-    pub q_len: usize,
-    pub kv_len: usize,
-    pub head_dim: usize,
-    /// Query rows per step.
-    pub q_tile: usize,
-    /// Key/value rows per step (streamed; an online softmax carries max and sum).
-    pub kv_tile: usize,
-    pub array: ArraySpec,
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-    #[serde(default)]
-    pub causal: bool,
-    /// Score scale; defaults to `1/sqrt(head_dim)`.
-    pub scale: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MelSpec {
-    /// The `op` key (already used to pick this struct).
-    #[serde(rename = "op", default)]
-    #[doc(hidden)]
-    pub _op: serde::de::IgnoredAny,
-    pub name: String,
-    pub device: String,
-    pub dtype: Dtype,
-    /// STFT frames (3000 for a 30 s window).
-    pub frames: usize,
-    pub n_fft: usize,
-    pub hop: usize,
-    pub n_mels: usize,
-    pub sample_rate: u32,
-    /// Frames per FIFO buffer.
-    pub frame_tile: usize,
-    pub array: ArraySpec,
-    #[serde(default = "default_depth")]
-    pub depth: u32,
-    #[serde(default = "default_stack")]
-    pub stack_bytes: usize,
-}
-
-/// A parsed spec of any op.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Spec {
-    Matmul(MatmulSpec),
-    Mel(MelSpec),
-    Attention(AttentionSpec),
-    Gelu(GeluSpec),
-    Layernorm(LayernormSpec),
-    Softmax(SoftmaxSpec),
+pub(crate) fn default_stack() -> usize {
+    1024
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -288,8 +119,12 @@ pub enum SpecError {
     },
 }
 
-/// The op kinds a spec may name.
-pub const OPS: &[&str] = &["matmul", "mel", "attention", "gelu", "layernorm", "softmax"];
+/// A parsed spec of any registered op.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    op: &'static str,
+    inner: Arc<dyn OpSpec>,
+}
 
 impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -310,71 +145,52 @@ impl Spec {
 
     /// Parses spec text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Spec, SpecError> {
-        let fail = |e: toml::de::Error| SpecError::Parse {
+        let fail = |message: String| SpecError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message,
         };
+        let known = || registry::names().join(", ");
         // Two passes so that errors keep their line: read `op`, then deserialize the op's own
         // struct straight from the text (an internally tagged enum would buffer the document
         // and lose the spans).
-        let table: toml::Table = toml::from_str(text).map_err(fail)?;
-        let op = table
-            .get("op")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| SpecError::Parse {
-                path: origin.to_path_buf(),
-                message: format!(
-                    "missing string key `op`; expected one of {}",
-                    OPS.join(", ")
-                ),
-            })?;
-        Ok(match op {
-            "matmul" => Spec::Matmul(toml::from_str(text).map_err(fail)?),
-            "mel" => Spec::Mel(toml::from_str(text).map_err(fail)?),
-            "attention" => Spec::Attention(toml::from_str(text).map_err(fail)?),
-            "gelu" => Spec::Gelu(toml::from_str(text).map_err(fail)?),
-            "layernorm" => Spec::Layernorm(toml::from_str(text).map_err(fail)?),
-            "softmax" => Spec::Softmax(toml::from_str(text).map_err(fail)?),
-            other => {
-                return Err(SpecError::Parse {
-                    path: origin.to_path_buf(),
-                    message: format!("unknown op `{other}`; expected one of {}", OPS.join(", ")),
-                })
-            }
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| fail(e.to_string().trim_end().to_string()))?;
+        let op = table.get("op").and_then(|v| v.as_str()).ok_or_else(|| {
+            fail(format!(
+                "missing string key `op`; expected one of {}",
+                known()
+            ))
+        })?;
+        let entry = registry::lookup(op)
+            .ok_or_else(|| fail(format!("unknown op `{op}`; expected one of {}", known())))?;
+        let inner = (entry.parse)(text).map_err(|e| fail(e.to_string().trim_end().to_string()))?;
+        Ok(Spec {
+            op: entry.name,
+            inner,
         })
     }
 
+    /// The `op` key.
     pub fn op(&self) -> &'static str {
-        match self {
-            Spec::Matmul(_) => "matmul",
-            Spec::Mel(_) => "mel",
-            Spec::Attention(_) => "attention",
-            Spec::Gelu(_) => "gelu",
-            Spec::Layernorm(_) => "layernorm",
-            Spec::Softmax(_) => "softmax",
-        }
+        self.op
     }
 
     pub fn name(&self) -> &str {
-        match self {
-            Spec::Matmul(s) => &s.name,
-            Spec::Mel(s) => &s.name,
-            Spec::Attention(s) => &s.name,
-            Spec::Gelu(s) => &s.name,
-            Spec::Layernorm(s) => &s.name,
-            Spec::Softmax(s) => &s.name,
-        }
+        self.inner.name()
     }
 
     pub fn device_name(&self) -> &str {
-        match self {
-            Spec::Matmul(s) => &s.device,
-            Spec::Mel(s) => &s.device,
-            Spec::Attention(s) => &s.device,
-            Spec::Gelu(s) => &s.device,
-            Spec::Layernorm(s) => &s.device,
-            Spec::Softmax(s) => &s.device,
-        }
+        self.inner.device()
+    }
+
+    /// The op's own view of the spec (its checks, design, reference).
+    pub fn op_spec(&self) -> &dyn OpSpec {
+        self.inner.as_ref()
+    }
+
+    /// The op's typed spec struct, if the spec is of that op.
+    pub fn downcast<T: 'static>(&self) -> Option<&T> {
+        self.inner.as_any().downcast_ref()
     }
 
     /// The device model the spec names.
@@ -387,57 +203,31 @@ impl Spec {
 
     /// Checks every rule: field rules, then the resources of the design it builds.
     pub fn validate(&self, device: &DeviceModel) -> Result<(), SpecError> {
-        validate::check_fields(self, device)?;
-        let design = self.build_unchecked()?;
-        check_design_resources(self, &design, device)
+        self.check_and_build(device).map(|_| ())
     }
 
     /// Validates against the named device and builds the design.
     pub fn build(&self) -> Result<Design, SpecError> {
-        let device = self.device()?;
-        validate::check_fields(self, &device)?;
-        let design = self.build_unchecked()?;
-        check_design_resources(self, &design, &device)?;
+        self.check_and_build(&self.device()?)
+    }
+
+    fn check_and_build(&self, device: &DeviceModel) -> Result<Design, SpecError> {
+        self.inner.check(&Fields::new(self.name()), device)?;
+        let design = self.inner.build().map_err(|source| SpecError::Design {
+            spec: self.name().to_string(),
+            source,
+        })?;
+        check_design_resources(self, &design, device)?;
         Ok(design)
     }
 
-    fn build_unchecked(&self) -> Result<Design, SpecError> {
-        let built = match self {
-            Spec::Matmul(s) => crate::ops::matmul::build(s),
-            Spec::Mel(s) => crate::ops::mel::build(s),
-            Spec::Attention(s) => crate::ops::attention::build(s),
-            Spec::Gelu(s) => crate::ops::gelu::build(s),
-            Spec::Layernorm(s) => crate::ops::layernorm::build(s),
-            Spec::Softmax(s) => crate::ops::softmax::build(s),
-        };
-        built.map_err(|source| SpecError::Design {
-            spec: self.name().to_string(),
-            source,
-        })
-    }
-
-    /// Bytes of constant tables (`memref.global`) every core of the design holds: the GELU
-    /// lookup table, the mel window/DFT/filter-bank tables.
+    /// Bytes of constant tables (`memref.global`) every core of the design holds.
     pub fn core_table_bytes(&self) -> usize {
-        match self {
-            Spec::Gelu(s) => crate::ops::gelu::table(&s.table).len() * 4,
-            Spec::Mel(s) => {
-                let (_, band, _) = crate::ops::mel::banded_filter_bank(s.n_mels);
-                (3 * crate::ops::mel::N_FFT + s.n_mels + s.n_mels * band) * 4
-            }
-            _ => 0,
-        }
+        self.inner.core_table_bytes()
     }
 
     /// Which spec fields size the per-core buffers (named in resource errors).
     pub(crate) fn buffer_fields(&self) -> &'static str {
-        match self {
-            Spec::Matmul(_) => "tile.m/tile.k/tile.n, depth or stack_bytes",
-            Spec::Mel(_) => "frame_tile, depth or stack_bytes",
-            Spec::Attention(_) => "q_tile/kv_tile, depth or stack_bytes",
-            Spec::Gelu(_) | Spec::Layernorm(_) | Spec::Softmax(_) => {
-                "tile_rows, depth or stack_bytes"
-            }
-        }
+        self.inner.buffer_fields()
     }
 }

@@ -24,8 +24,11 @@ use crate::design::{
 };
 use crate::ops::kir::{Emit, KResult};
 use crate::ops::{core, expect_args, kernel, memtile, shim};
-use crate::spec::{Dtype, MatmulSpec, Requant};
+use crate::spec::Dtype;
 use melior::ir::{Block, Value};
+
+mod spec;
+pub use spec::{MatmulShape, MatmulSpec, Requant};
 
 /// int8 results are bit-exact: the kernels and the reference use the same integer formula.
 pub const TOLERANCE_INT8: i32 = 0;

@@ -23,8 +23,10 @@ use crate::design::{
 };
 use crate::ops::kir::{add_f32_table, Emit, KResult};
 use crate::ops::{core, expect_args, kernel, memtile, shim};
-use crate::spec::MelSpec;
 use melior::ir::{Block, Value};
+
+mod spec;
+pub use spec::MelSpec;
 
 /// The front end the tables are built for (the Whisper constants).
 pub const N_FFT: usize = 400;

@@ -21,8 +21,10 @@ use crate::design::{
 };
 use crate::ops::kir::{Cmp, Emit, KResult};
 use crate::ops::{core, expect_args, kernel, memtile, shim};
-use crate::spec::AttentionSpec;
 use melior::ir::{Block, Value};
+
+mod spec;
+pub use spec::AttentionSpec;
 
 /// Bound relative to the largest |V| entry. Every output is a convex combination of V rows,
 /// so one bf16 rounding of the output costs at most 2^-8 of max|V|; bf16 rounding of the Q/K
@@ -234,7 +236,7 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
         kt,
         d,
         q_blocks,
-        scale: spec.scale.unwrap_or(1.0 / (d as f64).sqrt()),
+        scale: spec.score_scale(),
         causal: spec.causal,
         elem,
     };

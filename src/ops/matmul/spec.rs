@@ -1,0 +1,125 @@
+//! The matmul spec: its fields, their rules, and its `aiec sim` test case.
+
+use serde::Deserialize;
+
+use super::{bf16_bound, reference_f64, reference_int8, TOLERANCE_INT8};
+use crate::design::{Design, DesignError};
+use crate::device::DeviceModel;
+use crate::ops::registry::OpSpec;
+use crate::sim::inputs::InputGen;
+use crate::sim::verify::TestCase;
+use crate::sim::HostData;
+use crate::spec::{Dtype, Fields, SpecError};
+
+/// Matmul problem size `C[M x N] = A[M x K] * B[K x N]` (also used for per-core tiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatmulShape {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// int8 requantisation of the int32 accumulator:
+/// `y = clamp((acc * scale + 2^(shift-1)) >> shift, -128, 127)` (round half up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requant {
+    pub shift: u32,
+    pub scale: i32,
+}
+
+crate::op_spec! {
+    /// `dtype = "int8"` (int32 accumulate, requantised int8 out) or `"bf16"` (f32
+    /// accumulate, bf16 out).
+    pub struct MatmulSpec {
+        pub shape: MatmulShape,
+        /// Per-core tile: each core computes `m x n` outputs from `m x k` and `k x n` blocks.
+        pub tile: MatmulShape,
+        /// Required for int8, rejected for bf16.
+        pub requant: Option<Requant>,
+    }
+}
+
+impl MatmulSpec {
+    fn check_requant(&self, f: &Fields) -> Result<(), SpecError> {
+        match (self.dtype, &self.requant) {
+            (Dtype::Int8, None) => Err(f.fail(
+                "requant",
+                "int8 matmul needs [requant] shift and scale to map int32 sums to int8".into(),
+            )),
+            (Dtype::Bf16, Some(_)) => Err(f.fail(
+                "requant",
+                "bf16 matmul has no requantisation; remove [requant]".into(),
+            )),
+            (_, Some(r)) if !(1..=31).contains(&r.shift) => {
+                Err(f.fail("requant.shift", format!("{} is outside 1..=31", r.shift)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl OpSpec for MatmulSpec {
+    fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
+        f.common(&self.array, self.depth, dev)?;
+        f.dtype_in(self.dtype, &[Dtype::Int8, Dtype::Bf16], "matmul")?;
+        self.check_requant(f)?;
+        let (s, t) = (&self.shape, &self.tile);
+        for (field, v) in [
+            ("shape.m", s.m),
+            ("shape.k", s.k),
+            ("shape.n", s.n),
+            ("tile.m", t.m),
+            ("tile.k", t.k),
+            ("tile.n", t.n),
+        ] {
+            f.positive(field, v)?;
+        }
+        // Cores of a column split M (row blocks); columns split N (column blocks).
+        let rows = self.array.cores_per_column as usize;
+        let cols = self.array.columns as usize;
+        f.divides("shape.m", s.m, t.m * rows, "tile.m x cores_per_column")?;
+        f.divides("shape.k", s.k, t.k, "tile.k")?;
+        f.divides("shape.n", s.n, t.n * cols, "tile.n x columns")
+    }
+
+    fn build(&self) -> Result<Design, DesignError> {
+        super::build(self)
+    }
+
+    fn buffer_fields(&self) -> &'static str {
+        "tile.m/tile.k/tile.n, depth or stack_bytes"
+    }
+
+    fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
+        let (m, k, n) = (self.shape.m, self.shape.k, self.shape.n);
+        if let (Dtype::Int8, Some(rq)) = (self.dtype, self.requant) {
+            let (a, b) = (gen.int8(m * k), gen.int8(k * n));
+            let r = reference_int8(&a, &b, m, k, n, rq);
+            let tol = f64::from(TOLERANCE_INT8);
+            return TestCase::elementwise(
+                vec![HostData::I8(a), HostData::I8(b)],
+                r.iter().map(|&v| f64::from(v)).collect(),
+                true,
+                "|y - ref| <= TOLERANCE_INT8 (bit-exact)",
+                move |_, _| tol,
+            );
+        }
+        let elem = self.dtype.elem();
+        let a = gen.normal_data(elem, m * k, 0.0, 1.0);
+        let b = gen.normal_data(elem, k * n, 0.0, 1.0);
+        let as_f32 = |d: &HostData| -> Vec<f32> { d.to_f64().iter().map(|&v| v as f32).collect() };
+        let (af, bf) = (as_f32(&a), as_f32(&b));
+        let r = reference_f64(&af, &bf, m, k, n);
+        let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
+        let abs_sum = reference_f64(&abs(&af), &abs(&bf), m, k, n);
+        TestCase::elementwise(
+            vec![a, b],
+            r,
+            false,
+            "|y - ref| <= TOLERANCE |ref| + K 2^-24 sum|a||b|",
+            move |i, rv| bf16_bound(rv, abs_sum[i], k),
+        )
+    }
+}
