@@ -1,139 +1,65 @@
 //! A user's own kernel written with the DSL: ReLU over a bf16 vector on one core.
 //!
-//! `cargo run --release --example relu` builds the design (a shim -> core FIFO, a core -> shim
-//! FIFO, a worker that loops over 1 KiB chunks), lowers it through melior and prints the MLIR in
-//! aie-opt's syntax. Pass `--length N` to change the vector length (a multiple of 512).
+//! `cargo run --release --example relu [-- --length N]` builds the design (a FIFO from the
+//! host to the core and one back, a worker looping over 512-element chunks), lowers it
+//! through melior and prints the MLIR in aie-opt's syntax. N must be a multiple of 512.
 
 use anyhow::{bail, Context as _, Result};
 
-use aiec::design::{
-    BufArg, BufferType, CoreStmt, Design, ElemType, HostBuffer, ObjectFifo, Port, RuntimeSequence,
-    SeqOp, TensorAccessPattern, TileId, Worker,
-};
-use aiec::ops::kernel;
-use aiec::ops::kir::Emit;
+use aiec::design::{BufferType, Design, ElemType, Port, Program, TensorAccessPattern, TileId};
+use aiec::ops::{kernel, kir::Emit};
 
 /// Elements per FIFO buffer.
 const CHUNK: usize = 512;
-
-/// `y[i] = max(x[i], 0)`, computed in f32 and stored back as bf16.
-fn relu_kernel() -> aiec::design::Kernel {
-    kernel("relu", |ctx, block, args| {
-        let e = Emit::new(ctx, block, "relu");
-        let (x, y) = (args[0], args[1]);
-        let zero = e.f32(0.0)?;
-        e.for_n(CHUNK, |e, i| {
-            let v = e.load_f32(x, &[i])?;
-            e.store_f32(e.maxf(v, zero)?, y, &[i], ElemType::Bf16)
-        })
-    })
-}
 
 fn relu_design(length: usize) -> Result<Design> {
     if length == 0 || !length.is_multiple_of(CHUNK) {
         bail!("--length {length} must be a positive multiple of {CHUNK}");
     }
-    let (shim, core) = (TileId::new(0, 0), TileId::new(0, 2));
-    let chunk = BufferType::new([CHUNK], ElemType::Bf16);
-    let fifo = |name: &str, producer, consumer| ObjectFifo {
-        name: name.into(),
-        producer,
-        consumers: vec![consumer],
-        depth: 2,
-        ty: chunk.clone(),
-    };
-    let arg = |b: &str| BufArg {
-        binding: b.into(),
-        index: 0,
-    };
-    let program = vec![CoreStmt::Loop {
-        count: (length / CHUNK) as u64,
-        body: vec![
-            CoreStmt::Acquire {
-                fifo: "x".into(),
-                port: Port::Consume,
-                count: 1,
-                binding: "x".into(),
-            },
-            CoreStmt::Acquire {
-                fifo: "y".into(),
-                port: Port::Produce,
-                count: 1,
-                binding: "y".into(),
-            },
-            CoreStmt::Kernel {
-                kernel: relu_kernel(),
-                args: vec![arg("x"), arg("y")],
-            },
-            CoreStmt::Release {
-                fifo: "x".into(),
-                port: Port::Consume,
-                count: 1,
-            },
-            CoreStmt::Release {
-                fifo: "y".into(),
-                port: Port::Produce,
-                count: 1,
-            },
-        ],
-    }];
+    // y[i] = max(x[i], 0), computed in f32 and stored back as bf16.
+    let relu = kernel("relu", |ctx, block, args| {
+        let e = Emit::new(ctx, block, "relu");
+        let zero = e.f32(0.0)?;
+        e.for_n(CHUNK, |e, i| {
+            let v = e.load_f32(args[0], &[i])?;
+            e.store_f32(e.maxf(v, zero)?, args[1], &[i], ElemType::Bf16)
+        })
+    });
+    let mut p = Program::new("relu", "npu1_1col");
     let host = BufferType::new([length], ElemType::Bf16);
-    Ok(Design {
-        name: "relu".into(),
-        device: "npu1_1col".into(),
-        tiles: vec![shim, core],
-        fifos: vec![fifo("x", shim, core), fifo("y", core, shim)],
-        links: vec![],
-        workers: vec![Worker {
-            tile: core,
-            program,
-            stack_bytes: 1024,
-        }],
-        sequence: RuntimeSequence {
-            args: vec![
-                HostBuffer {
-                    name: "X".into(),
-                    ty: host.clone(),
-                },
-                HostBuffer {
-                    name: "Y".into(),
-                    ty: host,
-                },
-            ],
-            ops: vec![
-                SeqOp::Fill {
-                    fifo: "x".into(),
-                    arg: 0,
-                    pattern: TensorAccessPattern::linear(0, length),
-                },
-                SeqOp::Drain {
-                    fifo: "y".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern::linear(0, length),
-                },
-                SeqOp::Wait { fifo: "y".into() },
-            ],
-        },
-    })
+    let (x_host, y_host) = (p.arg("X", host.clone()), p.arg("Y", host));
+    let chunk = BufferType::new([CHUNK], ElemType::Bf16);
+    let (x, y) = (p.fifo("x", chunk.clone(), 2), p.fifo("y", chunk, 2));
+    p.worker(TileId::new(0, 2), |w| {
+        w.repeat((length / CHUNK) as u64, |w| {
+            let (a, b) = (
+                w.acquire(&x, Port::Consume, 1),
+                w.acquire(&y, Port::Produce, 1),
+            );
+            w.call(&relu, [a.first(), b.first()]);
+            w.release(a);
+            w.release(b);
+        })
+    });
+    p.sequence(|rt| {
+        rt.fill(&x, &x_host, TensorAccessPattern::linear(0, length));
+        rt.drain(&y, &y_host, TensorAccessPattern::linear(0, length));
+        rt.wait(&y);
+    });
+    Ok(p.build()?)
 }
 
 fn main() -> Result<()> {
-    let mut length = 4096;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--length" => {
-                let v = args.next().context("--length needs a value")?;
-                length = v
-                    .parse()
-                    .with_context(|| format!("--length {v}: not a number"))?;
-            }
-            other => bail!("unknown argument `{other}` (expected --length N)"),
-        }
-    }
+    let length = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 4096,
+        [flag, v] if flag == "--length" => v.parse().with_context(|| format!("--length {v}"))?,
+        other => bail!("unexpected arguments {other:?} (expected --length N)"),
+    };
     let design = relu_design(length)?;
     aiec::mlir::verify(&design).context("verifying the relu design")?;
-    let text = aiec::mlir::emit(&design).context("lowering the relu design")?;
-    print!("{text}");
+    print!(
+        "{}",
+        aiec::mlir::emit(&design).context("lowering the relu design")?
+    );
     Ok(())
 }

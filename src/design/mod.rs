@@ -7,7 +7,11 @@
 //! and one or more consumers; a runtime-sequence access pattern has up to 4 sizes/strides,
 //! highest dimension first, in elements of the host buffer.
 
+pub mod builder;
+
 use std::sync::Arc;
+
+pub use builder::{Acquired, Fifo, HostArg, Program, Runtime, WorkerBody};
 
 use melior::{
     ir::{Block, Location, Value},

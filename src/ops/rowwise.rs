@@ -8,11 +8,11 @@
 //! buffer (layernorm's gamma and beta) acquired once and held for the whole run.
 
 use crate::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, Kernel,
-    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+    BufferType, Design, DesignError, ElemType, Kernel, Port, Program, TensorAccessPattern,
+    WorkerBody,
 };
 use crate::ops::registry::SpecCommon;
-use crate::ops::{core, memtile, shim};
+use crate::ops::{core, memtile};
 use crate::spec::{ArraySpec, RowsShape};
 
 /// What a row-wise op plugs into the shared design.
@@ -106,110 +106,61 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
     let steps = plan.steps();
     let step_ty = BufferType::new([r_n * tr, plan.cols], plan.elem);
     let core_ty = BufferType::new([tr, plan.cols], plan.elem);
-    let mut tiles = Vec::new();
-    let mut fifos = Vec::new();
-    let mut links = Vec::new();
-    let mut workers = Vec::new();
-    let mut ops = Vec::new();
+    let mut p = Program::new(plan.name, plan.device);
+    let host_ty = BufferType::new([plan.rows, plan.cols], plan.elem);
+    let (x_host, y_host) = (p.arg("X", host_ty.clone()), p.arg("Y", host_ty));
+    let p_host = plan.params.clone().map(|ty| p.arg("P", ty));
+    let offsets: Vec<usize> = (0..r_n).map(|r| r * core_ty.numel()).collect();
 
     for c in 0..plan.array.columns {
-        tiles.extend([shim(c), memtile(c)]);
-        let cores: Vec<_> = (0..plan.array.cores_per_column)
-            .map(|i| core(c, i))
-            .collect();
-        tiles.extend(cores.iter().copied());
-        let input = format!("in{c}");
-        let output = format!("out{c}");
-        fifos.push(ObjectFifo {
-            name: input.clone(),
-            producer: shim(c),
-            consumers: vec![memtile(c)],
-            depth: plan.depth,
-            ty: step_ty.clone(),
-        });
-        fifos.push(ObjectFifo {
-            name: output.clone(),
-            producer: memtile(c),
-            consumers: vec![shim(c)],
-            depth: plan.depth,
-            ty: step_ty.clone(),
-        });
-        let params = plan.params.as_ref().map(|ty| {
-            let name = format!("p{c}");
-            fifos.push(ObjectFifo {
-                name: name.clone(),
-                producer: shim(c),
-                consumers: cores.clone(),
-                depth: 1,
-                ty: ty.clone(),
-            });
-            name
-        });
+        let input = p.fifo(format!("in{c}"), step_ty.clone(), plan.depth);
+        let output = p.fifo(format!("out{c}"), step_ty.clone(), plan.depth);
+        let params = plan
+            .params
+            .as_ref()
+            .map(|ty| p.fifo(format!("p{c}"), ty.clone(), 1));
         let mut xs = Vec::new();
         let mut ys = Vec::new();
-        for (r, &tile) in cores.iter().enumerate() {
-            let x = format!("x{c}_{r}");
-            let y = format!("y{c}_{r}");
-            for (name, producer, consumer) in [(&x, memtile(c), tile), (&y, tile, memtile(c))] {
-                fifos.push(ObjectFifo {
-                    name: name.clone(),
-                    producer,
-                    consumers: vec![consumer],
-                    depth: plan.depth,
-                    ty: core_ty.clone(),
-                });
-            }
+        for r in 0..r_n {
+            let x = p.fifo(format!("x{c}_{r}"), core_ty.clone(), plan.depth);
+            let y = p.fifo(format!("y{c}_{r}"), core_ty.clone(), plan.depth);
             let core_index = c as usize * r_n + r;
-            let step_body = |kernel: Kernel| {
-                let mut args = vec![arg("x"), arg("y")];
-                if params.is_some() {
-                    args.push(arg("p"));
+            p.worker(core(c, r as u32), |w| {
+                w.stack_bytes(plan.stack_bytes);
+                let held = params
+                    .as_ref()
+                    .map(|f| w.acquire_as("p", f, Port::Consume, 1));
+                let step = |w: &mut WorkerBody, kernel: Kernel| {
+                    let a = w.acquire_as("x", &x, Port::Consume, 1);
+                    let b = w.acquire_as("y", &y, Port::Produce, 1);
+                    let args = [a.first(), b.first()].into_iter();
+                    w.call(&kernel, args.chain(held.as_ref().map(|h| h.first())));
+                    w.release(a);
+                    w.release(b);
+                };
+                if plan.needs_step {
+                    for s in 0..steps {
+                        step(w, (plan.kernel_for)(core_index, Some(s)));
+                    }
+                } else {
+                    let kernel = (plan.kernel_for)(core_index, None);
+                    w.repeat(steps as u64, |w| step(w, kernel));
                 }
-                vec![
-                    acquire(&x, Port::Consume, "x"),
-                    acquire(&y, Port::Produce, "y"),
-                    CoreStmt::Kernel { kernel, args },
-                    release(&x, Port::Consume),
-                    release(&y, Port::Produce),
-                ]
-            };
-            let mut program = Vec::new();
-            if let Some(p) = &params {
-                program.push(acquire(p, Port::Consume, "p"));
-            }
-            if plan.needs_step {
-                for s in 0..steps {
-                    program.extend(step_body((plan.kernel_for)(core_index, Some(s))));
+                if let Some(h) = held {
+                    w.release(h);
                 }
-            } else {
-                program.push(CoreStmt::Loop {
-                    count: steps as u64,
-                    body: step_body((plan.kernel_for)(core_index, None)),
-                });
-            }
-            if let Some(p) = &params {
-                program.push(release(p, Port::Consume));
-            }
-            workers.push(Worker {
-                tile,
-                program,
-                stack_bytes: plan.stack_bytes,
             });
             xs.push(x);
             ys.push(y);
         }
-        links.push(FifoLink {
-            srcs: vec![input.clone()],
-            dsts: xs,
-            src_offsets: vec![],
-            dst_offsets: (0..r_n).map(|r| r * core_ty.numel()).collect(),
-        });
-        links.push(FifoLink {
-            srcs: ys,
-            dsts: vec![output.clone()],
-            src_offsets: (0..r_n).map(|r| r * core_ty.numel()).collect(),
-            dst_offsets: vec![],
-        });
+        let via = memtile(c);
+        p.split(&input, via, &xs.iter().collect::<Vec<_>>(), offsets.clone());
+        p.join(
+            &ys.iter().collect::<Vec<_>>(),
+            via,
+            &output,
+            offsets.clone(),
+        );
 
         // Host side: the column's contiguous chunk of rows, in steps of `cores x tile_rows`.
         let chunk_offset = c as usize * plan.rows_per_column() * plan.cols;
@@ -221,78 +172,20 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
             sizes: [1, steps, x, y],
             strides: [0, step_len, y, 1],
         };
-        if let (Some(p), Some(ty)) = (&params, &plan.params) {
-            let (x, y) = crate::ops::contiguous_2d(ty.numel(), ty.elem.bytes());
-            ops.push(SeqOp::Fill {
-                fifo: p.clone(),
-                arg: 2,
-                pattern: TensorAccessPattern {
+        p.sequence(|rt| {
+            if let (Some(f), Some(arg)) = (&params, &p_host) {
+                let (x, y) = crate::ops::contiguous_2d(arg.ty().numel(), arg.ty().elem.bytes());
+                let whole = TensorAccessPattern {
                     offset: 0,
                     sizes: [1, 1, x, y],
                     strides: [0, 0, y, 1],
-                },
-            });
-        }
-        ops.push(SeqOp::Fill {
-            fifo: input,
-            arg: 0,
-            pattern: pattern.clone(),
-        });
-        ops.push(SeqOp::Drain {
-            fifo: output,
-            arg: 1,
-            pattern,
+                };
+                rt.fill(f, arg, whole);
+            }
+            rt.fill(&input, &x_host, pattern.clone());
+            rt.drain(&output, &y_host, pattern);
         });
     }
-    crate::ops::settle(&mut ops);
-
-    let mut args = vec![
-        HostBuffer {
-            name: "X".into(),
-            ty: BufferType::new([plan.rows, plan.cols], plan.elem),
-        },
-        HostBuffer {
-            name: "Y".into(),
-            ty: BufferType::new([plan.rows, plan.cols], plan.elem),
-        },
-    ];
-    if let Some(ty) = &plan.params {
-        args.push(HostBuffer {
-            name: "P".into(),
-            ty: ty.clone(),
-        });
-    }
-    Ok(Design {
-        name: plan.name.into(),
-        device: plan.device.into(),
-        tiles,
-        fifos,
-        links,
-        workers,
-        sequence: RuntimeSequence { args, ops },
-    })
-}
-
-fn arg(binding: &str) -> BufArg {
-    BufArg {
-        binding: binding.into(),
-        index: 0,
-    }
-}
-
-fn acquire(fifo: &str, port: Port, binding: &str) -> CoreStmt {
-    CoreStmt::Acquire {
-        fifo: fifo.into(),
-        port,
-        count: 1,
-        binding: binding.into(),
-    }
-}
-
-fn release(fifo: &str, port: Port) -> CoreStmt {
-    CoreStmt::Release {
-        fifo: fifo.into(),
-        port,
-        count: 1,
-    }
+    p.sequence(|rt| rt.settle());
+    p.build()
 }

@@ -19,11 +19,11 @@
 //! and C back, as 4-D access patterns (highest dimension first), then waits on every `c_out`.
 
 use crate::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
-    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+    BufferType, Design, DesignError, ElemType, Fifo, Kernel, KernelCtx, Port, Program,
+    TensorAccessPattern, WorkerBody,
 };
 use crate::ops::kir::{Emit, KResult};
-use crate::ops::{core, expect_args, kernel, memtile, shim};
+use crate::ops::{core, expect_args, kernel, memtile};
 use crate::spec::Dtype;
 use melior::ir::{Block, Value};
 
@@ -233,245 +233,158 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
     let mac = kernel("matmul_mac", move |c, b, a| emit_mac(c, b, a, t));
     let store = kernel("matmul_store", move |c, b, a| emit_store(c, b, a, t));
 
-    let mut tiles = Vec::new();
-    let mut fifos = Vec::new();
-    let mut links = Vec::new();
-    let mut workers = Vec::new();
+    let mut p = Program::new(&spec.name, &spec.device);
+    let a_host = p.arg("A", BufferType::new([mm, kk], elem));
+    let b_host = p.arg("B", BufferType::new([kk, nn], elem));
+    let c_host = p.arg("C", BufferType::new([mm, nn], elem));
+    let mut columns = Vec::new();
     for c in 0..cols {
-        tiles.push(shim(c));
-        tiles.push(memtile(c));
-        let cores: Vec<_> = (0..rows).map(|i| core(c, i)).collect();
-        tiles.extend(cores.iter().copied());
-
-        let a_in = format!("a_in{c}");
-        fifos.push(ObjectFifo {
-            name: a_in.clone(),
-            producer: shim(c),
-            consumers: vec![memtile(c)],
+        let a_in = p.fifo(
+            format!("a_in{c}"),
+            BufferType::new([r * t.m, t.k], elem),
             depth,
-            ty: BufferType::new([r * t.m, t.k], elem),
-        });
-        let b_in = format!("b_in{c}");
-        let b = format!("b{c}");
-        fifos.push(ObjectFifo {
-            name: b_in.clone(),
-            producer: shim(c),
-            consumers: vec![memtile(c)],
-            depth,
-            ty: BufferType::new([t.k, t.n], elem),
-        });
-        fifos.push(ObjectFifo {
-            name: b.clone(),
-            producer: memtile(c),
-            consumers: cores.clone(),
-            depth,
-            ty: BufferType::new([t.k, t.n], elem),
-        });
-        links.push(FifoLink {
-            srcs: vec![b_in],
-            dsts: vec![b.clone()],
-            src_offsets: vec![],
-            dst_offsets: vec![],
-        });
-        let c_out = format!("c_out{c}");
-        let mut a_split = Vec::new();
-        let mut c_join = Vec::new();
-        for (i, &tile) in cores.iter().enumerate() {
-            let a = format!("a{c}_{i}");
-            let cc = format!("c{c}_{i}");
-            let acc = format!("acc{c}_{i}");
-            fifos.push(ObjectFifo {
-                name: a.clone(),
-                producer: memtile(c),
-                consumers: vec![tile],
+        );
+        let b_in = p.fifo(format!("b_in{c}"), BufferType::new([t.k, t.n], elem), depth);
+        let b = p.fifo(format!("b{c}"), BufferType::new([t.k, t.n], elem), depth);
+        p.forward(&b_in, memtile(c), &b);
+        let (mut a_parts, mut c_parts) = (Vec::new(), Vec::new());
+        for i in 0..rows {
+            let a = p.fifo(
+                format!("a{c}_{i}"),
+                BufferType::new([t.m, t.k], elem),
                 depth,
-                ty: BufferType::new([t.m, t.k], elem),
-            });
-            fifos.push(ObjectFifo {
-                name: cc.clone(),
-                producer: tile,
-                consumers: vec![memtile(c)],
+            );
+            let cc = p.fifo(
+                format!("c{c}_{i}"),
+                BufferType::new([t.m, t.n], elem),
                 depth,
-                ty: BufferType::new([t.m, t.n], elem),
-            });
-            fifos.push(ObjectFifo {
-                name: acc.clone(),
-                producer: tile,
-                consumers: vec![tile],
-                depth: 1,
-                ty: BufferType::new([t.m, t.n], t.acc_elem()),
-            });
-            a_split.push(a.clone());
-            c_join.push(cc.clone());
-            workers.push(Worker {
-                tile,
-                stack_bytes: spec.stack_bytes,
-                program: core_program(
-                    &a,
-                    &b,
-                    &acc,
-                    &cc,
-                    groups,
-                    n_blocks,
-                    k_blocks,
+            );
+            let acc = p.fifo(
+                format!("acc{c}_{i}"),
+                BufferType::new([t.m, t.n], t.acc_elem()),
+                1,
+            );
+            p.worker(core(c, i), |w| {
+                w.stack_bytes(spec.stack_bytes);
+                let fifos = MacFifos {
+                    a: &a,
+                    b: &b,
+                    acc: &acc,
+                    c: &cc,
+                };
+                mac_program(
+                    w,
+                    fifos,
+                    [groups, n_blocks, k_blocks],
                     [&zero, &mac, &store],
-                ),
+                );
             });
+            a_parts.push(a);
+            c_parts.push(cc);
         }
-        links.push(FifoLink {
-            srcs: vec![a_in],
-            dst_offsets: (0..r).map(|i| i * t.m * t.k).collect(),
-            dsts: a_split,
-            src_offsets: vec![],
-        });
-        fifos.push(ObjectFifo {
-            name: c_out.clone(),
-            producer: memtile(c),
-            consumers: vec![shim(c)],
+        p.split(
+            &a_in,
+            memtile(c),
+            &a_parts.iter().collect::<Vec<_>>(),
+            (0..r).map(|i| i * t.m * t.k).collect(),
+        );
+        let c_out = p.fifo(
+            format!("c_out{c}"),
+            BufferType::new([r * t.m, t.n], elem),
             depth,
-            ty: BufferType::new([r * t.m, t.n], elem),
-        });
-        links.push(FifoLink {
-            srcs: c_join,
-            dsts: vec![c_out],
-            src_offsets: (0..r).map(|i| i * t.m * t.n).collect(),
-            dst_offsets: vec![],
-        });
+        );
+        p.join(
+            &c_parts.iter().collect::<Vec<_>>(),
+            memtile(c),
+            &c_out,
+            (0..r).map(|i| i * t.m * t.n).collect(),
+        );
+        columns.push((a_in, b_in, c_out));
     }
 
     // Per row group: the C drain first (it completes last), then A and B in chunks of at most
     // SHIM_MAX_REPEAT n blocks (the outermost BD dimension's repeat limit), waiting on each
     // chunk's fills so shim BDs are recycled, then wait on C.
-    let mut ops = Vec::new();
-    for g in 0..groups {
-        for c in 0..cn {
-            ops.push(SeqOp::Drain {
-                fifo: format!("c_out{c}"),
-                arg: 2,
-                pattern: TensorAccessPattern {
+    p.sequence(|rt| {
+        for g in 0..groups {
+            for (c, (_, _, c_out)) in columns.iter().enumerate() {
+                let tap = TensorAccessPattern {
                     offset: g * r * t.m * nn + c * t.n,
                     sizes: [1, n_blocks, r * t.m, t.n],
                     strides: [0, t.n * cn, nn, 1],
-                },
-            });
-        }
-        let mut first = 0;
-        while first < n_blocks {
-            let count = (n_blocks - first).min(crate::ops::SHIM_MAX_REPEAT);
-            for c in 0..cn {
-                // A: the row group, repeated for each n block (stride 0), k blocks, rows, cols.
-                ops.push(SeqOp::Fill {
-                    fifo: format!("a_in{c}"),
-                    arg: 0,
-                    pattern: TensorAccessPattern {
+                };
+                rt.drain(c_out, &c_host, tap);
+            }
+            let mut first = 0;
+            while first < n_blocks {
+                let count = (n_blocks - first).min(crate::ops::SHIM_MAX_REPEAT);
+                for (c, (a_in, b_in, _)) in columns.iter().enumerate() {
+                    // A: the row group, repeated for each n block (stride 0), k blocks, rows, cols.
+                    let a_tap = TensorAccessPattern {
                         offset: g * r * t.m * kk,
                         sizes: [count, k_blocks, r * t.m, t.k],
                         strides: [0, t.k, kk, 1],
-                    },
-                });
-                // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
-                ops.push(SeqOp::Fill {
-                    fifo: format!("b_in{c}"),
-                    arg: 1,
-                    pattern: TensorAccessPattern {
+                    };
+                    rt.fill(a_in, &a_host, a_tap);
+                    // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
+                    let b_tap = TensorAccessPattern {
                         offset: c * t.n + first * t.n * cn,
                         sizes: [count, k_blocks, t.k, t.n],
                         strides: [t.n * cn, t.k * nn, nn, 1],
-                    },
-                });
+                    };
+                    rt.fill(b_in, &b_host, b_tap);
+                }
+                for (a_in, b_in, _) in &columns {
+                    rt.wait(a_in);
+                    rt.wait(b_in);
+                }
+                first += count;
             }
-            for c in 0..cn {
-                ops.push(SeqOp::Wait {
-                    fifo: format!("a_in{c}"),
-                });
-                ops.push(SeqOp::Wait {
-                    fifo: format!("b_in{c}"),
-                });
+            for (_, _, c_out) in &columns {
+                rt.wait(c_out);
             }
-            first += count;
         }
-        for c in 0..cn {
-            ops.push(SeqOp::Wait {
-                fifo: format!("c_out{c}"),
-            });
-        }
-    }
-
-    Ok(Design {
-        name: spec.name.clone(),
-        device: spec.device.clone(),
-        tiles,
-        fifos,
-        links,
-        workers,
-        sequence: RuntimeSequence {
-            args: vec![
-                HostBuffer {
-                    name: "A".into(),
-                    ty: BufferType::new([mm, kk], elem),
-                },
-                HostBuffer {
-                    name: "B".into(),
-                    ty: BufferType::new([kk, nn], elem),
-                },
-                HostBuffer {
-                    name: "C".into(),
-                    ty: BufferType::new([mm, nn], elem),
-                },
-            ],
-            ops,
-        },
-    })
+    });
+    p.build()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn core_program(
-    a: &str,
-    b: &str,
-    acc: &str,
-    c: &str,
-    groups: usize,
-    n_blocks: usize,
-    k_blocks: usize,
-    [zero, mac, store]: [&crate::design::Kernel; 3],
-) -> Vec<CoreStmt> {
-    let k_loop = CoreStmt::Loop {
-        count: k_blocks as u64,
-        body: vec![
-            CoreStmt::acquire_one(a, Port::Consume, "a"),
-            CoreStmt::acquire_one(b, Port::Consume, "b"),
-            CoreStmt::Kernel {
-                kernel: mac.clone(),
-                args: vec![BufArg::first("a"), BufArg::first("b"), BufArg::first("acc")],
-            },
-            CoreStmt::release_one(a, Port::Consume),
-            CoreStmt::release_one(b, Port::Consume),
-        ],
-    };
-    let n_loop = CoreStmt::Loop {
-        count: n_blocks as u64,
-        body: vec![
-            CoreStmt::acquire_one(acc, Port::Produce, "acc"),
-            CoreStmt::Kernel {
-                kernel: zero.clone(),
-                args: vec![BufArg::first("acc")],
-            },
-            k_loop,
-            CoreStmt::release_one(acc, Port::Produce),
-            CoreStmt::acquire_one(acc, Port::Consume, "sum"),
-            CoreStmt::acquire_one(c, Port::Produce, "c"),
-            CoreStmt::Kernel {
-                kernel: store.clone(),
-                args: vec![BufArg::first("sum"), BufArg::first("c")],
-            },
-            CoreStmt::release_one(acc, Port::Consume),
-            CoreStmt::release_one(c, Port::Produce),
-        ],
-    };
-    vec![CoreStmt::Loop {
-        count: groups as u64,
-        body: vec![n_loop],
-    }]
+/// The FIFOs one matmul core works on.
+pub(crate) struct MacFifos<'a> {
+    pub a: &'a Fifo,
+    pub b: &'a Fifo,
+    pub acc: &'a Fifo,
+    pub c: &'a Fifo,
+}
+
+/// A matmul core's program, a building block for matmul-shaped ops: for each of `groups`
+/// row groups and `n_blocks` column blocks, zero the accumulator, add `k_blocks` products of
+/// A and B blocks into it, then hand it (through the core-local `acc` FIFO) to the store
+/// kernel that writes the C block.
+pub(crate) fn mac_program(
+    w: &mut WorkerBody,
+    f: MacFifos,
+    [groups, n_blocks, k_blocks]: [usize; 3],
+    [zero, mac, store]: [&Kernel; 3],
+) {
+    w.repeat(groups as u64, |w| {
+        w.repeat(n_blocks as u64, |w| {
+            let acc = w.acquire_as("acc", f.acc, Port::Produce, 1);
+            w.call(zero, [acc.first()]);
+            w.repeat(k_blocks as u64, |w| {
+                let a = w.acquire_as("a", f.a, Port::Consume, 1);
+                let b = w.acquire_as("b", f.b, Port::Consume, 1);
+                w.call(mac, [a.first(), b.first(), acc.first()]);
+                w.release(a);
+                w.release(b);
+            });
+            w.release(acc);
+            let sum = w.acquire_as("sum", f.acc, Port::Consume, 1);
+            let c = w.acquire_as("c", f.c, Port::Produce, 1);
+            w.call(store, [sum.first(), c.first()]);
+            w.release(sum);
+            w.release(c);
+        })
+    });
 }
 
 #[cfg(test)]
