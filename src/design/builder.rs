@@ -174,6 +174,15 @@ impl Program {
         }
     }
 
+    /// A depth-1 FIFO that the core `tile` both produces and consumes: state the core keeps
+    /// across kernel calls (acquired once on the produce side and held).
+    pub fn state(&mut self, name: impl Into<String>, ty: BufferType, tile: TileId) -> Fifo {
+        let fifo = self.fifo(name, ty, 1);
+        self.set_producer(&fifo, End::Tile(tile));
+        self.add_consumer(&fifo, End::Tile(tile));
+        fifo
+    }
+
     fn set_producer(&mut self, fifo: &Fifo, end: End) {
         let decl = &mut self.fifos[fifo.index];
         match decl.producer {
@@ -192,14 +201,14 @@ impl Program {
         }
     }
 
-    fn add_link(&mut self, srcs: &[&Fifo], via: TileId, dsts: &[&Fifo], offsets: Offsets) {
+    fn add_link(&mut self, srcs: &[Fifo], via: TileId, dsts: &[Fifo], offsets: Offsets) {
         for s in srcs {
             self.add_consumer(s, End::Tile(via));
         }
         for d in dsts {
             self.set_producer(d, End::Tile(via));
         }
-        let names = |fs: &[&Fifo]| fs.iter().map(|f| f.name.clone()).collect();
+        let names = |fs: &[Fifo]| fs.iter().map(|f| f.name.clone()).collect();
         let (src_offsets, dst_offsets) = match offsets {
             Offsets::Src(o) => (o, vec![]),
             Offsets::Dst(o) => (vec![], o),
@@ -214,18 +223,18 @@ impl Program {
 
     /// `aie.objectfifo.link` one to one through the memtile `via`.
     pub fn forward(&mut self, src: &Fifo, via: TileId, dst: &Fifo) {
-        self.add_link(&[src], via, &[dst], Offsets::Dst(vec![]));
+        self.add_link(std::slice::from_ref(src), via, std::slice::from_ref(dst), Offsets::Dst(vec![]));
     }
 
     /// A split through the memtile `via`: part `i` gets the slice of `src` at `offsets[i]`
     /// (elements of `src`'s buffer).
-    pub fn split(&mut self, src: &Fifo, via: TileId, parts: &[&Fifo], offsets: Vec<usize>) {
-        self.add_link(&[src], via, parts, Offsets::Dst(offsets));
+    pub fn split(&mut self, src: &Fifo, via: TileId, parts: &[Fifo], offsets: Vec<usize>) {
+        self.add_link(std::slice::from_ref(src), via, parts, Offsets::Dst(offsets));
     }
 
     /// A join through the memtile `via`: part `i` fills the slice of `dst` at `offsets[i]`.
-    pub fn join(&mut self, parts: &[&Fifo], via: TileId, dst: &Fifo, offsets: Vec<usize>) {
-        self.add_link(parts, via, &[dst], Offsets::Src(offsets));
+    pub fn join(&mut self, parts: &[Fifo], via: TileId, dst: &Fifo, offsets: Vec<usize>) {
+        self.add_link(parts, via, std::slice::from_ref(dst), Offsets::Src(offsets));
     }
 
     /// A worker on `tile` whose program `body` writes (stack [`DEFAULT_STACK_BYTES`] unless

@@ -56,10 +56,6 @@ pub(crate) fn expect_args(
     Ok(())
 }
 
-pub(crate) fn shim(col: u32) -> TileId {
-    TileId::new(col, 0)
-}
-
 pub(crate) fn memtile(col: u32) -> TileId {
     TileId::new(col, 1)
 }

@@ -154,13 +154,8 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
             ys.push(y);
         }
         let via = memtile(c);
-        p.split(&input, via, &xs.iter().collect::<Vec<_>>(), offsets.clone());
-        p.join(
-            &ys.iter().collect::<Vec<_>>(),
-            via,
-            &output,
-            offsets.clone(),
-        );
+        p.split(&input, via, &xs, offsets.clone());
+        p.join(&ys, via, &output, offsets.clone());
 
         // Host side: the column's contiguous chunk of rows, in steps of `cores x tile_rows`.
         let chunk_offset = c as usize * plan.rows_per_column() * plan.cols;

@@ -16,11 +16,11 @@
 //! so at most 2 cores per column (the validator reports more as a channel overflow).
 
 use crate::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
-    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+    BufferType, Design, DesignError, ElemType, Fifo, Kernel, KernelCtx, Port, Program,
+    TensorAccessPattern, WorkerBody,
 };
 use crate::ops::kir::{Cmp, Emit, KResult};
-use crate::ops::{core, expect_args, kernel, memtile, shim};
+use crate::ops::{core, expect_args, kernel, memtile};
 use melior::ir::{Block, Value};
 
 mod spec;
@@ -245,220 +245,139 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
     let step = kernel("attention_step", move |c, b, a| emit_step(c, b, a, s));
     let finish = kernel("attention_finish", move |c, b, a| emit_finish(c, b, a, s));
 
-    let (mut tiles, mut fifos, mut links, mut workers, mut ops) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let fifo = |name: String, producer, consumers, depth, ty| ObjectFifo {
-        name,
-        producer,
-        consumers,
-        depth,
-        ty,
-    };
+    let h = spec.heads;
+    let mut p = Program::new(&spec.name, &spec.device);
+    let q_host = p.arg("Q", BufferType::new([h, spec.q_len, d], elem));
+    let kv_host = p.arg("KV", BufferType::new([h, spec.kv_len, 2 * d], elem));
+    let o_host = p.arg("O", BufferType::new([h, spec.q_len, d], elem));
+    let kernels = [&setup, &init, &step, &finish];
+    let mut columns = Vec::new();
     for c in 0..cols {
-        tiles.extend([shim(c), memtile(c)]);
-        let (q_in, kv_in, o_out) = (format!("q_in{c}"), format!("kv_in{c}"), format!("o_out{c}"));
-        fifos.push(fifo(
-            q_in.clone(),
-            shim(c),
-            vec![memtile(c)],
-            spec.depth,
+        let q_in = p.fifo(
+            format!("q_in{c}"),
             BufferType::new([r_n * qt, d], elem),
-        ));
-        fifos.push(fifo(
-            kv_in.clone(),
-            shim(c),
-            vec![memtile(c)],
             spec.depth,
-            BufferType::new([r_n * kt, 2 * d], elem),
-        ));
-        fifos.push(fifo(
-            o_out.clone(),
-            memtile(c),
-            vec![shim(c)],
-            spec.depth,
+        );
+        let kv_ty = BufferType::new([r_n * kt, 2 * d], elem);
+        let kv_in = p.fifo(format!("kv_in{c}"), kv_ty, spec.depth);
+        let o_out = p.fifo(
+            format!("o_out{c}"),
             BufferType::new([r_n * qt, d], elem),
-        ));
+            spec.depth,
+        );
         let (mut qs, mut kvs, mut os) = (vec![], vec![], vec![]);
         for r in 0..rows {
             let tile = core(c, r);
-            tiles.push(tile);
-            let (q, kv, o, st) = (
+            let q = p.fifo(
                 format!("q{c}_{r}"),
-                format!("kv{c}_{r}"),
-                format!("o{c}_{r}"),
-                format!("st{c}_{r}"),
+                BufferType::new([qt, d], elem),
+                spec.depth,
             );
-            fifos.push(fifo(
-                q.clone(),
-                memtile(c),
-                vec![tile],
-                spec.depth,
-                BufferType::new([qt, d], elem),
-            ));
-            fifos.push(fifo(
-                kv.clone(),
-                memtile(c),
-                vec![tile],
-                spec.depth,
+            let kv = p.fifo(
+                format!("kv{c}_{r}"),
                 BufferType::new([kt, 2 * d], elem),
-            ));
-            fifos.push(fifo(
-                o.clone(),
-                tile,
-                vec![memtile(c)],
                 spec.depth,
+            );
+            let o = p.fifo(
+                format!("o{c}_{r}"),
                 BufferType::new([qt, d], elem),
-            ));
-            fifos.push(fifo(
-                st.clone(),
-                tile,
-                vec![tile],
-                1,
-                BufferType::new([qt + 1, s.state_cols()], ElemType::F32),
-            ));
-            let kv_loop = CoreStmt::Loop {
-                count: kv_blocks as u64,
-                body: vec![
-                    CoreStmt::acquire_one(&kv, Port::Consume, "kv"),
-                    CoreStmt::Kernel {
-                        kernel: step.clone(),
-                        args: vec![BufArg::first("q"), BufArg::first("kv"), BufArg::first("st")],
-                    },
-                    CoreStmt::release_one(&kv, Port::Consume),
-                ],
-            };
-            let q_loop = CoreStmt::Loop {
-                count: q_blocks as u64,
-                body: vec![
-                    CoreStmt::acquire_one(&q, Port::Consume, "q"),
-                    CoreStmt::Kernel {
-                        kernel: init.clone(),
-                        args: vec![BufArg::first("st")],
-                    },
-                    kv_loop,
-                    CoreStmt::acquire_one(&o, Port::Produce, "o"),
-                    CoreStmt::Kernel {
-                        kernel: finish.clone(),
-                        args: vec![BufArg::first("st"), BufArg::first("o")],
-                    },
-                    CoreStmt::release_one(&o, Port::Produce),
-                    CoreStmt::release_one(&q, Port::Consume),
-                ],
-            };
-            workers.push(Worker {
-                tile,
-                stack_bytes: spec.stack_bytes,
-                program: vec![
-                    CoreStmt::acquire_one(&st, Port::Produce, "st"),
-                    CoreStmt::Kernel {
-                        kernel: setup.clone(),
-                        args: vec![BufArg::first("st")],
-                    },
-                    CoreStmt::Loop {
-                        count: per_core as u64,
-                        body: vec![q_loop],
-                    },
-                    CoreStmt::release_one(&st, Port::Produce),
-                ],
+                spec.depth,
+            );
+            let st_ty = BufferType::new([qt + 1, s.state_cols()], ElemType::F32);
+            let st = p.state(format!("st{c}_{r}"), st_ty, tile);
+            p.worker(tile, |w| {
+                w.stack_bytes(spec.stack_bytes);
+                let fifos = [&q, &kv, &o, &st];
+                head_program(w, fifos, [per_core, q_blocks, kv_blocks], kernels);
             });
             qs.push(q);
             kvs.push(kv);
             os.push(o);
         }
-        links.push(FifoLink {
-            srcs: vec![q_in.clone()],
-            dsts: qs,
-            src_offsets: vec![],
-            dst_offsets: (0..r_n).map(|r| r * qt * d).collect(),
-        });
-        links.push(FifoLink {
-            srcs: vec![kv_in.clone()],
-            dsts: kvs,
-            src_offsets: vec![],
-            dst_offsets: (0..r_n).map(|r| r * kt * 2 * d).collect(),
-        });
-        links.push(FifoLink {
-            srcs: os,
-            dsts: vec![o_out.clone()],
-            src_offsets: (0..r_n).map(|r| r * qt * d).collect(),
-            dst_offsets: vec![],
-        });
+        p.split(
+            &q_in,
+            memtile(c),
+            &qs,
+            (0..r_n).map(|r| r * qt * d).collect(),
+        );
+        p.split(
+            &kv_in,
+            memtile(c),
+            &kvs,
+            (0..r_n).map(|r| r * kt * 2 * d).collect(),
+        );
+        p.join(
+            &os,
+            memtile(c),
+            &o_out,
+            (0..r_n).map(|r| r * qt * d).collect(),
+        );
+        columns.push((q_in, kv_in, o_out));
     }
     // Per round of heads: O drains and Q fills first (they complete last), then one KV fill
     // per q block (every q block re-reads the head's K/V), each awaited so shim BDs recycle.
-    for p in 0..per_core {
-        let head0 = |c: usize| c * r_n + cores * p;
-        for c in 0..cn {
-            // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
-            let q_pattern = TensorAccessPattern {
-                offset: head0(c) * spec.q_len * d,
-                sizes: [q_blocks, r_n, qt, d],
-                strides: [qt * d, spec.q_len * d, d, 1],
-            };
-            ops.push(SeqOp::Drain {
-                fifo: format!("o_out{c}"),
-                arg: 2,
-                pattern: q_pattern.clone(),
-            });
-            ops.push(SeqOp::Fill {
-                fifo: format!("q_in{c}"),
-                arg: 0,
-                pattern: q_pattern,
-            });
-        }
-        for _ in 0..q_blocks {
-            for c in 0..cn {
-                ops.push(SeqOp::Fill {
-                    fifo: format!("kv_in{c}"),
-                    arg: 1,
-                    pattern: TensorAccessPattern {
+    p.sequence(|rt| {
+        for round in 0..per_core {
+            let head0 = |c: usize| c * r_n + cores * round;
+            for (c, (q_in, _, o_out)) in columns.iter().enumerate() {
+                // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
+                let q_pattern = TensorAccessPattern {
+                    offset: head0(c) * spec.q_len * d,
+                    sizes: [q_blocks, r_n, qt, d],
+                    strides: [qt * d, spec.q_len * d, d, 1],
+                };
+                rt.drain(o_out, &o_host, q_pattern.clone());
+                rt.fill(q_in, &q_host, q_pattern);
+            }
+            for _ in 0..q_blocks {
+                for (c, (_, kv_in, _)) in columns.iter().enumerate() {
+                    let kv_pattern = TensorAccessPattern {
                         offset: head0(c) * spec.kv_len * 2 * d,
                         sizes: [kv_blocks, r_n, kt, 2 * d],
                         strides: [kt * 2 * d, spec.kv_len * 2 * d, 2 * d, 1],
-                    },
-                });
+                    };
+                    rt.fill(kv_in, &kv_host, kv_pattern);
+                }
+                for (_, kv_in, _) in &columns {
+                    rt.wait(kv_in);
+                }
             }
-            for c in 0..cn {
-                ops.push(SeqOp::Wait {
-                    fifo: format!("kv_in{c}"),
-                });
+            for (q_in, _, o_out) in &columns {
+                rt.wait(q_in);
+                rt.wait(o_out);
             }
         }
-        for c in 0..cn {
-            ops.push(SeqOp::Wait {
-                fifo: format!("q_in{c}"),
+    });
+    p.build()
+}
+
+/// One attention core's program: set up the state once; for each of its heads and each q
+/// block, reset the state, stream every kv block through the online-softmax step, then
+/// write the normalised output.
+fn head_program(
+    w: &mut WorkerBody,
+    [q, kv, o, st]: [&Fifo; 4],
+    [heads, q_blocks, kv_blocks]: [usize; 3],
+    [setup, init, step, finish]: [&Kernel; 4],
+) {
+    let state = w.acquire_as("st", st, Port::Produce, 1);
+    w.call(setup, [state.first()]);
+    w.repeat(heads as u64, |w| {
+        w.repeat(q_blocks as u64, |w| {
+            let qa = w.acquire_as("q", q, Port::Consume, 1);
+            w.call(init, [state.first()]);
+            w.repeat(kv_blocks as u64, |w| {
+                let kva = w.acquire_as("kv", kv, Port::Consume, 1);
+                w.call(step, [qa.first(), kva.first(), state.first()]);
+                w.release(kva);
             });
-            ops.push(SeqOp::Wait {
-                fifo: format!("o_out{c}"),
-            });
-        }
-    }
-    let h = spec.heads;
-    Ok(Design {
-        name: spec.name.clone(),
-        device: spec.device.clone(),
-        tiles,
-        fifos,
-        links,
-        workers,
-        sequence: RuntimeSequence {
-            args: vec![
-                HostBuffer {
-                    name: "Q".into(),
-                    ty: BufferType::new([h, spec.q_len, d], elem),
-                },
-                HostBuffer {
-                    name: "KV".into(),
-                    ty: BufferType::new([h, spec.kv_len, 2 * d], elem),
-                },
-                HostBuffer {
-                    name: "O".into(),
-                    ty: BufferType::new([h, spec.q_len, d], elem),
-                },
-            ],
-            ops,
-        },
-    })
+            let oa = w.acquire_as("o", o, Port::Produce, 1);
+            w.call(finish, [state.first(), oa.first()]);
+            w.release(oa);
+            w.release(qa);
+        })
+    });
+    w.release(state);
 }
 
 #[cfg(test)]

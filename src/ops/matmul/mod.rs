@@ -285,7 +285,7 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
         p.split(
             &a_in,
             memtile(c),
-            &a_parts.iter().collect::<Vec<_>>(),
+            &a_parts,
             (0..r).map(|i| i * t.m * t.k).collect(),
         );
         let c_out = p.fifo(
@@ -294,7 +294,7 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
             depth,
         );
         p.join(
-            &c_parts.iter().collect::<Vec<_>>(),
+            &c_parts,
             memtile(c),
             &c_out,
             (0..r).map(|i| i * t.m * t.n).collect(),

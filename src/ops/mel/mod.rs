@@ -18,11 +18,10 @@
 //! `band` weights from there (the triangles are narrow; zeros outside the band are exact).
 
 use crate::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, KernelCtx,
-    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, Worker,
+    BufferType, Design, DesignError, ElemType, KernelCtx, Port, Program, TensorAccessPattern,
 };
 use crate::ops::kir::{add_f32_table, Emit, KResult};
-use crate::ops::{core, expect_args, kernel, memtile, shim};
+use crate::ops::{core, expect_args, kernel, memtile};
 use melior::ir::{Block, Value};
 
 mod spec;
@@ -224,147 +223,68 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
     let mel = kernel("mel", move |c, b, a| emit(c, b, a, s));
     let bins = N_FFT / 2 + 1;
     let f32t = ElemType::F32;
-    let (mut tiles, mut fifos, mut links, mut workers, mut ops) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let fifo = |name: &str, producer, consumers, depth, ty| ObjectFifo {
-        name: name.into(),
-        producer,
-        consumers,
-        depth,
-        ty,
-    };
+    let samples = (spec.frames - 1) * HOP + N_FFT;
+    let mut p = Program::new(&spec.name, &spec.device);
+    let audio = p.arg("padded_audio", BufferType::new([samples], f32t));
+    let log_mel = p.arg("log_mel", BufferType::new([spec.n_mels, spec.frames], f32t));
     for c in 0..cols {
-        tiles.extend([shim(c), memtile(c)]);
-        let (input, output) = (format!("in{c}"), format!("out{c}"));
-        fifos.push(fifo(
-            &input,
-            shim(c),
-            vec![memtile(c)],
-            spec.depth,
+        let input = p.fifo(
+            format!("in{c}"),
             BufferType::new([r_n * ft, N_FFT], f32t),
-        ));
-        fifos.push(fifo(
-            &output,
-            memtile(c),
-            vec![shim(c)],
             spec.depth,
-            BufferType::new([r_n * spec.n_mels, ft], f32t),
-        ));
+        );
+        let out_ty = BufferType::new([r_n * spec.n_mels, ft], f32t);
+        let output = p.fifo(format!("out{c}"), out_ty, spec.depth);
         let (mut xs, mut ys) = (vec![], vec![]);
         for r in 0..rows {
             let tile = core(c, r);
-            tiles.push(tile);
-            let (x, y, pw) = (
+            let x = p.fifo(
                 format!("x{c}_{r}"),
-                format!("y{c}_{r}"),
-                format!("pw{c}_{r}"),
-            );
-            fifos.push(fifo(
-                &x,
-                memtile(c),
-                vec![tile],
-                spec.depth,
                 BufferType::new([ft, N_FFT], f32t),
-            ));
-            fifos.push(fifo(
-                &y,
-                tile,
-                vec![memtile(c)],
                 spec.depth,
-                BufferType::new([spec.n_mels, ft], f32t),
-            ));
-            fifos.push(fifo(
-                &pw,
-                tile,
-                vec![tile],
-                1,
-                BufferType::new([bins], f32t),
-            ));
-            workers.push(Worker {
-                tile,
-                stack_bytes: spec.stack_bytes,
-                program: vec![
-                    CoreStmt::acquire_one(&pw, Port::Produce, "pw"),
-                    CoreStmt::Loop {
-                        count: steps as u64,
-                        body: vec![
-                            CoreStmt::acquire_one(&x, Port::Consume, "x"),
-                            CoreStmt::acquire_one(&y, Port::Produce, "y"),
-                            CoreStmt::Kernel {
-                                kernel: mel.clone(),
-                                args: vec![
-                                    BufArg::first("x"),
-                                    BufArg::first("y"),
-                                    BufArg::first("pw"),
-                                ],
-                            },
-                            CoreStmt::release_one(&x, Port::Consume),
-                            CoreStmt::release_one(&y, Port::Produce),
-                        ],
-                    },
-                    CoreStmt::release_one(&pw, Port::Produce),
-                ],
+            );
+            let y_ty = BufferType::new([spec.n_mels, ft], f32t);
+            let y = p.fifo(format!("y{c}_{r}"), y_ty, spec.depth);
+            let pw = p.state(format!("pw{c}_{r}"), BufferType::new([bins], f32t), tile);
+            p.worker(tile, |w| {
+                w.stack_bytes(spec.stack_bytes);
+                let power = w.acquire_as("pw", &pw, Port::Produce, 1);
+                w.repeat(steps as u64, |w| {
+                    let a = w.acquire_as("x", &x, Port::Consume, 1);
+                    let b = w.acquire_as("y", &y, Port::Produce, 1);
+                    w.call(&mel, [a.first(), b.first(), power.first()]);
+                    w.release(a);
+                    w.release(b);
+                });
+                w.release(power);
             });
             xs.push(x);
             ys.push(y);
         }
-        links.push(FifoLink {
-            srcs: vec![input.clone()],
-            dsts: xs,
-            src_offsets: vec![],
-            dst_offsets: (0..r_n).map(|r| r * ft * N_FFT).collect(),
-        });
-        links.push(FifoLink {
-            srcs: ys,
-            dsts: vec![output.clone()],
-            src_offsets: (0..r_n).map(|r| r * spec.n_mels * ft).collect(),
-            dst_offsets: vec![],
-        });
+        let x_offsets = (0..r_n).map(|r| r * ft * N_FFT).collect();
+        p.split(&input, memtile(c), &xs, x_offsets);
+        let y_offsets = (0..r_n).map(|r| r * spec.n_mels * ft).collect();
+        p.join(&ys, memtile(c), &output, y_offsets);
         let first_frame = c as usize * per_column;
-        // Overlapping frames: consecutive frames start `hop` samples apart.
-        ops.push(SeqOp::Fill {
-            fifo: input,
-            arg: 0,
-            pattern: TensorAccessPattern {
+        p.sequence(|rt| {
+            // Overlapping frames: consecutive frames start `hop` samples apart.
+            let frames = TensorAccessPattern {
                 offset: first_frame * HOP,
                 sizes: [1, steps, r_n * ft, N_FFT],
                 strides: [0, r_n * ft * HOP, HOP, 1],
-            },
-        });
-        // Join buffer [core, mel, frame] -> host [mel, frames].
-        ops.push(SeqOp::Drain {
-            fifo: output,
-            arg: 1,
-            pattern: TensorAccessPattern {
+            };
+            rt.fill(&input, &audio, frames);
+            // Join buffer [core, mel, frame] -> host [mel, frames].
+            let mels = TensorAccessPattern {
                 offset: first_frame,
                 sizes: [steps, r_n, spec.n_mels, ft],
                 strides: [r_n * ft, ft, spec.frames, 1],
-            },
+            };
+            rt.drain(&output, &log_mel, mels);
         });
     }
-    crate::ops::settle(&mut ops);
-    let samples = (spec.frames - 1) * HOP + N_FFT;
-    Ok(Design {
-        name: spec.name.clone(),
-        device: spec.device.clone(),
-        tiles,
-        fifos,
-        links,
-        workers,
-        sequence: RuntimeSequence {
-            args: vec![
-                HostBuffer {
-                    name: "padded_audio".into(),
-                    ty: BufferType::new([samples], f32t),
-                },
-                HostBuffer {
-                    name: "log_mel".into(),
-                    ty: BufferType::new([spec.n_mels, spec.frames], f32t),
-                },
-            ],
-            ops,
-        },
-    })
+    p.sequence(|rt| rt.settle());
+    p.build()
 }
 
 #[cfg(test)]
