@@ -3,6 +3,7 @@
 //! only, written with [`kir`]), a plain f64 `reference` and a documented `TOLERANCE`.
 
 pub mod attention;
+pub mod elementwise;
 pub mod gelu;
 pub mod kir;
 pub mod layernorm;
