@@ -206,19 +206,50 @@ pub fn build(spec: &ElementwiseSpec) -> Result<Design, DesignError> {
     })
 }
 
-/// The function the kernel computes, in f64, and the bound on the kernel's distance to it at
-/// input `x` (see the module docs).
-pub fn reference(spec: &ElementwiseSpec, body: &MapBody, x: f64) -> (f64, f64) {
-    let env = Env::with(INPUT, x);
-    let (want, lowering) = match body {
-        MapBody::Expr(e) => e.eval_bound(&env),
-        MapBody::Lut { lut, .. } => (lut.func.eval(&env), lut.error_bound()),
-    };
-    let rounding = match spec.dtype {
-        Dtype::Bf16 => 2f64.powi(-8),
-        _ => 2f64.powi(-23),
-    };
-    (want, lowering + rounding * (want.abs() + lowering))
+/// The f64 reference of a spec and its per-element bound (see the module docs).
+pub struct Reference {
+    pub body: MapBody,
+    /// The table's bound, computed once (LUT form).
+    lut_bound: f64,
+    /// Relative rounding of the stored output.
+    rounding: f64,
+}
+
+impl Reference {
+    pub fn new(spec: &ElementwiseSpec) -> Result<Self, SpecError> {
+        let body = body(spec)?;
+        let lut_bound = match &body {
+            MapBody::Lut { lut, .. } => lut.error_bound(),
+            MapBody::Expr(_) => 0.0,
+        };
+        let rounding = match spec.dtype {
+            Dtype::Bf16 => 2f64.powi(-8),
+            _ => 2f64.powi(-23),
+        };
+        Ok(Reference {
+            body,
+            lut_bound,
+            rounding,
+        })
+    }
+
+    /// The function in f64 at input `x`, and the bound on the kernel's distance to it.
+    pub fn at(&self, x: f64) -> (f64, f64) {
+        let env = Env::with(INPUT, x);
+        let (want, lowering) = match &self.body {
+            MapBody::Expr(e) => e.eval_bound(&env),
+            MapBody::Lut { lut, .. } => (lut.func.eval(&env), self.lut_bound),
+        };
+        (want, lowering + self.rounding * (want.abs() + lowering))
+    }
+
+    /// The checked expression of an `expr` spec, or the function a `lut` spec tabulates.
+    pub fn function(&self) -> &Expr {
+        match &self.body {
+            MapBody::Expr(e) => e,
+            MapBody::Lut { lut, .. } => &lut.func,
+        }
+    }
 }
 
 /// The tolerance as text, for reports.
@@ -236,12 +267,8 @@ pub fn compare(
     x: &HostData,
     y: &HostData,
 ) -> Result<Comparison, SpecError> {
-    let body = body(spec)?;
-    let refs: Vec<(f64, f64)> = x
-        .to_f64()
-        .iter()
-        .map(|&v| reference(spec, &body, v))
-        .collect();
+    let reference = Reference::new(spec)?;
+    let refs: Vec<(f64, f64)> = x.to_f64().iter().map(|&v| reference.at(v)).collect();
     let want: Vec<f64> = refs.iter().map(|r| r.0).collect();
     Ok(Comparison::new(
         &y.to_f64(),
@@ -250,12 +277,4 @@ pub fn compare(
         TOLERANCE,
         |i, _| refs[i].1,
     ))
-}
-
-/// The checked expression of an `expr` spec, or the function a `lut` spec tabulates.
-pub fn function(body: &MapBody) -> &Expr {
-    match body {
-        MapBody::Expr(e) => e,
-        MapBody::Lut { lut, .. } => &lut.func,
-    }
 }
