@@ -121,8 +121,8 @@ fn spec_text(name: &str) -> String {
 }
 
 /// A small instance: 24 x 64 over 3 columns x 4 cores, 2-row tiles.
-fn small(body: &str, dtype: &str) -> ElementwiseSpec {
-    let text = format!(
+fn small_text(body: &str, dtype: &str) -> String {
+    format!(
         r#"op = "elementwise"
 name = "t"
 device = "npu1"
@@ -132,8 +132,11 @@ tile_rows = 2
 array = {{ columns = 3, cores_per_column = 4 }}
 {body}
 "#
-    );
-    elementwise::from_toml(&text, Path::new("t.toml")).unwrap()
+    )
+}
+
+fn small(body: &str, dtype: &str) -> ElementwiseSpec {
+    elementwise::from_toml(&small_text(body, dtype), Path::new("t.toml")).unwrap()
 }
 
 /// Inputs over [-6, 6] evenly plus the seeded normal draws of `aiec sim`; returns
@@ -235,16 +238,9 @@ fn lut_form_reproduces_the_gelu_op_bit_for_bit() {
     assert!(max_err > lut.error_bound() / 10.0, "{max_err}");
 
     // The GELU op on the same input gives the same bits.
-    let gelu_spec = aiec::spec::Spec::parse(
-        &format!(
-            "op = \"gelu\"\nname = \"t\"\ndevice = \"npu1\"\ndtype = \"bf16\"\n\
-             shape = {{ rows = 24, cols = 64 }}\ntile_rows = 2\n\
-             array = {{ columns = 3, cores_per_column = 4 }}\n\
-             table = {{ min = -4.0, max = 4.0, step = 0.03125 }}\n"
-        ),
-        Path::new("g.toml"),
-    )
-    .unwrap();
+    let table = "table = { min = -4.0, max = 4.0, step = 0.03125 }";
+    let gelu_text = small_text(table, "bf16").replace("\"elementwise\"", "\"gelu\"");
+    let gelu_spec = aiec::spec::Spec::parse(&gelu_text, Path::new("g.toml")).unwrap();
     let (x, y, _) = simulate(&spec);
     let y_op = sim::run(&gelu_spec.build().unwrap(), vec![x])
         .unwrap()
@@ -349,9 +345,10 @@ fn expr_kernel_helper_builds_a_working_design() {
 }
 
 #[test]
-#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+#[ignore = "needs the real aie-opt/aie-translate (AIEC_AIE_OPT, AIEC_AIE_TRANSLATE)"]
 fn aie_opt_accepts_elementwise_designs() {
     let aie_opt = std::env::var_os("AIEC_AIE_OPT").expect("set AIEC_AIE_OPT");
+    let aie_translate = std::env::var_os("AIEC_AIE_TRANSLATE").expect("set AIEC_AIE_TRANSLATE");
     let dir = tempfile::tempdir().unwrap();
     for file in ["gelu_expr.toml", "gelu_lut_expr.toml"] {
         let spec = elementwise::from_toml(&spec_text(file), Path::new(file)).unwrap();
@@ -373,6 +370,23 @@ fn aie_opt_accepts_elementwise_designs() {
             out.status.success(),
             "{file}: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+        // The NPU lowering makes an instruction stream of whole 32-bit words.
+        let npu = path.with_extension("npu.mlir");
+        std::fs::write(&npu, &out.stdout).unwrap();
+        let insts = path.with_extension("insts.bin");
+        let translated = std::process::Command::new(&aie_translate)
+            .args(["--aie-npu-to-binary", "--aie-output-binary"])
+            .arg(&npu)
+            .arg("-o")
+            .arg(&insts)
+            .output()
+            .unwrap();
+        assert!(translated.status.success(), "{file}: aie-translate failed");
+        let bytes = std::fs::metadata(&insts).unwrap().len();
+        assert!(
+            bytes > 0 && bytes.is_multiple_of(4),
+            "{file}: insts.bin has {bytes} bytes"
         );
         let printed = std::process::Command::new(&aie_opt)
             .arg(&path)
