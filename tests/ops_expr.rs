@@ -305,18 +305,20 @@ fn shipped_specs_check_build_and_run_at_a_small_shape() {
     }
 }
 
-#[test]
-fn expr_kernel_helper_builds_a_working_design() {
-    // The DSL's entry point, on the row-wise design: y = max(x, 0) on 2 x 64 bf16 tiles.
-    let ty = BufferType::new([2, 64], ElemType::Bf16);
-    let relu = expr::kernel("relu", "max(x, 0)", &ty).unwrap();
-    let err = expr::kernel("relu", "max(x)", &ty).err().unwrap();
-    assert_eq!((err.line, err.column), (1, 1));
-    let design = rowwise::build(&rowwise::RowwisePlan {
-        name: "relu",
+/// 8 rows of `cols` on the row-wise design, one column of 4 cores, 2-row tiles, `kernel` on
+/// every core.
+fn four_cores(
+    name: &str,
+    cols: usize,
+    elem: ElemType,
+    params: Option<BufferType>,
+    kernel: &aiec::design::Kernel,
+) -> aiec::design::Design {
+    rowwise::build(&rowwise::RowwisePlan {
+        name,
         device: "npu1",
         rows: 8,
-        cols: 64,
+        cols,
         tile_rows: 2,
         array: aiec::spec::ArraySpec {
             columns: 1,
@@ -324,23 +326,49 @@ fn expr_kernel_helper_builds_a_working_design() {
         },
         depth: 2,
         stack_bytes: 1024,
-        elem: ElemType::Bf16,
-        params: None,
-        kernel_for: &|_, _| relu.clone(),
+        elem,
+        params,
+        kernel_for: &|_, _| kernel.clone(),
         needs_step: false,
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// 8 x 64 bf16 rows over 4 cores in 2-row tiles running `kernel`; with `flat`, every buffer is
+/// 1-D (same layout), as in the DSL example.
+fn relu_design(flat: bool) -> aiec::design::Design {
+    let shape: Vec<usize> = if flat { vec![128] } else { vec![2, 64] };
+    let ty = BufferType::new(shape, ElemType::Bf16);
+    let relu = expr::kernel("relu", "max(x, 0)", &ty).unwrap();
+    let mut design = four_cores("relu", 64, ElemType::Bf16, None, &relu);
+    if flat {
+        let flatten = |t: &mut BufferType| *t = BufferType::new([t.numel()], t.elem);
+        design.fifos.iter_mut().for_each(|f| flatten(&mut f.ty));
+        design
+            .sequence
+            .args
+            .iter_mut()
+            .for_each(|a| flatten(&mut a.ty));
+    }
+    design
+}
+
+#[test]
+fn expr_kernel_helper_builds_working_1d_and_2d_kernels() {
+    let ty = BufferType::new([2, 64], ElemType::Bf16);
+    let err = expr::kernel("relu", "max(x)", &ty).err().unwrap();
+    assert_eq!((err.line, err.column), (1, 1));
     let x: Vec<bf16> = (0..8 * 64)
         .map(|i| bf16::from_f64(i as f64 / 16.0 - 16.0))
         .collect();
-    let HostData::Bf16(y) = sim::run(&design, vec![HostData::Bf16(x.clone())])
-        .unwrap()
-        .remove(0)
-    else {
-        panic!()
-    };
-    for (a, b) in x.iter().zip(&y) {
-        assert_eq!(b.to_f64(), a.to_f64().max(0.0));
+    for flat in [false, true] {
+        let out = sim::run(&relu_design(flat), vec![HostData::Bf16(x.clone())]).unwrap();
+        let HostData::Bf16(y) = &out[0] else {
+            panic!("{:?}", out[0])
+        };
+        for (a, b) in x.iter().zip(y) {
+            assert_eq!(b.to_f64(), a.to_f64().max(0.0), "flat {flat}");
+        }
     }
 }
 
@@ -396,6 +424,56 @@ fn aie_opt_accepts_elementwise_designs() {
             String::from_utf8_lossy(&printed.stdout),
             text,
             "{file}: round trip"
+        );
+    }
+}
+
+#[test]
+fn lowered_vectors_read_by_column_match_eval() {
+    // y[i][j] = gelu(x * 2 + bias[j]) - bias[j] with bias broadcast to every core as the
+    // row-wise design's parameter buffer: exercises vector loads at the column index.
+    let (rows, cols) = (8, 32); // as four_cores lays them out
+    let src = "gelu(x * 2 + bias[col]) - bias[col]";
+    let decl = Decl::scalars(&["x"]).with_vectors(&["bias"]);
+    let tree = expr::parse(src, &decl).unwrap();
+    let body = tree.clone();
+    let kernel = aiec::ops::kernel("bias_gelu", move |ctx, block, args| {
+        let e = aiec::ops::kir::Emit::new(ctx, block, "bias_gelu");
+        let (x, y, bias) = (args[0], args[1], args[2]);
+        e.for_n(2, |e, i| {
+            e.for_n(cols, |e, j| {
+                let v = e.load_f32(x, &[i, j])?;
+                let env = expr::LowerEnv {
+                    scalars: vec![("x", v)],
+                    vectors: vec![("bias", bias)],
+                    row: None,
+                    col: Some(j),
+                };
+                let out = expr::lower(e, &body, &env)?;
+                e.store_f32(out, y, &[i, j], ElemType::F32)
+            })
+        })
+    });
+    let params = Some(BufferType::new([cols], ElemType::F32));
+    let design = four_cores("bias_gelu", cols, ElemType::F32, params, &kernel);
+    let x: Vec<f32> = (0..rows * cols)
+        .map(|i| (i as f32 - 128.0) / 40.0)
+        .collect();
+    let bias: Vec<f32> = (0..cols).map(|j| j as f32 / 8.0 - 2.0).collect();
+    let bias64: Vec<f64> = bias.iter().map(|b| *b as f64).collect();
+    let out = sim::run(&design, vec![HostData::F32(x.clone()), HostData::F32(bias)]).unwrap();
+    let y = out[0].to_f64();
+    for (k, (xi, yi)) in x.iter().zip(&y).enumerate() {
+        let env = Env {
+            scalars: vec![("x", *xi as f64)],
+            vectors: vec![("bias", &bias64)],
+            row: k / cols,
+            col: k % cols,
+        };
+        let (want, bound) = tree.eval_bound(&env);
+        assert!(
+            (yi - want).abs() <= bound,
+            "[{k}] {yi} vs {want} (bound {bound:e})"
         );
     }
 }
