@@ -5,6 +5,7 @@ pub mod backend;
 pub mod cli;
 pub mod design;
 pub mod device;
+pub mod expr;
 pub mod mlir;
 pub mod ops;
 pub mod sim;

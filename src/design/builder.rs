@@ -223,7 +223,12 @@ impl Program {
 
     /// `aie.objectfifo.link` one to one through the memtile `via`.
     pub fn forward(&mut self, src: &Fifo, via: TileId, dst: &Fifo) {
-        self.add_link(std::slice::from_ref(src), via, std::slice::from_ref(dst), Offsets::Dst(vec![]));
+        self.add_link(
+            std::slice::from_ref(src),
+            via,
+            std::slice::from_ref(dst),
+            Offsets::Dst(vec![]),
+        );
     }
 
     /// A split through the memtile `via`: part `i` gets the slice of `src` at `offsets[i]`

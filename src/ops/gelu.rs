@@ -1,13 +1,13 @@
-//! GELU by a lookup table with linear interpolation.
+//! GELU by a lookup table with linear interpolation ([`crate::expr::lut`]).
 //!
-//! The table holds erf-GELU `x * Phi(x)` sampled at `min + i*step` for `i = 0..entries` as an f32
-//! `memref.global` constant (one copy in each core's data memory). For `x` in `[min, max]` the
-//! kernel interpolates linearly between the two nearest samples; below `min` it returns 0
-//! (GELU(-4) = -1.3e-4), above `max` it returns `x` (GELU(4) - 4 = -1.3e-4).
+//! The table holds erf-GELU `x * Phi(x)` sampled at `min + i*step` for `i = 0..entries`; below
+//! `min` the kernel returns 0 (GELU(-4) = -1.3e-4), above `max` it returns `x`
+//! (GELU(4) - 4 = -1.3e-4).
 
 use crate::design::{Design, DesignError, ElemType, KernelCtx};
 use crate::device::DeviceModel;
-use crate::ops::kir::{add_f32_table, Cmp, Emit, KResult};
+use crate::expr::lut::{self, LutLookup};
+use crate::ops::kir::{Emit, KResult};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::ops::{expect_args, kernel};
@@ -15,19 +15,8 @@ use crate::sim::inputs::InputGen;
 use crate::sim::verify::TestCase;
 use crate::spec::{Dtype, Fields, RowsShape, SpecError};
 use melior::ir::{Block, Value};
-use serde::Deserialize;
 
-/// GELU lookup table: `entries = (max - min) / step + 1` samples of erf-GELU on `[min, max]`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LutSpec {
-    pub min: f64,
-    pub max: f64,
-    pub step: f64,
-}
-
-/// The table is f32 in core memory next to the buffers; it is capped at 16 KiB.
-const TABLE_MAX_BYTES: usize = 16 * 1024;
+pub use crate::expr::lut::LutSpec;
 
 crate::op_spec! {
     pub struct GeluSpec {
@@ -38,47 +27,12 @@ crate::op_spec! {
     }
 }
 
-impl LutSpec {
-    fn check(&self, f: &Fields) -> Result<(), SpecError> {
-        if self.step.is_nan() || self.step <= 0.0 || !self.step.is_finite() {
-            return Err(f.fail("table.step", format!("{} must be > 0", self.step)));
-        }
-        if self.max.is_nan() || self.min.is_nan() || self.max <= self.min {
-            return Err(f.fail(
-                "table.max",
-                format!("{} must exceed table.min = {}", self.max, self.min),
-            ));
-        }
-        let entries = (self.max - self.min) / self.step;
-        if (entries - entries.round()).abs() > 1e-6 {
-            return Err(f.fail(
-                "table.step",
-                format!(
-                    "{} does not divide the range {}..{} into whole steps ({entries:.3})",
-                    self.step, self.min, self.max
-                ),
-            ));
-        }
-        let bytes = (entries.round() as usize + 1) * 4;
-        if bytes > TABLE_MAX_BYTES {
-            return Err(f.fail(
-                "table.step",
-                format!(
-                    "table needs {} entries = {bytes} bytes, limit {TABLE_MAX_BYTES} bytes",
-                    bytes / 4
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
 impl OpSpec for GeluSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
         f.common(&self.array, self.depth, dev)?;
         f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "gelu")?;
         f.rowwise(&self.shape, self.tile_rows, &self.array)?;
-        self.table.check(f)
+        self.table.check(f, "table")
     }
 
     fn build(&self) -> Result<Design, DesignError> {
@@ -143,24 +97,12 @@ pub fn reference(x: f64) -> f64 {
 
 /// The table the kernel embeds.
 pub fn table(t: &LutSpec) -> Vec<f32> {
-    let entries = ((t.max - t.min) / t.step).round() as usize + 1;
-    (0..entries)
-        .map(|i| reference(t.min + i as f64 * t.step) as f32)
-        .collect()
+    lut::sample(t, reference)
 }
 
 /// What the kernel computes, in f64 on the same table (for tests of the table logic).
-pub fn lut_eval(t: &LutSpec, lut: &[f32], x: f64) -> f64 {
-    if x <= t.min {
-        return 0.0;
-    }
-    if x >= t.max {
-        return x;
-    }
-    let pos = (x - t.min) / t.step;
-    let i0 = (pos.floor() as usize).min(lut.len() - 2);
-    let frac = pos - i0 as f64;
-    lut[i0] as f64 + frac * (lut[i0 + 1] as f64 - lut[i0] as f64)
+pub fn lut_eval(t: &LutSpec, table: &[f32], x: f64) -> f64 {
+    lut::interpolate(t, table, x, 0.0, x)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -175,37 +117,13 @@ fn emit<'c>(
     table_name: &str,
 ) -> KResult<()> {
     expect_args("gelu", args, 2)?;
-    let lut = table(&t);
-    let lut_ty = add_f32_table(ctx, table_name, &[lut.len()], &lut)?;
     let e = Emit::new(ctx, block, "gelu");
     let (x, y) = (args[0], args[1]);
-    let table = e.get_global(table_name, lut_ty)?;
-    let min = e.f32(t.min)?;
-    let max = e.f32(t.max)?;
-    let inv_step = e.f32(1.0 / t.step)?;
-    let zero = e.f32(0.0)?;
-    let last = e.int(32, lut.len() as i64 - 2)?;
-    let one_i = e.int(32, 1)?;
-    let zero_i = e.int(32, 0)?;
+    let lut = LutLookup::setup(ctx, &e, table_name, &t, &table(&t))?;
     e.for_n(rows, |e, i| {
         e.for_n(cols, |e, j| {
             let v = e.load_f32(x, &[i, j])?;
-            // Index arithmetic on the clamped input so out-of-range values stay in the table.
-            let vc = e.minf(e.maxf(v, min)?, max)?;
-            let pos = e.mulf(e.subf(vc, min)?, inv_step)?;
-            let i0 = e.cast("arith.fptosi", pos, e.int_type(32))?;
-            let i0 = e.minsi(e.maxsi(i0, zero_i)?, last)?;
-            let frac = e.subf(pos, e.cast("arith.sitofp", i0, e.f32_type())?)?;
-            let i1 = e.addi(i0, one_i)?;
-            let k0 = e.cast("arith.index_cast", i0, e.index_type())?;
-            let k1 = e.cast("arith.index_cast", i1, e.index_type())?;
-            let l0 = e.load(table, &[k0])?;
-            let l1 = e.load(table, &[k1])?;
-            let inside = e.addf(l0, e.mulf(frac, e.subf(l1, l0)?)?)?;
-            let below = e.cmpf(Cmp::Lt, v, min)?;
-            let above = e.cmpf(Cmp::Gt, v, max)?;
-            let out = e.select(below, zero, inside)?;
-            let out = e.select(above, v, out)?;
+            let out = lut.lookup(e, v, lut.zero, v)?;
             e.store_f32(out, y, &[i, j], elem)
         })
     })

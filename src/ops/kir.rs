@@ -46,7 +46,8 @@ impl<'c, 'k> Emit<'c, 'k> {
         }
     }
 
-    fn err(&self, message: impl std::fmt::Display) -> DesignError {
+    /// A kernel error naming this kernel (for emitters built on `Emit`).
+    pub fn err(&self, message: impl std::fmt::Display) -> DesignError {
         DesignError::Kernel {
             kernel: self.kernel.to_string(),
             message: message.to_string(),

@@ -6,6 +6,7 @@
 //! building blocks (matmul's MAC loop and store, the norm row pass, GELU's table lookup).
 
 pub mod attention;
+pub mod elementwise;
 pub mod gelu;
 pub mod kir;
 pub mod layernorm;

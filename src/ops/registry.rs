@@ -77,6 +77,7 @@ pub const OPS: &[OpEntry] = &[
     OpEntry::of::<super::layernorm::LayernormSpec>("layernorm"),
     OpEntry::of::<super::softmax::SoftmaxSpec>("softmax"),
     OpEntry::of::<super::rmsnorm::RmsnormSpec>("rmsnorm"),
+    OpEntry::of::<super::elementwise::ElementwiseSpec>("elementwise"),
 ];
 
 /// The entry for `op`, if one is registered.

@@ -1,0 +1,126 @@
+//! Element-wise expressions for kernel specs: `expr = "x * 0.5 * (1 + erf(x * 0.7071067811865476))"`,
+//! `epilogue = "gelu(acc * sa[row] * sw[col] + bias[col]) + residual"`, or a table
+//! `lut = { fn = "gelu", range = [-4, 4], step = 0.03125 }`.
+//!
+//! Grammar (`expr.pest`): numbers (`2`, `0.5`, `.5`, `1e-3`), names, `v[row]` / `v[col]`,
+//! calls of a fixed set ([`Func`]: erf exp tanh sqrt rsqrt abs max min gelu relu silu
+//! sigmoid), `+ - * /` left-associative with `* /` binding tighter, unary minus, parentheses.
+//!
+//! One checked tree ([`Expr`], after [`parse`] against the op's [`Decl`]) serves three uses:
+//! [`Expr::eval`] is the float64 reference, [`Expr::eval_bound`] the documented tolerance of
+//! the f32 kernel, and [`lower()`] emits the kernel body (`arith` / `math` through
+//! [`crate::ops::kir::Emit`]); [`lut`] turns the same tree into an interpolated table.
+
+mod ast;
+mod eval;
+mod lower;
+pub mod lut;
+mod parse;
+
+pub use ast::{Axis, BinOp, Expr, Func, ERF_ERROR, FUNCS};
+pub use eval::Env;
+pub use lower::{lower, LowerEnv};
+pub use parse::{parse, Decl, ExprError};
+
+use melior::ir::{Block, Value};
+
+use crate::design::{BufferType, DesignError, ElemType, Kernel, KernelCtx};
+use crate::ops::kir::{Emit, KResult};
+use lut::{Lut, LutLookup};
+
+/// What an element-wise kernel computes from its input element `x`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MapBody {
+    Expr(Expr),
+    /// A table (emitted as the device global `table_name`).
+    Lut {
+        lut: Lut,
+        table_name: String,
+    },
+}
+
+/// A kernel `y = f(x)` element by element over two buffers of type `ty` (1-D or 2-D, f32 or
+/// bf16), with `f` an expression in `x`; e.g. `kernel("relu", "max(x, 0)", &chunk)`.
+pub fn kernel(name: &str, src: &str, ty: &BufferType) -> Result<Kernel, ExprError> {
+    let body = MapBody::Expr(parse(src, &Decl::scalars(&["x"]))?);
+    Ok(map_kernel(name, body, ty.clone()))
+}
+
+/// The kernel for a checked body (see [`kernel`]).
+pub fn map_kernel(name: &str, body: MapBody, ty: BufferType) -> Kernel {
+    let kernel_name = name.to_string();
+    crate::ops::kernel(name, move |ctx, block, args| {
+        emit_map(ctx, block, args, &kernel_name, &body, &ty)
+    })
+}
+
+fn emit_map<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    name: &str,
+    body: &MapBody,
+    ty: &BufferType,
+) -> Result<(), DesignError> {
+    crate::ops::expect_args(name, args, 2)?;
+    let e = Emit::new(ctx, block, name);
+    let (x, y, elem) = (args[0], args[1], ty.elem);
+    if !matches!(elem, ElemType::F32 | ElemType::Bf16) {
+        return Err(e.err(format!(
+            "element-wise kernels take f32 or bf16, not {}",
+            elem.mlir()
+        )));
+    }
+    let table = match body {
+        MapBody::Lut { lut, table_name } => Some(LutLookup::setup(
+            ctx,
+            &e,
+            table_name,
+            &lut.grid,
+            &lut.table(),
+        )?),
+        MapBody::Expr(_) => None,
+    };
+    let table = table.as_ref();
+    match ty.shape.as_slice() {
+        [n] => e.for_n(*n, |e, i| {
+            let v = e.load_f32(x, &[i])?;
+            e.store_f32(element(e, v, body, table)?, y, &[i], elem)
+        }),
+        [rows, cols] => e.for_n(*rows, |e, i| {
+            e.for_n(*cols, |e, j| {
+                let v = e.load_f32(x, &[i, j])?;
+                e.store_f32(element(e, v, body, table)?, y, &[i, j], elem)
+            })
+        }),
+        other => Err(e.err(format!(
+            "element-wise kernels take 1-D or 2-D buffers, not {other:?}"
+        ))),
+    }
+}
+
+/// One output element from its input `v`.
+fn element<'c, 'x>(
+    e: &Emit<'c, 'x>,
+    v: Value<'c, 'x>,
+    body: &MapBody,
+    table: Option<&LutLookup<'c, '_>>,
+) -> KResult<Value<'c, 'x>> {
+    match (body, table) {
+        (MapBody::Expr(expr), _) => lower(e, expr, &scalar_env("x", v)),
+        (MapBody::Lut { lut, .. }, Some(t)) => {
+            let env = scalar_env(&lut.var, v);
+            let below = lower(e, &lut.below, &env)?;
+            let above = lower(e, &lut.above, &env)?;
+            t.lookup(e, v, below, above)
+        }
+        (MapBody::Lut { .. }, None) => Err(e.err("table body without its table")),
+    }
+}
+
+fn scalar_env<'c, 'v>(name: &'v str, v: Value<'c, 'v>) -> LowerEnv<'c, 'v> {
+    LowerEnv {
+        scalars: vec![(name, v)],
+        ..LowerEnv::default()
+    }
+}
