@@ -1,13 +1,13 @@
 //! A user's own kernel written with the DSL: ReLU over a bf16 vector on one core.
 //!
 //! `cargo run --release --example relu [-- --length N]` builds the design (a FIFO from the
-//! host to the core and one back, a worker looping over 512-element chunks), lowers it
-//! through melior and prints the MLIR in aie-opt's syntax. N must be a multiple of 512.
+//! host to the core and one back, a worker looping over 512-element chunks, the kernel from
+//! the expression `max(x, 0)`), lowers it through melior and prints the MLIR in aie-opt's
+//! syntax. N must be a multiple of 512.
 
 use anyhow::{bail, Context as _, Result};
 
 use aiec::design::{BufferType, Design, ElemType, Port, Program, TensorAccessPattern, TileId};
-use aiec::ops::{kernel, kir::Emit};
 
 /// Elements per FIFO buffer.
 const CHUNK: usize = 512;
@@ -17,18 +17,11 @@ fn relu_design(length: usize) -> Result<Design> {
         bail!("--length {length} must be a positive multiple of {CHUNK}");
     }
     // y[i] = max(x[i], 0), computed in f32 and stored back as bf16.
-    let relu = kernel("relu", |ctx, block, args| {
-        let e = Emit::new(ctx, block, "relu");
-        let zero = e.f32(0.0)?;
-        e.for_n(CHUNK, |e, i| {
-            let v = e.load_f32(args[0], &[i])?;
-            e.store_f32(e.maxf(v, zero)?, args[1], &[i], ElemType::Bf16)
-        })
-    });
+    let chunk = BufferType::new([CHUNK], ElemType::Bf16);
+    let relu = aiec::expr::kernel("relu", "max(x, 0)", &chunk)?;
     let mut p = Program::new("relu", "npu1_1col");
     let host = BufferType::new([length], ElemType::Bf16);
     let (x_host, y_host) = (p.arg("X", host.clone()), p.arg("Y", host));
-    let chunk = BufferType::new([CHUNK], ElemType::Bf16);
     let (x, y) = (p.fifo("x", chunk.clone(), 2), p.fifo("y", chunk, 2));
     p.worker(TileId::new(0, 2), |w| {
         w.repeat((length / CHUNK) as u64, |w| {
