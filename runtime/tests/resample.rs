@@ -49,26 +49,17 @@ fn resampled_8k_wav_matches_faster_whisper_decode() {
     assert_matches_faster_whisper(&input, "demo-nomatch.fw-pcm.npy", BOUND);
 }
 
-/// 22.05 kHz mono (320 phases, 46 taps), speech plus full-band noise. Measured 8.0e-7.
+/// The made inputs (speech plus full-band noise, scripts/make_resample_fixtures.py):
+/// 22.05 kHz mono (320 phases, 46 taps; measured 8.0e-7), 44.1 kHz stereo (160 phases,
+/// 92 taps, averaged first as libswresample's stereo-to-mono matrix (0.5, 0.5) does;
+/// 1.4e-6) and 48 kHz mono (one phase, 100 taps: plain decimation by 3; 1.6e-6).
 #[test]
-fn resampled_22k_flac_matches_faster_whisper_decode() {
-    let input = data_file("resample/jfk_noise_22050.flac");
-    assert_matches_faster_whisper(&input, "resample/jfk_noise_22050.fw-s16.npy", BOUND);
-}
-
-/// 44.1 kHz stereo (160 phases, 92 taps): the channel average first, as libswresample's
-/// stereo-to-mono matrix (0.5, 0.5) does. Measured 1.4e-6.
-#[test]
-fn resampled_44k_stereo_flac_matches_faster_whisper_decode() {
-    let input = data_file("resample/jfk_noise_44100.flac");
-    assert_matches_faster_whisper(&input, "resample/jfk_noise_44100.fw-s16.npy", BOUND);
-}
-
-/// 48 kHz mono (one phase, 100 taps: plain decimation by 3). Measured 1.6e-6.
-#[test]
-fn resampled_48k_flac_matches_faster_whisper_decode() {
-    let input = data_file("resample/jfk_noise_48000.flac");
-    assert_matches_faster_whisper(&input, "resample/jfk_noise_48000.fw-s16.npy", BOUND);
+fn resampled_22k_44k_48k_flac_match_faster_whisper_decode() {
+    for rate in [22_050, 44_100, 48_000] {
+        let stem = format!("resample/jfk_noise_{rate}");
+        let input = data_file(&format!("{stem}.flac"));
+        assert_matches_faster_whisper(&input, &format!("{stem}.fw-s16.npy"), BOUND);
+    }
 }
 
 /// Output lengths PyAV gives for 1000 and 12345 input samples (printed by
