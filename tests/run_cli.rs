@@ -278,3 +278,39 @@ fn stdin_input() {
         .contains("fellow americans"));
     let _ = Path::new("-");
 }
+
+/// Bad numeric flags fail before the model is touched. `--model-dir` points at an empty
+/// directory, so a load gives its own error ("loading model from ...", checked first with
+/// good flags); with a bad flag the flag's error must be the one reported, and nothing else.
+#[test]
+fn bad_numeric_flags_fail_before_the_model_loads() {
+    let empty = tempfile::tempdir().unwrap();
+    let run_on_empty_model = |flags: &[&str]| {
+        aiec()
+            .args(["run", "whisper-base", "--model-dir"])
+            .arg(empty.path())
+            .arg(sample())
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    assert_clean_failure(&run_on_empty_model(&[]), "loading model from");
+    for (flags, message) in [
+        (
+            &["--beam-size", "0"][..],
+            "--beam-size 0: must be at least 1",
+        ),
+        (&["--best-of", "0"], "--best-of 0: must be at least 1"),
+        (
+            &["--temperature", "0,3"],
+            "--temperature 3: must be between 0 and 2",
+        ),
+        (&["--threads", "0"], "--threads 0: must be at least 1"),
+    ] {
+        let out = run_on_empty_model(flags);
+        assert_clean_failure(&out, message);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("loading model"), "{flags:?}: {stderr}");
+        assert_eq!(stderr.matches("error").count(), 1, "{flags:?}: {stderr}");
+    }
+}

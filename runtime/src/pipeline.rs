@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use crate::audio::{self, AudioError};
-use crate::decode::transcribe::{Context, Progress};
-use crate::decode::{self, DecodeError, DecodeOptions};
+use crate::decode::{self, Context, DecodeError, DecodeOptions, Progress};
 use crate::mel;
 use crate::model::{ModelError, WhisperModelFiles};
 use crate::transcript::Transcript;

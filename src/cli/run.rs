@@ -78,40 +78,24 @@ pub struct Args {
 }
 
 fn parse_temperatures(s: &str) -> anyhow::Result<Vec<f64>> {
-    let temps: Vec<f64> = s
-        .split(',')
+    s.split(',')
         .map(|t| {
             t.trim()
                 .parse::<f64>()
                 .with_context(|| format!("--temperature: `{t}` is not a number"))
         })
-        .collect::<anyhow::Result<_>>()?;
-    if temps.iter().any(|t| !(0.0..=2.0).contains(t)) {
-        bail!("--temperature: values must be between 0 and 2, got {s}");
-    }
-    Ok(temps)
+        .collect()
 }
 
-fn options(args: &Args, tr: &Transcriber) -> anyhow::Result<DecodeOptions> {
-    if args.beam_size == 0 || args.best_of == 0 {
-        bail!("--beam-size and --best-of must be at least 1");
-    }
-    let language = match &args.language {
-        None => None,
-        Some(l) => {
-            let tok = &tr.files.tokenizer;
-            let id = tok
-                .language_token(l)
-                .with_context(|| format!("--language: unknown language `{l}`"))?;
-            Some(tok.language_of(id).unwrap_or(l).to_string())
-        }
-    };
-    Ok(DecodeOptions {
+/// The decoding options from the flags, checked (`DecodeOptions::validate`) so a bad value
+/// fails before the model is loaded. The language is resolved after the load (it needs the
+/// tokenizer).
+fn decode_options(args: &Args) -> anyhow::Result<DecodeOptions> {
+    let opts = DecodeOptions {
         task: match args.task {
             TaskArg::Transcribe => Task::Transcribe,
             TaskArg::Translate => Task::Translate,
         },
-        language,
         beam_size: args.beam_size,
         best_of: args.best_of,
         temperatures: parse_temperatures(&args.temperature)?,
@@ -121,7 +105,30 @@ fn options(args: &Args, tr: &Transcriber) -> anyhow::Result<DecodeOptions> {
         without_timestamps: args.without_timestamps,
         seed: args.seed,
         ..DecodeOptions::default()
-    })
+    };
+    opts.validate().map_err(|e| {
+        let flag = match e.option {
+            "temperatures" => "temperature".to_string(),
+            option => option.replace('_', "-"),
+        };
+        anyhow::anyhow!("--{flag} {}: must be {}", e.value, e.expected)
+    })?;
+    if args.threads == Some(0) {
+        bail!("--threads 0: must be at least 1");
+    }
+    Ok(opts)
+}
+
+/// `--language` as the tokenizer's language code.
+fn language(args: &Args, tr: &Transcriber) -> anyhow::Result<Option<String>> {
+    let Some(l) = &args.language else {
+        return Ok(None);
+    };
+    let tok = &tr.files.tokenizer;
+    let id = tok
+        .language_token(l)
+        .with_context(|| format!("--language: unknown language `{l}`"))?;
+    Ok(Some(tok.language_of(id).unwrap_or(l).to_string()))
 }
 
 fn output_stem(input: &Path) -> String {
@@ -137,6 +144,7 @@ fn output_stem(input: &Path) -> String {
 pub fn main(args: Args) -> anyhow::Result<()> {
     let formats = output::parse_formats(&args.output_format)
         .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
+    let mut opts = decode_options(&args)?;
     match args.device {
         DeviceKind::Cpu => {}
         DeviceKind::Sim => bail!(
@@ -159,7 +167,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n)
             .build_global()
             .context("setting up worker threads")?;
     }
@@ -176,7 +184,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             load_start.elapsed().as_secs_f64()
         );
     }
-    let opts = options(&args, &tr)?;
+    opts.language = language(&args, &tr)?;
     let mut failures = 0;
     for input in &args.inputs {
         let bar = progress_bar();

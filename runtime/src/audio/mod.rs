@@ -2,7 +2,7 @@
 //!
 //! Containers and codecs come from symphonia (wav/aiff PCM of any width, flac, mp3, ogg/vorbis,
 //! mp4/m4a with aac or alac, mkv/webm, caf). Channels are averaged into mono; any other sample
-//! rate is resampled to 16 kHz with rubato's FFT resampler ([`resample`]). MP4 edit lists
+//! rate is resampled to 16 kHz as libswresample does it ([`resample`]). MP4 edit lists
 //! (AAC priming and padding) are applied as ffmpeg applies them ([`mp4`]).
 //!
 //! faster-whisper decodes through PyAV, whose resampler hands it 16-bit integers; we do the
@@ -293,15 +293,16 @@ fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
     );
 }
 
-/// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (round to nearest,
-/// saturate), then scales by 1/32768 as faster-whisper's `decode_audio` does.
+/// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (libswresample's
+/// float-to-s16 conversion: `lrintf`, i.e. to nearest with ties to even, then saturate), then
+/// scales by 1/32768 as faster-whisper's `decode_audio` does.
 fn quantise_like_pyav(mut samples: Vec<f32>) -> Vec<f32> {
     for s in &mut samples {
         // NaN (possible in a float WAV) would poison every later sum: call it silence.
         let q = if s.is_nan() {
             0.0
         } else {
-            (*s * 32768.0).round().clamp(-32768.0, 32767.0)
+            (*s * 32768.0).round_ties_even().clamp(-32768.0, 32767.0)
         };
         *s = q / 32768.0;
     }
@@ -326,12 +327,24 @@ mod tests {
             -2.0,
             0.1 / 32768.0,
             0.6 / 32768.0,
+            2.5 / 32768.0,
+            -3.5 / 32768.0,
             f32::NAN,
             f32::NEG_INFINITY,
         ]);
+        let grid = |k: f32| k / 32768.0;
         assert_eq!(
             q,
-            vec![32767.0 / 32768.0, -1.0, 0.0, 1.0 / 32768.0, 0.0, -1.0]
+            vec![
+                grid(32767.0),
+                -1.0,
+                0.0,
+                grid(1.0),
+                grid(2.0),
+                grid(-4.0),
+                0.0,
+                -1.0
+            ]
         );
     }
 }

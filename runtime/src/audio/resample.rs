@@ -1,18 +1,42 @@
-//! Sample-rate conversion to 16 kHz with rubato's synchronous FFT resampler.
+//! Sample-rate conversion to 16 kHz the way libswresample does it with its default options,
+//! so the samples Whisper sees are the ones faster-whisper (PyAV) and openai-whisper (the
+//! ffmpeg CLI) feed it: both resample with libswresample's default filter.
+//!
+//! The method (FFmpeg's `libswresample/resample.c`, re-implemented from its description):
+//! a bank of Kaiser-windowed sinc filters, one per fractional input position ("phase"). An
+//! output sample at input time `t` applies the filter of phase `frac(t)` to the `taps` input
+//! samples around `floor(t)`. With the default `exact_rational`, a ratio whose reduced
+//! numerator fits in 1024 phases (every common rate to 16 kHz) uses exactly that many phases,
+//! so every output lands on a phase and no interpolation between phases is needed; other
+//! ratios use 1024 phases and interpolate linearly between neighbours (`linear_interp`).
+//! The input is mirrored at both ends as libswresample does, which also fixes the output
+//! length (see [`resample`]).
+//!
+//! Arithmetic: libswresample computes in `float` for float inputs and, through PyAV's
+//! filter graph, also for 16-bit ones (checked against PyAV 18.1: both give identical
+//! output), with `float` coefficients built in `double`. We build the bank the same way and
+//! sum each dot product in `f64`; the only difference is summation order, below `f32`
+//! resolution.
 
-use rubato::{FftFixedInOut, Resampler};
+/// libswresample's defaults (`libswresample/options.c`): `filter_size`, `phase_shift` (as a
+/// phase count), `cutoff` and `kaiser_beta`.
+const FILTER_SIZE: f64 = 32.0;
+const MAX_PHASES: u64 = 1 << 10;
+const CUTOFF: f64 = 0.97;
+const KAISER_BETA: f64 = 9.0;
+/// libswresample scales its step fractions up until one of them reaches this (finer
+/// fractions for the linear interpolation); kept so non-exact ratios step identically.
+const MIN_INCREMENT: u64 = 1 << 20;
+/// av_reduce's bound in `resample_init`: larger step fractions would be approximated.
+const MAX_INCREMENT: u64 = (i32::MAX / 2) as u64;
 
 /// Resamples mono audio from `from` Hz to `to` Hz; returns the input unchanged when equal.
 ///
-/// Why rubato's synchronous FFT resampler rather than its sinc interpolators: a file has
-/// one fixed rational ratio, for which the FFT resampler filters each block exactly (a
-/// Blackman-Harris² windowed sinc just below the lower Nyquist, applied by FFT convolution)
-/// without interpolating a sinc table, and it is several times faster. Measured on tones
-/// from 8, 11.025, 22.05, 44.1 and 48 kHz: 2.9e-5 RMS error relative to the signal, which
-/// is the 16-bit output grid's own noise (tests/audio.rs).
-///
-/// The resampler's delay is removed and the output has `round(len * to / from)` samples,
-/// so timestamps line up with the original.
+/// The first output sample is aligned with the first input sample. Before the first sample
+/// the input is mirrored about it (`x[-n] = x[n]`); after the last, libswresample's flush
+/// appends a mirror image (`x[N + j] = x[N - 1 - j]`) of half the samples still buffered,
+/// and the output ends where the filter runs out of that. The length this gives is what
+/// PyAV returns (e.g. 12345 samples at 44.1 kHz give 4479, at 48 kHz 4115).
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
@@ -20,47 +44,243 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String>
     if from == 0 || to == 0 {
         return Err(format!("invalid sample rates {from} -> {to}"));
     }
-    let mut resampler =
-        FftFixedInOut::<f32>::new(from as usize, to as usize, even_chunk(from, to), 1)
-            .map_err(|e| e.to_string())?;
-    let chunk_in = resampler.input_frames_next();
-    let delay = resampler.output_delay();
-    let wanted = ((samples.len() as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
-    let mut out: Vec<f32> = Vec::with_capacity(wanted + delay + resampler.output_frames_max());
-    let mut block = vec![vec![0.0f32; chunk_in]];
-    let mut output = resampler.output_buffer_allocate(true);
-    let mut position = 0;
-    // Feed whole blocks, then zeros until the delayed tail has come out.
-    while out.len() < wanted + delay {
-        let end = (position + chunk_in).min(samples.len());
-        let taken = end.saturating_sub(position);
-        if taken > 0 {
-            block[0][..taken].copy_from_slice(&samples[position..end]);
-        }
-        block[0][taken..].fill(0.0);
-        position += taken;
-        let (_, produced) = resampler
-            .process_into_buffer(&block, &mut output, None)
-            .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&output[0][..produced]);
-    }
-    out.drain(..delay);
-    out.truncate(wanted);
-    Ok(out)
+    Ok(Resampler::new(from, to)?.run(samples))
 }
 
-/// An input block length of about 1024 that is a whole number of the ratio's smallest
-/// blocks and even: rubato centres its anti-alias filter at `block / 2` (integer division),
-/// so an odd block would shift the output by a fraction of a sample.
-fn even_chunk(from: u32, to: u32) -> usize {
-    let (mut a, mut b) = (from as usize, to as usize);
+/// The filter bank and the step between outputs for one pair of rates.
+struct Resampler {
+    taps: usize,
+    phases: usize,
+    /// `phases + 1` rows of `taps` coefficients; the extra row is phase 0 one sample later,
+    /// the right neighbour of the last phase for the linear interpolation.
+    bank: Vec<f32>,
+    step: Step,
+    /// Interpolate between neighbouring phases: only when outputs fall between phases.
+    linear: bool,
+    /// Output samples per input sample.
+    ratio: f64,
+}
+
+/// The distance between outputs in input phases: `whole + rem / denom`.
+#[derive(Clone, Copy)]
+struct Step {
+    whole: u64,
+    rem: u64,
+    denom: u64,
+}
+
+/// Where the next output's filter sits: first input sample (in the mirrored buffer), phase,
+/// and the fraction of a phase (`frac / denom`).
+#[derive(Clone, Copy, Default)]
+struct Position {
+    start: usize,
+    phase: usize,
+    frac: u64,
+}
+
+impl Resampler {
+    fn new(from: u32, to: u32) -> Result<Self, String> {
+        let (from, to) = (from as u64, to as u64);
+        // Below 1 when downsampling: the sinc's cutoff, a little under the output Nyquist.
+        let factor = (to as f64 * CUTOFF / from as f64).min(1.0);
+        let mut taps = ((FILTER_SIZE / factor).ceil() as usize).max(1);
+        if taps > 1 {
+            taps = taps.next_multiple_of(2);
+        }
+        let exact_phases = to / gcd(to, from);
+        let phases = if exact_phases <= MAX_PHASES {
+            exact_phases
+        } else {
+            MAX_PHASES
+        };
+        let g = gcd(to, from * phases);
+        let (mut denom, mut incr) = (to / g, from * phases / g);
+        if denom > MAX_INCREMENT || incr > MAX_INCREMENT {
+            return Err(format!(
+                "the ratio {from} -> {to} Hz is too fine for libswresample's stepping"
+            ));
+        }
+        while incr < MIN_INCREMENT && denom < MIN_INCREMENT {
+            incr *= 2;
+            denom *= 2;
+        }
+        let step = Step {
+            whole: incr / denom,
+            rem: incr % denom,
+            denom,
+        };
+        Ok(Self {
+            taps,
+            phases: phases as usize,
+            bank: filter_bank(factor, taps, phases as usize),
+            step,
+            linear: step.rem != 0,
+            ratio: to as f64 / from as f64,
+        })
+    }
+
+    fn run(&self, samples: &[f32]) -> Vec<f32> {
+        let n = samples.len();
+        let centre = (self.taps - 1) / 2;
+        let mut buffer = Vec::with_capacity(centre + n + self.taps);
+        // The first output's filter starts `centre` samples before x[0], in the mirror image.
+        buffer.extend((1..=centre).rev().map(|m| samples[m.min(n - 1)]));
+        buffer.extend_from_slice(samples);
+        let mut out = Vec::with_capacity((n as f64 * self.ratio) as usize + 2);
+        let mut at = Position::default();
+        self.emit_while_inside(&buffer, &mut at, &mut out);
+        // The flush: mirror half of what is still buffered (at most one filter's length).
+        let buffered = buffer.len().saturating_sub(at.start);
+        let end = buffer.len();
+        for j in 0..buffered.min(self.taps).div_ceil(2) {
+            buffer.push(buffer[end - 1 - j]);
+        }
+        self.emit_while_inside(&buffer, &mut at, &mut out);
+        out
+    }
+
+    /// Appends outputs while the filter lies wholly inside `buffer`.
+    fn emit_while_inside(&self, buffer: &[f32], at: &mut Position, out: &mut Vec<f32>) {
+        while at.start + self.taps <= buffer.len() {
+            let window = &buffer[at.start..at.start + self.taps];
+            let value = dot(window, self.row(at.phase));
+            out.push(if self.linear {
+                let next = dot(window, self.row(at.phase + 1));
+                value + (next - value) * (at.frac as f64 / self.step.denom as f64)
+            } else {
+                value
+            } as f32);
+            self.advance(at);
+        }
+    }
+
+    fn advance(&self, at: &mut Position) {
+        at.frac += self.step.rem;
+        let mut phase = at.phase as u64 + self.step.whole;
+        if at.frac >= self.step.denom {
+            at.frac -= self.step.denom;
+            phase += 1;
+        }
+        at.start += (phase / self.phases as u64) as usize;
+        at.phase = (phase % self.phases as u64) as usize;
+    }
+
+    fn row(&self, phase: usize) -> &[f32] {
+        &self.bank[phase * self.taps..(phase + 1) * self.taps]
+    }
+}
+
+fn dot(window: &[f32], coefficients: &[f32]) -> f64 {
+    window
+        .iter()
+        .zip(coefficients)
+        .map(|(&x, &c)| x as f64 * c as f64)
+        .sum()
+}
+
+/// libswresample's bank: phase `p`, tap `i` is `sinc(π·d·factor)·kaiser(2d / taps)` with
+/// `d = i - centre - p / phases`, every phase divided by the sum of phase 0 (so a constant
+/// signal keeps its level at phase 0, and the other phases stay exactly as built rather
+/// than each normalised), rounded to `f32`. For an even phase count only the first half is
+/// computed and the rest mirrored (`row[P - p]` is `row[p]` reversed, done in place for
+/// `p = P/2` as libswresample does); the extra row `P` is row 0 shifted by one sample, its
+/// first entry taken from the row's zero padding to a multiple of 8 taps when there is one.
+fn filter_bank(factor: f64, taps: usize, phases: usize) -> Vec<f32> {
+    let centre = ((taps - 1) / 2) as f64;
+    let coefficient = |i: usize, phase: usize| {
+        let d = (i as f64 - centre) - phase as f64 / phases as f64;
+        let x = std::f64::consts::PI * d * factor;
+        let sinc = if x == 0.0 { 1.0 } else { x.sin() / x };
+        let w = 2.0 * x / (factor * taps as f64 * std::f64::consts::PI);
+        sinc * bessel_i0(KAISER_BETA * (1.0 - w * w).max(0.0).sqrt())
+    };
+    let norm: f64 = (0..taps).map(|i| coefficient(i, 0)).sum();
+    let mut bank = vec![0.0f32; (phases + 1) * taps];
+    let computed = if phases % 2 == 1 {
+        phases
+    } else {
+        phases / 2 + 1
+    };
+    for phase in 0..computed {
+        for i in 0..taps {
+            bank[phase * taps + i] = (coefficient(i, phase) / norm) as f32;
+        }
+        if phases % 2 == 0 {
+            for i in 0..taps {
+                bank[(phases - phase) * taps + taps - 1 - i] = bank[phase * taps + i];
+            }
+        }
+    }
+    let padded = taps.next_multiple_of(8) > taps;
+    bank[phases * taps] = if padded { 0.0 } else { bank[taps - 1] };
+    for i in 1..taps {
+        bank[phases * taps + i] = bank[i - 1];
+    }
+    bank
+}
+
+/// The zeroth-order modified Bessel function of the first kind, by its power series
+/// `Σ ((x/2)^k / k!)²`, summed until a term no longer changes the total.
+fn bessel_i0(x: f64) -> f64 {
+    let quarter_x2 = x * x / 4.0;
+    let (mut sum, mut term, mut k) = (1.0f64, 1.0f64, 0.0f64);
+    loop {
+        k += 1.0;
+        term *= quarter_x2 / (k * k);
+        let next = sum + term;
+        if next == sum {
+            return sum;
+        }
+        sum = next;
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
-    let smallest_in = from as usize / a;
-    let mut blocks = 1024usize.div_ceil(smallest_in);
-    if (blocks * smallest_in) % 2 == 1 {
-        blocks += 1;
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bessel_matches_known_values() {
+        // I0(0) = 1, I0(1) = 1.2660658777520082, I0(9) = 1093.5883545113745 (A&S table 9.8).
+        assert_eq!(bessel_i0(0.0), 1.0);
+        assert!((bessel_i0(1.0) - 1.266_065_877_752_008_2).abs() < 1e-15);
+        assert!((bessel_i0(9.0) / 1_093.588_354_511_374_5 - 1.0).abs() < 1e-14);
     }
-    blocks * smallest_in
+
+    #[test]
+    fn filter_sizes_and_phases_follow_the_ratio() {
+        let r = Resampler::new(8_000, 16_000).unwrap();
+        assert_eq!((r.taps, r.phases, r.linear), (32, 2, false));
+        let r = Resampler::new(44_100, 16_000).unwrap();
+        // factor = 16000 * 0.97 / 44100; ceil(32 / factor) = 91, rounded up to even.
+        assert_eq!((r.taps, r.phases, r.linear), (92, 160, false));
+        let r = Resampler::new(48_000, 16_000).unwrap();
+        assert_eq!((r.taps, r.phases, r.linear), (100, 1, false));
+        // 16000 / 44111 does not reduce below 1024 phases: interpolated.
+        let r = Resampler::new(44_111, 16_000).unwrap();
+        assert_eq!((r.phases, r.linear), (1024, true));
+    }
+
+    #[test]
+    fn every_phase_passes_a_constant_nearly_unchanged() {
+        // Each phase sums to about 1 (phase 0 exactly, before f32 rounding): a constant
+        // input stays constant in the interior.
+        for (from, to) in [(8_000, 16_000), (22_050, 16_000), (48_000, 16_000)] {
+            let r = Resampler::new(from, to).unwrap();
+            for phase in 0..r.phases {
+                let sum: f64 = r.row(phase).iter().map(|&c| c as f64).sum();
+                assert!(
+                    (sum - 1.0).abs() < 2e-3,
+                    "{from}: phase {phase} sums to {sum}"
+                );
+            }
+        }
+    }
 }

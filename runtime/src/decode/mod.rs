@@ -2,12 +2,16 @@
 //! temperature fallback, timestamp rules, long-form seeking across 30 s windows, conditioning
 //! on previous text, optional word timestamps.
 
+pub mod context;
 pub mod logits;
+pub mod options;
 pub mod search;
 pub mod transcribe;
 pub mod words;
 
-pub use transcribe::{transcribe, DecodeOptions, Task};
+pub use context::{Context, Piece};
+pub use options::{DecodeOptions, OptionsError, Task};
+pub use transcribe::{transcribe, Progress};
 
 use crate::model::{ModelError, WhisperTokenizer};
 
@@ -17,8 +21,10 @@ pub enum DecodeError {
     Tokenizer(String),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("{0}")]
-    Options(String),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("unknown language `{0}`")]
+    UnknownLanguage(String),
 }
 
 /// Ids of Whisper's special tokens in the model's vocabulary.

@@ -6,12 +6,13 @@ use std::io::Write;
 
 use rand::SeedableRng;
 
+use super::context::{Context, Piece};
 use super::logits::LogitRules;
+use super::options::{DecodeOptions, Task};
 use super::search::{generate, Generation, SearchParams, Strategy};
 use super::words::add_word_timestamps;
 use super::{DecodeError, Specials};
 use crate::mel::{LogMel, N_FRAMES};
-use crate::model::{WhisperConfig, WhisperTokenizer};
 use crate::transcript::{Segment, Transcript};
 use crate::whisper::{CrossKv, Whisper};
 
@@ -30,68 +31,6 @@ pub const MAX_LENGTH: usize = 448;
 /// seed). whisper.cpp stops at the same point.
 pub const MIN_TAIL_FRAMES: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    Transcribe,
-    Translate,
-}
-
-/// The knobs, with faster-whisper's defaults.
-#[derive(Debug, Clone)]
-pub struct DecodeOptions {
-    pub task: Task,
-    /// Language code (`en`); `None` detects it on the first window.
-    pub language: Option<String>,
-    pub beam_size: usize,
-    pub best_of: usize,
-    pub patience: f64,
-    pub length_penalty: f64,
-    pub temperatures: Vec<f64>,
-    pub compression_ratio_threshold: Option<f64>,
-    pub log_prob_threshold: Option<f64>,
-    pub no_speech_threshold: Option<f64>,
-    pub condition_on_previous_text: bool,
-    pub prompt_reset_on_temperature: f64,
-    pub initial_prompt: Option<String>,
-    pub suppress_blank: bool,
-    /// Extra token ids to suppress besides the model's non-speech list.
-    pub suppress_tokens: Vec<u32>,
-    pub without_timestamps: bool,
-    pub max_initial_timestamp: f64,
-    pub word_timestamps: bool,
-    pub prepend_punctuations: String,
-    pub append_punctuations: String,
-    pub seed: u64,
-}
-
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        Self {
-            task: Task::Transcribe,
-            language: None,
-            beam_size: 5,
-            best_of: 5,
-            patience: 1.0,
-            length_penalty: 1.0,
-            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-            compression_ratio_threshold: Some(2.4),
-            log_prob_threshold: Some(-1.0),
-            no_speech_threshold: Some(0.6),
-            condition_on_previous_text: true,
-            prompt_reset_on_temperature: 0.5,
-            initial_prompt: None,
-            suppress_blank: true,
-            suppress_tokens: Vec::new(),
-            without_timestamps: false,
-            max_initial_timestamp: 1.0,
-            word_timestamps: false,
-            prepend_punctuations: "\"'“¿([{-".into(),
-            append_punctuations: "\"'.。,，!！?？:：”)]}、".into(),
-            seed: 0,
-        }
-    }
-}
-
 /// Progress callback: (seconds processed, total seconds).
 pub type Progress<'a> = &'a mut dyn FnMut(f64, f64);
 
@@ -107,86 +46,6 @@ pub fn compression_ratio(text: &str) -> f64 {
     bytes.len() as f64 / compressed.len() as f64
 }
 
-/// Everything fixed for one model.
-pub struct Context<'a> {
-    pub model: &'a Whisper,
-    pub tokenizer: &'a WhisperTokenizer,
-    pub config: &'a WhisperConfig,
-    pub specials: Specials,
-}
-
-impl<'a> Context<'a> {
-    pub fn new(
-        model: &'a Whisper,
-        tokenizer: &'a WhisperTokenizer,
-        config: &'a WhisperConfig,
-    ) -> Result<Self, DecodeError> {
-        Ok(Self {
-            model,
-            tokenizer,
-            config,
-            specials: Specials::from_tokenizer(tokenizer)?,
-        })
-    }
-
-    fn multilingual(&self) -> bool {
-        self.tokenizer.is_multilingual
-    }
-
-    /// Language probabilities from the logits at the start-of-transcript token, best first.
-    pub fn detect_language(&self, cross: &CrossKv) -> Result<Vec<(String, f64)>, DecodeError> {
-        let dec = &self.model.decoder;
-        let mut state = dec.new_state(1);
-        let out = dec.forward(&mut state, &[vec![self.specials.sot]], cross, &[]);
-        let logits = dec.logits(&out.hidden);
-        let langs = self.tokenizer.language_tokens();
-        if langs.is_empty() {
-            return Err(DecodeError::Tokenizer(
-                "the tokenizer has no language tokens".into(),
-            ));
-        }
-        let max = langs
-            .iter()
-            .map(|(_, id)| logits[*id as usize])
-            .fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f64> = langs
-            .iter()
-            .map(|(_, id)| ((logits[*id as usize] - max) as f64).exp())
-            .collect();
-        let total: f64 = exps.iter().sum();
-        let mut probs: Vec<(String, f64)> = langs
-            .iter()
-            .zip(exps)
-            .map(|((code, _), e)| (code.clone(), e / total))
-            .collect();
-        probs.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Ok(probs)
-    }
-
-    fn suppress_list(&self, opts: &DecodeOptions) -> Vec<u32> {
-        let sp = &self.specials;
-        let mut ids: Vec<u32> = self
-            .config
-            .suppress_ids
-            .iter()
-            .filter(|&&i| i >= 0)
-            .map(|&i| i as u32)
-            .collect();
-        ids.extend(&opts.suppress_tokens);
-        ids.extend([
-            sp.transcribe,
-            sp.translate,
-            sp.sot,
-            sp.sot_prev,
-            sp.sot_lm,
-            sp.no_speech,
-        ]);
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-}
-
 /// Transcribes a whole log-mel spectrogram.
 pub fn transcribe(
     ctx: &Context,
@@ -194,6 +53,7 @@ pub fn transcribe(
     opts: &DecodeOptions,
     mut progress: Option<Progress>,
 ) -> Result<Transcript, DecodeError> {
+    opts.validate()?;
     let sp = &ctx.specials;
     let content_frames = mel.n_frames.saturating_sub(1);
     let duration = content_frames as f64 / FRAMES_PER_SECOND;
@@ -222,7 +82,7 @@ pub fn transcribe(
         let lang_token = ctx
             .tokenizer
             .language_token(&language)
-            .ok_or_else(|| DecodeError::Options(format!("unknown language `{language}`")))?;
+            .ok_or_else(|| DecodeError::UnknownLanguage(language.clone()))?;
         sot_sequence.push(lang_token);
         sot_sequence.push(task_token);
     }
@@ -472,14 +332,6 @@ fn decode_with_fallback<'r>(
     let mut chosen = all.swap_remove(best);
     chosen.temperature = last_t;
     chosen
-}
-
-/// A segment before its text is decoded.
-pub struct Piece {
-    pub start: f64,
-    pub end: f64,
-    pub tokens: Vec<u32>,
-    pub words: Option<Vec<crate::transcript::Word>>,
 }
 
 /// Cuts a window's tokens at consecutive timestamp pairs; returns the pieces and the next seek.

@@ -2,7 +2,8 @@
 //! of the model's alignment heads captured; the normalised, median-filtered attention is
 //! aligned to audio frames by dynamic time warping; jumps in the path give word boundaries.
 
-use super::transcribe::{Context, DecodeOptions, Piece};
+use super::context::{Context, Piece};
+use super::options::DecodeOptions;
 use crate::transcript::Word;
 use crate::whisper::CrossKv;
 

@@ -140,3 +140,67 @@ pub fn median(mut v: Vec<f64>) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+/// A file under runtime/tests/data.
+pub fn data_file(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(relative)
+}
+
+/// A C-order little-endian `.npy` file of float32 (`<f4`) or int16 (`<i2`): (shape, values).
+/// int16 values are 16-bit samples and come back divided by 32768, as faster-whisper's
+/// `decode_audio` scales them.
+pub fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+    let name = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not a .npy file");
+    let (header_len, header_start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
+    assert!(
+        header.contains("'fortran_order': False"),
+        "{name}: {header}"
+    );
+    let shape_text = header.split("'shape': (").nth(1).unwrap();
+    let shape: Vec<usize> = shape_text[..shape_text.find(')').unwrap()]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let body = &bytes[header_start + header_len..];
+    let data: Vec<f32> = if header.contains("'descr': '<f4'") {
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    } else if header.contains("'descr': '<i2'") {
+        body.chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
+            .collect()
+    } else {
+        panic!("{name}: only <f4 and <i2 arrays are read: {header}")
+    };
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
+    (shape, data)
+}
+
+/// Root mean square.
+pub fn rms(x: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = x.fold((0.0, 0usize), |(s, n), v| (s + v * v, n + 1));
+    (sum / n.max(1) as f64).sqrt()
+}
+
+/// Largest |a - b| and RMS(a - b) / RMS(b) over the common length.
+pub fn compare(ours: &[f32], reference: &[f32]) -> (f32, f64) {
+    let n = ours.len().min(reference.len());
+    let max = (0..n)
+        .map(|i| (ours[i] - reference[i]).abs())
+        .fold(0.0f32, f32::max);
+    let err = rms((0..n).map(|i| ours[i] as f64 - reference[i] as f64));
+    (max, err / rms(reference[..n].iter().map(|&v| v as f64)))
+}
