@@ -3,8 +3,10 @@
 //! 16 kHz mono samples, 160 zero samples appended; centred STFT (reflect-pad 200 each side)
 //! with a periodic 400-sample Hann window, hop 160, 201 bins; power |X|^2; the last frame
 //! dropped; Slaney-normalised mel filter bank; log10(max(p, 1e-10)); clamp below at the
-//! global max - 8; (x + 4) / 4. The arithmetic is f64 throughout (the reference is f32
-//! numpy), so our error against it is the reference's own rounding.
+//! global max - 8; (x + 4) / 4. The mel kernel ([`log10_mel_frames`], run per 30 s window,
+//! on a backend by [`log_mel_with`]) computes in f64 and stores log10 power as f32; the
+//! clamp to the file-wide maximum stays on the host (the reference is f32 numpy, so our
+//! error against it is the reference's own rounding).
 
 use std::sync::Arc;
 
