@@ -1,11 +1,13 @@
 //! aiec-runtime: everything needed to turn audio into text with a Whisper model.
-//! Knows nothing of MLIR; the compiler crate plugs its simulator in through `device`.
+//! Knows nothing of MLIR; the compiler crate plugs its simulator in through [`backend::Backend`].
 
 pub mod audio;
+pub mod backend;
 pub mod decode;
 pub mod mel;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod quant;
 pub mod transcript;
 pub mod whisper;

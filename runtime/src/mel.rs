@@ -3,8 +3,10 @@
 //! 16 kHz mono samples, 160 zero samples appended; centred STFT (reflect-pad 200 each side)
 //! with a periodic 400-sample Hann window, hop 160, 201 bins; power |X|^2; the last frame
 //! dropped; Slaney-normalised mel filter bank; log10(max(p, 1e-10)); clamp below at the
-//! global max - 8; (x + 4) / 4. The arithmetic is f64 throughout (the reference is f32
-//! numpy), so our error against it is the reference's own rounding.
+//! global max - 8; (x + 4) / 4. The mel kernel ([`log10_mel_frames`], run per 30 s window,
+//! on a backend by [`log_mel_with`]) computes in f64 and stores log10 power as f32; the
+//! clamp to the file-wide maximum stays on the host (the reference is f32 numpy, so our
+//! error against it is the reference's own rounding).
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use rayon::prelude::*;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::audio::SAMPLE_RATE;
+use crate::backend::Backend;
 
 /// FFT length and window length in samples (25 ms).
 pub const N_FFT: usize = 400;
@@ -66,52 +69,42 @@ pub fn frame_count(n_samples: usize) -> usize {
 }
 
 /// The Whisper log-mel spectrogram of 16 kHz mono `samples`, with `n_mels` bins
-/// (80 for most models, 128 for large-v3).
+/// (80 for most models, 128 for large-v3), computed on the host.
 pub fn log_mel(samples: &[f32], n_mels: usize) -> LogMel {
+    log_mel_by_windows(samples, n_mels, &log10_mel_frames)
+}
+
+/// As [`log_mel`], with the per-window mel kernel run by `backend`. The clamp to the
+/// file-wide maximum − 8 stays on the host: it needs the maximum over every window.
+pub fn log_mel_with(backend: &dyn Backend, samples: &[f32], n_mels: usize) -> LogMel {
+    log_mel_by_windows(samples, n_mels, &|signal, n, m, out| {
+        backend.log_mel(signal, n, m, out)
+    })
+}
+
+type MelKernel<'a> = &'a dyn Fn(&[f32], usize, usize, &mut [f32]);
+
+/// Runs `kernel` over windows of up to `N_FRAMES` frames, then clamps and scales.
+fn log_mel_by_windows(samples: &[f32], n_mels: usize, kernel: MelKernel) -> LogMel {
     let n_frames = frame_count(samples.len());
     let signal = padded_signal(samples);
-    let bank = SparseMelBank::new(n_mels);
-    let window = hann_periodic();
-
-    // Frame-major log10 power, computed in parallel blocks of frames.
-    let mut frame_major = vec![0.0f64; n_frames * n_mels];
-    let fft: Arc<dyn RealToComplex<f64>> = RealFftPlanner::<f64>::new().plan_fft_forward(N_FFT);
+    let mut frame_major = vec![0.0f32; n_frames * n_mels];
     if n_mels > 0 {
-        frame_major
-            .par_chunks_mut(FRAMES_PER_TASK * n_mels)
-            .enumerate()
-            .for_each(|(task, block)| {
-                let mut input = fft.make_input_vec();
-                let mut spectrum = fft.make_output_vec();
-                let mut scratch = fft.make_scratch_vec();
-                let mut power = vec![0.0f64; N_BINS];
-                for (i, mels) in block.chunks_exact_mut(n_mels).enumerate() {
-                    let offset = (task * FRAMES_PER_TASK + i) * HOP;
-                    for ((x, s), w) in input.iter_mut().zip(&signal[offset..]).zip(&window) {
-                        *x = s * w;
-                    }
-                    fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                        .expect("buffers come from the same plan");
-                    for (p, c) in power.iter_mut().zip(&spectrum) {
-                        *p = c.norm_sqr();
-                    }
-                    bank.apply(&power, mels);
-                    for m in mels.iter_mut() {
-                        *m = m.max(1e-10).log10();
-                    }
-                }
-            });
+        for (w, out) in frame_major.chunks_mut(N_FRAMES * n_mels).enumerate() {
+            let (first, n) = (w * N_FRAMES, out.len() / n_mels);
+            let span = &signal[first * HOP..(first + n - 1) * HOP + N_FFT];
+            kernel(span, n, n_mels, out);
+        }
     }
-
     let max = frame_major
         .iter()
         .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+        .fold(f32::NEG_INFINITY, f32::max) as f64;
     let floor = max - DYNAMIC_RANGE;
     let mut data = vec![0.0f32; n_mels * n_frames];
     for (frame, mels) in frame_major.chunks_exact(n_mels.max(1)).enumerate() {
         for (mel, &v) in mels.iter().enumerate() {
-            data[mel * n_frames + frame] = ((v.max(floor) + 4.0) / 4.0) as f32;
+            data[mel * n_frames + frame] = (((v as f64).max(floor) + 4.0) / 4.0) as f32;
         }
     }
     LogMel {
@@ -121,13 +114,50 @@ pub fn log_mel(samples: &[f32], n_mels: usize) -> LogMel {
     }
 }
 
+/// The mel kernel: log10 mel power of `n_frames` frames, frame `f` being the `N_FFT`
+/// samples of `signal` from `f * HOP`, into `out[f * n_mels + m]`. f64 inside.
+pub fn log10_mel_frames(signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
+    assert!(
+        n_frames == 0 || signal.len() >= (n_frames - 1) * HOP + N_FFT,
+        "mel kernel: signal too short for {n_frames} frames"
+    );
+    let bank = SparseMelBank::new(n_mels);
+    let window = hann_periodic();
+    let fft: Arc<dyn RealToComplex<f64>> = RealFftPlanner::<f64>::new().plan_fft_forward(N_FFT);
+    out[..n_frames * n_mels]
+        .par_chunks_mut(FRAMES_PER_TASK * n_mels)
+        .enumerate()
+        .for_each(|(task, block)| {
+            let mut input = fft.make_input_vec();
+            let mut spectrum = fft.make_output_vec();
+            let mut scratch = fft.make_scratch_vec();
+            let mut power = vec![0.0f64; N_BINS];
+            let mut mels = vec![0.0f64; n_mels];
+            for (i, dst) in block.chunks_exact_mut(n_mels).enumerate() {
+                let offset = (task * FRAMES_PER_TASK + i) * HOP;
+                for ((x, &s), w) in input.iter_mut().zip(&signal[offset..]).zip(&window) {
+                    *x = s as f64 * w;
+                }
+                fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                    .expect("buffers come from the same plan");
+                for (p, c) in power.iter_mut().zip(&spectrum) {
+                    *p = c.norm_sqr();
+                }
+                bank.apply(&power, &mut mels);
+                for (d, m) in dst.iter_mut().zip(&mels) {
+                    *d = m.max(1e-10).log10() as f32;
+                }
+            }
+        });
+}
+
 /// The samples with 160 zeros appended and 200 samples reflected onto each end (numpy's
-/// `reflect`: the edge sample is not repeated), in f64; long enough for every frame.
-fn padded_signal(samples: &[f32]) -> Vec<f64> {
+/// `reflect`: the edge sample is not repeated); long enough for every frame.
+fn padded_signal(samples: &[f32]) -> Vec<f32> {
     let n = samples.len() + TAIL_PADDING;
-    let at = |i: usize| -> f64 {
+    let at = |i: usize| -> f32 {
         if i < samples.len() {
-            samples[i] as f64
+            samples[i]
         } else {
             0.0
         }

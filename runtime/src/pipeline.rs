@@ -1,6 +1,10 @@
 //! The whole path from a file to a transcript: load once, then decode → log-mel → Whisper.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
 
 use crate::audio::{self, AudioError};
 use crate::decode::{self, Context, DecodeError, DecodeOptions, Progress};
@@ -26,9 +30,15 @@ pub struct Transcriber {
 }
 
 impl Transcriber {
+    /// On the host in f32.
     pub fn load(model_dir: &Path) -> Result<Self, PipelineError> {
+        Self::load_with(model_dir, Arc::new(CpuBackend::default()))
+    }
+
+    /// With every tensor op of the forward (and the log-mel kernel) on `backend`.
+    pub fn load_with(model_dir: &Path, backend: Arc<dyn Backend>) -> Result<Self, PipelineError> {
         let files = WhisperModelFiles::load(model_dir)?;
-        let model = Whisper::load(&files)?;
+        let model = Whisper::load_with(&files, backend)?;
         Ok(Self { files, model })
     }
 
@@ -39,7 +49,7 @@ impl Transcriber {
         opts: &DecodeOptions,
         progress: Option<Progress>,
     ) -> Result<Transcript, PipelineError> {
-        let features = mel::log_mel(samples, self.model.n_mels);
+        let features = mel::log_mel_with(self.model.backend(), samples, self.model.n_mels);
         let ctx = Context::new(&self.model, &self.files.tokenizer, &self.files.config)?;
         let mut t = decode::transcribe(&ctx, &features, opts, progress)?;
         t.duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;

@@ -4,8 +4,13 @@
 
 mod common;
 
+use std::sync::Arc;
+
+use aiec_runtime::backend::cpu::CpuBackend;
+use aiec_runtime::backend::Precision;
 use aiec_runtime::decode::DecodeOptions;
 use aiec_runtime::pipeline::Transcriber;
+use aiec_runtime::transcript::Transcript;
 use common::*;
 
 /// Allowed WER excess over faster-whisper, in absolute points (the bound).
@@ -13,25 +18,51 @@ const WER_MARGIN: f64 = 0.005;
 /// Allowed median segment boundary difference from faster-whisper, seconds.
 const TIMING_MEDIAN_BOUND: f64 = 0.5;
 
-fn run_dev_set(beam: usize) {
-    let tr = Transcriber::load(&model_dir("whisper-base")).expect("model loads");
-    let refs = references();
-    let fw = faster_whisper(beam);
+/// Every dev-set file through `tr`: (file, reference, transcript).
+fn transcribe_dev_set(tr: &Transcriber, beam: usize) -> Vec<(String, String, Transcript)> {
     let opts = DecodeOptions {
         beam_size: beam,
         ..Default::default()
     };
+    references()
+        .into_iter()
+        .map(|(file, reference)| {
+            let t = tr
+                .transcribe_file(&speech_dir().join(&file), &opts, None)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            (file, reference, t)
+        })
+        .collect()
+}
+
+/// Appends a line to `target/aiec-reports/wer.txt`, so a passing run's numbers can be read
+/// afterwards.
+fn report(line: &str) {
+    eprintln!("{line}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aiec-reports");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("wer.txt"))
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn run_dev_set(beam: usize) {
+    let tr = Transcriber::load(&model_dir("whisper-base")).expect("model loads");
+    let refs = references();
+    let fw = faster_whisper(beam);
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut boundary_diffs = Vec::new();
     let mut timed_files = 0;
     let mut audio_seconds = 0.0;
     let t0 = std::time::Instant::now();
-    for (file, reference) in &refs {
-        let path = speech_dir().join(file);
-        let t = tr
-            .transcribe_file(&path, &opts, None)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+    for (file, reference, t) in &transcribe_dev_set(&tr, beam) {
         audio_seconds += t.duration;
         let (fw_text, fw_segs) = fw
             .get(file)
@@ -65,19 +96,7 @@ fn run_dev_set(beam: usize) {
         elapsed,
         audio_seconds
     );
-    eprintln!("{summary}");
-    // Kept beside the build so a passing run's numbers can be read afterwards.
-    let report = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aiec-reports");
-    if std::fs::create_dir_all(&report).is_ok() {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(report.join("wer.txt"))
-        {
-            let _ = writeln!(f, "{summary}");
-        }
-    }
+    report(&summary);
     assert!(
         words > 1000,
         "the dev set should have over 1000 reference words, found {words}"
@@ -154,4 +173,42 @@ fn normalisation_follows_the_dev_set_readme() {
 fn dev_set_greedy_and_beam5_match_faster_whisper() {
     run_dev_set(1);
     run_dev_set(5);
+}
+
+/// Corpus WER of the dev set on the cpu backend in `precision`.
+fn dev_set_wer(precision: Precision, beam: usize) -> (f64, usize) {
+    let tr = Transcriber::load_with(
+        &model_dir("whisper-base"),
+        Arc::new(CpuBackend::new(precision)),
+    )
+    .expect("model loads");
+    let t0 = std::time::Instant::now();
+    let pairs: Vec<(String, String)> = transcribe_dev_set(&tr, beam)
+        .into_iter()
+        .map(|(_, reference, t)| (reference, t.text()))
+        .collect();
+    let (w, words) = wer(&pairs);
+    report(&format!(
+        "beam {beam}: cpu {precision:?} WER {:.2}% over {words} words ({:.1} s)",
+        w * 100.0,
+        t0.elapsed().as_secs_f64()
+    ));
+    (w, words)
+}
+
+#[test]
+fn dev_set_int8_and_bf16_within_half_a_point_of_f32() {
+    for beam in [1, 5] {
+        let (base, words) = dev_set_wer(Precision::F32, beam);
+        assert!(words > 1000, "{words} reference words");
+        for precision in [Precision::Int8, Precision::Bf16] {
+            let (w, _) = dev_set_wer(precision, beam);
+            assert!(
+                w <= base + WER_MARGIN,
+                "beam {beam}: {precision:?} WER {:.2}% exceeds f32's {:.2}% + 0.5",
+                w * 100.0,
+                base * 100.0
+            );
+        }
+    }
 }

@@ -2,10 +2,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::ValueEnum;
 
+use aiec_runtime::backend::cpu::CpuBackend;
+use aiec_runtime::backend::{Backend, Precision};
 use aiec_runtime::decode::{DecodeOptions, Task};
 use aiec_runtime::model::install;
 use aiec_runtime::output;
@@ -13,12 +16,22 @@ use aiec_runtime::pipeline::Transcriber;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
-    /// Native host kernels (f32).
+    /// Native host kernels (`--precision f32|int8|bf16`).
     Cpu,
     /// The compiled AIE kernels on the host simulator.
     Sim,
     /// A Ryzen AI NPU through XRT.
     Npu,
+}
+
+/// Number format of the matrix products on `--device cpu`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    F32,
+    /// The NPU numerics: per-channel int8 weights, per-row int8 activations (VNNI).
+    Int8,
+    /// bf16 weights, f32 accumulation.
+    Bf16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,6 +52,8 @@ pub struct Args {
     pub model_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: PrecisionArg,
     /// Output formats: txt, srt, vtt, json, tsv, a comma list, or `all`.
     #[arg(short = 'f', long = "output-format", default_value = "txt")]
     pub output_format: String,
@@ -72,7 +87,8 @@ pub struct Args {
     /// Seed for temperature sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Print model-load and per-file transcription times (and realtime factors) to stderr.
+    /// Print model-load and per-file transcription times (and realtime factors), and launches
+    /// and time per backend op kind, to stderr.
     #[arg(long)]
     pub timings: bool,
 }
@@ -131,6 +147,23 @@ fn language(args: &Args, tr: &Transcriber) -> anyhow::Result<Option<String>> {
     Ok(Some(tok.language_of(id).unwrap_or(l).to_string()))
 }
 
+/// The backend `--device` and `--precision` select.
+fn backend(args: &Args) -> anyhow::Result<Arc<dyn Backend>> {
+    match args.device {
+        DeviceKind::Cpu => Ok(Arc::new(CpuBackend::new(match args.precision {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Int8 => Precision::Int8,
+            PrecisionArg::Bf16 => Precision::Bf16,
+        }))),
+        DeviceKind::Sim => bail!(
+            "--device sim: whole-model transcription on the simulator is not available yet (the sim backend is being built); use --device cpu"
+        ),
+        DeviceKind::Npu => {
+            bail!("--device npu: the npu device needs XRT >= 2.17 and comes with the artefact issue; use --device cpu")
+        }
+    }
+}
+
 fn output_stem(input: &Path) -> String {
     if input.as_os_str() == "-" {
         return "stdin".into();
@@ -145,13 +178,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let formats = output::parse_formats(&args.output_format)
         .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
     let mut opts = decode_options(&args)?;
-    match args.device {
-        DeviceKind::Cpu => {}
-        DeviceKind::Sim => bail!(
-            "--device sim: the simulator runs single compiled kernels (`aiec sim SPEC.toml`); whole-model transcription on the simulator is not available yet, use --device cpu"
-        ),
-        DeviceKind::Npu => bail!("--device npu: this build has no XRT support and this machine has no NPU; use --device cpu"),
-    }
+    let backend = backend(&args)?;
     for input in &args.inputs {
         if input.as_os_str() != "-" && !input.exists() {
             bail!("input file {} does not exist", input.display());
@@ -176,7 +203,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         None => install::resolve(&args.model)?,
     };
     let load_start = std::time::Instant::now();
-    let tr = Transcriber::load(&model_dir)
+    let tr = Transcriber::load_with(&model_dir, backend)
         .with_context(|| format!("loading model from {}", model_dir.display()))?;
     if args.timings {
         eprintln!(
@@ -210,6 +237,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("transcribing {}", input.display())),
         };
         if args.timings {
+            let stats = tr.model.backend().stats();
+            let in_backend: f64 = stats.totals().iter().map(|t| t.host.as_secs_f64()).sum();
+            eprint!("timing: {} ops\n{}", tr.model.backend().name(), stats.table());
+            eprintln!(
+                "timing: host outside the backend {:.3} s",
+                (seconds - in_backend).max(0.0)
+            );
+            stats.reset();
             eprintln!(
                 "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",
                 input.display(),

@@ -23,6 +23,8 @@ pub use tokenizer::WhisperTokenizer;
 /// Everything that can be wrong with a model directory or its files.
 #[derive(thiserror::Error, Debug)]
 pub enum ModelError {
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,

@@ -37,45 +37,65 @@ impl Linear {
     }
 
     pub fn forward_into(&self, x: &[f32], m: usize, y: &mut [f32]) {
-        debug_assert_eq!(x.len(), m * self.in_dim);
-        debug_assert_eq!(y.len(), m * self.out_dim);
-        let (n, k) = (self.out_dim, self.in_dim);
-        if m <= SKINNY_MAX_ROWS {
-            skinny::forward(x, m, &self.weight, self.bias.as_deref(), n, k, y);
-            return;
-        }
-        match &self.bias {
-            Some(b) => {
-                for row in y.chunks_exact_mut(n) {
-                    row.copy_from_slice(b);
-                }
+        linear_into(
+            x,
+            m,
+            &self.weight,
+            self.bias.as_deref(),
+            self.out_dim,
+            self.in_dim,
+            y,
+        );
+    }
+}
+
+/// `y[m, n] = x[m, k] · W[n, k]ᵀ + b`: a streaming GEMV for few rows, `gemm` otherwise.
+pub fn linear_into(
+    x: &[f32],
+    m: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    k: usize,
+    y: &mut [f32],
+) {
+    debug_assert_eq!(x.len(), m * k);
+    debug_assert_eq!(y.len(), m * n);
+    if m <= SKINNY_MAX_ROWS {
+        skinny::forward(x, m, weight, bias, n, k, y);
+        return;
+    }
+    match bias {
+        Some(b) => {
+            for row in y.chunks_exact_mut(n) {
+                row.copy_from_slice(b);
             }
-            None => y.fill(0.0),
         }
-        // y[m,n] += x[m,k] · Wᵀ[k,n]; Wᵀ(kk, j) = W[j*k + kk]: row stride 1, column stride k.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                y.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                x.as_ptr(),
-                1,
-                k as isize,
-                self.weight.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(m, n, k),
-            );
-        }
+        None => y.fill(0.0),
+    }
+    // y[m,n] += x[m,k] · Wᵀ[k,n]; Wᵀ(kk, j) = W[j*k + kk]: row stride 1, column stride k.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            y.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            weight.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
     }
 }
 
@@ -292,8 +312,13 @@ impl LayerNorm {
     pub const EPS: f32 = 1e-5;
 
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let d = self.gamma.len();
         let mut y = vec![0.0f32; x.len()];
+        self.forward_into(x, &mut y);
+        y
+    }
+
+    pub fn forward_into(&self, x: &[f32], y: &mut [f32]) {
+        let d = self.gamma.len();
         let work = |(xr, yr): (&[f32], &mut [f32])| {
             vecmath::layer_norm_row(xr, &self.gamma, &self.beta, Self::EPS, yr)
         };
@@ -304,7 +329,6 @@ impl LayerNorm {
         } else {
             x.chunks_exact(d).zip(y.chunks_exact_mut(d)).for_each(work);
         }
-        y
     }
 }
 

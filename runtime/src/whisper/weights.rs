@@ -1,12 +1,15 @@
-//! Loading the Whisper layers from a CTranslate2 `model.bin`, with shape checks (fp16/int8
-//! weights are upcast / dequantised to f32 at load).
+//! Loading the Whisper layers from a CTranslate2 `model.bin`, with shape checks: weights
+//! are read as f32 (fp16/int8 upcast or dequantised) and handed to the backend once.
 
-use super::ops::{LayerNorm, Linear};
+use std::sync::Arc;
+
+use crate::backend::{Backend, LinearWeights, PreparedLinear, PreparedNorm};
 use crate::model::{ModelBin, ModelError};
 
-/// Where layer weights come from: the parsed `model.bin`.
+/// Where layer weights come from (the parsed `model.bin`) and who takes them.
 pub struct WeightSource<'a> {
     pub bin: &'a ModelBin,
+    pub backend: Arc<dyn Backend>,
 }
 
 impl WeightSource<'_> {
@@ -17,6 +20,25 @@ impl WeightSource<'_> {
     pub fn has(&self, name: &str) -> bool {
         self.bin.get(name).is_ok()
     }
+
+    /// `weight` `[n, k]` (any trailing shape that flattens to `k`) with an optional bias,
+    /// prepared by the backend.
+    pub fn prepare(
+        &self,
+        prefix: &str,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        n: usize,
+        k: usize,
+    ) -> Result<Box<dyn PreparedLinear>, ModelError> {
+        Ok(self.backend.prepare_linear(LinearWeights {
+            name: prefix.to_string(),
+            weight,
+            bias,
+            n,
+            k,
+        })?)
+    }
 }
 
 /// `prefix/weight [out, in]` and, if present, `prefix/bias [out]`.
@@ -25,7 +47,7 @@ pub fn linear(
     prefix: &str,
     out_dim: usize,
     in_dim: usize,
-) -> Result<Linear, ModelError> {
+) -> Result<Box<dyn PreparedLinear>, ModelError> {
     let weight = w.f32(&format!("{prefix}/weight"), &[out_dim, in_dim])?;
     let bias_name = format!("{prefix}/bias");
     let bias = if w.has(&bias_name) {
@@ -33,17 +55,17 @@ pub fn linear(
     } else {
         None
     };
-    Ok(Linear {
-        weight,
-        bias,
-        out_dim,
-        in_dim,
-    })
+    w.prepare(prefix, weight, bias, out_dim, in_dim)
 }
 
-pub fn layer_norm(w: &WeightSource, prefix: &str, d: usize) -> Result<LayerNorm, ModelError> {
-    Ok(LayerNorm {
-        gamma: w.f32(&format!("{prefix}/gamma"), &[d])?,
-        beta: w.f32(&format!("{prefix}/beta"), &[d])?,
-    })
+pub fn layer_norm(
+    w: &WeightSource,
+    prefix: &str,
+    d: usize,
+) -> Result<Box<dyn PreparedNorm>, ModelError> {
+    Ok(w.backend.prepare_layer_norm(
+        prefix,
+        w.f32(&format!("{prefix}/gamma"), &[d])?,
+        w.f32(&format!("{prefix}/beta"), &[d])?,
+    )?)
 }

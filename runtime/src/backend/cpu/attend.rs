@@ -2,7 +2,7 @@
 //! pass per head, reading keys and values in place from the cache / cross K/V layout. General
 //! matrix products would pack (copy) the whole key matrix for every step.
 
-use super::ops::softmax_in_place;
+use crate::whisper::ops::softmax_in_place;
 
 /// Columns of scores, or of the output, that one pass keeps in registers (8 AVX vectors).
 const BLOCK: usize = 64;

@@ -1,0 +1,191 @@
+//! One attention kernel for the encoder's self-attention, the decoder's causal
+//! self-attention over its cache and the cross attention over the encoder frames: heads
+//! (and, for the cache, sequences) run in parallel; each is a few-row pass that keeps
+//! scores in registers ([`attend_rows`]) or two products with a score matrix.
+
+use rayon::prelude::*;
+
+use super::attend::{attend_rows, HeadKv};
+use super::kv::cpu_kv;
+use crate::backend::{KvSource, Queries};
+use crate::whisper::ops::{matmul_strided, softmax_in_place};
+
+/// Up to this many query rows, a head runs as direct per-row loops (decoder steps).
+const FEW_ROWS: usize = 8;
+
+/// One head's keys and values: key dimension `j` of position `t` is
+/// `k[j * k_strides.0 + t * k_strides.1]`, value row `t` starts at `v[t * v_stride]`.
+struct HeadView<'a> {
+    k: &'a [f32],
+    k_strides: (usize, usize),
+    v: &'a [f32],
+    v_stride: usize,
+    len: usize,
+}
+
+/// A store's head (keys transposed, value rows `hd` apart).
+fn stored(h: HeadKv<'_>, hd: usize) -> HeadView<'_> {
+    HeadView {
+        k: h.kt,
+        k_strides: (h.kt_stride, 1),
+        v: h.v,
+        v_stride: hd,
+        len: h.len,
+    }
+}
+
+/// A unit of parallel work: query rows `row0 .. row0 + rows` against head `head` of one
+/// sequence's keys and values.
+struct Task<'a> {
+    row0: usize,
+    rows: usize,
+    head: usize,
+    view: HeadView<'a>,
+    /// Positions visible to query `i` of the task: `past + i + 1` when causal.
+    causal_past: Option<usize>,
+}
+
+pub fn attend(
+    heads: usize,
+    q: Queries,
+    kv: KvSource,
+    out: &mut [f32],
+    keep_heads: &[usize],
+) -> Vec<Vec<f32>> {
+    let rows = q.rows();
+    let d = out.len() / rows.max(1);
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let tasks = tasks(heads, hd, &q, kv);
+    let results: Vec<(Vec<f32>, Option<Vec<f32>>)> = tasks
+        .par_iter()
+        .map(|t| {
+            let qs = &q.data[(t.row0 * q.stride + q.offset + t.head * hd)..];
+            attend_head(qs, q.stride, t, hd, scale, keep_heads.contains(&t.head))
+        })
+        .collect();
+    let mut weights: Vec<Vec<f32>> = vec![Vec::new(); keep_heads.len()];
+    for (t, (o, w)) in tasks.iter().zip(results) {
+        for i in 0..t.rows {
+            let r = t.row0 + i;
+            out[r * d + t.head * hd..r * d + (t.head + 1) * hd]
+                .copy_from_slice(&o[i * hd..(i + 1) * hd]);
+        }
+        if let Some(w) = w {
+            for (slot, _) in keep_heads.iter().enumerate().filter(|(_, &h)| h == t.head) {
+                weights[slot].extend_from_slice(&w);
+            }
+        }
+    }
+    weights
+}
+
+fn tasks<'a>(heads: usize, hd: usize, q: &Queries<'a>, kv: KvSource<'a>) -> Vec<Task<'a>> {
+    match kv {
+        KvSource::Inline { k_offset, v_offset } => {
+            assert_eq!(q.batch, 1, "inline keys/values need a single sequence");
+            (0..heads)
+                .map(|h| Task {
+                    row0: 0,
+                    rows: q.per_batch,
+                    head: h,
+                    view: HeadView {
+                        k: &q.data[k_offset + h * hd..],
+                        k_strides: (1, q.stride),
+                        v: &q.data[v_offset + h * hd..],
+                        v_stride: q.stride,
+                        len: q.per_batch,
+                    },
+                    causal_past: None,
+                })
+                .collect()
+        }
+        KvSource::Causal { cache, layer, past } => {
+            let store = cpu_kv(cache);
+            let n = q.per_batch;
+            (0..q.batch)
+                .flat_map(|seq| (0..heads).map(move |h| (seq, h)))
+                .map(|(seq, h)| Task {
+                    row0: seq * n,
+                    rows: n,
+                    head: h,
+                    view: stored(store.head(layer, seq, h, past + n), hd),
+                    causal_past: Some(past),
+                })
+                .collect()
+        }
+        KvSource::Shared { cache, layer, len } => {
+            let store = cpu_kv(cache);
+            (0..heads)
+                .map(|h| Task {
+                    row0: 0,
+                    rows: q.rows(),
+                    head: h,
+                    view: stored(store.head(layer, 0, h, len), hd),
+                    causal_past: None,
+                })
+                .collect()
+        }
+    }
+}
+
+/// One task's `[rows, hd]` output and, if `keep`, its `[rows, len]` weights.
+fn attend_head(
+    q: &[f32],
+    q_stride: usize,
+    t: &Task,
+    hd: usize,
+    scale: f32,
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (rows, v, len) = (t.rows, &t.view, t.view.len);
+    let mut out = vec![0.0f32; rows * hd];
+    let visible = t.causal_past.map(|past| move |i: usize| past + i + 1);
+    if rows <= FEW_ROWS && v.k_strides.1 == 1 && v.v_stride == hd {
+        let head = HeadKv {
+            kt: v.k,
+            kt_stride: v.k_strides.0,
+            v: v.v,
+            len,
+        };
+        let limit = visible.as_ref().map(|f| f as &dyn Fn(usize) -> usize);
+        let w = attend_rows(
+            q, q_stride, rows, hd, &head, limit, scale, &mut out, hd, keep,
+        );
+        return (out, w);
+    }
+    let mut scores = vec![0.0f32; rows * len];
+    matmul_strided(
+        rows,
+        len,
+        hd,
+        q,
+        (q_stride, 1),
+        v.k,
+        v.k_strides,
+        &mut scores,
+        len,
+        scale,
+        false,
+    );
+    for (i, row) in scores.chunks_exact_mut(len).enumerate() {
+        if let Some(f) = &visible {
+            row[f(i).min(len)..].fill(f32::NEG_INFINITY);
+        }
+        softmax_in_place(row);
+    }
+    matmul_strided(
+        rows,
+        hd,
+        len,
+        &scores,
+        (len, 1),
+        v.v,
+        (v.v_stride, 1),
+        &mut out,
+        hd,
+        1.0,
+        false,
+    );
+    (out, keep.then_some(scores))
+}

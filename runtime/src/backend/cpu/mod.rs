@@ -1,0 +1,285 @@
+//! The `cpu` backend: the Whisper tensor ops on the host's cores.
+//!
+//! Matrix products (linear layers, the im2col'd convolutions, the logits) run in the chosen
+//! [`Precision`]:
+//! - `F32`: the `gemm` crate for many rows, a streaming GEMV for decoder steps
+//!   ([`crate::whisper::ops::Linear`]);
+//! - `Int8`: the NPU numerics of [`crate::quant`] with AVX-512 VNNI / AVX2 / scalar kernels
+//!   ([`int8`]), bit-identical int32 accumulators on all three;
+//! - `Bf16`: bf16 weights widened to f32 in registers, f32 accumulation ([`bf16`]).
+//!
+//! Layer norm, softmax, GELU and attention stay f32 in every precision (the NPU plan runs
+//! them in bf16; its kernels are compared against these).
+
+pub mod attend;
+mod attention;
+pub mod bf16;
+pub mod int8;
+mod kv;
+
+use std::any::Any;
+
+use super::{
+    Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource, LinearWeights,
+    OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
+};
+use crate::whisper::ops::{self, LayerNorm, Linear};
+use rayon::prelude::*;
+
+/// The host backend in one precision.
+#[derive(Default)]
+pub struct CpuBackend {
+    precision: Precision,
+    stats: OpStats,
+}
+
+impl CpuBackend {
+    pub fn new(precision: Precision) -> Self {
+        Self {
+            precision,
+            stats: OpStats::default(),
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+}
+
+/// A dense layer in the backend's precision.
+enum Weights {
+    F32(Linear),
+    Int8(int8::PackedI8),
+    Bf16(bf16::Bf16Linear),
+}
+
+struct CpuLinear {
+    weights: Weights,
+    n: usize,
+    k: usize,
+}
+
+impl PreparedLinear for CpuLinear {
+    fn in_dim(&self) -> usize {
+        self.k
+    }
+    fn out_dim(&self) -> usize {
+        self.n
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl PreparedNorm for LayerNorm {
+    fn dim(&self) -> usize {
+        self.gamma.len()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn cpu_linear(w: &dyn PreparedLinear) -> &CpuLinear {
+    w.as_any()
+        .downcast_ref()
+        .expect("a linear layer prepared by another backend was passed to the cpu backend")
+}
+
+impl CpuLinear {
+    /// `y[rows, n] = x Wᵀ + b` in the layer's precision.
+    fn product(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        debug_assert_eq!(x.len(), rows * self.k);
+        match &self.weights {
+            Weights::F32(l) => l.forward_into(x, rows, y),
+            Weights::Int8(p) => int8::forward(p, x, rows, y),
+            Weights::Bf16(b) => b.forward(x, rows, y),
+        }
+    }
+
+    /// The product through `epi` into `out`.
+    fn apply(&self, x: &[f32], rows: usize, epi: Epilogue, out: &mut [f32]) {
+        if epi.accumulate {
+            // A separate product and add keeps the f32 results bit-identical to the unfused
+            // order (bias first, then the residual).
+            let mut y = vec![0.0f32; out.len()];
+            self.product(x, rows, &mut y);
+            if epi.gelu {
+                ops::gelu_in_place(&mut y);
+            }
+            ops::add_in_place(out, &y);
+        } else {
+            self.product(x, rows, out);
+            if epi.gelu {
+                ops::gelu_in_place(out);
+            }
+        }
+    }
+}
+
+/// im2col of a kernel-3, padding-1 convolution: row `t` of the result is
+/// `[x(c, t·stride + j - 1) for c, j]` (channel-major, as the weights are flattened).
+fn im2col(x: &[f32], layout: ConvInput, c_in: usize, t_in: usize, stride: usize) -> Vec<f32> {
+    let t_out = t_in.div_ceil(stride);
+    let mut cols = vec![0.0f32; t_out * c_in * 3];
+    cols.par_chunks_mut(c_in * 3)
+        .enumerate()
+        .for_each(|(t, row)| {
+            for j in 0..3 {
+                let src = (t * stride + j) as isize - 1;
+                if src < 0 || src as usize >= t_in {
+                    continue;
+                }
+                let src = src as usize;
+                match layout {
+                    ConvInput::TimeMajor => {
+                        let xr = &x[src * c_in..(src + 1) * c_in];
+                        for c in 0..c_in {
+                            row[c * 3 + j] = xr[c];
+                        }
+                    }
+                    ConvInput::ChannelMajor => {
+                        for c in 0..c_in {
+                            row[c * 3 + j] = x[c * t_in + src];
+                        }
+                    }
+                }
+            }
+        });
+    cols
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        let p = match self.precision {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+            Precision::Bf16 => "bf16",
+        };
+        format!("cpu-{p}")
+    }
+
+    fn prepare_linear(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        w.validate()?;
+        let (n, k) = (w.n, w.k);
+        let weights = match self.precision {
+            Precision::F32 => Weights::F32(Linear {
+                weight: w.weight,
+                bias: w.bias,
+                out_dim: n,
+                in_dim: k,
+            }),
+            Precision::Int8 => Weights::Int8(int8::PackedI8::new(&w.weight, w.bias, n, k)),
+            Precision::Bf16 => Weights::Bf16(bf16::Bf16Linear::new(&w.weight, w.bias, n, k)),
+        };
+        Ok(Box::new(CpuLinear { weights, n, k }))
+    }
+
+    fn prepare_layer_norm(
+        &self,
+        name: &str,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+    ) -> Result<Box<dyn PreparedNorm>, BackendError> {
+        if gamma.is_empty() || gamma.len() != beta.len() {
+            return Err(BackendError::NormShape {
+                name: name.to_string(),
+                gamma: gamma.len(),
+                beta: beta.len(),
+            });
+        }
+        Ok(Box::new(LayerNorm { gamma, beta }))
+    }
+
+    fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
+        self.stats.time(OpKind::LogMel, || {
+            crate::mel::log10_mel_frames(signal, n_frames, n_mels, out)
+        })
+    }
+
+    fn conv1d(
+        &self,
+        w: &dyn PreparedLinear,
+        x: &[f32],
+        layout: ConvInput,
+        t_in: usize,
+        stride: usize,
+        epi: Epilogue,
+        out: &mut [f32],
+    ) {
+        self.stats.time(OpKind::Conv, || {
+            let w = cpu_linear(w);
+            let cols = im2col(x, layout, w.k / 3, t_in, stride);
+            w.apply(&cols, t_in.div_ceil(stride), epi, out);
+        })
+    }
+
+    fn linear(
+        &self,
+        w: &dyn PreparedLinear,
+        x: &[f32],
+        rows: usize,
+        epi: Epilogue,
+        out: &mut [f32],
+    ) {
+        self.stats
+            .time(OpKind::Linear, || cpu_linear(w).apply(x, rows, epi, out))
+    }
+
+    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], rows: usize, out: &mut [f32]) {
+        self.stats.time(OpKind::Logits, || {
+            cpu_linear(w).apply(x, rows, Epilogue::NONE, out)
+        })
+    }
+
+    fn layer_norm(&self, norm: &dyn PreparedNorm, x: &[f32], out: &mut [f32]) {
+        self.stats.time(OpKind::LayerNorm, || {
+            let norm: &LayerNorm = norm
+                .as_any()
+                .downcast_ref()
+                .expect("a layer norm prepared by another backend was passed to the cpu backend");
+            norm.forward_into(x, out)
+        })
+    }
+
+    fn gelu(&self, x: &mut [f32]) {
+        self.stats.time(OpKind::Gelu, || ops::gelu_in_place(x))
+    }
+
+    fn add(&self, x: &mut [f32], y: &[f32]) {
+        self.stats.time(OpKind::Add, || ops::add_in_place(x, y))
+    }
+
+    fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
+        Box::new(kv::CpuKv::new(shape))
+    }
+
+    fn kv_write(&self, cache: &mut dyn KvCache, layer: usize, pos: usize, rows: KvRows) {
+        self.stats.time(OpKind::KvWrite, || {
+            kv::cpu_kv_mut(cache).write(layer, pos, rows)
+        })
+    }
+
+    fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize) {
+        self.stats.time(OpKind::KvReorder, || {
+            kv::cpu_kv_mut(cache).reorder(order, len)
+        })
+    }
+
+    fn attention(
+        &self,
+        heads: usize,
+        q: Queries,
+        kv: KvSource,
+        out: &mut [f32],
+        keep_heads: &[usize],
+    ) -> Vec<Vec<f32>> {
+        self.stats.time(OpKind::Attention, || {
+            attention::attend(heads, q, kv, out, keep_heads)
+        })
+    }
+
+    fn stats(&self) -> &OpStats {
+        &self.stats
+    }
+}
