@@ -51,7 +51,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Emit::Plan) => {
-            print!("{}", crate::mlir::plan::describe(&design)?);
+            print!("{}", crate::mlir::describe::describe(&design)?);
             return Ok(());
         }
         None => {}

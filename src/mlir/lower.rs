@@ -22,7 +22,8 @@ use melior::{
     Context,
 };
 
-use crate::design::{BufferType, CoreStmt, Design, KernelCtx, Port, SeqOp, TileId, Worker};
+use crate::design::info::SeqStep;
+use crate::design::{BufferType, CoreStmt, Design, DesignInfo, KernelCtx, Port, SeqOp, TileId, Worker};
 
 use super::{verify, MlirError};
 
@@ -31,11 +32,15 @@ pub const SEQUENCE_SYMBOL: &str = "sequence";
 /// The `aie.device` symbol aie-opt assumes when none is printed.
 pub const DEVICE_SYMBOL: &str = "main";
 
-/// Verifies `design` with our verifier, builds its module in `context` (see
-/// [`super::context`]) and verifies that with MLIR.
-pub fn lower<'c>(context: &'c Context, design: &Design) -> Result<Module<'c>, MlirError> {
-    verify::verify(design)?;
-    let dmas = verify::dma_schedule(design)?;
+/// Builds the module of `design`, validated as `info` (see [`verify::verify`]), in `context`
+/// (see [`super::context`]) and verifies it with MLIR. The checks beyond validation
+/// ([`verify::verify_validated`]) run first.
+pub fn lower<'c>(
+    context: &'c Context,
+    design: &Design,
+    info: &DesignInfo,
+) -> Result<Module<'c>, MlirError> {
+    verify::verify_validated(design, info)?;
     let b = Builder { context };
     let module = Module::new(b.unknown());
 
@@ -128,7 +133,7 @@ pub fn lower<'c>(context: &'c Context, design: &Design) -> Result<Module<'c>, Ml
             )?;
             device_block.append_operation(op);
         }
-        device_block.append_operation(b.lower_sequence(design, &dmas)?);
+        device_block.append_operation(b.lower_sequence(design, info)?);
     }
     device_block.append_operation(b.op("aie.end", b.unknown(), &[], &[], &[], vec![])?);
 
@@ -493,7 +498,7 @@ impl<'c> Builder<'c> {
     fn lower_sequence(
         &self,
         design: &Design,
-        dmas: &[Option<verify::DmaIssue>],
+        info: &DesignInfo,
     ) -> Result<Operation<'c>, MlirError> {
         let seq = &design.sequence;
         let args = seq
@@ -502,7 +507,7 @@ impl<'c> Builder<'c> {
             .map(|a| Ok((self.memref(&a.ty)?, self.unknown())))
             .collect::<Result<Vec<_>, MlirError>>()?;
         let block = Block::new(&args);
-        for (op, dma) in seq.ops.iter().zip(dmas) {
+        for (op, step) in seq.ops.iter().zip(&info.sequence) {
             let (fifo, arg, pattern) = match op {
                 SeqOp::Fill { fifo, arg, pattern } | SeqOp::Drain { fifo, arg, pattern } => {
                     (fifo, *arg, pattern)
@@ -522,8 +527,9 @@ impl<'c> Builder<'c> {
                     continue;
                 }
             };
-            let dma =
-                dma.ok_or_else(|| MlirError::invalid("aiex.npu.dma_memcpy_nd", "no DMA schedule"))?;
+            let &SeqStep::Transfer { bd, issue_token, .. } = step else {
+                return Err(MlirError::invalid("aiex.npu.dma_memcpy_nd", "no DMA schedule"));
+            };
             let list = |xs: &[i64]| -> Result<Attribute<'c>, MlirError> {
                 let v: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
                 self.attr(&format!("array<i64: {}>", v.join(", ")))
@@ -542,9 +548,9 @@ impl<'c> Builder<'c> {
                     "metadata",
                     FlatSymbolRefAttribute::new(self.context, fifo).into(),
                 ),
-                ("id", self.i64(dma.id as i64)),
+                ("id", self.i64(bd as i64)),
             ];
-            if dma.issue_token {
+            if issue_token {
                 attrs.push(("issue_token", self.attr("true")?));
             }
             block.append_operation(self.op(

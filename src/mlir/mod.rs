@@ -14,7 +14,7 @@
 //! dialects and [`lower`] to build it.
 
 pub mod lower;
-pub mod plan;
+pub mod describe;
 pub mod print;
 pub mod verify;
 
@@ -26,7 +26,7 @@ use melior::{
 
 pub use lower::lower;
 pub use print::{emit, emit_generic};
-pub use verify::verify;
+pub use verify::{verify, verify_validated};
 
 /// Everything that can go wrong between a Design and its MLIR text.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
@@ -46,6 +46,17 @@ pub enum MlirError {
     /// The printer met an op it has no custom syntax for.
     #[error("cannot print `{op}` in aie-opt syntax: {message}")]
     Print { op: String, message: String },
+}
+
+impl From<crate::design::ValidateError> for MlirError {
+    fn from(e: crate::design::ValidateError) -> Self {
+        match e {
+            crate::design::ValidateError::Invalid { op, message }
+            | crate::design::ValidateError::OutOfBounds { op, message, .. } => {
+                MlirError::Invalid { op, message }
+            }
+        }
+    }
 }
 
 impl MlirError {

@@ -25,22 +25,24 @@ use mlir_sys::{
 
 use crate::design::Design;
 
-use super::{context, lower, MlirError};
+use super::{context, lower, verify, MlirError};
 
 const INDENT: &str = "  ";
 
 /// The design's module in aie-opt's custom syntax (what `aie-opt` prints for it).
 pub fn emit(design: &Design) -> Result<String, MlirError> {
+    let info = verify(design)?;
     let context = context();
-    let module = lower(&context, design)?;
+    let module = lower(&context, design, &info)?;
     print_module(&module)
 }
 
 /// The design's module in MLIR's generic syntax: parseable by any MLIR with unregistered
 /// dialects allowed, and by aie-opt.
 pub fn emit_generic(design: &Design) -> Result<String, MlirError> {
+    let info = verify(design)?;
     let context = context();
-    let module = lower(&context, design)?;
+    let module = lower(&context, design, &info)?;
     generic(&module)
 }
 

@@ -110,6 +110,7 @@ pub fn build(spec: &GeluSpec) -> Result<Design, DesignError> {
         kernel("gelu", move |c, b, a| {
             emit(c, b, a, t, tr, cols, elem, &table_name)
         })
+        .with_const_bytes(table(&t).len() * 4)
     };
     rowwise::build(&RowwisePlan {
         name: &spec.name,

@@ -33,6 +33,7 @@ where
     Kernel {
         name: name.into(),
         emit: Arc::new(f),
+        const_bytes: 0,
     }
 }
 

@@ -25,9 +25,9 @@ use mlir_sys::{
 };
 
 use super::jit::memref_type;
-use super::plan::{Plan, PortKey};
+use super::wiring::Wiring;
 use super::SimError;
-use crate::design::BufferType;
+use crate::design::{BufferType, Port};
 
 fn err(message: impl Into<String>) -> SimError {
     SimError::Jit(format!("reading the MLIR-AIE module: {}", message.into()))
@@ -51,7 +51,7 @@ fn int_attr(op: &OperationRef, name: &str) -> Result<i64, SimError> {
 pub(crate) fn core_functions<'c>(
     context: &'c Context,
     aie: &Module<'c>,
-    plan: &Plan,
+    wiring: &Wiring,
     access_names: &HashMap<BufferType, String>,
     prefix: &str,
 ) -> Result<(Vec<Operation<'c>>, Vec<Operation<'c>>), SimError> {
@@ -76,11 +76,11 @@ pub(crate) fn core_functions<'c>(
         }
         next = op.next_in_block();
     }
-    if cores.len() != plan.workers.len() {
+    if cores.len() != wiring.workers.len() {
         return Err(err(format!(
             "{} aie.core ops for {} workers",
             cores.len(),
-            plan.workers.len()
+            wiring.workers.len()
         )));
     }
     let mut functions = Vec::new();
@@ -110,7 +110,7 @@ pub(crate) fn core_functions<'c>(
             }
             WalkResult::Advance
         });
-        let worker = &plan.workers[w];
+        let worker = &wiring.workers[w];
         let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
         let mut acquires = Vec::new();
         for raw in found {
@@ -144,9 +144,9 @@ pub(crate) fn core_functions<'c>(
                     .to_string();
                 let fifo = fifo.trim_start_matches('@').to_string();
                 let key = if int_attr(&op, "port")? == 0 {
-                    PortKey::Produce
+                    Port::Produce
                 } else {
-                    PortKey::Consume
+                    Port::Consume
                 };
                 worker
                     .local

@@ -31,9 +31,9 @@ use mlir_sys::MlirValue;
 
 use super::from_aie;
 use super::hooks;
-use super::plan::{Plan, PortKey, WorkerPlan};
+use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
-use crate::design::{BufferType, CoreStmt, Design, ElemType, KernelCtx};
+use crate::design::{BufferType, CoreStmt, Design, DesignInfo, ElemType, KernelCtx};
 
 /// Lowering to the LLVM dialect for the host. bf16 arithmetic and math are computed in f32
 /// and rounded back (round-to-nearest-even), as the AIE vector unit accumulates bf16 in f32.
@@ -117,7 +117,8 @@ fn jit_error(what: &str, diagnostics: &Rc<RefCell<Vec<String>>>) -> SimError {
 pub(crate) fn compile(
     context: &Context,
     design: &Design,
-    plan: &Plan,
+    info: &DesignInfo,
+    wiring: &Wiring,
     opt_level: usize,
 ) -> Result<Compiled, SimError> {
     let diagnostics = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -126,7 +127,7 @@ pub(crate) fn compile(
         sink.borrow_mut().push(d.to_string());
         true
     });
-    let result = compile_inner(context, design, plan, opt_level, &diagnostics);
+    let result = compile_inner(context, design, info, wiring, opt_level, &diagnostics);
     context.detach_diagnostic_handler(handler);
     result
 }
@@ -134,7 +135,8 @@ pub(crate) fn compile(
 fn compile_inner(
     context: &Context,
     design: &Design,
-    plan: &Plan,
+    info: &DesignInfo,
+    wiring: &Wiring,
     opt_level: usize,
     diagnostics: &Rc<RefCell<Vec<String>>>,
 ) -> Result<Compiled, SimError> {
@@ -167,7 +169,7 @@ fn compile_inner(
     declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
     declare("aiec_sim_alive", &[i64t], &[i64t], false);
     let mut access_names: HashMap<BufferType, String> = HashMap::new();
-    for w in &plan.workers {
+    for w in &wiring.workers {
         for (_, ty) in &w.ports {
             if !access_names.contains_key(ty) {
                 let name = format!("aiec_sim_access_{}", access_names.len());
@@ -185,17 +187,17 @@ fn compile_inner(
     // One function per worker, from the MLIR-AIE module when the compiler accepts the design;
     // otherwise (a design its static verifier rejects, e.g. one acquiring more buffers than a
     // FIFO holds) from the Design itself, so the run can still show what the hardware would do.
-    let (functions, globals, source) = match crate::mlir::lower(context, design) {
+    let (functions, globals, source) = match crate::mlir::lower(context, design, info) {
         Ok(aie) => {
             let (functions, globals) =
-                from_aie::core_functions(context, &aie, plan, &access_names, "aiec_core_w")?;
+                from_aie::core_functions(context, &aie, wiring, &access_names, "aiec_core_w")?;
             (functions, globals, CoreSource::AieModule)
         }
         Err(e) => {
             tracing::warn!("the compiler rejects the design ({e}); simulating it from the Design");
             let mut functions = Vec::new();
             let mut globals = Vec::new();
-            for (w, wp) in design.workers.iter().zip(&plan.workers) {
+            for (w, wp) in design.workers.iter().zip(&wiring.workers) {
                 let scratch = Module::new(location);
                 functions.push(design_core(
                     context,
@@ -307,7 +309,7 @@ fn design_core<'c>(
     context: &'c Context,
     scratch: &Module<'c>,
     w: &crate::design::Worker,
-    wp: &WorkerPlan,
+    wp: &WorkerWiring,
     access_names: &HashMap<BufferType, String>,
     name: String,
 ) -> Result<melior::ir::Operation<'c>, SimError> {
@@ -342,7 +344,7 @@ struct Emitter<'c, 'm> {
     location: Location<'c>,
     device_block: &'m Block<'c>,
     i64t: Type<'c>,
-    worker: &'m WorkerPlan,
+    worker: &'m WorkerWiring,
     access_names: &'m HashMap<BufferType, String>,
 }
 
@@ -428,7 +430,7 @@ impl<'c> Emitter<'c, '_> {
                     count,
                     binding,
                 } => {
-                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
+                    let local = self.worker.local[&(fifo.clone(), *port)];
                     let ty = &self.worker.ports[local].1;
                     let l = self.constant(block, self.i64t, local as i64);
                     let n = self.constant(block, self.i64t, i64::from(*count));
@@ -444,7 +446,7 @@ impl<'c> Emitter<'c, '_> {
                     bindings.insert(binding.clone(), views);
                 }
                 CoreStmt::Release { fifo, port, count } => {
-                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
+                    let local = self.worker.local[&(fifo.clone(), *port)];
                     let l = self.constant(block, self.i64t, local as i64);
                     let n = self.constant(block, self.i64t, i64::from(*count));
                     self.call(block, "aiec_sim_release", &[ctx, l, n], &[]);
