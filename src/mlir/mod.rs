@@ -14,6 +14,8 @@
 //! dialects and [`lower`] to build it.
 
 pub mod lower;
+mod lower_core;
+pub mod aie_ops;
 pub mod describe;
 pub mod print;
 pub mod verify;
