@@ -12,6 +12,8 @@
 //! `{:a}` type attribute `a`; `{port a}` an `ObjectFifoPort` case name. `{{` and `}}` are
 //! literal braces.
 
+use crate::design::Port;
+
 /// Op names, usable as `match` patterns.
 pub mod name {
     pub const DEVICE: &str = "aie.device";
@@ -172,6 +174,40 @@ pub const DMA_WAIT: AieOp = op(
     Syntax::Line("aiex.npu.dma_wait {{symbol = {symbol}}}"),
 );
 
+/// mlir-aie's `AIEDevice` cases. It is an `I32EnumAttr`: the attribute is the case's value.
+pub const DEVICE_CASES: &[(&str, i64)] = &[
+    ("xcvc1902", 1),
+    ("xcve2302", 2),
+    ("xcve2802", 3),
+    ("npu1", 4),
+    ("npu1_1col", 5),
+    ("npu1_2col", 6),
+    ("npu1_3col", 7),
+    ("npu2", 8),
+    ("npu2_1col", 9),
+    ("npu2_2col", 10),
+    ("npu2_3col", 11),
+    ("npu2_4col", 12),
+    ("npu2_5col", 13),
+    ("npu2_6col", 14),
+    ("npu2_7col", 15),
+];
+
+/// mlir-aie's `ObjectFifoPort` enum, also an `I32EnumAttr`.
+pub const fn port_enum(port: Port) -> i64 {
+    match port {
+        Port::Produce => 0,
+        Port::Consume => 1,
+    }
+}
+
+/// The port an `ObjectFifoPort` value names.
+pub fn port_of(value: i64) -> Option<Port> {
+    [Port::Produce, Port::Consume]
+        .into_iter()
+        .find(|p| port_enum(*p) == value)
+}
+
 /// Every op we emit.
 pub const OPS: &[AieOp] = &[
     DEVICE,
@@ -212,7 +248,7 @@ impl AieOp {
             return Err(format!("attribute `{a}` is not part of its contract"));
         }
         let arity_ok = if self.variadic {
-            operands + 1 >= self.operands.len()
+            operands >= self.operands.len()
         } else {
             operands == self.operands.len()
         };

@@ -22,7 +22,7 @@ use melior::{
 };
 
 use crate::design::info::SeqStep;
-use crate::design::{BufferType, Design, DesignInfo, FifoLink, ObjectFifo, Port, SeqOp, TileId};
+use crate::design::{BufferType, Design, DesignInfo, FifoLink, ObjectFifo, SeqOp, TileId};
 
 use super::aie_ops::{self, attr};
 use super::{verify, MlirError};
@@ -268,27 +268,8 @@ fn check_global_uses(module: &Module) -> Result<(), MlirError> {
     Ok(())
 }
 
-/// mlir-aie's `AIEDevice` cases. It is an `I32EnumAttr`: the attribute is the case's value.
-pub(crate) const DEVICE_CASES: &[(&str, i64)] = &[
-    ("xcvc1902", 1),
-    ("xcve2302", 2),
-    ("xcve2802", 3),
-    ("npu1", 4),
-    ("npu1_1col", 5),
-    ("npu1_2col", 6),
-    ("npu1_3col", 7),
-    ("npu2", 8),
-    ("npu2_1col", 9),
-    ("npu2_2col", 10),
-    ("npu2_3col", 11),
-    ("npu2_4col", 12),
-    ("npu2_5col", 13),
-    ("npu2_6col", 14),
-    ("npu2_7col", 15),
-];
-
 fn device_enum(name: &str) -> Result<i64, MlirError> {
-    DEVICE_CASES
+    aie_ops::DEVICE_CASES
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, v)| *v)
@@ -297,7 +278,7 @@ fn device_enum(name: &str) -> Result<i64, MlirError> {
                 format!("aie.device({name})"),
                 format!(
                     "aie-opt has no such device; it knows {}",
-                    DEVICE_CASES
+                    aie_ops::DEVICE_CASES
                         .iter()
                         .map(|(n, _)| *n)
                         .collect::<Vec<_>>()
@@ -305,14 +286,6 @@ fn device_enum(name: &str) -> Result<i64, MlirError> {
                 ),
             )
         })
-}
-
-/// Case names of mlir-aie's `ObjectFifoPort` enum, also `I32EnumAttr`.
-pub(crate) fn port_enum(port: Port) -> i64 {
-    match port {
-        Port::Produce => 0,
-        Port::Consume => 1,
-    }
 }
 
 pub(super) fn build_err(what: &'static str) -> impl Fn(melior::Error) -> MlirError {

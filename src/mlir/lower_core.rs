@@ -12,7 +12,7 @@ use melior::{
 };
 
 use super::aie_ops::{self, attr};
-use super::lower::{build_err, port_enum, Builder};
+use super::lower::{build_err, Builder};
 use super::MlirError;
 use crate::design::visit::{walk, CoreVisitor};
 use crate::design::{BufArg, BufferType, CoreStmt, Kernel, KernelCtx, Port, Worker};
@@ -74,7 +74,7 @@ impl<'c, 'v> CoreBody<'c, 'v, '_> {
                 attr::FIFO,
                 FlatSymbolRefAttribute::new(self.b.context, fifo).into(),
             ),
-            (attr::PORT, self.b.i32(port_enum(port))),
+            (attr::PORT, self.b.i32(aie_ops::port_enum(port))),
             (attr::SIZE, self.b.i32(count as i64)),
         ]
     }

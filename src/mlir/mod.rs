@@ -22,9 +22,15 @@ pub mod verify;
 
 use melior::{
     dialect::DialectRegistry,
-    utility::{register_all_dialects, register_all_passes},
+    ir::{
+        r#type::{IntegerType, MemRefType},
+        Type,
+    },
+    utility::{register_all_dialects, register_all_llvm_translations, register_all_passes},
     Context,
 };
+
+use crate::design::{BufferType, ElemType};
 
 pub use lower::lower;
 pub use print::{emit, emit_generic};
@@ -82,4 +88,29 @@ pub fn context() -> Context {
     context.set_allow_unregistered_dialects(true);
     register_all_passes();
     context
+}
+
+/// [`context`] that can also translate to LLVM IR, for the host JIT (the simulator, kernel
+/// tests).
+pub fn jit_context() -> Context {
+    let context = context();
+    register_all_llvm_translations(&context);
+    context
+}
+
+/// The MLIR element type for an [`ElemType`].
+pub fn elem_type(context: &Context, elem: ElemType) -> Type<'_> {
+    match elem {
+        ElemType::I8 => IntegerType::new(context, 8).into(),
+        ElemType::I16 => IntegerType::new(context, 16).into(),
+        ElemType::I32 => IntegerType::new(context, 32).into(),
+        ElemType::Bf16 => Type::bfloat16(context),
+        ElemType::F32 => Type::float32(context),
+    }
+}
+
+/// `memref<shape x elem>` for a buffer type.
+pub fn memref_type<'c>(context: &'c Context, ty: &BufferType) -> Type<'c> {
+    let dims: Vec<i64> = ty.shape.iter().map(|&d| d as i64).collect();
+    MemRefType::new(elem_type(context, ty.elem), &dims, None, None).into()
 }

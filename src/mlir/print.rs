@@ -458,15 +458,14 @@ fn symbol(a: Attribute) -> String {
 }
 
 fn port_name(v: i64) -> &'static str {
-    if v == super::lower::port_enum(crate::design::Port::Produce) {
-        "Produce"
-    } else {
-        "Consume"
+    match aie_ops::port_of(v) {
+        Some(crate::design::Port::Produce) => "Produce",
+        _ => "Consume",
     }
 }
 
 fn device_name(v: i64) -> Option<&'static str> {
-    super::lower::DEVICE_CASES
+    aie_ops::DEVICE_CASES
         .iter()
         .find(|(_, x)| *x == v)
         .map(|(n, _)| *n)

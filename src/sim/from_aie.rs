@@ -4,7 +4,8 @@
 //! `aie.objectfifo.acquire @f(port, n)` -> `aiec_sim_acquire(ctx, local(f, port), n)`,
 //! `aie.objectfifo.subview.access %s[i]` -> `aiec_sim_access_K(ctx, local, i)`,
 //! `aie.objectfifo.release` -> `aiec_sim_release`, `aie.end` -> `func.return`.
-//! So loops, kernels and their order are exactly what goes to aie-opt.
+//! So loops, kernels and their order are exactly what goes to aie-opt. Op and attribute names
+//! are the contract's ([`crate::mlir::aie_ops`]).
 
 use std::collections::HashMap;
 
@@ -24,10 +25,11 @@ use mlir_sys::{
     MlirValue,
 };
 
-use super::jit::memref_type;
+use crate::mlir::memref_type;
 use super::wiring::Wiring;
 use super::SimError;
-use crate::design::{BufferType, Port};
+use crate::design::BufferType;
+use crate::mlir::aie_ops::{self, attr, name};
 
 fn err(message: impl Into<String>) -> SimError {
     SimError::Jit(format!("reading the MLIR-AIE module: {}", message.into()))
@@ -70,7 +72,7 @@ pub(crate) fn core_functions<'c>(
     let mut next = block.first_operation();
     while let Some(op) = next {
         match op_name(&op).as_str() {
-            "aie.core" => cores.push(op),
+            name::CORE => cores.push(op),
             "memref.global" => globals.push((*op).clone()),
             _ => {}
         }
@@ -105,7 +107,7 @@ pub(crate) fn core_functions<'c>(
         );
         let mut found: Vec<MlirOperation> = Vec::new();
         function.walk(WalkOrder::PreOrder, |op| {
-            if op_name(&op).starts_with("aie.") {
+            if aie_ops::is_aie(&op_name(&op)) {
                 found.push(op.to_raw());
             }
             WalkResult::Advance
@@ -139,15 +141,12 @@ pub(crate) fn core_functions<'c>(
                 };
             let local = || -> Result<usize, SimError> {
                 let fifo = op
-                    .attribute("objFifo_name")
+                    .attribute(attr::FIFO)
                     .map_err(|_| err("acquire/release without objFifo_name"))?
                     .to_string();
                 let fifo = fifo.trim_start_matches('@').to_string();
-                let key = if int_attr(&op, "port")? == 0 {
-                    Port::Produce
-                } else {
-                    Port::Consume
-                };
+                let key = aie_ops::port_of(int_attr(&op, attr::PORT)?)
+                    .ok_or_else(|| err(format!("{}: unknown port", op_name(&op))))?;
                 worker
                     .local
                     .get(&(fifo.clone(), key))
@@ -159,23 +158,23 @@ pub(crate) fn core_functions<'c>(
                     })
             };
             match op_name(&op).as_str() {
-                "aie.objectfifo.acquire" => {
+                name::ACQUIRE => {
                     let l = local()?;
-                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_acquire", &[ctx, lc, n], &[]);
                     let result = op.result(0).map_err(|_| err("acquire without result"))?;
                     let ty = &worker.ports[l].1;
                     subviews.insert(result.to_raw().ptr as usize, (l, access_names[ty].clone()));
                     acquires.push(raw);
                 }
-                "aie.objectfifo.subview.access" => {
+                name::SUBVIEW_ACCESS => {
                     let subview = op.operand(0).map_err(|_| err("access without operand"))?;
                     let (l, access) = subviews
                         .get(&(subview.to_raw().ptr as usize))
                         .cloned()
                         .ok_or_else(|| err("access of an unknown subview"))?;
                     let ty = &worker.ports[l].1;
-                    let (lc, i) = (constant(l as i64), constant(int_attr(&op, "index")?));
+                    let (lc, i) = (constant(l as i64), constant(int_attr(&op, attr::INDEX)?));
                     let new = call(&access, &[ctx, lc, i], &[memref_type(context, ty)])
                         .expect("access result");
                     let old = op
@@ -188,14 +187,14 @@ pub(crate) fn core_functions<'c>(
                         mlirOperationDestroy(raw);
                     }
                 }
-                "aie.objectfifo.release" => {
+                name::RELEASE => {
                     let l = local()?;
-                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_release", &[ctx, lc, n], &[]);
                     // SAFETY: a release has no results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                "aie.end" => {
+                name::END => {
                     block.insert_operation_before(op, func::r#return(&[], location));
                     // SAFETY: a terminator without results.
                     unsafe { mlirOperationDestroy(raw) };

@@ -12,19 +12,16 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use melior::{
-    dialect::{arith, func, scf, DialectRegistry},
+    dialect::{arith, func, scf},
     ir::{
         attribute::{FlatSymbolRefAttribute, IntegerAttribute, StringAttribute, TypeAttribute},
         operation::OperationLike,
-        r#type::{FunctionType, IntegerType, MemRefType},
+        r#type::{FunctionType, IntegerType},
         Attribute, Block, BlockLike, Identifier, Location, Module, Region, RegionLike, Type, Value,
         ValueLike,
     },
     pass::PassManager,
-    utility::{
-        parse_pass_pipeline, register_all_dialects, register_all_llvm_translations,
-        register_all_passes,
-    },
+    utility::parse_pass_pipeline,
     Context, ExecutionEngine,
 };
 use mlir_sys::MlirValue;
@@ -33,7 +30,9 @@ use super::from_aie;
 use super::hooks;
 use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
-use crate::design::{BufferType, CoreStmt, Design, DesignInfo, ElemType, KernelCtx};
+use crate::design::visit::{walk, CoreVisitor};
+use crate::design::{BufArg, BufferType, CoreStmt, Design, DesignInfo, Kernel, KernelCtx, Port};
+use crate::mlir::memref_type;
 
 /// Lowering to the LLVM dialect for the host. bf16 arithmetic and math are computed in f32
 /// and rounded back (round-to-nearest-even), as the AIE vector unit accumulates bf16 in f32.
@@ -57,20 +56,6 @@ pub(crate) const HOST_PIPELINE: &str = "builtin.module(\
 
 pub(crate) type CoreFn = unsafe extern "C" fn(i64);
 
-/// A context with every upstream dialect, pass and LLVM translation registered.
-pub(crate) fn host_context() -> Context {
-    let registry = DialectRegistry::new();
-    register_all_dialects(&registry);
-    let context = Context::new();
-    context.append_dialect_registry(&registry);
-    context.load_all_available_dialects();
-    // The aie/aiex ops of the compiler's module are unregistered here.
-    context.set_allow_unregistered_dialects(true);
-    register_all_llvm_translations(&context);
-    register_all_passes();
-    context
-}
-
 /// Where the simulated core functions came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreSource {
@@ -87,21 +72,6 @@ pub(crate) struct Compiled {
     pub entries: Vec<CoreFn>,
     /// Distinct compiled bodies (after sharing identical workers).
     pub distinct: usize,
-}
-
-pub(crate) fn elem_type<'c>(context: &'c Context, elem: ElemType) -> Type<'c> {
-    match elem {
-        ElemType::I8 => IntegerType::new(context, 8).into(),
-        ElemType::I16 => IntegerType::new(context, 16).into(),
-        ElemType::I32 => IntegerType::new(context, 32).into(),
-        ElemType::Bf16 => Type::bfloat16(context),
-        ElemType::F32 => Type::float32(context),
-    }
-}
-
-pub(crate) fn memref_type<'c>(context: &'c Context, ty: &BufferType) -> Type<'c> {
-    let dims: Vec<i64> = ty.shape.iter().map(|&d| d as i64).collect();
-    MemRefType::new(elem_type(context, ty.elem), &dims, None, None).into()
 }
 
 fn jit_error(what: &str, diagnostics: &Rc<RefCell<Vec<String>>>) -> SimError {
@@ -325,7 +295,15 @@ fn design_core<'c>(
     };
     let body = Block::new(&[(i64t, location)]);
     let ctx = body.argument(0).expect("ctx argument").to_raw();
-    emitter.stmts(&body, &w.program, ctx, &HashMap::new())?;
+    walk(
+        &mut DesignCore {
+            e: &emitter,
+            block: &body,
+            ctx,
+            bindings: HashMap::new(),
+        },
+        &w.program,
+    )?;
     body.append_operation(func::r#return(&[], location));
     let region = Region::new();
     region.append_block(body);
@@ -388,109 +366,139 @@ impl<'c> Emitter<'c, '_> {
         let op = block.append_operation(op);
         (!results.is_empty()).then(|| op.result(0).expect("call result").to_raw())
     }
+}
 
-    fn stmts(
-        &self,
-        block: &Block<'c>,
-        stmts: &[CoreStmt],
-        ctx: MlirValue,
-        outer: &Bindings,
-    ) -> Result<(), SimError> {
-        let mut bindings = outer.clone();
-        for stmt in stmts {
-            match stmt {
-                CoreStmt::Loop { count, body } => {
-                    let count = i64::try_from(*count).map_err(|_| SimError::Invalid {
-                        design: String::new(),
-                        message: format!("loop count {count} does not fit an index"),
-                    })?;
-                    if count == 0 {
-                        continue;
-                    }
-                    let index = Type::index(self.context);
-                    let lo = self.constant(block, index, 0);
-                    let hi = self.constant(block, index, count);
-                    let step = self.constant(block, index, 1);
-                    let inner = Block::new(&[(index, self.location)]);
-                    self.stmts(&inner, body, ctx, &bindings)?;
-                    inner.append_operation(scf::r#yield(&[], self.location));
-                    let region = Region::new();
-                    region.append_block(inner);
-                    block.append_operation(scf::r#for(
-                        value(lo),
-                        value(hi),
-                        value(step),
-                        region,
-                        self.location,
-                    ));
-                }
-                CoreStmt::Acquire {
-                    fifo,
-                    port,
-                    count,
-                    binding,
-                } => {
-                    let local = self.worker.local[&(fifo.clone(), *port)];
-                    let ty = &self.worker.ports[local].1;
-                    let l = self.constant(block, self.i64t, local as i64);
-                    let n = self.constant(block, self.i64t, i64::from(*count));
-                    self.call(block, "aiec_sim_acquire", &[ctx, l, n], &[]);
-                    let memref = memref_type(self.context, ty);
-                    let views = (0..*count)
-                        .map(|i| {
-                            let idx = self.constant(block, self.i64t, i64::from(i));
-                            self.call(block, &self.access_names[ty], &[ctx, l, idx], &[memref])
-                                .expect("access result")
-                        })
-                        .collect();
-                    bindings.insert(binding.clone(), views);
-                }
-                CoreStmt::Release { fifo, port, count } => {
-                    let local = self.worker.local[&(fifo.clone(), *port)];
-                    let l = self.constant(block, self.i64t, local as i64);
-                    let n = self.constant(block, self.i64t, i64::from(*count));
-                    self.call(block, "aiec_sim_release", &[ctx, l, n], &[]);
-                }
-                CoreStmt::Kernel { kernel, args } => {
-                    let alive = self
-                        .call(block, "aiec_sim_alive", &[ctx], &[self.i64t])
-                        .expect("alive");
-                    let zero = self.constant(block, self.i64t, 0);
-                    let cond = block
-                        .append_operation(arith::cmpi(
-                            self.context,
-                            arith::CmpiPredicate::Ne,
-                            value(alive),
-                            value(zero),
-                            self.location,
-                        ))
-                        .result(0)
-                        .expect("cmpi")
-                        .to_raw();
-                    let then = Block::new(&[]);
-                    let values: Vec<Value> = args
-                        .iter()
-                        .map(|a| value(bindings[&a.binding][a.index as usize]))
-                        .collect();
-                    let kctx = KernelCtx {
-                        context: self.context,
-                        device_block: self.device_block,
-                        location: self.location,
-                    };
-                    (kernel.emit)(&kctx, &then, &values).map_err(SimError::Kernel)?;
-                    then.append_operation(scf::r#yield(&[], self.location));
-                    let then_region = Region::new();
-                    then_region.append_block(then);
-                    block.append_operation(scf::r#if(
-                        value(cond),
-                        &[],
-                        then_region,
-                        Region::new(),
-                        self.location,
-                    ));
-                }
-            }
+/// Emits a worker program into `block` through the hooks; a loop body gets its own block and
+/// a copy of the bindings.
+struct DesignCore<'x, 'c, 'm> {
+    e: &'x Emitter<'c, 'm>,
+    block: &'x Block<'c>,
+    ctx: MlirValue,
+    bindings: Bindings,
+}
+
+impl DesignCore<'_, '_, '_> {
+    /// The local port number and the (local, count) constants of an acquire or release.
+    fn port_constants(&self, fifo: &str, port: Port, count: u32) -> (usize, MlirValue, MlirValue) {
+        let e = self.e;
+        // `validate` has numbered every FIFO end the program uses.
+        let local = e.worker.local[&(fifo.to_string(), port)];
+        let l = e.constant(self.block, e.i64t, local as i64);
+        let n = e.constant(self.block, e.i64t, i64::from(count));
+        (local, l, n)
+    }
+}
+
+impl CoreVisitor for DesignCore<'_, '_, '_> {
+    type Error = SimError;
+
+    fn visit_loop(&mut self, count: u64, body: &[CoreStmt]) -> Result<(), SimError> {
+        let e = self.e;
+        let count = i64::try_from(count).map_err(|_| SimError::Invalid {
+            design: String::new(),
+            message: format!("loop count {count} does not fit an index"),
+        })?;
+        if count == 0 {
+            return Ok(());
         }
+        let index = Type::index(e.context);
+        let lo = e.constant(self.block, index, 0);
+        let hi = e.constant(self.block, index, count);
+        let step = e.constant(self.block, index, 1);
+        let inner = Block::new(&[(index, e.location)]);
+        walk(
+            &mut DesignCore {
+                e,
+                block: &inner,
+                ctx: self.ctx,
+                bindings: self.bindings.clone(),
+            },
+            body,
+        )?;
+        inner.append_operation(scf::r#yield(&[], e.location));
+        let region = Region::new();
+        region.append_block(inner);
+        self.block.append_operation(scf::r#for(
+            value(lo),
+            value(hi),
+            value(step),
+            region,
+            e.location,
+        ));
+        Ok(())
+    }
+
+    fn visit_acquire(
+        &mut self,
+        fifo: &str,
+        port: Port,
+        count: u32,
+        binding: &str,
+    ) -> Result<(), SimError> {
+        let e = self.e;
+        let (local, l, n) = self.port_constants(fifo, port, count);
+        e.call(self.block, "aiec_sim_acquire", &[self.ctx, l, n], &[]);
+        let ty = &e.worker.ports[local].1;
+        let memref = memref_type(e.context, ty);
+        let views = (0..count)
+            .map(|i| {
+                let idx = e.constant(self.block, e.i64t, i64::from(i));
+                e.call(self.block, &e.access_names[ty], &[self.ctx, l, idx], &[memref])
+                    .expect("access result")
+            })
+            .collect();
+        self.bindings.insert(binding.to_string(), views);
+        Ok(())
+    }
+
+    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), SimError> {
+        let (_, l, n) = self.port_constants(fifo, port, count);
+        self.e
+            .call(self.block, "aiec_sim_release", &[self.ctx, l, n], &[]);
+        Ok(())
+    }
+
+    /// The kernel runs only while the simulation is alive (`aiec_sim_alive`), so an aborted
+    /// run does not compute on buffers it no longer holds.
+    fn visit_kernel(&mut self, kernel: &Kernel, args: &[BufArg]) -> Result<(), SimError> {
+        let e = self.e;
+        let alive = e
+            .call(self.block, "aiec_sim_alive", &[self.ctx], &[e.i64t])
+            .expect("alive");
+        let zero = e.constant(self.block, e.i64t, 0);
+        let cond = self
+            .block
+            .append_operation(arith::cmpi(
+                e.context,
+                arith::CmpiPredicate::Ne,
+                value(alive),
+                value(zero),
+                e.location,
+            ))
+            .result(0)
+            .expect("cmpi")
+            .to_raw();
+        let then = Block::new(&[]);
+        let values: Vec<Value> = args
+            .iter()
+            .map(|a| value(self.bindings[&a.binding][a.index as usize]))
+            .collect();
+        let kctx = KernelCtx {
+            context: e.context,
+            device_block: e.device_block,
+            location: e.location,
+        };
+        (kernel.emit)(&kctx, &then, &values).map_err(SimError::Kernel)?;
+        then.append_operation(scf::r#yield(&[], e.location));
+        let then_region = Region::new();
+        then_region.append_block(then);
+        self.block.append_operation(scf::r#if(
+            value(cond),
+            &[],
+            then_region,
+            Region::new(),
+            e.location,
+        ));
         Ok(())
     }
 }

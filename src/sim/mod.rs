@@ -180,7 +180,7 @@ pub fn run_with(
     }
 
     let started = Instant::now();
-    let context = jit::host_context();
+    let context = crate::mlir::jit_context();
     let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
     let compile_time = started.elapsed();
 
