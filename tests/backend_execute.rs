@@ -23,7 +23,10 @@ fn artefact_dir() -> (tempfile::TempDir, BuildRequest) {
 #[test]
 fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
     let (dir, req) = artefact_dir();
-    let report = build_steps(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+    let report = build_steps(&req)
+        .unwrap()
+        .execute(&Toolchain::empty())
+        .unwrap();
 
     let missing: Vec<Tool> = report.missing_tools.iter().map(|m| m.tool).collect();
     assert_eq!(missing, Tool::ALL.to_vec());
@@ -364,7 +367,10 @@ fn in_process_steps_run_when_their_inputs_exist() {
     for elf in ["main_core_0_2.elf", "main_core_1_2.elf"] {
         fs::write(dir.path().join(elf), b"\x7fELF").unwrap();
     }
-    let report = build_steps(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+    let report = build_steps(&req)
+        .unwrap()
+        .execute(&Toolchain::empty())
+        .unwrap();
     assert!(report.produced("main_core_0_2.llpeanohack.ll"));
     assert!(!report.produced("main_core_1_2.llpeanohack.ll"));
     assert_eq!(

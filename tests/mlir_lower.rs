@@ -251,8 +251,12 @@ fn generic_form_round_trips_through_mlir() {
 #[test]
 fn lowered_module_is_usable_by_other_passes() {
     let context = mlir::context();
-    let module = mlir::lower(&context, &add_one_design(), &mlir::verify(&add_one_design()).unwrap())
-        .unwrap();
+    let module = mlir::lower(
+        &context,
+        &add_one_design(),
+        &mlir::verify(&add_one_design()).unwrap(),
+    )
+    .unwrap();
     let mut aie_ops = 0;
     module
         .as_operation()

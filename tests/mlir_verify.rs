@@ -150,7 +150,10 @@ fn error_of(design: &Design) -> String {
     // Lowering refuses it with the same error: validation's, or the verifier's on top of it.
     let context = mlir::context();
     match aiec::design::validate::validate_on_named_device(design) {
-        Ok(info) => assert_eq!(mlir::lower(&context, design, &info).err(), Some(err.clone())),
+        Ok(info) => assert_eq!(
+            mlir::lower(&context, design, &info).err(),
+            Some(err.clone())
+        ),
         Err(e) => assert_eq!(MlirError::from(e), err),
     }
     err.to_string()

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::artefacts::{names, pdi_uuid, render_artefacts};
-use super::ir_edits;
 use super::build_steps::{BuildSteps, Internal, Step, StepKind};
+use super::ir_edits;
 use super::toolchain::{Tool, Toolchain};
 use super::BackendError;
 

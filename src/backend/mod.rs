@@ -22,9 +22,9 @@ mod toolchain;
 use std::path::PathBuf;
 
 pub use artefacts::{cdo_files, core_file, names, pdi_uuid, render_artefacts, RenderedArtefact};
+pub use build_steps::{build_steps, BuildSteps, Internal, Step, StepKind};
 pub use execute::{MissingTool, Report, StepOutcome, StepStatus};
 pub use ir_edits::{attach_elf_files, peano_compat, IrEditError};
-pub use build_steps::{build_steps, BuildSteps, Internal, Step, StepKind};
 pub use request::{device_info, AieTarget, BuildRequest, DeviceInfo};
 pub use toolchain::{SearchPaths, Tool, ToolStatus, Toolchain};
 

@@ -45,7 +45,9 @@ pub fn walk<V: CoreVisitor + ?Sized>(visitor: &mut V, stmts: &[CoreStmt]) -> Res
                 count,
                 binding,
             } => visitor.visit_acquire(fifo, *port, *count, binding)?,
-            CoreStmt::Release { fifo, port, count } => visitor.visit_release(fifo, *port, *count)?,
+            CoreStmt::Release { fifo, port, count } => {
+                visitor.visit_release(fifo, *port, *count)?
+            }
             CoreStmt::Kernel { kernel, args } => visitor.visit_kernel(kernel, args)?,
         }
     }

@@ -82,7 +82,11 @@ const fn op(name: &'static str, attributes: &'static [&'static str], syntax: Syn
 
 pub const DEVICE: AieOp = AieOp {
     regions: 1,
-    ..op(name::DEVICE, &[attr::DEVICE, attr::SYM_NAME], Syntax::Custom)
+    ..op(
+        name::DEVICE,
+        &[attr::DEVICE, attr::SYM_NAME],
+        Syntax::Custom,
+    )
 };
 pub const TILE: AieOp = AieOp {
     results: 1,
@@ -302,8 +306,12 @@ mod tests {
 
     #[test]
     fn builds_outside_the_contract_are_refused() {
-        assert!(RELEASE.check(&["objFifo_name", "port", "size"], 0, 0, 0).is_ok());
-        let err = RELEASE.check(&["objFifo_name", "count"], 0, 0, 0).unwrap_err();
+        assert!(RELEASE
+            .check(&["objFifo_name", "port", "size"], 0, 0, 0)
+            .is_ok());
+        let err = RELEASE
+            .check(&["objFifo_name", "count"], 0, 0, 0)
+            .unwrap_err();
         assert!(err.contains("`count`"), "{err}");
         assert!(OBJECTFIFO.check(&[], 3, 0, 0).is_ok());
         assert!(OBJECTFIFO.check(&[], 1, 0, 0).is_err());

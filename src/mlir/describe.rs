@@ -4,10 +4,12 @@
 
 use std::fmt::Write as _;
 
+use crate::design::info::TileKind;
 use crate::design::validate::validate_on_named_device;
 use crate::design::visit::{walk, CoreVisitor};
-use crate::design::info::TileKind;
-use crate::design::{BufArg, CoreStmt, Design, DesignInfo, Kernel, Port, SeqOp, TensorAccessPattern, TileId};
+use crate::design::{
+    BufArg, CoreStmt, Design, DesignInfo, Kernel, Port, SeqOp, TensorAccessPattern, TileId,
+};
 
 use super::MlirError;
 

@@ -390,7 +390,6 @@ impl<'c> Builder<'c> {
             })
     }
 
-
     /// `aie.runtime_sequence(%arg0: memref<..>, ...) { dma_memcpy_nd / dma_wait }`.
     fn lower_sequence(
         &self,
@@ -424,8 +423,14 @@ impl<'c> Builder<'c> {
                     continue;
                 }
             };
-            let &SeqStep::Transfer { bd, issue_token, .. } = step else {
-                return Err(MlirError::invalid(aie_ops::name::DMA_MEMCPY_ND, "no DMA schedule"));
+            let &SeqStep::Transfer {
+                bd, issue_token, ..
+            } = step
+            else {
+                return Err(MlirError::invalid(
+                    aie_ops::name::DMA_MEMCPY_ND,
+                    "no DMA schedule",
+                ));
             };
             let list = |xs: &[i64]| -> Result<Attribute<'c>, MlirError> {
                 let v: Vec<String> = xs.iter().map(|x| x.to_string()).collect();

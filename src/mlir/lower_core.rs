@@ -56,9 +56,9 @@ struct CoreBody<'c, 'v, 'x> {
 impl<'c, 'v> CoreBody<'c, 'v, '_> {
     fn index_constant(&self, v: u64) -> Result<Value<'c, 'v>, MlirError> {
         let attr = IntegerAttribute::new(self.b.index(), v as i64).into();
-        let op = self
-            .block
-            .append_operation(arith::constant(self.b.context, attr, self.b.unknown()));
+        let op =
+            self.block
+                .append_operation(arith::constant(self.b.context, attr, self.b.unknown()));
         Ok(op.result(0).map_err(build_err("arith.constant"))?.into())
     }
 

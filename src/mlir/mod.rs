@@ -13,10 +13,10 @@
 //! The simulator consumes the same module: use [`context`] to get a context with the right
 //! dialects and [`lower`] to build it.
 
-pub mod lower;
-mod lower_core;
 pub mod aie_ops;
 pub mod describe;
+pub mod lower;
+mod lower_core;
 pub mod print;
 pub mod verify;
 

@@ -190,9 +190,9 @@ impl Printer {
                 out.push('}');
                 rest = r;
             } else if let Some(r) = rest.strip_prefix('{') {
-                let end = r
-                    .find('}')
-                    .ok_or_else(|| print_err(name, format!("unclosed placeholder in `{template}`")))?;
+                let end = r.find('}').ok_or_else(|| {
+                    print_err(name, format!("unclosed placeholder in `{template}`"))
+                })?;
                 out.push_str(&self.placeholder(op, name, &r[..end])?);
                 rest = &r[end + 1..];
             } else {
@@ -365,7 +365,12 @@ impl Printer {
     }
 
     /// A worker loop: only these hold aie ops, and they have no iter_args (see `lower`).
-    fn worker_loop(&self, out: &mut String, op: OperationRef, depth: usize) -> Result<(), MlirError> {
+    fn worker_loop(
+        &self,
+        out: &mut String,
+        op: OperationRef,
+        depth: usize,
+    ) -> Result<(), MlirError> {
         let name = "scf.for";
         let pad = INDENT.repeat(depth);
         let operand = |i: usize| -> Result<String, MlirError> {
@@ -424,7 +429,11 @@ impl Printer {
     }
 }
 
-fn attribute<'c>(op: OperationRef<'c, '_>, name: &str, key: &str) -> Result<Attribute<'c>, MlirError> {
+fn attribute<'c>(
+    op: OperationRef<'c, '_>,
+    name: &str,
+    key: &str,
+) -> Result<Attribute<'c>, MlirError> {
     op.attribute(key)
         .map_err(|_| print_err(name, format!("missing attribute `{key}`")))
 }

@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fifo::{FifoState, Side};
-use super::wiring::{Wiring, PortRef};
+use super::wiring::{PortRef, Wiring};
 use super::SimError;
 
 /// Why an actor stopped early.

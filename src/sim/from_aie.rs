@@ -25,11 +25,11 @@ use mlir_sys::{
     MlirValue,
 };
 
-use crate::mlir::memref_type;
 use super::wiring::Wiring;
 use super::SimError;
 use crate::design::BufferType;
 use crate::mlir::aie_ops::{self, attr, name};
+use crate::mlir::memref_type;
 
 fn err(message: impl Into<String>) -> SimError {
     SimError::Jit(format!("reading the MLIR-AIE module: {}", message.into()))

@@ -443,8 +443,13 @@ impl CoreVisitor for DesignCore<'_, '_, '_> {
         let views = (0..count)
             .map(|i| {
                 let idx = e.constant(self.block, e.i64t, i64::from(i));
-                e.call(self.block, &e.access_names[ty], &[self.ctx, l, idx], &[memref])
-                    .expect("access result")
+                e.call(
+                    self.block,
+                    &e.access_names[ty],
+                    &[self.ctx, l, idx],
+                    &[memref],
+                )
+                .expect("access result")
             })
             .collect();
         self.bindings.insert(binding.to_string(), views);

@@ -30,8 +30,8 @@ mod hooks;
 pub mod inputs;
 mod jit;
 mod pattern;
-mod wiring;
 pub mod verify;
+mod wiring;
 
 use std::time::{Duration, Instant};
 

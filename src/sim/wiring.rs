@@ -108,10 +108,7 @@ fn tile_name(t: TileId) -> String {
 pub(crate) fn from_validate(design: &Design, e: ValidateError) -> SimError {
     match e {
         ValidateError::OutOfBounds {
-            seq_op,
-            index,
-            len,
-            ..
+            seq_op, index, len, ..
         } => {
             let (what, arg) = match &design.sequence.ops[seq_op] {
                 SeqOp::Fill { fifo, arg, .. } => (
@@ -141,7 +138,11 @@ impl Wiring {
             if f.ty.shape.len() > 4 {
                 return Err(invalid(
                     design,
-                    format!("object FIFO @{} has buffer type {}: the simulator handles ranks 1 to 4", f.name, f.ty.mlir()),
+                    format!(
+                        "object FIFO @{} has buffer type {}: the simulator handles ranks 1 to 4",
+                        f.name,
+                        f.ty.mlir()
+                    ),
                 ));
             }
         }
@@ -220,7 +221,10 @@ impl Wiring {
             .iter()
             .zip(&info.sequence)
             .map(|(op, step)| match (op, *step) {
-                (SeqOp::Fill { arg, pattern, .. } | SeqOp::Drain { arg, pattern, .. }, SeqStep::Transfer { dma, .. }) => Step::Transfer {
+                (
+                    SeqOp::Fill { arg, pattern, .. } | SeqOp::Drain { arg, pattern, .. },
+                    SeqStep::Transfer { dma, .. },
+                ) => Step::Transfer {
                     dma,
                     arg: *arg,
                     indices: pattern::indices(pattern),

@@ -55,7 +55,12 @@ pub fn check_resources(spec: &Spec, design: &Design, info: &DesignInfo) -> Resul
                 r.memory_bytes,
                 memory_parts(design, u),
             ),
-            ("locks", count(u.locks), count(r.locks), format!("{kind} tile")),
+            (
+                "locks",
+                count(u.locks),
+                count(r.locks),
+                format!("{kind} tile"),
+            ),
             (
                 "buffer descriptors",
                 count(u.bds),

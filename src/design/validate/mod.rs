@@ -128,7 +128,10 @@ fn check_fifos(design: &Design) -> Result<HashMap<String, usize>, ValidateError>
             return bad("FIFO name used twice".into());
         }
         if !declared.contains(&f.producer) {
-            return bad(format!("producer {} is not declared", tile_name(f.producer)));
+            return bad(format!(
+                "producer {} is not declared",
+                tile_name(f.producer)
+            ));
         }
         if f.consumers.is_empty() {
             return bad("no consumer tiles".into());
