@@ -5,6 +5,20 @@
 
 use super::{BufArg, CoreStmt, Kernel, Port};
 
+/// What an acquire or release names: `count` buffers of `fifo`'s `port` end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FifoUse<'s> {
+    pub fifo: &'s str,
+    pub port: Port,
+    pub count: u32,
+}
+
+impl<'s> FifoUse<'s> {
+    pub fn new(fifo: &'s str, port: Port, count: u32) -> Self {
+        Self { fifo, port, count }
+    }
+}
+
 /// Callbacks for each kind of [`CoreStmt`]. The defaults do nothing, except
 /// [`CoreVisitor::visit_loop`], which walks the body in place (a visitor that needs a scope or
 /// a new block per loop overrides it and calls [`walk`] itself).
@@ -15,17 +29,11 @@ pub trait CoreVisitor {
         walk(self, body)
     }
 
-    fn visit_acquire(
-        &mut self,
-        _fifo: &str,
-        _port: Port,
-        _count: u32,
-        _binding: &str,
-    ) -> Result<(), Self::Error> {
+    fn visit_acquire(&mut self, _use: FifoUse, _binding: &str) -> Result<(), Self::Error> {
         Ok(())
     }
 
-    fn visit_release(&mut self, _fifo: &str, _port: Port, _count: u32) -> Result<(), Self::Error> {
+    fn visit_release(&mut self, _use: FifoUse) -> Result<(), Self::Error> {
         Ok(())
     }
 
@@ -44,9 +52,9 @@ pub fn walk<V: CoreVisitor + ?Sized>(visitor: &mut V, stmts: &[CoreStmt]) -> Res
                 port,
                 count,
                 binding,
-            } => visitor.visit_acquire(fifo, *port, *count, binding)?,
+            } => visitor.visit_acquire(FifoUse::new(fifo, *port, *count), binding)?,
             CoreStmt::Release { fifo, port, count } => {
-                visitor.visit_release(fifo, *port, *count)?
+                visitor.visit_release(FifoUse::new(fifo, *port, *count))?
             }
             CoreStmt::Kernel { kernel, args } => visitor.visit_kernel(kernel, args)?,
         }

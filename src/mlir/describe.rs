@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::design::info::TileKind;
 use crate::design::validate::validate_on_named_device;
-use crate::design::visit::{walk, CoreVisitor};
+use crate::design::visit::{walk, CoreVisitor, FifoUse};
 use crate::design::{
     BufArg, CoreStmt, Design, DesignInfo, Kernel, Port, SeqOp, TensorAccessPattern, TileId,
 };
@@ -50,13 +50,8 @@ impl CoreVisitor for ProgramText<'_> {
         Ok(())
     }
 
-    fn visit_acquire(
-        &mut self,
-        fifo: &str,
-        port: Port,
-        count: u32,
-        binding: &str,
-    ) -> Result<(), Self::Error> {
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), Self::Error> {
+        let FifoUse { fifo, port, count } = u;
         let port = port_word(port);
         self.line(format_args!(
             "{binding} = acquire {count} from @{fifo} ({port})"
@@ -64,7 +59,8 @@ impl CoreVisitor for ProgramText<'_> {
         Ok(())
     }
 
-    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), Self::Error> {
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), Self::Error> {
+        let FifoUse { fifo, port, count } = u;
         let port = port_word(port);
         self.line(format_args!("release {count} to @{fifo} ({port})"));
         Ok(())

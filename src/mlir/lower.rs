@@ -362,30 +362,18 @@ impl<'c> Builder<'c> {
                 what: op.name.to_string(),
                 message,
             })?;
-        self.op(op.name, location, operands, results, attributes, regions)
-    }
-
-    fn op(
-        &self,
-        name: &str,
-        location: Location<'c>,
-        operands: &[Value<'c, '_>],
-        results: &[Type<'c>],
-        attributes: &[(&str, Attribute<'c>)],
-        regions: Vec<Region<'c>>,
-    ) -> Result<Operation<'c>, MlirError> {
         let attributes: Vec<(Identifier<'c>, Attribute<'c>)> = attributes
             .iter()
             .map(|(n, a)| (Identifier::new(self.context, n), *a))
             .collect();
-        OperationBuilder::new(name, location)
+        OperationBuilder::new(op.name, location)
             .add_operands(operands)
             .add_results(results)
             .add_attributes(&attributes)
             .add_regions_vec(regions)
             .build()
             .map_err(|e| MlirError::Build {
-                what: name.to_string(),
+                what: op.name.to_string(),
                 message: e.to_string(),
             })
     }

@@ -14,7 +14,7 @@ use melior::{
 use super::aie_ops::{self, attr};
 use super::lower::{build_err, Builder};
 use super::MlirError;
-use crate::design::visit::{walk, CoreVisitor};
+use crate::design::visit::{walk, CoreVisitor, FifoUse};
 use crate::design::{BufArg, BufferType, CoreStmt, Kernel, KernelCtx, Port, Worker};
 
 impl<'c> Builder<'c> {
@@ -107,13 +107,8 @@ impl CoreVisitor for CoreBody<'_, '_, '_> {
         Ok(())
     }
 
-    fn visit_acquire(
-        &mut self,
-        fifo: &str,
-        port: Port,
-        count: u32,
-        binding: &str,
-    ) -> Result<(), MlirError> {
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), MlirError> {
+        let FifoUse { fifo, port, count } = u;
         let b = self.b;
         let ty = self.fifos[fifo];
         let acquire = self.block.append_operation(b.aie(
@@ -149,7 +144,8 @@ impl CoreVisitor for CoreBody<'_, '_, '_> {
         Ok(())
     }
 
-    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), MlirError> {
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), MlirError> {
+        let FifoUse { fifo, port, count } = u;
         let b = self.b;
         self.block.append_operation(b.aie(
             &aie_ops::RELEASE,

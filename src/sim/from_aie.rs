@@ -25,7 +25,7 @@ use mlir_sys::{
     MlirValue,
 };
 
-use super::wiring::Wiring;
+use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
 use crate::design::BufferType;
 use crate::mlir::aie_ops::{self, attr, name};
@@ -57,8 +57,6 @@ pub(crate) fn core_functions<'c>(
     access_names: &HashMap<BufferType, String>,
     prefix: &str,
 ) -> Result<(Vec<Operation<'c>>, Vec<Operation<'c>>), SimError> {
-    let location = Location::unknown(context);
-    let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
     let device = aie
         .body()
         .first_operation()
@@ -87,24 +85,68 @@ pub(crate) fn core_functions<'c>(
     }
     let mut functions = Vec::new();
     for (w, core) in cores.iter().enumerate() {
-        let copy = (**core).clone();
-        let region = Region::new();
-        let body = copy
-            .region(0)
-            .map_err(|_| err("aie.core without a region"))?;
-        // SAFETY: both regions are live; the copy's body moves into `region`.
-        unsafe { mlirRegionTakeBody(region.to_raw(), body.to_raw()) };
-        drop(copy);
-        let entry = region.first_block().ok_or_else(|| err("empty aie.core"))?;
-        let ctx = entry.add_argument(i64t, location);
-        let function = func::func(
+        let (function, ctx) = core_function(context, core, &format!("{prefix}{w}"))?;
+        let hooks = Hooks {
             context,
-            StringAttribute::new(context, &format!("{prefix}{w}")),
-            TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
-            region,
-            &[],
-            location,
-        );
+            ctx,
+            worker: &wiring.workers[w],
+            access_names,
+            core: w,
+        };
+        hooks.rewrite(&function)?;
+        functions.push(function);
+    }
+    Ok((functions, globals))
+}
+
+/// A copy of `core`'s body as `func.func @name(%ctx: i64)`, and that `%ctx`.
+fn core_function<'c>(
+    context: &'c Context,
+    core: &OperationRef<'c, '_>,
+    name: &str,
+) -> Result<(Operation<'c>, MlirValue), SimError> {
+    let location = Location::unknown(context);
+    let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
+    let copy = (**core).clone();
+    let region = Region::new();
+    let body = copy
+        .region(0)
+        .map_err(|_| err("aie.core without a region"))?;
+    // SAFETY: both regions are live; the copy's body moves into `region`.
+    unsafe { mlirRegionTakeBody(region.to_raw(), body.to_raw()) };
+    drop(copy);
+    let entry = region.first_block().ok_or_else(|| err("empty aie.core"))?;
+    let ctx = entry.add_argument(i64t, location).to_raw();
+    let function = func::func(
+        context,
+        StringAttribute::new(context, name),
+        TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
+        region,
+        &[],
+        location,
+    );
+    Ok((function, ctx))
+}
+
+/// Rewrites the AIE ops of one core function into calls of the simulator's hooks.
+struct Hooks<'c, 'w> {
+    context: &'c Context,
+    /// The function's `%ctx` argument.
+    ctx: MlirValue,
+    worker: &'w WorkerWiring,
+    access_names: &'w HashMap<BufferType, String>,
+    /// The worker's index, for errors.
+    core: usize,
+}
+
+impl<'c> Hooks<'c, '_> {
+    fn rewrite(&self, function: &Operation<'c>) -> Result<(), SimError> {
+        let (context, worker, access_names, w) =
+            (self.context, self.worker, self.access_names, self.core);
+        let location = Location::unknown(context);
+        let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
+        // SAFETY: the argument of `function`'s entry block, alive as long as the function.
+        let ctx: Value = unsafe { Value::from_raw(self.ctx) };
         let mut found: Vec<MlirOperation> = Vec::new();
         function.walk(WalkOrder::PreOrder, |op| {
             if aie_ops::is_aie(&op_name(&op)) {
@@ -112,7 +154,6 @@ pub(crate) fn core_functions<'c>(
             }
             WalkResult::Advance
         });
-        let worker = &wiring.workers[w];
         let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
         let mut acquires = Vec::new();
         for raw in found {
@@ -206,7 +247,6 @@ pub(crate) fn core_functions<'c>(
             // SAFETY: every access of the subview was replaced above.
             unsafe { mlirOperationDestroy(raw) };
         }
-        functions.push(function);
+        Ok(())
     }
-    Ok((functions, globals))
 }

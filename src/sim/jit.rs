@@ -30,7 +30,7 @@ use super::from_aie;
 use super::hooks;
 use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
-use crate::design::visit::{walk, CoreVisitor};
+use crate::design::visit::{walk, CoreVisitor, FifoUse};
 use crate::design::{BufArg, BufferType, CoreStmt, Design, DesignInfo, Kernel, KernelCtx, Port};
 use crate::mlir::memref_type;
 
@@ -112,47 +112,7 @@ fn compile_inner(
 ) -> Result<Compiled, SimError> {
     let location = Location::unknown(context);
     let module = Module::new(location);
-    let i64t: Type = IntegerType::new(context, 64).into();
-
-    // Hook declarations.
-    let declare = |name: &str, inputs: &[Type], results: &[Type], c_interface: bool| {
-        let mut attrs = vec![(
-            Identifier::new(context, "sym_visibility"),
-            StringAttribute::new(context, "private").into(),
-        )];
-        if c_interface {
-            attrs.push((
-                Identifier::new(context, "llvm.emit_c_interface"),
-                Attribute::unit(context),
-            ));
-        }
-        module.body().append_operation(func::func(
-            context,
-            StringAttribute::new(context, name),
-            TypeAttribute::new(FunctionType::new(context, inputs, results).into()),
-            Region::new(),
-            &attrs,
-            location,
-        ));
-    };
-    declare("aiec_sim_acquire", &[i64t, i64t, i64t], &[], false);
-    declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
-    declare("aiec_sim_alive", &[i64t], &[i64t], false);
-    let mut access_names: HashMap<BufferType, String> = HashMap::new();
-    for w in &wiring.workers {
-        for (_, ty) in &w.ports {
-            if !access_names.contains_key(ty) {
-                let name = format!("aiec_sim_access_{}", access_names.len());
-                declare(
-                    &name,
-                    &[i64t, i64t, i64t],
-                    &[memref_type(context, ty)],
-                    true,
-                );
-                access_names.insert(ty.clone(), name);
-            }
-        }
-    }
+    let access_names = declare_hooks(context, &module, wiring);
 
     // One function per worker, from the MLIR-AIE module when the compiler accepts the design;
     // otherwise (a design its static verifier rejects, e.g. one acquiring more buffers than a
@@ -224,14 +184,32 @@ fn compile_inner(
         .map_err(|_| jit_error("lowering the cores to the LLVM dialect failed", diagnostics))?;
 
     tracing::debug!(elapsed = ?lowering.elapsed(), "cores lowered to the LLVM dialect");
-    let codegen = std::time::Instant::now();
-    let engine = ExecutionEngine::new(&module, opt_level, &[], false, false);
+    let (engine, entries, distinct) =
+        codegen(&module, opt_level, &access_names, &entry_names, diagnostics)?;
+    Ok(Compiled {
+        source,
+        _engine: engine,
+        entries,
+        distinct,
+    })
+}
+
+/// Compiles the lowered module and looks up each worker's entry (shared bodies once).
+fn codegen(
+    module: &Module,
+    opt_level: usize,
+    access_names: &HashMap<BufferType, String>,
+    entry_names: &[String],
+    diagnostics: &Rc<RefCell<Vec<String>>>,
+) -> Result<(ExecutionEngine, Vec<CoreFn>, usize), SimError> {
+    let started = std::time::Instant::now();
+    let engine = ExecutionEngine::new(module, opt_level, &[], false, false);
     // SAFETY: the hooks have exactly the C signatures the declarations above give them.
     unsafe {
         engine.register_symbol("aiec_sim_acquire", hooks::acquire as *mut ());
         engine.register_symbol("aiec_sim_release", hooks::release as *mut ());
         engine.register_symbol("aiec_sim_alive", hooks::alive as *mut ());
-        for (ty, name) in &access_names {
+        for (ty, name) in access_names {
             engine.register_symbol(
                 &format!("_mlir_ciface_{name}"),
                 hooks::access_for_rank(ty.shape.len()),
@@ -240,7 +218,7 @@ fn compile_inner(
     }
     let mut cache: HashMap<String, CoreFn> = HashMap::new();
     let mut entries = Vec::new();
-    for name in &entry_names {
+    for name in entry_names {
         let f = match cache.get(name) {
             Some(f) => *f,
             None => {
@@ -260,13 +238,61 @@ fn compile_inner(
         entries.push(f);
     }
     // Lookups materialise the code, so this includes LLVM's optimisation and codegen.
-    tracing::debug!(elapsed = ?codegen.elapsed(), "cores compiled by LLVM");
-    Ok(Compiled {
-        source,
-        _engine: engine,
-        entries,
-        distinct: cache.len(),
-    })
+    tracing::debug!(elapsed = ?started.elapsed(), "cores compiled by LLVM");
+    let distinct = cache.len();
+    Ok((engine, entries, distinct))
+}
+
+/// Declares the hooks the cores call: acquire, release, alive, and one subview access per
+/// buffer type (returned by type).
+fn declare_hooks(
+    context: &Context,
+    module: &Module,
+    wiring: &Wiring,
+) -> HashMap<BufferType, String> {
+    let location = Location::unknown(context);
+    let i64t: Type = IntegerType::new(context, 64).into();
+
+    let declare = |name: &str, inputs: &[Type], results: &[Type], c_interface: bool| {
+        let mut attrs = vec![(
+            Identifier::new(context, "sym_visibility"),
+            StringAttribute::new(context, "private").into(),
+        )];
+        if c_interface {
+            attrs.push((
+                Identifier::new(context, "llvm.emit_c_interface"),
+                Attribute::unit(context),
+            ));
+        }
+        module.body().append_operation(func::func(
+            context,
+            StringAttribute::new(context, name),
+            TypeAttribute::new(FunctionType::new(context, inputs, results).into()),
+            Region::new(),
+            &attrs,
+            location,
+        ));
+    };
+    declare("aiec_sim_acquire", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_alive", &[i64t], &[i64t], false);
+    let mut access_names: HashMap<BufferType, String> = HashMap::new();
+    for w in &wiring.workers {
+        for (_, ty) in &w.ports {
+            if !access_names.contains_key(ty) {
+                let name = format!("aiec_sim_access_{}", access_names.len());
+                declare(
+                    &name,
+                    &[i64t, i64t, i64t],
+                    &[memref_type(context, ty)],
+                    true,
+                );
+                access_names.insert(ty.clone(), name);
+            }
+        }
+    }
+
+    access_names
 }
 
 fn w_name(w: usize) -> String {
@@ -428,13 +454,8 @@ impl CoreVisitor for DesignCore<'_, '_, '_> {
         Ok(())
     }
 
-    fn visit_acquire(
-        &mut self,
-        fifo: &str,
-        port: Port,
-        count: u32,
-        binding: &str,
-    ) -> Result<(), SimError> {
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), SimError> {
+        let FifoUse { fifo, port, count } = u;
         let e = self.e;
         let (local, l, n) = self.port_constants(fifo, port, count);
         e.call(self.block, "aiec_sim_acquire", &[self.ctx, l, n], &[]);
@@ -456,7 +477,8 @@ impl CoreVisitor for DesignCore<'_, '_, '_> {
         Ok(())
     }
 
-    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), SimError> {
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), SimError> {
+        let FifoUse { fifo, port, count } = u;
         let (_, l, n) = self.port_constants(fifo, port, count);
         self.e
             .call(self.block, "aiec_sim_release", &[self.ctx, l, n], &[]);

@@ -144,70 +144,15 @@ pub fn run_with(
         .map_err(|e| wiring::from_validate(design, e))?;
     let wiring = Wiring::new(design, &info)?;
     let (input_args, output_args) = io_args(design);
-    if inputs.len() != input_args.len() {
-        return Err(SimError::Input {
-            index: inputs.len(),
-            message: format!(
-                "the design reads {} host buffers ({}), got {}",
-                input_args.len(),
-                input_args
-                    .iter()
-                    .map(|a| format!("%arg{a}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                inputs.len()
-            ),
-        });
-    }
+    let host = host_buffers(design, &inputs, &input_args)?;
     let args = &design.sequence.args;
-    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
-    for (k, (data, &arg)) in inputs.iter().zip(&input_args).enumerate() {
-        let want = &args[arg].ty;
-        if data.elem() != want.elem || data.len() != want.numel() {
-            return Err(SimError::Input {
-                index: k,
-                message: format!(
-                    "%arg{arg} `{}` is {} ({} elements), got {} elements of {}",
-                    args[arg].name,
-                    want.mlir(),
-                    want.numel(),
-                    data.len(),
-                    data.elem().mlir()
-                ),
-            });
-        }
-        host[arg] = data.to_le_bytes();
-    }
 
     let started = Instant::now();
     let context = crate::mlir::jit_context();
     let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
     let compile_time = started.elapsed();
 
-    // Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.
-    let mut actors = Vec::new();
-    for w in &wiring.workers {
-        actors.push(ActorInfo {
-            name: format!("worker tile({}, {})", w.tile.col, w.tile.row),
-            ports: w.ports.iter().map(|(p, _)| *p).collect(),
-        });
-    }
-    for m in &wiring.movers {
-        actors.push(ActorInfo {
-            name: m.name.clone(),
-            ports: vec![m.src, m.dst],
-        });
-    }
-    for d in &wiring.dmas {
-        actors.push(ActorInfo {
-            name: d.name.clone(),
-            ports: vec![d.port],
-        });
-    }
-    actors.push(ActorInfo {
-        name: "runtime sequence".to_string(),
-        ports: Vec::new(),
-    });
+    let actors = actor_infos(&wiring);
     let workers = wiring.workers.len();
     let movers = wiring.movers.len();
     let dmas = wiring.dmas.len();
@@ -274,4 +219,75 @@ pub fn run_with(
         compiled_cores: compiled.distinct,
         core_source: compiled.source.clone(),
     })
+}
+
+/// The host buffers, zeroed, with `inputs` (one per filled argument) copied in.
+fn host_buffers(
+    design: &Design,
+    inputs: &[HostData],
+    input_args: &[usize],
+) -> Result<Vec<Vec<u8>>, SimError> {
+    if inputs.len() != input_args.len() {
+        return Err(SimError::Input {
+            index: inputs.len(),
+            message: format!(
+                "the design reads {} host buffers ({}), got {}",
+                input_args.len(),
+                input_args
+                    .iter()
+                    .map(|a| format!("%arg{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                inputs.len()
+            ),
+        });
+    }
+    let args = &design.sequence.args;
+    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
+    for (k, (data, &arg)) in inputs.iter().zip(input_args).enumerate() {
+        let want = &args[arg].ty;
+        if data.elem() != want.elem || data.len() != want.numel() {
+            return Err(SimError::Input {
+                index: k,
+                message: format!(
+                    "%arg{arg} `{}` is {} ({} elements), got {} elements of {}",
+                    args[arg].name,
+                    want.mlir(),
+                    want.numel(),
+                    data.len(),
+                    data.elem().mlir()
+                ),
+            });
+        }
+        host[arg] = data.to_le_bytes();
+    }
+    Ok(host)
+}
+
+/// Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.
+fn actor_infos(wiring: &Wiring) -> Vec<ActorInfo> {
+    let mut actors = Vec::new();
+    for w in &wiring.workers {
+        actors.push(ActorInfo {
+            name: format!("worker tile({}, {})", w.tile.col, w.tile.row),
+            ports: w.ports.iter().map(|(p, _)| *p).collect(),
+        });
+    }
+    for m in &wiring.movers {
+        actors.push(ActorInfo {
+            name: m.name.clone(),
+            ports: vec![m.src, m.dst],
+        });
+    }
+    for d in &wiring.dmas {
+        actors.push(ActorInfo {
+            name: d.name.clone(),
+            ports: vec![d.port],
+        });
+    }
+    actors.push(ActorInfo {
+        name: "runtime sequence".to_string(),
+        ports: Vec::new(),
+    });
+    actors
 }

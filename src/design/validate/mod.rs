@@ -22,7 +22,7 @@ use super::info::{
     tile_kind, ConsumerCursors, DesignInfo, FifoEnd, FifoEnds, LinkInfo, LinkKind, TileKind,
     WorkerPorts,
 };
-use super::visit::{walk, CoreVisitor};
+use super::visit::{walk, CoreVisitor, FifoUse};
 use super::{BufArg, Design, Kernel, ObjectFifo, Port, TileId};
 use crate::device::DeviceModel;
 
@@ -299,13 +299,8 @@ impl CoreVisitor for PortNumbering<'_> {
         Ok(())
     }
 
-    fn visit_acquire(
-        &mut self,
-        fifo: &str,
-        port: Port,
-        count: u32,
-        binding: &str,
-    ) -> Result<(), Self::Error> {
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), Self::Error> {
+        let FifoUse { fifo, port, count } = u;
         let what = format!(
             "{}: aie.objectfifo.acquire @{fifo}({port:?}, {count})",
             self.op
@@ -318,7 +313,8 @@ impl CoreVisitor for PortNumbering<'_> {
         Ok(())
     }
 
-    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), Self::Error> {
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), Self::Error> {
+        let FifoUse { fifo, port, count } = u;
         let what = format!(
             "{}: aie.objectfifo.release @{fifo}({port:?}, {count})",
             self.op

@@ -27,29 +27,21 @@ pub(super) fn schedule(
     let shim_bds = info.device.shim.bds;
     let mut dmas: Vec<ShimDma> = Vec::new();
     let mut dma_of: HashMap<(usize, Port), usize> = HashMap::new();
-    // BDs in use per shim tile: (id, fifo) of DMAs not yet awaited.
-    let mut in_flight: BTreeMap<TileId, Vec<(u32, usize)>> = BTreeMap::new();
+    let mut in_flight = InFlight::new();
     let mut steps = Vec::with_capacity(seq.ops.len());
     for (i, op) in seq.ops.iter().enumerate() {
         let (fifo, arg, pattern, port) = match op {
             SeqOp::Fill { fifo, arg, pattern } => (fifo, *arg, pattern, Port::Produce),
             SeqOp::Drain { fifo, arg, pattern } => (fifo, *arg, pattern, Port::Consume),
             SeqOp::Wait { fifo } => {
-                let what = format!("aiex.npu.dma_wait {{symbol = @{fifo}}}");
-                let (fi, _) = lookup(design, &info.fifo_index, &what, fifo)?;
-                let dma = [Port::Produce, Port::Consume]
-                    .iter()
-                    .find_map(|p| dma_of.get(&(fi, *p)).copied());
-                let list = dma.map(|d| in_flight.entry(dmas[d].tile).or_default());
-                let Some((dma, list)) = dma.zip(list).filter(|(_, l)| l.iter().any(|e| e.1 == fi))
-                else {
-                    return Err(ValidateError::invalid(
-                        what,
-                        "waits on a FIFO with no DMA in flight",
-                    ));
-                };
-                list.retain(|(_, f)| *f != fi);
-                steps.push(SeqStep::Wait { dma });
+                steps.push(wait_step(
+                    design,
+                    info,
+                    fifo,
+                    &dmas,
+                    &dma_of,
+                    &mut in_flight,
+                )?);
                 continue;
             }
         };
@@ -138,6 +130,34 @@ pub(super) fn schedule(
     }
     Ok((dmas, steps))
 }
+
+/// `dma_wait` on `fifo`: frees the BDs of its transfers in flight.
+fn wait_step(
+    design: &Design,
+    info: &DesignInfo,
+    fifo: &str,
+    dmas: &[ShimDma],
+    dma_of: &HashMap<(usize, Port), usize>,
+    in_flight: &mut InFlight,
+) -> Result<SeqStep, ValidateError> {
+    let what = format!("aiex.npu.dma_wait {{symbol = @{fifo}}}");
+    let (fi, _) = lookup(design, &info.fifo_index, &what, fifo)?;
+    let dma = [Port::Produce, Port::Consume]
+        .iter()
+        .find_map(|p| dma_of.get(&(fi, *p)).copied());
+    let list = dma.and_then(|d| in_flight.get_mut(&dmas[d].tile));
+    let Some((dma, list)) = dma.zip(list).filter(|(_, l)| l.iter().any(|e| e.1 == fi)) else {
+        return Err(ValidateError::invalid(
+            what,
+            "waits on a FIFO with no DMA in flight",
+        ));
+    };
+    list.retain(|(_, f)| *f != fi);
+    Ok(SeqStep::Wait { dma })
+}
+
+/// BDs in use per shim tile: (id, fifo) of DMAs not yet awaited.
+type InFlight = BTreeMap<TileId, Vec<(u32, usize)>>;
 
 /// The host waits on a DMA's token when a wait on its FIFO comes before the next DMA on that
 /// FIFO.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::design::visit::{walk, CoreVisitor};
+use crate::design::visit::{walk, CoreVisitor, FifoUse};
 use crate::design::{BufArg, CoreStmt, Design, DesignInfo, Kernel, Port};
 
 use super::super::MlirError;
@@ -114,13 +114,8 @@ impl CoreVisitor for Discipline<'_> {
         Ok(())
     }
 
-    fn visit_acquire(
-        &mut self,
-        fifo: &str,
-        port: Port,
-        count: u32,
-        binding: &str,
-    ) -> Result<(), MlirError> {
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), MlirError> {
+        let FifoUse { fifo, port, count } = u;
         let what = format!(
             "{}: aie.objectfifo.acquire @{fifo}({port:?}, {count})",
             self.op
@@ -153,7 +148,8 @@ impl CoreVisitor for Discipline<'_> {
         Ok(())
     }
 
-    fn visit_release(&mut self, fifo: &str, port: Port, count: u32) -> Result<(), MlirError> {
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), MlirError> {
+        let FifoUse { fifo, port, count } = u;
         let what = format!(
             "{}: aie.objectfifo.release @{fifo}({port:?}, {count})",
             self.op
