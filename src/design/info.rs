@@ -245,18 +245,6 @@ impl DesignInfo {
         }
     }
 
-    /// The runtime-sequence transfer of op `op`, if it is one.
-    pub fn transfer(&self, op: usize) -> Option<(usize, u32, bool)> {
-        match self.sequence.get(op)? {
-            SeqStep::Transfer {
-                dma,
-                bd,
-                issue_token,
-            } => Some((*dma, *bd, *issue_token)),
-            SeqStep::Wait { .. } => None,
-        }
-    }
-
     /// Describes a memory item in words, e.g. `@in (2 x 4096 B)`.
     pub fn memory_item_text(&self, design: &Design, item: &MemoryItem) -> String {
         let fifo = |i: usize| {
