@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aiec::backend::{
-    plan, BackendError, BuildRequest, SearchPaths, StepStatus, Tool, ToolStatus, Toolchain,
+    build_steps, BackendError, BuildRequest, SearchPaths, StepStatus, Tool, ToolStatus, Toolchain,
 };
 
 const DESIGN: &str = "module {\n  aie.device(npu1) {\n  }\n}\n";
@@ -23,7 +23,10 @@ fn artefact_dir() -> (tempfile::TempDir, BuildRequest) {
 #[test]
 fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
     let (dir, req) = artefact_dir();
-    let report = plan(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+    let report = build_steps(&req)
+        .unwrap()
+        .execute(&Toolchain::empty())
+        .unwrap();
 
     let missing: Vec<Tool> = report.missing_tools.iter().map(|m| m.tool).collect();
     assert_eq!(missing, Tool::ALL.to_vec());
@@ -186,7 +189,7 @@ fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
 
     // A broken tool is skipped like a missing one, with its reason in the report.
     let (_dir, req) = artefact_dir();
-    let report = plan(&req).unwrap().execute(&tc).unwrap();
+    let report = build_steps(&req).unwrap().execute(&tc).unwrap();
     let x = report
         .missing_tools
         .iter()
@@ -293,7 +296,7 @@ fn bootgen_builds_the_pdi_from_our_bif() {
         )
         .unwrap();
     }
-    let report = plan(&req).unwrap().execute(&tc).unwrap();
+    let report = build_steps(&req).unwrap().execute(&tc).unwrap();
     assert!(report.produced("design.pdi"), "{}", report.summary());
     let pdi = fs::read(dir.path().join("design.pdi")).unwrap();
     // The bif's id_code ends up in the image header.
@@ -317,7 +320,7 @@ fn a_failing_tool_is_an_error_naming_it_with_its_stderr() {
         )
         .unwrap();
     }
-    match plan(&req).unwrap().execute(&tc) {
+    match build_steps(&req).unwrap().execute(&tc) {
         Err(BackendError::ToolFailed {
             tool,
             command,
@@ -364,7 +367,10 @@ fn in_process_steps_run_when_their_inputs_exist() {
     for elf in ["main_core_0_2.elf", "main_core_1_2.elf"] {
         fs::write(dir.path().join(elf), b"\x7fELF").unwrap();
     }
-    let report = plan(&req).unwrap().execute(&Toolchain::empty()).unwrap();
+    let report = build_steps(&req)
+        .unwrap()
+        .execute(&Toolchain::empty())
+        .unwrap();
     assert!(report.produced("main_core_0_2.llpeanohack.ll"));
     assert!(!report.produced("main_core_1_2.llpeanohack.ll"));
     assert_eq!(
@@ -391,7 +397,7 @@ fn a_design_core_missing_from_the_request_is_an_error_naming_the_file() {
         vec![(0, 2)],
     )
     .unwrap();
-    match plan(&req).unwrap().execute(&Toolchain::empty()) {
+    match build_steps(&req).unwrap().execute(&Toolchain::empty()) {
         Err(BackendError::IrEdit { path, message }) => {
             assert_eq!(path, dir.path().join("input_physical.mlir"));
             assert_eq!(
@@ -406,7 +412,7 @@ fn a_design_core_missing_from_the_request_is_an_error_naming_the_file() {
 #[test]
 fn a_dry_run_can_write_the_templates_alone() {
     let (dir, req) = artefact_dir();
-    let p = plan(&req).unwrap();
+    let p = build_steps(&req).unwrap();
     let written = p.write_artefacts().unwrap();
     let names: Vec<String> = written
         .iter()
@@ -449,7 +455,7 @@ fn a_missing_design_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let design = dir.path().join("design.mlir");
     let req = BuildRequest::new(&design, dir.path(), "npu1", vec![]).unwrap();
-    match plan(&req).unwrap().execute(&Toolchain::empty()) {
+    match build_steps(&req).unwrap().execute(&Toolchain::empty()) {
         Err(BackendError::Io { path, source }) => {
             assert_eq!(path, design);
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use aiec::backend::{plan, BuildRequest, StepKind, Tool};
+use aiec::backend::{build_steps, BuildRequest, StepKind, Tool};
 
 const MLIR_OPT: &str = "/usr/lib/llvm-22/bin/mlir-opt";
 const MLIR_TRANSLATE: &str = "/usr/lib/llvm-22/bin/mlir-translate";
@@ -41,7 +41,7 @@ fn is_aie_pass(pass: &str) -> bool {
 /// The module-level upstream passes of every aie-opt pipeline in a plan.
 fn upstream_pipelines() -> Vec<String> {
     let req = BuildRequest::new("/art/design.mlir", "/art", "npu1", vec![(0, 2)]).unwrap();
-    plan(&req)
+    build_steps(&req)
         .unwrap()
         .steps
         .iter()
@@ -147,7 +147,7 @@ fn upstream_passes_parse_and_run_in_mlir_opt() {
     // The rewritten IR is still valid IR, and the plan's `opt` flags are accepted: run the
     // planned Peano `opt` command line with the host `opt` (the flags are target-neutral).
     let req = BuildRequest::new("/art/design.mlir", "/art", "npu1", vec![(0, 2)]).unwrap();
-    let p = plan(&req).unwrap();
+    let p = build_steps(&req).unwrap();
     let opt_step = p
         .steps
         .iter()

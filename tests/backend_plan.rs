@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use aiec::backend::{plan, AieTarget, BackendError, BuildRequest, StepKind, Tool};
+use aiec::backend::{build_steps, AieTarget, BackendError, BuildRequest, StepKind, Tool};
 
 fn request(device: &str, cores: Vec<(u32, u32)>) -> BuildRequest {
     BuildRequest::new("/art/design.mlir", "/art", device, cores).unwrap()
@@ -11,7 +11,7 @@ fn request(device: &str, cores: Vec<(u32, u32)>) -> BuildRequest {
 
 /// The rendered plan's command lines (comment lines dropped).
 fn commands(req: &BuildRequest) -> Vec<String> {
-    plan(req)
+    build_steps(req)
         .unwrap()
         .render()
         .lines()
@@ -121,7 +121,7 @@ fn npu1_plan_uses_upstream_flags() {
 
 #[test]
 fn plan_steps_declare_their_files() {
-    let p = plan(&request("npu1", vec![(0, 2)])).unwrap();
+    let p = build_steps(&request("npu1", vec![(0, 2)])).unwrap();
     let xclbin = p.steps.last().unwrap();
     assert_eq!(xclbin.kind, StepKind::Tool(Tool::Xclbinutil));
     assert_eq!(xclbin.outputs, vec![PathBuf::from("final.xclbin")]);
@@ -158,14 +158,14 @@ fn plan_steps_declare_their_files() {
 #[test]
 fn rendering_is_deterministic() {
     let req = request("npu2", vec![(0, 2), (3, 5)]);
-    let first = plan(&req).unwrap().render();
+    let first = build_steps(&req).unwrap().render();
     for _ in 0..3 {
-        assert_eq!(plan(&req).unwrap().render(), first);
+        assert_eq!(build_steps(&req).unwrap().render(), first);
     }
     // Only the `cd` line depends on where the artefact directory is.
     let elsewhere =
         BuildRequest::new("/other/design.mlir", "/other", "npu2", req.cores.clone()).unwrap();
-    let other = plan(&elsewhere).unwrap().render();
+    let other = build_steps(&elsewhere).unwrap().render();
     let differing: Vec<(&str, &str)> = first
         .lines()
         .zip(other.lines())
@@ -177,8 +177,8 @@ fn rendering_is_deterministic() {
 #[test]
 fn npu2_differs_from_npu1_in_target_only() {
     let cores = vec![(0, 2)];
-    let p1 = plan(&request("npu1", cores.clone())).unwrap();
-    let p2 = plan(&request("npu2", cores)).unwrap();
+    let p1 = build_steps(&request("npu1", cores.clone())).unwrap();
+    let p2 = build_steps(&request("npu2", cores)).unwrap();
     assert_eq!(p1.target, AieTarget::Aie2);
     assert_eq!(p2.target, AieTarget::Aie2p);
     let (r1, r2) = (p1.render(), p2.render());
@@ -259,7 +259,7 @@ fn bad_requests_are_rejected_with_the_cause() {
 
     let mut req = request("npu1", vec![(0, 2)]);
     req.columns = 8;
-    let msg = invalid_message(plan(&req));
+    let msg = invalid_message(build_steps(&req));
     assert!(
         msg.contains("partition width 8 does not match device `npu1`, which has 4"),
         "{msg}"
@@ -267,17 +267,17 @@ fn bad_requests_are_rejected_with_the_cause() {
 
     let mut req = request("npu1", vec![]);
     req.kernel_name = "my kernel".to_string();
-    let msg = invalid_message(plan(&req));
+    let msg = invalid_message(build_steps(&req));
     assert!(msg.contains("kernel name `my kernel`"), "{msg}");
 
     let mut req = request("npu1", vec![]);
     req.kernel_id = "901".to_string();
-    let msg = invalid_message(plan(&req));
+    let msg = invalid_message(build_steps(&req));
     assert!(msg.contains("kernel id `901`"), "{msg}");
 
     let mut req = request("npu1", vec![]);
     req.sequence_name = Some("1seq".to_string());
-    let msg = invalid_message(plan(&req));
+    let msg = invalid_message(build_steps(&req));
     assert!(msg.contains("sequence name `1seq`"), "{msg}");
 }
 

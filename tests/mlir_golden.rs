@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aiec::backend::{plan, BuildRequest};
+use aiec::backend::{build_steps, BuildRequest};
 use aiec::spec::Spec;
 
 fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -64,7 +64,7 @@ fn every_spec_matches_its_golden_mlir_and_plan() {
         let out_dir = Path::new("build").join(&stem);
         let request = BuildRequest::for_design(&design, out_dir.join("design.mlir"), &out_dir)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let dry_run = plan(&request)
+        let dry_run = build_steps(&request)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .render();
         insta::with_settings!({

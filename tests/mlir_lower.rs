@@ -20,6 +20,7 @@ use melior::{
 fn add_one(n: usize) -> Kernel {
     Kernel {
         name: "add_one".into(),
+        const_bytes: 0,
         emit: Arc::new(move |cx, block, args| {
             let (ctx, loc) = (cx.context, cx.location);
             let index = Type::index(ctx);
@@ -250,7 +251,12 @@ fn generic_form_round_trips_through_mlir() {
 #[test]
 fn lowered_module_is_usable_by_other_passes() {
     let context = mlir::context();
-    let module = mlir::lower(&context, &add_one_design()).unwrap();
+    let module = mlir::lower(
+        &context,
+        &add_one_design(),
+        &mlir::verify(&add_one_design()).unwrap(),
+    )
+    .unwrap();
     let mut aie_ops = 0;
     module
         .as_operation()
@@ -276,6 +282,7 @@ fn kernel_type_errors_are_reported_by_mlir_verifier() {
     let mut design = add_one_design();
     let bad = Kernel {
         name: "bad".into(),
+        const_bytes: 0,
         emit: Arc::new(|cx, block, args| {
             // memref.load with no index on a 1-D memref: MLIR's verifier must reject it.
             block.append_operation(memref::load(args[0], &[], cx.location));
@@ -308,6 +315,7 @@ fn kernel_emitter_errors_propagate() {
     let mut design = add_one_design();
     let failing = Kernel {
         name: "failing".into(),
+        const_bytes: 0,
         emit: Arc::new(|_, _, _| {
             Err(DesignError::Kernel {
                 kernel: "failing".into(),
@@ -334,6 +342,7 @@ fn kernels_may_add_device_level_globals() {
     let mut design = add_one_design();
     let with_lut = Kernel {
         name: "lut".into(),
+        const_bytes: 0,
         emit: Arc::new(|cx, block, _args| {
             let ctx = cx.context;
             let attr = |s: &str| Attribute::parse(ctx, s).unwrap();
@@ -385,6 +394,7 @@ fn kernels_may_add_device_level_globals() {
         body[2] = CoreStmt::Kernel {
             kernel: Kernel {
                 name: "dangling".into(),
+                const_bytes: 0,
                 emit: Arc::new(|cx, block, _| {
                     let get = OperationBuilder::new("memref.get_global", cx.location)
                         .add_attributes(&[(

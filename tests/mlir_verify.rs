@@ -12,6 +12,7 @@ use melior::ir::{operation::OperationBuilder, BlockLike};
 fn copy_kernel() -> Kernel {
     Kernel {
         name: "copy".into(),
+        const_bytes: 0,
         emit: Arc::new(|cx, block, args| {
             let copy = OperationBuilder::new("memref.copy", cx.location)
                 .add_operands(&[args[0], args[1]])
@@ -146,9 +147,15 @@ fn split_design() -> Design {
 fn error_of(design: &Design) -> String {
     let err = mlir::verify(design).expect_err("the verifier must reject this design");
     assert!(matches!(err, MlirError::Invalid { .. }), "{err:?}");
-    // Lowering refuses it with the same error.
+    // Lowering refuses it with the same error: validation's, or the verifier's on top of it.
     let context = mlir::context();
-    assert_eq!(mlir::lower(&context, design).err(), Some(err.clone()));
+    match aiec::design::validate::validate_on_named_device(design) {
+        Ok(info) => assert_eq!(
+            mlir::lower(&context, design, &info).err(),
+            Some(err.clone())
+        ),
+        Err(e) => assert_eq!(MlirError::from(e), err),
+    }
     err.to_string()
 }
 
@@ -512,21 +519,23 @@ fn shim_bd_limits_match_aie_opt() {
 }
 
 #[test]
-fn plan_counts_memory_per_tile() {
+fn validation_counts_memory_per_tile() {
     let d = split_design();
-    let mem = mlir::plan::memory_per_tile(&d);
+    let info = mlir::verify(&d).unwrap();
+    let mem = &info.tiles;
     // Memtile: @in's 2 x 64 i16 buffers; the split's destinations are views into them.
-    assert_eq!(mem[&TileId::new(0, 1)].total(), 2 * 64 * 2);
+    assert_eq!(mem[&TileId::new(0, 1)].memory_bytes(), 2 * 64 * 2);
     // Each core: 2 x 32 i16 in, 2 x 32 i16 out, plus its stack.
-    let core = mem[&TileId::new(0, 2)];
-    assert_eq!(core.fifo_bytes, 2 * (2 * 32 * 2));
-    assert_eq!(core.stack_bytes, 1024);
-    // The shim has no data memory.
-    assert!(!mem.contains_key(&TileId::new(0, 0)));
-    let text = mlir::plan::describe(&d).unwrap();
+    let core = &mem[&TileId::new(0, 2)];
+    assert_eq!(core.fifo_bytes(), 2 * (2 * 32 * 2));
+    assert_eq!(core.stack_bytes(), 1024);
+    // The shim has no data memory (its side of a FIFO is host memory), only locks and BDs.
+    assert_eq!(mem[&TileId::new(0, 0)].memory_bytes(), 0);
+    let text = mlir::describe::describe(&d).unwrap();
     assert!(
         text.contains("(0, 2) core: 1280 B of 65536 B (2.0%)"),
         "{text}"
     );
     assert!(text.contains("(0, 1) memtile: 256 B of 524288 B"), "{text}");
+    assert!(!text.contains("(0, 0) shim:"), "{text}");
 }

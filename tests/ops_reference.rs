@@ -9,7 +9,7 @@ use aiec::ops::{gelu, layernorm, matmul, softmax};
 use aiec::spec::Spec;
 use half::bf16;
 use melior::{
-    dialect::{func, DialectRegistry},
+    dialect::func,
     ir::{
         attribute::{StringAttribute, TypeAttribute},
         block::BlockLike,
@@ -18,10 +18,7 @@ use melior::{
         Attribute, Block, Identifier, Location, Module, Region, RegionLike, Type,
     },
     pass::PassManager,
-    utility::{
-        parse_pass_pipeline, register_all_dialects, register_all_llvm_translations,
-        register_all_passes,
-    },
+    utility::parse_pass_pipeline,
     Context, ExecutionEngine,
 };
 
@@ -106,18 +103,11 @@ impl Buf {
 }
 
 fn context() -> Context {
-    let registry = DialectRegistry::new();
-    register_all_dialects(&registry);
-    let context = Context::new();
-    context.append_dialect_registry(&registry);
-    context.load_all_available_dialects();
-    register_all_llvm_translations(&context);
-    register_all_passes();
-    context
+    aiec::mlir::jit_context()
 }
 
 fn elem_type(ctx: &Context, e: ElemType) -> Type<'_> {
-    aiec::ops::kir::elem_type(ctx, e)
+    aiec::mlir::elem_type(ctx, e)
 }
 
 /// Memref descriptor as the C interface passes it (rank <= 2 here).

@@ -87,6 +87,7 @@ fn affine_kernel(n: usize, elem: ElemType, mul: f64, add: f64) -> Kernel {
     };
     Kernel {
         name: format!("affine_{n}_{}", elem.mlir()),
+        const_bytes: 0,
         emit: Arc::new(emit),
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::artefacts::{names, pdi_uuid, render_artefacts};
+use super::build_steps::{BuildSteps, Internal, Step, StepKind};
 use super::ir_edits;
-use super::plan::{Internal, Plan, Step, StepKind};
 use super::toolchain::{Tool, Toolchain};
 use super::BackendError;
 
@@ -42,7 +42,7 @@ pub struct MissingTool {
     pub would_make: Vec<PathBuf>,
 }
 
-/// The result of [`Plan::execute`].
+/// The result of [`BuildSteps::execute`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub out_dir: PathBuf,
@@ -172,7 +172,7 @@ impl Report {
 /// How much of a failing tool's stderr goes into the error.
 const STDERR_TAIL_LINES: usize = 20;
 
-impl Plan {
+impl BuildSteps {
     /// Runs every step it can with `tc`, in order, inside the artefact directory (created
     /// if needed). The rendered templates are always written.
     pub fn execute(&self, tc: &Toolchain) -> Result<Report, BackendError> {

@@ -8,23 +8,23 @@
 //! 3. The runtime sequence → `npu_insts.mlir` → `insts.bin` (aie-translate).
 //! 4. aie-translate → CDO files; bootgen → `design.pdi`; xclbinutil → `final.xclbin`.
 //!
-//! [`plan`] builds the steps, [`Plan::render`] prints them (`aiec build --dry-run`),
-//! [`Plan::execute`] runs what the [`Toolchain`] allows and reports the rest.
+//! [`build_steps`] builds the steps, [`BuildSteps::render`] prints them (`aiec build --dry-run`),
+//! [`BuildSteps::execute`] runs what the [`Toolchain`] allows and reports the rest.
 
 mod artefacts;
+mod build_steps;
 mod execute;
 mod ir_edits;
 mod pipelines;
-mod plan;
 mod request;
 mod toolchain;
 
 use std::path::PathBuf;
 
 pub use artefacts::{cdo_files, core_file, names, pdi_uuid, render_artefacts, RenderedArtefact};
+pub use build_steps::{build_steps, BuildSteps, Internal, Step, StepKind};
 pub use execute::{MissingTool, Report, StepOutcome, StepStatus};
 pub use ir_edits::{attach_elf_files, peano_compat, IrEditError};
-pub use plan::{plan, Internal, Plan, Step, StepKind};
 pub use request::{device_info, AieTarget, BuildRequest, DeviceInfo};
 pub use toolchain::{SearchPaths, Tool, ToolStatus, Toolchain};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use sha2::{Digest, Sha256};
 
-use crate::backend::{plan, BuildRequest, Report, Toolchain};
+use crate::backend::{build_steps, BuildRequest, Report, Toolchain};
 use crate::design::Design;
 use crate::spec::Spec;
 
@@ -51,7 +51,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Emit::Plan) => {
-            print!("{}", crate::mlir::plan::describe(&design)?);
+            print!("{}", crate::mlir::describe::describe(&design)?);
             return Ok(());
         }
         None => {}
@@ -68,10 +68,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     write(&design_path, mlir.as_bytes())?;
 
     let request = BuildRequest::for_design(&design, &design_path, &out_dir)?;
-    let backend_plan = plan(&request)?;
+    let steps = build_steps(&request)?;
     if args.dry_run {
-        print!("{}", backend_plan.render());
-        let tools = serde_json::json!({ "dry_run": true, "commands": backend_plan.render() });
+        print!("{}", steps.render());
+        let tools = serde_json::json!({ "dry_run": true, "commands": steps.render() });
         write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
         if args.xclbin {
             bail!("--xclbin cannot be combined with --dry-run: a dry run makes no xclbin");
@@ -82,7 +82,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     // described artefact; it is rewritten with the report afterwards.
     let pending = serde_json::json!({ "dry_run": false, "status": "tools did not finish" });
     write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, pending)?;
-    let report = backend_plan.execute(&Toolchain::discover())?;
+    let report = steps.execute(&Toolchain::discover())?;
     eprint!("{}", report.summary());
     write_manifest(
         &out_dir,

@@ -8,6 +8,9 @@
 //! highest dimension first, in elements of the host buffer.
 
 pub mod builder;
+pub mod info;
+pub mod validate;
+pub mod visit;
 
 use std::sync::Arc;
 
@@ -201,6 +204,17 @@ pub type KernelEmitFn = dyn for<'c, 'a, 'b> Fn(&KernelCtx<'c, 'a>, &Block<'c>, &
 pub struct Kernel {
     pub name: String,
     pub emit: Arc<KernelEmitFn>,
+    /// Bytes of the `memref.global` constants (lookup tables) the body emits: they live in the
+    /// data memory of every core that runs it, so validation counts them (0 for most kernels).
+    pub const_bytes: usize,
+}
+
+impl Kernel {
+    /// The kernel, declaring that its body emits `bytes` of constant tables.
+    pub fn with_const_bytes(mut self, bytes: usize) -> Self {
+        self.const_bytes = bytes;
+        self
+    }
 }
 
 impl std::fmt::Debug for Kernel {
@@ -319,3 +333,6 @@ pub enum DesignError {
     #[error("kernel `{kernel}`: {message}")]
     Kernel { kernel: String, message: String },
 }
+
+pub use info::DesignInfo;
+pub use validate::{validate, ValidateError};

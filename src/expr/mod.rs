@@ -46,12 +46,18 @@ pub fn kernel(name: &str, src: &str, ty: &BufferType) -> Result<Kernel, ExprErro
     Ok(map_kernel(name, body, ty.clone()))
 }
 
-/// The kernel for a checked body (see [`kernel`]).
+/// The kernel for a checked body (see [`kernel`]); a table body reports its table's bytes
+/// as the kernel's constant data.
 pub fn map_kernel(name: &str, body: MapBody, ty: BufferType) -> Kernel {
     let kernel_name = name.to_string();
+    let table_bytes = match &body {
+        MapBody::Lut { lut, .. } => lut::entries(&lut.grid) * 4,
+        MapBody::Expr(_) => 0,
+    };
     crate::ops::kernel(name, move |ctx, block, args| {
         emit_map(ctx, block, args, &kernel_name, &body, &ty)
     })
+    .with_const_bytes(table_bytes)
 }
 
 fn emit_map<'c>(

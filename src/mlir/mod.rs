@@ -13,20 +13,28 @@
 //! The simulator consumes the same module: use [`context`] to get a context with the right
 //! dialects and [`lower`] to build it.
 
+pub mod aie_ops;
+pub mod describe;
 pub mod lower;
-pub mod plan;
+mod lower_core;
 pub mod print;
 pub mod verify;
 
 use melior::{
     dialect::DialectRegistry,
-    utility::{register_all_dialects, register_all_passes},
+    ir::{
+        r#type::{IntegerType, MemRefType},
+        Type,
+    },
+    utility::{register_all_dialects, register_all_llvm_translations, register_all_passes},
     Context,
 };
 
+use crate::design::{BufferType, ElemType};
+
 pub use lower::lower;
 pub use print::{emit, emit_generic};
-pub use verify::verify;
+pub use verify::{verify, verify_validated};
 
 /// Everything that can go wrong between a Design and its MLIR text.
 #[derive(thiserror::Error, Debug, Clone, PartialEq)]
@@ -46,6 +54,17 @@ pub enum MlirError {
     /// The printer met an op it has no custom syntax for.
     #[error("cannot print `{op}` in aie-opt syntax: {message}")]
     Print { op: String, message: String },
+}
+
+impl From<crate::design::ValidateError> for MlirError {
+    fn from(e: crate::design::ValidateError) -> Self {
+        match e {
+            crate::design::ValidateError::Invalid { op, message }
+            | crate::design::ValidateError::OutOfBounds { op, message, .. } => {
+                MlirError::Invalid { op, message }
+            }
+        }
+    }
 }
 
 impl MlirError {
@@ -69,4 +88,29 @@ pub fn context() -> Context {
     context.set_allow_unregistered_dialects(true);
     register_all_passes();
     context
+}
+
+/// [`context`] that can also translate to LLVM IR, for the host JIT (the simulator, kernel
+/// tests).
+pub fn jit_context() -> Context {
+    let context = context();
+    register_all_llvm_translations(&context);
+    context
+}
+
+/// The MLIR element type for an [`ElemType`].
+pub fn elem_type(context: &Context, elem: ElemType) -> Type<'_> {
+    match elem {
+        ElemType::I8 => IntegerType::new(context, 8).into(),
+        ElemType::I16 => IntegerType::new(context, 16).into(),
+        ElemType::I32 => IntegerType::new(context, 32).into(),
+        ElemType::Bf16 => Type::bfloat16(context),
+        ElemType::F32 => Type::float32(context),
+    }
+}
+
+/// `memref<shape x elem>` for a buffer type.
+pub fn memref_type<'c>(context: &'c Context, ty: &BufferType) -> Type<'c> {
+    let dims: Vec<i64> = ty.shape.iter().map(|&d| d as i64).collect();
+    MemRefType::new(elem_type(context, ty.elem), &dims, None, None).into()
 }

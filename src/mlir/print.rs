@@ -15,7 +15,7 @@ use melior::ir::{
     attribute::{DenseI64ArrayAttribute, IntegerAttribute, TypeAttribute},
     block::BlockLike,
     operation::{OperationLike, OperationPrintingFlags},
-    Attribute, Module, OperationRef, RegionLike, ValueLike,
+    Attribute, Module, OperationRef, RegionLike, Value, ValueLike,
 };
 use mlir_sys::{
     mlirAsmStateCreateForOperation, mlirAsmStateDestroy, mlirOpPrintingFlagsAssumeVerified,
@@ -25,22 +25,25 @@ use mlir_sys::{
 
 use crate::design::Design;
 
-use super::{context, lower, MlirError};
+use super::aie_ops::{self, attr, Syntax};
+use super::{context, lower, verify, MlirError};
 
 const INDENT: &str = "  ";
 
 /// The design's module in aie-opt's custom syntax (what `aie-opt` prints for it).
 pub fn emit(design: &Design) -> Result<String, MlirError> {
+    let info = verify(design)?;
     let context = context();
-    let module = lower(&context, design)?;
+    let module = lower(&context, design, &info)?;
     print_module(&module)
 }
 
 /// The design's module in MLIR's generic syntax: parseable by any MLIR with unregistered
 /// dialects allowed, and by aie-opt.
 pub fn emit_generic(design: &Design) -> Result<String, MlirError> {
+    let info = verify(design)?;
     let context = context();
-    let module = lower(&context, design)?;
+    let module = lower(&context, design, &info)?;
     generic(&module)
 }
 
@@ -148,32 +151,114 @@ impl Printer {
     fn op(&self, out: &mut String, op: OperationRef, depth: usize) -> Result<(), MlirError> {
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
         let pad = INDENT.repeat(depth);
-        let attr = |key: &str| -> Result<Attribute, MlirError> {
-            op.attribute(key)
-                .map_err(|_| print_err(&name, format!("missing attribute `{key}`")))
-        };
-        let int = |key: &str| -> Result<i64, MlirError> {
-            let a = attr(key)?;
-            IntegerAttribute::try_from(a)
-                .map(|i| i.value())
-                .map_err(|_| print_err(&name, format!("`{key}` is not an integer")))
-        };
-        let operand = |i: usize| -> Result<String, MlirError> {
-            let v = op
-                .operand(i)
-                .map_err(|_| print_err(&name, format!("no operand {i}")))?;
-            Ok(self.value(v))
-        };
-        match name.as_str() {
-            "builtin.module" => {
+        match aie_ops::lookup(&name).map(|c| c.syntax) {
+            Some(Syntax::Line(template)) => {
+                writeln!(out, "{pad}{}", self.line(op, &name, template)?).ok();
+            }
+            Some(Syntax::Custom) => self.custom(out, op, &name, depth)?,
+            None if name == "builtin.module" => {
                 writeln!(out, "{pad}module {{").ok();
                 self.region_body(out, op, 0, depth + 1, false)?;
                 writeln!(out, "{pad}}}").ok();
             }
-            "aie.device" => {
-                let dev = device_name(int("device")?)
-                    .ok_or_else(|| print_err(&name, "unknown device enum value"))?;
-                let sym = symbol(attr("sym_name")?);
+            None if name == "scf.for" && contains_aie(op) => self.worker_loop(out, op, depth)?,
+            None if aie_ops::is_aie(&name) => {
+                return Err(print_err(&name, "no custom syntax known for this op"));
+            }
+            None => {
+                for line in self.upstream(op).lines() {
+                    if line.is_empty() {
+                        writeln!(out).ok();
+                    } else {
+                        writeln!(out, "{pad}{line}").ok();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills a [`Syntax::Line`] template (placeholders as in [`aie_ops`]) from `op`.
+    fn line(&self, op: OperationRef, name: &str, template: &str) -> Result<String, MlirError> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(c) = rest.chars().next() {
+            if let Some(r) = rest.strip_prefix("{{") {
+                out.push('{');
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("}}") {
+                out.push('}');
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('{') {
+                let end = r.find('}').ok_or_else(|| {
+                    print_err(name, format!("unclosed placeholder in `{template}`"))
+                })?;
+                out.push_str(&self.placeholder(op, name, &r[..end])?);
+                rest = &r[end + 1..];
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        Ok(out)
+    }
+
+    fn placeholder(&self, op: OperationRef, name: &str, p: &str) -> Result<String, MlirError> {
+        let operand = |i: &str| -> Result<Value, MlirError> {
+            let i: usize = i
+                .parse()
+                .map_err(|_| print_err(name, format!("bad placeholder `{{%{i}}}`")))?;
+            op.operand(i)
+                .map_err(|_| print_err(name, format!("no operand {i}")))
+        };
+        Ok(match p {
+            "=" => self.results(op),
+            "->" => op
+                .result(0)
+                .map_err(|_| print_err(name, "no result"))?
+                .r#type()
+                .to_string(),
+            _ if p.starts_with('%') => {
+                let n = &p[1..];
+                if let Some(from) = n.strip_suffix("..") {
+                    let from: usize = from
+                        .parse()
+                        .map_err(|_| print_err(name, format!("bad placeholder `{{{p}}}`")))?;
+                    let values: Vec<String> =
+                        op.operands().skip(from).map(|v| self.value(v)).collect();
+                    values.join(", ")
+                } else if let Some(i) = n.strip_suffix(":type") {
+                    operand(i)?.r#type().to_string()
+                } else {
+                    self.value(operand(n)?)
+                }
+            }
+            _ if p.starts_with('#') => int_attr(op, name, &p[1..])?.to_string(),
+            _ if p.starts_with('$') => symbol(attribute(op, name, &p[1..])?),
+            _ if p.starts_with(':') => TypeAttribute::try_from(attribute(op, name, &p[1..])?)
+                .map_err(|_| print_err(name, format!("`{}` is not a type", &p[1..])))?
+                .value()
+                .to_string(),
+            _ if p.starts_with("port ") => port_name(int_attr(op, name, &p[5..])?).to_string(),
+            _ => attribute(op, name, p)?.to_string(),
+        })
+    }
+
+    /// The ops whose syntax a one-line template cannot say: those with a region, and
+    /// `dma_memcpy_nd` (its static lists and elided default attributes).
+    fn custom(
+        &self,
+        out: &mut String,
+        op: OperationRef,
+        name: &str,
+        depth: usize,
+    ) -> Result<(), MlirError> {
+        let pad = INDENT.repeat(depth);
+        match name {
+            aie_ops::name::DEVICE => {
+                let dev = device_name(int_attr(op, name, attr::DEVICE)?)
+                    .ok_or_else(|| print_err(name, "unknown device enum value"))?;
+                let sym = symbol(attribute(op, name, attr::SYM_NAME)?);
                 let sym = if sym == super::lower::DEVICE_SYMBOL {
                     String::new()
                 } else {
@@ -184,51 +269,14 @@ impl Printer {
                 self.region_body(out, op, 0, depth + 1, true)?;
                 writeln!(out, "{pad}}}").ok();
             }
-            "aie.tile" => {
-                writeln!(
-                    out,
-                    "{pad}{}aie.tile({}, {})",
-                    self.results(op),
-                    int("col")?,
-                    int("row")?
-                )
-                .ok();
-            }
-            "aie.objectfifo" => {
-                let producer = operand(0)?;
-                let consumers = (1..op.operand_count())
-                    .map(operand)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let elem_type = TypeAttribute::try_from(attr("elemType")?)
-                    .map_err(|_| print_err(&name, "`elemType` is not a type"))?
-                    .value();
-                writeln!(
-                    out,
-                    // aie-opt ends this line with a space (its printer emits one before
-                    // the optional attribute dictionary); we match it byte for byte.
-                    "{pad}aie.objectfifo @{}({producer}, {{{}}}, {}) : {elem_type} ",
-                    symbol(attr("sym_name")?),
-                    consumers.join(", "),
-                    attr("elemNumber")?
-                )
-                .ok();
-            }
-            "aie.objectfifo.link" => {
-                writeln!(
-                    out,
-                    "{pad}aie.objectfifo.link {} -> {}({} {})",
-                    attr("fifoIns")?,
-                    attr("fifoOuts")?,
-                    attr("src_offsets")?,
-                    attr("dst_offsets")?
-                )
-                .ok();
-            }
-            "aie.core" => {
-                let tile = operand(0)?;
+            aie_ops::name::CORE => {
+                let tile = op
+                    .operand(0)
+                    .map_err(|_| print_err(name, "no tile operand"))?;
+                let tile = self.value(tile);
                 writeln!(out, "{pad}{}aie.core({tile}) {{", self.results(op)).ok();
                 self.region_body(out, op, 0, depth + 1, false)?;
-                let stack = int("stack_size")?;
+                let stack = int_attr(op, name, attr::STACK_SIZE)?;
                 // `stack_size` is elided when it is the ODS default (0x400).
                 if stack == 0x400 {
                     writeln!(out, "{pad}}}").ok();
@@ -236,154 +284,119 @@ impl Printer {
                     writeln!(out, "{pad}}} {{stack_size = {stack} : i32}}").ok();
                 }
             }
-            "aie.end" => {
-                writeln!(out, "{pad}aie.end").ok();
+            aie_ops::name::RUNTIME_SEQUENCE => self.runtime_sequence(out, op, depth)?,
+            aie_ops::name::DMA_MEMCPY_ND => {
+                writeln!(out, "{pad}{}", self.dma_memcpy_nd(op)?).ok();
             }
-            "aie.objectfifo.acquire" => {
-                let ty = op
-                    .result(0)
-                    .map_err(|_| print_err(&name, "no result"))?
-                    .r#type();
-                writeln!(
-                    out,
-                    "{pad}{}aie.objectfifo.acquire {}({}, {}) : {ty}",
-                    self.results(op),
-                    attr("objFifo_name")?,
-                    port_name(int("port")?),
-                    int("size")?
-                )
-                .ok();
-            }
-            "aie.objectfifo.release" => {
-                writeln!(
-                    out,
-                    "{pad}aie.objectfifo.release {}({}, {})",
-                    attr("objFifo_name")?,
-                    port_name(int("port")?),
-                    int("size")?
-                )
-                .ok();
-            }
-            "aie.objectfifo.subview.access" => {
-                let sub = op.operand(0).map_err(|_| print_err(&name, "no operand"))?;
-                let ty = op
-                    .result(0)
-                    .map_err(|_| print_err(&name, "no result"))?
-                    .r#type();
-                writeln!(
-                    out,
-                    "{pad}{}aie.objectfifo.subview.access {}[{}] : {} -> {ty}",
-                    self.results(op),
-                    self.value(sub),
-                    int("index")?,
-                    sub.r#type()
-                )
-                .ok();
-            }
-            "aie.runtime_sequence" => {
-                let region = op.region(0).map_err(|_| print_err(&name, "no region"))?;
-                let block = region
-                    .first_block()
-                    .ok_or_else(|| print_err(&name, "no block"))?;
-                let args = (0..block.argument_count())
-                    .map(|i| {
-                        let a = block
-                            .argument(i)
-                            .map_err(|_| print_err(&name, "bad argument"))?;
-                        Ok(format!("{}: {}", self.value(a), a.r#type()))
-                    })
-                    .collect::<Result<Vec<_>, MlirError>>()?;
-                let sym = symbol(attr("sym_name")?);
-                let sym = if sym == super::lower::SEQUENCE_SYMBOL {
-                    String::new()
-                } else {
-                    format!(" @{sym}")
-                };
-                writeln!(
-                    out,
-                    "{pad}aie.runtime_sequence{sym}({}) {{",
-                    args.join(", ")
-                )
-                .ok();
-                self.region_body(out, op, 0, depth + 1, false)?;
-                writeln!(out, "{pad}}}").ok();
-            }
-            "aiex.npu.dma_memcpy_nd" => {
-                let memref = op.operand(0).map_err(|_| print_err(&name, "no memref"))?;
-                let list = |key: &str| -> Result<String, MlirError> {
-                    let a = DenseI64ArrayAttribute::try_from(attr(key)?)
-                        .map_err(|_| print_err(&name, format!("`{key}` is not array<i64>")))?;
-                    let v = (0..a.len())
-                        .map(|i| a.element(i).map(|x| x.to_string()))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| print_err(&name, e.to_string()))?;
-                    Ok(format!("[{}]", v.join(", ")))
-                };
-                let mut dict = vec![
-                    format!("id = {}", attr("id")?),
-                    format!("metadata = {}", attr("metadata")?),
-                ];
-                if let Ok(token) = op.attribute("issue_token") {
-                    // Default-valued (false) attributes are elided.
-                    if token.to_string() == "true" {
-                        dict.push("issue_token = true".into());
-                    }
-                }
-                dict.sort();
-                writeln!(
-                    out,
-                    "{pad}aiex.npu.dma_memcpy_nd({}{}{}{}) {{{}}} : {}",
-                    self.value(memref),
-                    list("static_offsets")?,
-                    list("static_sizes")?,
-                    list("static_strides")?,
-                    dict.join(", "),
-                    memref.r#type()
-                )
-                .ok();
-            }
-            "aiex.npu.dma_wait" => {
-                writeln!(
-                    out,
-                    "{pad}aiex.npu.dma_wait {{symbol = {}}}",
-                    attr("symbol")?
-                )
-                .ok();
-            }
-            "scf.for" if contains_aie(op) => {
-                // Only worker loops hold aie ops; they have no iter_args (see `lower`).
-                let region = op.region(0).map_err(|_| print_err(&name, "no region"))?;
-                let block = region
-                    .first_block()
-                    .ok_or_else(|| print_err(&name, "no block"))?;
-                let iv = block
-                    .argument(0)
-                    .map_err(|_| print_err(&name, "no induction variable"))?;
-                writeln!(
-                    out,
-                    "{pad}scf.for {} = {} to {} step {} {{",
-                    self.value(iv),
-                    operand(0)?,
-                    operand(1)?,
-                    operand(2)?
-                )
-                .ok();
-                self.region_body(out, op, 0, depth + 1, true)?;
-                writeln!(out, "{pad}}}").ok();
-            }
-            n if n.starts_with("aie.") || n.starts_with("aiex.") => {
-                return Err(print_err(n, "no custom syntax known for this op"));
-            }
-            _ => {
-                for line in self.upstream(op).lines() {
-                    if line.is_empty() {
-                        writeln!(out).ok();
-                    } else {
-                        writeln!(out, "{pad}{line}").ok();
-                    }
-                }
+            _ => return Err(print_err(name, "no custom syntax known for this op")),
+        }
+        Ok(())
+    }
+
+    fn runtime_sequence(
+        &self,
+        out: &mut String,
+        op: OperationRef,
+        depth: usize,
+    ) -> Result<(), MlirError> {
+        let name = aie_ops::name::RUNTIME_SEQUENCE;
+        let pad = INDENT.repeat(depth);
+        let region = op.region(0).map_err(|_| print_err(name, "no region"))?;
+        let block = region
+            .first_block()
+            .ok_or_else(|| print_err(name, "no block"))?;
+        let args = (0..block.argument_count())
+            .map(|i| {
+                let a = block
+                    .argument(i)
+                    .map_err(|_| print_err(name, "bad argument"))?;
+                Ok(format!("{}: {}", self.value(a), a.r#type()))
+            })
+            .collect::<Result<Vec<_>, MlirError>>()?;
+        let sym = symbol(attribute(op, name, attr::SYM_NAME)?);
+        let sym = if sym == super::lower::SEQUENCE_SYMBOL {
+            String::new()
+        } else {
+            format!(" @{sym}")
+        };
+        writeln!(
+            out,
+            "{pad}aie.runtime_sequence{sym}({}) {{",
+            args.join(", ")
+        )
+        .ok();
+        self.region_body(out, op, 0, depth + 1, false)?;
+        writeln!(out, "{pad}}}").ok();
+        Ok(())
+    }
+
+    fn dma_memcpy_nd(&self, op: OperationRef) -> Result<String, MlirError> {
+        let name = aie_ops::name::DMA_MEMCPY_ND;
+        let memref = op.operand(0).map_err(|_| print_err(name, "no memref"))?;
+        let list = |key: &str| -> Result<String, MlirError> {
+            let a = DenseI64ArrayAttribute::try_from(attribute(op, name, key)?)
+                .map_err(|_| print_err(name, format!("`{key}` is not array<i64>")))?;
+            let v = (0..a.len())
+                .map(|i| a.element(i).map(|x| x.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| print_err(name, e.to_string()))?;
+            Ok(format!("[{}]", v.join(", ")))
+        };
+        let mut dict = vec![
+            format!("id = {}", attribute(op, name, "id")?),
+            format!("metadata = {}", attribute(op, name, "metadata")?),
+        ];
+        if let Ok(token) = op.attribute(attr::ISSUE_TOKEN) {
+            // Default-valued (false) attributes are elided.
+            if token.to_string() == "true" {
+                dict.push("issue_token = true".into());
             }
         }
+        dict.sort();
+        Ok(format!(
+            "aiex.npu.dma_memcpy_nd({}{}{}{}) {{{}}} : {}",
+            self.value(memref),
+            list("static_offsets")?,
+            list("static_sizes")?,
+            list("static_strides")?,
+            dict.join(", "),
+            memref.r#type()
+        ))
+    }
+
+    /// A worker loop: only these hold aie ops, and they have no iter_args (see `lower`).
+    fn worker_loop(
+        &self,
+        out: &mut String,
+        op: OperationRef,
+        depth: usize,
+    ) -> Result<(), MlirError> {
+        let name = "scf.for";
+        let pad = INDENT.repeat(depth);
+        let operand = |i: usize| -> Result<String, MlirError> {
+            let v = op
+                .operand(i)
+                .map_err(|_| print_err(name, format!("no operand {i}")))?;
+            Ok(self.value(v))
+        };
+        let region = op.region(0).map_err(|_| print_err(name, "no region"))?;
+        let block = region
+            .first_block()
+            .ok_or_else(|| print_err(name, "no block"))?;
+        let iv = block
+            .argument(0)
+            .map_err(|_| print_err(name, "no induction variable"))?;
+        writeln!(
+            out,
+            "{pad}scf.for {} = {} to {} step {} {{",
+            self.value(iv),
+            operand(0)?,
+            operand(1)?,
+            operand(2)?
+        )
+        .ok();
+        self.region_body(out, op, 0, depth + 1, true)?;
+        writeln!(out, "{pad}}}").ok();
         Ok(())
     }
 
@@ -416,12 +429,27 @@ impl Printer {
     }
 }
 
+fn attribute<'c>(
+    op: OperationRef<'c, '_>,
+    name: &str,
+    key: &str,
+) -> Result<Attribute<'c>, MlirError> {
+    op.attribute(key)
+        .map_err(|_| print_err(name, format!("missing attribute `{key}`")))
+}
+
+fn int_attr(op: OperationRef, name: &str, key: &str) -> Result<i64, MlirError> {
+    IntegerAttribute::try_from(attribute(op, name, key)?)
+        .map(|i| i.value())
+        .map_err(|_| print_err(name, format!("`{key}` is not an integer")))
+}
+
 fn contains_aie(op: OperationRef) -> bool {
     let mut found = false;
     op.walk(melior::ir::operation::WalkOrder::PreOrder, |o| {
         let n = o.name();
         let n = n.as_string_ref().as_str().unwrap_or("");
-        if n.starts_with("aie.") || n.starts_with("aiex.") {
+        if aie_ops::is_aie(n) {
             found = true;
             melior::ir::operation::WalkResult::Interrupt
         } else {
@@ -439,15 +467,14 @@ fn symbol(a: Attribute) -> String {
 }
 
 fn port_name(v: i64) -> &'static str {
-    if v == super::lower::port_enum(crate::design::Port::Produce) {
-        "Produce"
-    } else {
-        "Consume"
+    match aie_ops::port_of(v) {
+        Some(crate::design::Port::Produce) => "Produce",
+        _ => "Consume",
     }
 }
 
 fn device_name(v: i64) -> Option<&'static str> {
-    super::lower::DEVICE_CASES
+    aie_ops::DEVICE_CASES
         .iter()
         .find(|(_, x)| *x == v)
         .map(|(n, _)| *n)

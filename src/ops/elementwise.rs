@@ -96,12 +96,6 @@ impl OpSpec for ElementwiseSpec {
         "tile_rows, depth or stack_bytes"
     }
 
-    fn core_table_bytes(&self) -> usize {
-        self.lut
-            .as_ref()
-            .map_or(0, |def| crate::expr::lut::entries(&def.grid()) * 4)
-    }
-
     /// Inputs `x ~ N(0, 2^2)` (for GELU: across the table and both tails).
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
         let n = self.shape.rows * self.shape.cols;

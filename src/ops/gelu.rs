@@ -43,10 +43,6 @@ impl OpSpec for GeluSpec {
         "tile_rows, depth or stack_bytes"
     }
 
-    fn core_table_bytes(&self) -> usize {
-        table(&self.table).len() * 4
-    }
-
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
         // Spread over the table and both tails.
         let x = gen.normal_data(
@@ -138,6 +134,7 @@ pub fn build(spec: &GeluSpec) -> Result<Design, DesignError> {
         kernel("gelu", move |c, b, a| {
             emit(c, b, a, t, tr, cols, elem, &table_name)
         })
+        .with_const_bytes(table(&t).len() * 4)
     };
     rowwise::build(&RowwisePlan::new(
         spec.common(),

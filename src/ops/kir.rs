@@ -403,13 +403,7 @@ impl<'c, 'k> Emit<'c, 'k> {
 
 /// The MLIR element type for an [`ElemType`].
 pub fn elem_type(context: &Context, elem: ElemType) -> Type<'_> {
-    match elem {
-        ElemType::I8 => IntegerType::new(context, 8).into(),
-        ElemType::I16 => IntegerType::new(context, 16).into(),
-        ElemType::I32 => IntegerType::new(context, 32).into(),
-        ElemType::Bf16 => Type::bfloat16(context),
-        ElemType::F32 => Type::float32(context),
-    }
+    crate::mlir::elem_type(context, elem)
 }
 
 /// Adds `memref.global "private" constant @name : memref<len x f32> = dense<[...]>` to the

@@ -39,6 +39,7 @@ where
     Kernel {
         name: name.into(),
         emit: Arc::new(f),
+        const_bytes: 0,
     }
 }
 

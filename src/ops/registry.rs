@@ -40,10 +40,6 @@ pub trait OpSpec: SpecHeader + Debug + Send + Sync + 'static {
     fn build(&self) -> Result<Design, DesignError>;
     /// The spec fields that size per-core buffers (named when a tile runs out of memory).
     fn buffer_fields(&self) -> &'static str;
-    /// Bytes of constant tables (`memref.global`) each core of the design holds.
-    fn core_table_bytes(&self) -> usize {
-        0
-    }
     /// Inputs for `aiec sim` drawn from `gen`, and the judge comparing the design's outputs
     /// with the op's float64 reference under its documented tolerance.
     fn test_case(&self, design: &Design, gen: &mut InputGen) -> TestCase;

@@ -3,11 +3,11 @@
 //! the cores follow.
 
 use super::engine::{Shared, Stop, Wait};
-use super::plan::{MoverPlan, Step};
+use super::wiring::{LinkMover, Step};
 
 /// One memtile DMA channel of a link: forever take a source buffer, fill a destination buffer
 /// from its slice (split) or into its slice (join), release both.
-pub(crate) fn run_mover(sh: &Shared, actor: usize, m: &MoverPlan) {
+pub(crate) fn run_mover(sh: &Shared, actor: usize, m: &LinkMover) {
     let step = || -> Result<(), Stop> {
         sh.wait_for(
             actor,
@@ -25,7 +25,7 @@ pub(crate) fn run_mover(sh: &Shared, actor: usize, m: &MoverPlan) {
         )?;
         let src = sh.held_buffer(actor, m.src, 0)?;
         let dst = sh.held_buffer(actor, m.dst, 0)?;
-        // SAFETY: both buffers are held by this actor; offsets were bounds-checked by the plan.
+        // SAFETY: both buffers are held by this actor; offsets were bounds-checked by the wiring.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 src.add(m.src_offset * m.elem_bytes),
@@ -43,11 +43,11 @@ pub(crate) fn run_mover(sh: &Shared, actor: usize, m: &MoverPlan) {
 /// One shim DMA channel: runs the transfers the sequence queues on it, in order, one FIFO
 /// buffer at a time, reading or writing the host buffer at the pattern's element indices.
 pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
-    let plan = &sh.plan.dmas[dma];
-    let fifo = &sh.plan.fifos[plan.port.fifo];
+    let wiring = &sh.wiring.dmas[dma];
+    let fifo = &sh.wiring.fifos[wiring.port.fifo];
     let elem = fifo.ty.elem.bytes();
     let numel = fifo.ty.numel();
-    let to_fifo = plan.port.side == super::fifo::Side::Produce;
+    let to_fifo = wiring.port.side == super::fifo::Side::Produce;
     let transfer = || -> Result<(), Stop> {
         sh.wait_for(actor, Wait::NextTask { dma })?;
         let (arg, indices) = sh.lock().dmas[dma].tasks.pop_front().expect("task queued");
@@ -55,14 +55,14 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
             sh.wait_for(
                 actor,
                 Wait::Acquire {
-                    port: plan.port,
+                    port: wiring.port,
                     want: 1,
                 },
             )?;
-            let slot = sh.held_buffer(actor, plan.port, 0)?;
+            let slot = sh.held_buffer(actor, wiring.port, 0)?;
             let mut host = sh.host[arg].lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: the slot is held by this actor and `numel * elem` bytes long; host indices
-            // were bounds-checked by the plan.
+            // were bounds-checked by the wiring.
             let slot = unsafe { std::slice::from_raw_parts_mut(slot, numel * elem) };
             for (j, &i) in chunk.iter().enumerate() {
                 let (h, s) = (i * elem, j * elem);
@@ -73,7 +73,7 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
                 }
             }
             drop(host);
-            sh.release(actor, plan.port, 1)?;
+            sh.release(actor, wiring.port, 1)?;
         }
         let mut st = sh.lock();
         st.dmas[dma].completed += 1;
@@ -87,7 +87,7 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
 /// The runtime sequence: queue transfers, honour `dma_wait`, then wait for every transfer and
 /// every worker. Returns when the design has run to completion or failed.
 pub(crate) fn run_sequence(sh: &Shared, actor: usize) -> Result<(), Stop> {
-    for step in &sh.plan.steps {
+    for step in &sh.wiring.steps {
         match step {
             Step::Transfer { dma, arg, indices } => {
                 let mut st = sh.lock();
@@ -101,7 +101,7 @@ pub(crate) fn run_sequence(sh: &Shared, actor: usize) -> Result<(), Stop> {
             }
         }
     }
-    for dma in 0..sh.plan.dmas.len() {
+    for dma in 0..sh.wiring.dmas.len() {
         let issued = sh.lock().dmas[dma].issued;
         sh.wait_for(actor, Wait::DmaDone { dma, issued })?;
     }

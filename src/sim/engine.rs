@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fifo::{FifoState, Side};
-use super::plan::{Plan, PortRef};
+use super::wiring::{PortRef, Wiring};
 use super::SimError;
 
 /// Why an actor stopped early.
@@ -80,7 +80,7 @@ pub(crate) struct FifoMemory {
 }
 
 pub(crate) struct Shared {
-    pub plan: Plan,
+    pub wiring: Wiring,
     pub actors: Vec<ActorInfo>,
     pub workers: usize,
     pub state: Mutex<State>,
@@ -101,18 +101,18 @@ unsafe impl Send for Shared {}
 
 impl Shared {
     pub fn new(
-        plan: Plan,
+        wiring: Wiring,
         actors: Vec<ActorInfo>,
         workers: usize,
         host: Vec<Vec<u8>>,
         limit: Duration,
     ) -> Self {
-        let fifos = plan
+        let fifos = wiring
             .fifos
             .iter()
             .map(|f| FifoState::new(f.depth, f.producer_cursors, f.consumer_cursors))
             .collect();
-        let memory = plan
+        let memory = wiring
             .fifos
             .iter()
             .map(|f| {
@@ -125,9 +125,9 @@ impl Shared {
             })
             .collect();
         let status = (0..actors.len()).map(|_| Status::Running).collect();
-        let dmas = plan.dmas.iter().map(|_| DmaQueue::default()).collect();
+        let dmas = wiring.dmas.iter().map(|_| DmaQueue::default()).collect();
         Self {
-            plan,
+            wiring,
             actors,
             workers,
             state: Mutex::new(State {
@@ -237,7 +237,7 @@ impl Shared {
                 actor: self.actors[actor].name.clone(),
                 message: format!(
                     "releases {n} buffer(s) of @{} ({}) but holds {held}",
-                    self.plan.fifos[port.fifo].name,
+                    self.wiring.fifos[port.fifo].name,
                     side_name(port.side)
                 ),
             };
@@ -262,7 +262,7 @@ impl Shared {
                     actor: self.actors[actor].name.clone(),
                     message: format!(
                         "accesses buffer {index} of @{} ({}) but holds {held}",
-                        self.plan.fifos[port.fifo].name,
+                        self.wiring.fifos[port.fifo].name,
                         side_name(port.side)
                     ),
                 };
@@ -302,16 +302,16 @@ impl Shared {
                     let held = f.cursor(port.side, port.cursor).held;
                     format!(
                         "waits to acquire {want} buffer(s) of @{} ({}), holds {held}; @{} has depth {}, {} filled",
-                        self.plan.fifos[port.fifo].name,
+                        self.wiring.fifos[port.fifo].name,
                         side_name(port.side),
-                        self.plan.fifos[port.fifo].name,
+                        self.wiring.fifos[port.fifo].name,
                         f.depth,
                         f.occupancy()
                     )
                 }
                 Status::Blocked(Wait::NextTask { .. }) => "idle (no transfer queued)".to_string(),
                 Status::Blocked(Wait::DmaDone { dma, .. }) => {
-                    format!("waits in dma_wait for {}", self.plan.dmas[*dma].name)
+                    format!("waits in dma_wait for {}", self.wiring.dmas[*dma].name)
                 }
                 Status::Blocked(Wait::Workers) => "waits for the workers to finish".to_string(),
             };
@@ -324,7 +324,7 @@ impl Shared {
                     (held > 0).then(|| {
                         format!(
                             "@{} ({}) x{held}",
-                            self.plan.fifos[p.fifo].name,
+                            self.wiring.fifos[p.fifo].name,
                             side_name(p.side)
                         )
                     })

@@ -4,7 +4,8 @@
 //! `aie.objectfifo.acquire @f(port, n)` -> `aiec_sim_acquire(ctx, local(f, port), n)`,
 //! `aie.objectfifo.subview.access %s[i]` -> `aiec_sim_access_K(ctx, local, i)`,
 //! `aie.objectfifo.release` -> `aiec_sim_release`, `aie.end` -> `func.return`.
-//! So loops, kernels and their order are exactly what goes to aie-opt.
+//! So loops, kernels and their order are exactly what goes to aie-opt. Op and attribute names
+//! are the contract's ([`crate::mlir::aie_ops`]).
 
 use std::collections::HashMap;
 
@@ -24,10 +25,11 @@ use mlir_sys::{
     MlirValue,
 };
 
-use super::jit::memref_type;
-use super::plan::{Plan, PortKey};
+use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
 use crate::design::BufferType;
+use crate::mlir::aie_ops::{self, attr, name};
+use crate::mlir::memref_type;
 
 fn err(message: impl Into<String>) -> SimError {
     SimError::Jit(format!("reading the MLIR-AIE module: {}", message.into()))
@@ -51,12 +53,10 @@ fn int_attr(op: &OperationRef, name: &str) -> Result<i64, SimError> {
 pub(crate) fn core_functions<'c>(
     context: &'c Context,
     aie: &Module<'c>,
-    plan: &Plan,
+    wiring: &Wiring,
     access_names: &HashMap<BufferType, String>,
     prefix: &str,
 ) -> Result<(Vec<Operation<'c>>, Vec<Operation<'c>>), SimError> {
-    let location = Location::unknown(context);
-    let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
     let device = aie
         .body()
         .first_operation()
@@ -70,47 +70,90 @@ pub(crate) fn core_functions<'c>(
     let mut next = block.first_operation();
     while let Some(op) = next {
         match op_name(&op).as_str() {
-            "aie.core" => cores.push(op),
+            name::CORE => cores.push(op),
             "memref.global" => globals.push((*op).clone()),
             _ => {}
         }
         next = op.next_in_block();
     }
-    if cores.len() != plan.workers.len() {
+    if cores.len() != wiring.workers.len() {
         return Err(err(format!(
             "{} aie.core ops for {} workers",
             cores.len(),
-            plan.workers.len()
+            wiring.workers.len()
         )));
     }
     let mut functions = Vec::new();
     for (w, core) in cores.iter().enumerate() {
-        let copy = (**core).clone();
-        let region = Region::new();
-        let body = copy
-            .region(0)
-            .map_err(|_| err("aie.core without a region"))?;
-        // SAFETY: both regions are live; the copy's body moves into `region`.
-        unsafe { mlirRegionTakeBody(region.to_raw(), body.to_raw()) };
-        drop(copy);
-        let entry = region.first_block().ok_or_else(|| err("empty aie.core"))?;
-        let ctx = entry.add_argument(i64t, location);
-        let function = func::func(
+        let (function, ctx) = core_function(context, core, &format!("{prefix}{w}"))?;
+        let hooks = Hooks {
             context,
-            StringAttribute::new(context, &format!("{prefix}{w}")),
-            TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
-            region,
-            &[],
-            location,
-        );
+            ctx,
+            worker: &wiring.workers[w],
+            access_names,
+            core: w,
+        };
+        hooks.rewrite(&function)?;
+        functions.push(function);
+    }
+    Ok((functions, globals))
+}
+
+/// A copy of `core`'s body as `func.func @name(%ctx: i64)`, and that `%ctx`.
+fn core_function<'c>(
+    context: &'c Context,
+    core: &OperationRef<'c, '_>,
+    name: &str,
+) -> Result<(Operation<'c>, MlirValue), SimError> {
+    let location = Location::unknown(context);
+    let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
+    let copy = (**core).clone();
+    let region = Region::new();
+    let body = copy
+        .region(0)
+        .map_err(|_| err("aie.core without a region"))?;
+    // SAFETY: both regions are live; the copy's body moves into `region`.
+    unsafe { mlirRegionTakeBody(region.to_raw(), body.to_raw()) };
+    drop(copy);
+    let entry = region.first_block().ok_or_else(|| err("empty aie.core"))?;
+    let ctx = entry.add_argument(i64t, location).to_raw();
+    let function = func::func(
+        context,
+        StringAttribute::new(context, name),
+        TypeAttribute::new(FunctionType::new(context, &[i64t], &[]).into()),
+        region,
+        &[],
+        location,
+    );
+    Ok((function, ctx))
+}
+
+/// Rewrites the AIE ops of one core function into calls of the simulator's hooks.
+struct Hooks<'c, 'w> {
+    context: &'c Context,
+    /// The function's `%ctx` argument.
+    ctx: MlirValue,
+    worker: &'w WorkerWiring,
+    access_names: &'w HashMap<BufferType, String>,
+    /// The worker's index, for errors.
+    core: usize,
+}
+
+impl<'c> Hooks<'c, '_> {
+    fn rewrite(&self, function: &Operation<'c>) -> Result<(), SimError> {
+        let (context, worker, access_names, w) =
+            (self.context, self.worker, self.access_names, self.core);
+        let location = Location::unknown(context);
+        let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
+        // SAFETY: the argument of `function`'s entry block, alive as long as the function.
+        let ctx: Value = unsafe { Value::from_raw(self.ctx) };
         let mut found: Vec<MlirOperation> = Vec::new();
         function.walk(WalkOrder::PreOrder, |op| {
-            if op_name(&op).starts_with("aie.") {
+            if aie_ops::is_aie(&op_name(&op)) {
                 found.push(op.to_raw());
             }
             WalkResult::Advance
         });
-        let worker = &plan.workers[w];
         let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
         let mut acquires = Vec::new();
         for raw in found {
@@ -139,15 +182,12 @@ pub(crate) fn core_functions<'c>(
                 };
             let local = || -> Result<usize, SimError> {
                 let fifo = op
-                    .attribute("objFifo_name")
+                    .attribute(attr::FIFO)
                     .map_err(|_| err("acquire/release without objFifo_name"))?
                     .to_string();
                 let fifo = fifo.trim_start_matches('@').to_string();
-                let key = if int_attr(&op, "port")? == 0 {
-                    PortKey::Produce
-                } else {
-                    PortKey::Consume
-                };
+                let key = aie_ops::port_of(int_attr(&op, attr::PORT)?)
+                    .ok_or_else(|| err(format!("{}: unknown port", op_name(&op))))?;
                 worker
                     .local
                     .get(&(fifo.clone(), key))
@@ -159,23 +199,23 @@ pub(crate) fn core_functions<'c>(
                     })
             };
             match op_name(&op).as_str() {
-                "aie.objectfifo.acquire" => {
+                name::ACQUIRE => {
                     let l = local()?;
-                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_acquire", &[ctx, lc, n], &[]);
                     let result = op.result(0).map_err(|_| err("acquire without result"))?;
                     let ty = &worker.ports[l].1;
                     subviews.insert(result.to_raw().ptr as usize, (l, access_names[ty].clone()));
                     acquires.push(raw);
                 }
-                "aie.objectfifo.subview.access" => {
+                name::SUBVIEW_ACCESS => {
                     let subview = op.operand(0).map_err(|_| err("access without operand"))?;
                     let (l, access) = subviews
                         .get(&(subview.to_raw().ptr as usize))
                         .cloned()
                         .ok_or_else(|| err("access of an unknown subview"))?;
                     let ty = &worker.ports[l].1;
-                    let (lc, i) = (constant(l as i64), constant(int_attr(&op, "index")?));
+                    let (lc, i) = (constant(l as i64), constant(int_attr(&op, attr::INDEX)?));
                     let new = call(&access, &[ctx, lc, i], &[memref_type(context, ty)])
                         .expect("access result");
                     let old = op
@@ -188,14 +228,14 @@ pub(crate) fn core_functions<'c>(
                         mlirOperationDestroy(raw);
                     }
                 }
-                "aie.objectfifo.release" => {
+                name::RELEASE => {
                     let l = local()?;
-                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, "size")?));
+                    let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_release", &[ctx, lc, n], &[]);
                     // SAFETY: a release has no results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                "aie.end" => {
+                name::END => {
                     block.insert_operation_before(op, func::r#return(&[], location));
                     // SAFETY: a terminator without results.
                     unsafe { mlirOperationDestroy(raw) };
@@ -207,7 +247,6 @@ pub(crate) fn core_functions<'c>(
             // SAFETY: every access of the subview was replaced above.
             unsafe { mlirOperationDestroy(raw) };
         }
-        functions.push(function);
+        Ok(())
     }
-    Ok((functions, globals))
 }

@@ -16,7 +16,7 @@
 use std::sync::atomic::Ordering;
 
 use super::engine::Shared;
-use super::plan::PortRef;
+use super::wiring::PortRef;
 
 pub(crate) struct CoreCtx<'s> {
     pub shared: &'s Shared,
@@ -98,7 +98,7 @@ pub(crate) extern "C" fn access<const R: usize>(
     }
 }
 
-/// The access hook for a buffer of rank `rank` (1 to 4, checked by the plan).
+/// The access hook for a buffer of rank `rank` (1 to 4, checked by the wiring).
 pub(crate) fn access_for_rank(rank: usize) -> *mut () {
     match rank {
         1 => access::<1> as *mut (),

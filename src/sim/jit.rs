@@ -12,28 +12,27 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use melior::{
-    dialect::{arith, func, scf, DialectRegistry},
+    dialect::{arith, func, scf},
     ir::{
         attribute::{FlatSymbolRefAttribute, IntegerAttribute, StringAttribute, TypeAttribute},
         operation::OperationLike,
-        r#type::{FunctionType, IntegerType, MemRefType},
+        r#type::{FunctionType, IntegerType},
         Attribute, Block, BlockLike, Identifier, Location, Module, Region, RegionLike, Type, Value,
         ValueLike,
     },
     pass::PassManager,
-    utility::{
-        parse_pass_pipeline, register_all_dialects, register_all_llvm_translations,
-        register_all_passes,
-    },
+    utility::parse_pass_pipeline,
     Context, ExecutionEngine,
 };
 use mlir_sys::MlirValue;
 
 use super::from_aie;
 use super::hooks;
-use super::plan::{Plan, PortKey, WorkerPlan};
+use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
-use crate::design::{BufferType, CoreStmt, Design, ElemType, KernelCtx};
+use crate::design::visit::{walk, CoreVisitor, FifoUse};
+use crate::design::{BufArg, BufferType, CoreStmt, Design, DesignInfo, Kernel, KernelCtx, Port};
+use crate::mlir::memref_type;
 
 /// Lowering to the LLVM dialect for the host. bf16 arithmetic and math are computed in f32
 /// and rounded back (round-to-nearest-even), as the AIE vector unit accumulates bf16 in f32.
@@ -57,20 +56,6 @@ pub(crate) const HOST_PIPELINE: &str = "builtin.module(\
 
 pub(crate) type CoreFn = unsafe extern "C" fn(i64);
 
-/// A context with every upstream dialect, pass and LLVM translation registered.
-pub(crate) fn host_context() -> Context {
-    let registry = DialectRegistry::new();
-    register_all_dialects(&registry);
-    let context = Context::new();
-    context.append_dialect_registry(&registry);
-    context.load_all_available_dialects();
-    // The aie/aiex ops of the compiler's module are unregistered here.
-    context.set_allow_unregistered_dialects(true);
-    register_all_llvm_translations(&context);
-    register_all_passes();
-    context
-}
-
 /// Where the simulated core functions came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreSource {
@@ -89,21 +74,6 @@ pub(crate) struct Compiled {
     pub distinct: usize,
 }
 
-pub(crate) fn elem_type<'c>(context: &'c Context, elem: ElemType) -> Type<'c> {
-    match elem {
-        ElemType::I8 => IntegerType::new(context, 8).into(),
-        ElemType::I16 => IntegerType::new(context, 16).into(),
-        ElemType::I32 => IntegerType::new(context, 32).into(),
-        ElemType::Bf16 => Type::bfloat16(context),
-        ElemType::F32 => Type::float32(context),
-    }
-}
-
-pub(crate) fn memref_type<'c>(context: &'c Context, ty: &BufferType) -> Type<'c> {
-    let dims: Vec<i64> = ty.shape.iter().map(|&d| d as i64).collect();
-    MemRefType::new(elem_type(context, ty.elem), &dims, None, None).into()
-}
-
 fn jit_error(what: &str, diagnostics: &Rc<RefCell<Vec<String>>>) -> SimError {
     let notes = diagnostics.borrow();
     SimError::Jit(if notes.is_empty() {
@@ -117,7 +87,8 @@ fn jit_error(what: &str, diagnostics: &Rc<RefCell<Vec<String>>>) -> SimError {
 pub(crate) fn compile(
     context: &Context,
     design: &Design,
-    plan: &Plan,
+    info: &DesignInfo,
+    wiring: &Wiring,
     opt_level: usize,
 ) -> Result<Compiled, SimError> {
     let diagnostics = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -126,7 +97,7 @@ pub(crate) fn compile(
         sink.borrow_mut().push(d.to_string());
         true
     });
-    let result = compile_inner(context, design, plan, opt_level, &diagnostics);
+    let result = compile_inner(context, design, info, wiring, opt_level, &diagnostics);
     context.detach_diagnostic_handler(handler);
     result
 }
@@ -134,68 +105,29 @@ pub(crate) fn compile(
 fn compile_inner(
     context: &Context,
     design: &Design,
-    plan: &Plan,
+    info: &DesignInfo,
+    wiring: &Wiring,
     opt_level: usize,
     diagnostics: &Rc<RefCell<Vec<String>>>,
 ) -> Result<Compiled, SimError> {
     let location = Location::unknown(context);
     let module = Module::new(location);
-    let i64t: Type = IntegerType::new(context, 64).into();
-
-    // Hook declarations.
-    let declare = |name: &str, inputs: &[Type], results: &[Type], c_interface: bool| {
-        let mut attrs = vec![(
-            Identifier::new(context, "sym_visibility"),
-            StringAttribute::new(context, "private").into(),
-        )];
-        if c_interface {
-            attrs.push((
-                Identifier::new(context, "llvm.emit_c_interface"),
-                Attribute::unit(context),
-            ));
-        }
-        module.body().append_operation(func::func(
-            context,
-            StringAttribute::new(context, name),
-            TypeAttribute::new(FunctionType::new(context, inputs, results).into()),
-            Region::new(),
-            &attrs,
-            location,
-        ));
-    };
-    declare("aiec_sim_acquire", &[i64t, i64t, i64t], &[], false);
-    declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
-    declare("aiec_sim_alive", &[i64t], &[i64t], false);
-    let mut access_names: HashMap<BufferType, String> = HashMap::new();
-    for w in &plan.workers {
-        for (_, ty) in &w.ports {
-            if !access_names.contains_key(ty) {
-                let name = format!("aiec_sim_access_{}", access_names.len());
-                declare(
-                    &name,
-                    &[i64t, i64t, i64t],
-                    &[memref_type(context, ty)],
-                    true,
-                );
-                access_names.insert(ty.clone(), name);
-            }
-        }
-    }
+    let access_names = declare_hooks(context, &module, wiring);
 
     // One function per worker, from the MLIR-AIE module when the compiler accepts the design;
     // otherwise (a design its static verifier rejects, e.g. one acquiring more buffers than a
     // FIFO holds) from the Design itself, so the run can still show what the hardware would do.
-    let (functions, globals, source) = match crate::mlir::lower(context, design) {
+    let (functions, globals, source) = match crate::mlir::lower(context, design, info) {
         Ok(aie) => {
             let (functions, globals) =
-                from_aie::core_functions(context, &aie, plan, &access_names, "aiec_core_w")?;
+                from_aie::core_functions(context, &aie, wiring, &access_names, "aiec_core_w")?;
             (functions, globals, CoreSource::AieModule)
         }
         Err(e) => {
             tracing::warn!("the compiler rejects the design ({e}); simulating it from the Design");
             let mut functions = Vec::new();
             let mut globals = Vec::new();
-            for (w, wp) in design.workers.iter().zip(&plan.workers) {
+            for (w, wp) in design.workers.iter().zip(&wiring.workers) {
                 let scratch = Module::new(location);
                 functions.push(design_core(
                     context,
@@ -252,14 +184,32 @@ fn compile_inner(
         .map_err(|_| jit_error("lowering the cores to the LLVM dialect failed", diagnostics))?;
 
     tracing::debug!(elapsed = ?lowering.elapsed(), "cores lowered to the LLVM dialect");
-    let codegen = std::time::Instant::now();
-    let engine = ExecutionEngine::new(&module, opt_level, &[], false, false);
+    let (engine, entries, distinct) =
+        codegen(&module, opt_level, &access_names, &entry_names, diagnostics)?;
+    Ok(Compiled {
+        source,
+        _engine: engine,
+        entries,
+        distinct,
+    })
+}
+
+/// Compiles the lowered module and looks up each worker's entry (shared bodies once).
+fn codegen(
+    module: &Module,
+    opt_level: usize,
+    access_names: &HashMap<BufferType, String>,
+    entry_names: &[String],
+    diagnostics: &Rc<RefCell<Vec<String>>>,
+) -> Result<(ExecutionEngine, Vec<CoreFn>, usize), SimError> {
+    let started = std::time::Instant::now();
+    let engine = ExecutionEngine::new(module, opt_level, &[], false, false);
     // SAFETY: the hooks have exactly the C signatures the declarations above give them.
     unsafe {
         engine.register_symbol("aiec_sim_acquire", hooks::acquire as *mut ());
         engine.register_symbol("aiec_sim_release", hooks::release as *mut ());
         engine.register_symbol("aiec_sim_alive", hooks::alive as *mut ());
-        for (ty, name) in &access_names {
+        for (ty, name) in access_names {
             engine.register_symbol(
                 &format!("_mlir_ciface_{name}"),
                 hooks::access_for_rank(ty.shape.len()),
@@ -268,7 +218,7 @@ fn compile_inner(
     }
     let mut cache: HashMap<String, CoreFn> = HashMap::new();
     let mut entries = Vec::new();
-    for name in &entry_names {
+    for name in entry_names {
         let f = match cache.get(name) {
             Some(f) => *f,
             None => {
@@ -288,13 +238,61 @@ fn compile_inner(
         entries.push(f);
     }
     // Lookups materialise the code, so this includes LLVM's optimisation and codegen.
-    tracing::debug!(elapsed = ?codegen.elapsed(), "cores compiled by LLVM");
-    Ok(Compiled {
-        source,
-        _engine: engine,
-        entries,
-        distinct: cache.len(),
-    })
+    tracing::debug!(elapsed = ?started.elapsed(), "cores compiled by LLVM");
+    let distinct = cache.len();
+    Ok((engine, entries, distinct))
+}
+
+/// Declares the hooks the cores call: acquire, release, alive, and one subview access per
+/// buffer type (returned by type).
+fn declare_hooks(
+    context: &Context,
+    module: &Module,
+    wiring: &Wiring,
+) -> HashMap<BufferType, String> {
+    let location = Location::unknown(context);
+    let i64t: Type = IntegerType::new(context, 64).into();
+
+    let declare = |name: &str, inputs: &[Type], results: &[Type], c_interface: bool| {
+        let mut attrs = vec![(
+            Identifier::new(context, "sym_visibility"),
+            StringAttribute::new(context, "private").into(),
+        )];
+        if c_interface {
+            attrs.push((
+                Identifier::new(context, "llvm.emit_c_interface"),
+                Attribute::unit(context),
+            ));
+        }
+        module.body().append_operation(func::func(
+            context,
+            StringAttribute::new(context, name),
+            TypeAttribute::new(FunctionType::new(context, inputs, results).into()),
+            Region::new(),
+            &attrs,
+            location,
+        ));
+    };
+    declare("aiec_sim_acquire", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_release", &[i64t, i64t, i64t], &[], false);
+    declare("aiec_sim_alive", &[i64t], &[i64t], false);
+    let mut access_names: HashMap<BufferType, String> = HashMap::new();
+    for w in &wiring.workers {
+        for (_, ty) in &w.ports {
+            if !access_names.contains_key(ty) {
+                let name = format!("aiec_sim_access_{}", access_names.len());
+                declare(
+                    &name,
+                    &[i64t, i64t, i64t],
+                    &[memref_type(context, ty)],
+                    true,
+                );
+                access_names.insert(ty.clone(), name);
+            }
+        }
+    }
+
+    access_names
 }
 
 fn w_name(w: usize) -> String {
@@ -307,7 +305,7 @@ fn design_core<'c>(
     context: &'c Context,
     scratch: &Module<'c>,
     w: &crate::design::Worker,
-    wp: &WorkerPlan,
+    wp: &WorkerWiring,
     access_names: &HashMap<BufferType, String>,
     name: String,
 ) -> Result<melior::ir::Operation<'c>, SimError> {
@@ -323,7 +321,15 @@ fn design_core<'c>(
     };
     let body = Block::new(&[(i64t, location)]);
     let ctx = body.argument(0).expect("ctx argument").to_raw();
-    emitter.stmts(&body, &w.program, ctx, &HashMap::new())?;
+    walk(
+        &mut DesignCore {
+            e: &emitter,
+            block: &body,
+            ctx,
+            bindings: HashMap::new(),
+        },
+        &w.program,
+    )?;
     body.append_operation(func::r#return(&[], location));
     let region = Region::new();
     region.append_block(body);
@@ -342,7 +348,7 @@ struct Emitter<'c, 'm> {
     location: Location<'c>,
     device_block: &'m Block<'c>,
     i64t: Type<'c>,
-    worker: &'m WorkerPlan,
+    worker: &'m WorkerWiring,
     access_names: &'m HashMap<BufferType, String>,
 }
 
@@ -386,109 +392,140 @@ impl<'c> Emitter<'c, '_> {
         let op = block.append_operation(op);
         (!results.is_empty()).then(|| op.result(0).expect("call result").to_raw())
     }
+}
 
-    fn stmts(
-        &self,
-        block: &Block<'c>,
-        stmts: &[CoreStmt],
-        ctx: MlirValue,
-        outer: &Bindings,
-    ) -> Result<(), SimError> {
-        let mut bindings = outer.clone();
-        for stmt in stmts {
-            match stmt {
-                CoreStmt::Loop { count, body } => {
-                    let count = i64::try_from(*count).map_err(|_| SimError::Invalid {
-                        design: String::new(),
-                        message: format!("loop count {count} does not fit an index"),
-                    })?;
-                    if count == 0 {
-                        continue;
-                    }
-                    let index = Type::index(self.context);
-                    let lo = self.constant(block, index, 0);
-                    let hi = self.constant(block, index, count);
-                    let step = self.constant(block, index, 1);
-                    let inner = Block::new(&[(index, self.location)]);
-                    self.stmts(&inner, body, ctx, &bindings)?;
-                    inner.append_operation(scf::r#yield(&[], self.location));
-                    let region = Region::new();
-                    region.append_block(inner);
-                    block.append_operation(scf::r#for(
-                        value(lo),
-                        value(hi),
-                        value(step),
-                        region,
-                        self.location,
-                    ));
-                }
-                CoreStmt::Acquire {
-                    fifo,
-                    port,
-                    count,
-                    binding,
-                } => {
-                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
-                    let ty = &self.worker.ports[local].1;
-                    let l = self.constant(block, self.i64t, local as i64);
-                    let n = self.constant(block, self.i64t, i64::from(*count));
-                    self.call(block, "aiec_sim_acquire", &[ctx, l, n], &[]);
-                    let memref = memref_type(self.context, ty);
-                    let views = (0..*count)
-                        .map(|i| {
-                            let idx = self.constant(block, self.i64t, i64::from(i));
-                            self.call(block, &self.access_names[ty], &[ctx, l, idx], &[memref])
-                                .expect("access result")
-                        })
-                        .collect();
-                    bindings.insert(binding.clone(), views);
-                }
-                CoreStmt::Release { fifo, port, count } => {
-                    let local = self.worker.local[&(fifo.clone(), PortKey::from(*port))];
-                    let l = self.constant(block, self.i64t, local as i64);
-                    let n = self.constant(block, self.i64t, i64::from(*count));
-                    self.call(block, "aiec_sim_release", &[ctx, l, n], &[]);
-                }
-                CoreStmt::Kernel { kernel, args } => {
-                    let alive = self
-                        .call(block, "aiec_sim_alive", &[ctx], &[self.i64t])
-                        .expect("alive");
-                    let zero = self.constant(block, self.i64t, 0);
-                    let cond = block
-                        .append_operation(arith::cmpi(
-                            self.context,
-                            arith::CmpiPredicate::Ne,
-                            value(alive),
-                            value(zero),
-                            self.location,
-                        ))
-                        .result(0)
-                        .expect("cmpi")
-                        .to_raw();
-                    let then = Block::new(&[]);
-                    let values: Vec<Value> = args
-                        .iter()
-                        .map(|a| value(bindings[&a.binding][a.index as usize]))
-                        .collect();
-                    let kctx = KernelCtx {
-                        context: self.context,
-                        device_block: self.device_block,
-                        location: self.location,
-                    };
-                    (kernel.emit)(&kctx, &then, &values).map_err(SimError::Kernel)?;
-                    then.append_operation(scf::r#yield(&[], self.location));
-                    let then_region = Region::new();
-                    then_region.append_block(then);
-                    block.append_operation(scf::r#if(
-                        value(cond),
-                        &[],
-                        then_region,
-                        Region::new(),
-                        self.location,
-                    ));
-                }
-            }
+/// Emits a worker program into `block` through the hooks; a loop body gets its own block and
+/// a copy of the bindings.
+struct DesignCore<'x, 'c, 'm> {
+    e: &'x Emitter<'c, 'm>,
+    block: &'x Block<'c>,
+    ctx: MlirValue,
+    bindings: Bindings,
+}
+
+impl DesignCore<'_, '_, '_> {
+    /// The local port number and the (local, count) constants of an acquire or release.
+    fn port_constants(&self, fifo: &str, port: Port, count: u32) -> (usize, MlirValue, MlirValue) {
+        let e = self.e;
+        // `validate` has numbered every FIFO end the program uses.
+        let local = e.worker.local[&(fifo.to_string(), port)];
+        let l = e.constant(self.block, e.i64t, local as i64);
+        let n = e.constant(self.block, e.i64t, i64::from(count));
+        (local, l, n)
+    }
+}
+
+impl CoreVisitor for DesignCore<'_, '_, '_> {
+    type Error = SimError;
+
+    fn visit_loop(&mut self, count: u64, body: &[CoreStmt]) -> Result<(), SimError> {
+        let e = self.e;
+        let count = i64::try_from(count).map_err(|_| SimError::Invalid {
+            design: String::new(),
+            message: format!("loop count {count} does not fit an index"),
+        })?;
+        if count == 0 {
+            return Ok(());
         }
+        let index = Type::index(e.context);
+        let lo = e.constant(self.block, index, 0);
+        let hi = e.constant(self.block, index, count);
+        let step = e.constant(self.block, index, 1);
+        let inner = Block::new(&[(index, e.location)]);
+        walk(
+            &mut DesignCore {
+                e,
+                block: &inner,
+                ctx: self.ctx,
+                bindings: self.bindings.clone(),
+            },
+            body,
+        )?;
+        inner.append_operation(scf::r#yield(&[], e.location));
+        let region = Region::new();
+        region.append_block(inner);
+        self.block.append_operation(scf::r#for(
+            value(lo),
+            value(hi),
+            value(step),
+            region,
+            e.location,
+        ));
+        Ok(())
+    }
+
+    fn visit_acquire(&mut self, u: FifoUse, binding: &str) -> Result<(), SimError> {
+        let FifoUse { fifo, port, count } = u;
+        let e = self.e;
+        let (local, l, n) = self.port_constants(fifo, port, count);
+        e.call(self.block, "aiec_sim_acquire", &[self.ctx, l, n], &[]);
+        let ty = &e.worker.ports[local].1;
+        let memref = memref_type(e.context, ty);
+        let views = (0..count)
+            .map(|i| {
+                let idx = e.constant(self.block, e.i64t, i64::from(i));
+                e.call(
+                    self.block,
+                    &e.access_names[ty],
+                    &[self.ctx, l, idx],
+                    &[memref],
+                )
+                .expect("access result")
+            })
+            .collect();
+        self.bindings.insert(binding.to_string(), views);
+        Ok(())
+    }
+
+    fn visit_release(&mut self, u: FifoUse) -> Result<(), SimError> {
+        let FifoUse { fifo, port, count } = u;
+        let (_, l, n) = self.port_constants(fifo, port, count);
+        self.e
+            .call(self.block, "aiec_sim_release", &[self.ctx, l, n], &[]);
+        Ok(())
+    }
+
+    /// The kernel runs only while the simulation is alive (`aiec_sim_alive`), so an aborted
+    /// run does not compute on buffers it no longer holds.
+    fn visit_kernel(&mut self, kernel: &Kernel, args: &[BufArg]) -> Result<(), SimError> {
+        let e = self.e;
+        let alive = e
+            .call(self.block, "aiec_sim_alive", &[self.ctx], &[e.i64t])
+            .expect("alive");
+        let zero = e.constant(self.block, e.i64t, 0);
+        let cond = self
+            .block
+            .append_operation(arith::cmpi(
+                e.context,
+                arith::CmpiPredicate::Ne,
+                value(alive),
+                value(zero),
+                e.location,
+            ))
+            .result(0)
+            .expect("cmpi")
+            .to_raw();
+        let then = Block::new(&[]);
+        let values: Vec<Value> = args
+            .iter()
+            .map(|a| value(self.bindings[&a.binding][a.index as usize]))
+            .collect();
+        let kctx = KernelCtx {
+            context: e.context,
+            device_block: e.device_block,
+            location: e.location,
+        };
+        (kernel.emit)(&kctx, &then, &values).map_err(SimError::Kernel)?;
+        then.append_operation(scf::r#yield(&[], e.location));
+        let then_region = Region::new();
+        then_region.append_block(then);
+        self.block.append_operation(scf::r#if(
+            value(cond),
+            &[],
+            then_region,
+            Region::new(),
+            e.location,
+        ));
         Ok(())
     }
 }

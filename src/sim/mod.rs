@@ -14,7 +14,7 @@
 //! - **The runtime sequence** issues shim DMA transfers with their 4-D access patterns
 //!   (`pattern`); each shim channel is a thread; `dma_wait` waits for completion.
 //! - **Checks**: before running, tile memory budgets, access-pattern bounds and the design's
-//!   consistency (`plan`); while running, deadlock (every actor blocked; the report lists what
+//!   consistency (`wiring`); while running, deadlock (every actor blocked; the report lists what
 //!   each waits on and holds) and a wall-clock limit.
 //!
 //! Modelling choice: a FIFO is one ring of `depth` buffers shared by producer and consumers
@@ -30,8 +30,8 @@ mod hooks;
 pub mod inputs;
 mod jit;
 mod pattern;
-mod plan;
 pub mod verify;
+mod wiring;
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ pub use jit::CoreSource;
 use crate::design::{Design, DesignError, SeqOp};
 use engine::{ActorInfo, Shared};
 use hooks::CoreCtx;
-use plan::Plan;
+use wiring::Wiring;
 
 /// Default wall-clock limit of one simulation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -140,89 +140,36 @@ pub fn run_with(
     inputs: Vec<HostData>,
     options: &SimOptions,
 ) -> Result<SimRun, SimError> {
-    let plan = Plan::new(design)?;
+    let info = crate::design::validate::validate_on_named_device(design)
+        .map_err(|e| wiring::from_validate(design, e))?;
+    let wiring = Wiring::new(design, &info)?;
     let (input_args, output_args) = io_args(design);
-    if inputs.len() != input_args.len() {
-        return Err(SimError::Input {
-            index: inputs.len(),
-            message: format!(
-                "the design reads {} host buffers ({}), got {}",
-                input_args.len(),
-                input_args
-                    .iter()
-                    .map(|a| format!("%arg{a}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                inputs.len()
-            ),
-        });
-    }
+    let host = host_buffers(design, &inputs, &input_args)?;
     let args = &design.sequence.args;
-    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
-    for (k, (data, &arg)) in inputs.iter().zip(&input_args).enumerate() {
-        let want = &args[arg].ty;
-        if data.elem() != want.elem || data.len() != want.numel() {
-            return Err(SimError::Input {
-                index: k,
-                message: format!(
-                    "%arg{arg} `{}` is {} ({} elements), got {} elements of {}",
-                    args[arg].name,
-                    want.mlir(),
-                    want.numel(),
-                    data.len(),
-                    data.elem().mlir()
-                ),
-            });
-        }
-        host[arg] = data.to_le_bytes();
-    }
 
     let started = Instant::now();
-    let context = jit::host_context();
-    let compiled = jit::compile(&context, design, &plan, options.opt_level.min(3))?;
+    let context = crate::mlir::jit_context();
+    let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
     let compile_time = started.elapsed();
 
-    // Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.
-    let mut actors = Vec::new();
-    for w in &plan.workers {
-        actors.push(ActorInfo {
-            name: format!("worker tile({}, {})", w.tile.col, w.tile.row),
-            ports: w.ports.iter().map(|(p, _)| *p).collect(),
-        });
-    }
-    for m in &plan.movers {
-        actors.push(ActorInfo {
-            name: m.name.clone(),
-            ports: vec![m.src, m.dst],
-        });
-    }
-    for d in &plan.dmas {
-        actors.push(ActorInfo {
-            name: d.name.clone(),
-            ports: vec![d.port],
-        });
-    }
-    actors.push(ActorInfo {
-        name: "runtime sequence".to_string(),
-        ports: Vec::new(),
-    });
-    let workers = plan.workers.len();
-    let movers = plan.movers.len();
-    let dmas = plan.dmas.len();
+    let actors = actor_infos(&wiring);
+    let workers = wiring.workers.len();
+    let movers = wiring.movers.len();
+    let dmas = wiring.dmas.len();
     let sequence_actor = actors.len() - 1;
 
     let run_started = Instant::now();
-    let shared = Shared::new(plan, actors, workers, host, options.timeout);
+    let shared = Shared::new(wiring, actors, workers, host, options.timeout);
     let contexts: Vec<CoreCtx> = (0..workers)
         .map(|w| CoreCtx {
             shared: &shared,
             actor: w,
-            ports: shared.plan.workers[w]
+            ports: shared.wiring.workers[w]
                 .ports
                 .iter()
                 .map(|(p, _)| *p)
                 .collect(),
-            shapes: shared.plan.workers[w]
+            shapes: shared.wiring.workers[w]
                 .ports
                 .iter()
                 .map(|(_, t)| t.shape.clone())
@@ -243,7 +190,7 @@ pub fn run_with(
         }
         for m in 0..movers {
             let shared = &shared;
-            s.spawn(move || actors::run_mover(shared, workers + m, &shared.plan.movers[m]));
+            s.spawn(move || actors::run_mover(shared, workers + m, &shared.wiring.movers[m]));
         }
         for d in 0..dmas {
             let shared = &shared;
@@ -272,4 +219,75 @@ pub fn run_with(
         compiled_cores: compiled.distinct,
         core_source: compiled.source.clone(),
     })
+}
+
+/// The host buffers, zeroed, with `inputs` (one per filled argument) copied in.
+fn host_buffers(
+    design: &Design,
+    inputs: &[HostData],
+    input_args: &[usize],
+) -> Result<Vec<Vec<u8>>, SimError> {
+    if inputs.len() != input_args.len() {
+        return Err(SimError::Input {
+            index: inputs.len(),
+            message: format!(
+                "the design reads {} host buffers ({}), got {}",
+                input_args.len(),
+                input_args
+                    .iter()
+                    .map(|a| format!("%arg{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                inputs.len()
+            ),
+        });
+    }
+    let args = &design.sequence.args;
+    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
+    for (k, (data, &arg)) in inputs.iter().zip(input_args).enumerate() {
+        let want = &args[arg].ty;
+        if data.elem() != want.elem || data.len() != want.numel() {
+            return Err(SimError::Input {
+                index: k,
+                message: format!(
+                    "%arg{arg} `{}` is {} ({} elements), got {} elements of {}",
+                    args[arg].name,
+                    want.mlir(),
+                    want.numel(),
+                    data.len(),
+                    data.elem().mlir()
+                ),
+            });
+        }
+        host[arg] = data.to_le_bytes();
+    }
+    Ok(host)
+}
+
+/// Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.
+fn actor_infos(wiring: &Wiring) -> Vec<ActorInfo> {
+    let mut actors = Vec::new();
+    for w in &wiring.workers {
+        actors.push(ActorInfo {
+            name: format!("worker tile({}, {})", w.tile.col, w.tile.row),
+            ports: w.ports.iter().map(|(p, _)| *p).collect(),
+        });
+    }
+    for m in &wiring.movers {
+        actors.push(ActorInfo {
+            name: m.name.clone(),
+            ports: vec![m.src, m.dst],
+        });
+    }
+    for d in &wiring.dmas {
+        actors.push(ActorInfo {
+            name: d.name.clone(),
+            ports: vec![d.port],
+        });
+    }
+    actors.push(ActorInfo {
+        name: "runtime sequence".to_string(),
+        ports: Vec::new(),
+    });
+    actors
 }

@@ -3,21 +3,6 @@
 
 use crate::design::TensorAccessPattern;
 
-/// The largest element index the pattern touches (`None` if it touches nothing).
-pub(crate) fn max_index(p: &TensorAccessPattern) -> Option<usize> {
-    if p.is_empty() {
-        return None;
-    }
-    Some(
-        p.offset
-            + p.sizes
-                .iter()
-                .zip(p.strides.iter())
-                .map(|(&size, &stride)| (size - 1) * stride)
-                .sum::<usize>(),
-    )
-}
-
 /// Element indices in transfer order (the innermost dimension varies fastest).
 pub(crate) fn indices(p: &TensorAccessPattern) -> Vec<usize> {
     let [s0, s1, s2, s3] = p.sizes;
@@ -37,6 +22,7 @@ pub(crate) fn indices(p: &TensorAccessPattern) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::design::validate::last_index;
 
     #[test]
     fn tiles_a_row_major_matrix_highest_dimension_first() {
@@ -50,9 +36,11 @@ mod tests {
             indices(&p),
             vec![0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
         );
-        assert_eq!(max_index(&p), Some(15));
+        // The validator's bound is the largest index the transfer touches.
+        assert_eq!(last_index(&p), 15);
+        assert_eq!(indices(&p).into_iter().max(), Some(last_index(&p)));
         let linear = TensorAccessPattern::linear(3, 5);
         assert_eq!(indices(&linear), vec![3, 4, 5, 6, 7]);
-        assert_eq!(max_index(&linear), Some(7));
+        assert_eq!(last_index(&linear), 7);
     }
 }

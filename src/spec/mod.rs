@@ -221,11 +221,6 @@ impl Spec {
         Ok(design)
     }
 
-    /// Bytes of constant tables (`memref.global`) every core of the design holds.
-    pub fn core_table_bytes(&self) -> usize {
-        self.inner.core_table_bytes()
-    }
-
     /// Which spec fields size the per-core buffers (named in resource errors).
     pub(crate) fn buffer_fields(&self) -> &'static str {
         self.inner.buffer_fields()

@@ -220,7 +220,8 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
         ft,
         n_mels: spec.n_mels,
     };
-    let mel = kernel("mel", move |c, b, a| emit(c, b, a, s));
+    let mel = kernel("mel", move |c, b, a| emit(c, b, a, s))
+        .with_const_bytes((3 * N_FFT + s.n_mels + s.n_mels * banded_filter_bank(s.n_mels).1) * 4);
     let bins = N_FFT / 2 + 1;
     let f32t = ElemType::F32;
     let samples = (spec.frames - 1) * HOP + N_FFT;

@@ -1,8 +1,6 @@
 //! The mel spec: its fields, their rules, and its `aiec sim` test case.
 
-use super::{
-    banded_filter_bank, finish_on_host, pad_for_stft, reference, HOP, N_FFT, SAMPLE_RATE, TOLERANCE,
-};
+use super::{finish_on_host, pad_for_stft, reference, HOP, N_FFT, SAMPLE_RATE, TOLERANCE};
 use crate::design::{Design, DesignError};
 use crate::device::DeviceModel;
 use crate::ops::registry::OpSpec;
@@ -84,11 +82,6 @@ impl OpSpec for MelSpec {
 
     fn buffer_fields(&self) -> &'static str {
         "frame_tile, depth or stack_bytes"
-    }
-
-    fn core_table_bytes(&self) -> usize {
-        let (_, band, _) = banded_filter_bank(self.n_mels);
-        (3 * N_FFT + self.n_mels + self.n_mels * band) * 4
     }
 
     fn test_case(&self, design: &Design, gen: &mut InputGen) -> TestCase {

@@ -1,8 +1,8 @@
-//! The build plan: every step of aiecc's NPU flow (Peano, no xchesscc, one ELF per core),
+//! The build steps: every step of aiecc's NPU flow (Peano, no xchesscc, one ELF per core),
 //! as explicit command lines over files in the artefact directory.
 //!
-//! Paths inside the plan are relative to the artefact directory, where every step runs, so
-//! the rendered plan reads like aiecc's `-v` output and does not depend on where the
+//! Paths inside the steps are relative to the artefact directory, where every step runs, so
+//! the rendered steps read like aiecc's `-v` output and do not depend on where the
 //! directory is.
 
 use std::collections::BTreeMap;
@@ -112,14 +112,14 @@ impl Step {
 
 /// The ordered steps of one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct BuildSteps {
     pub request: BuildRequest,
     pub target: AieTarget,
     pub steps: Vec<Step>,
 }
 
 /// Plans the full aiecc-equivalent pipeline for `req`.
-pub fn plan(req: &BuildRequest) -> Result<Plan, BackendError> {
+pub fn build_steps(req: &BuildRequest) -> Result<BuildSteps, BackendError> {
     req.validate()?;
     let target = req.device_info()?.target;
     let dev = req.device_symbol.as_str();
@@ -377,7 +377,7 @@ pub fn plan(req: &BuildRequest) -> Result<Plan, BackendError> {
         "package the PDI and metadata as the xclbin XRT loads",
     ));
 
-    Ok(Plan {
+    Ok(BuildSteps {
         request: req.clone(),
         target,
         steps,
@@ -398,7 +398,7 @@ fn design_arg(req: &BuildRequest) -> String {
         .to_string()
 }
 
-impl Plan {
+impl BuildSteps {
     /// The exact command lines, one step per line after a `#` comment saying why: a shell
     /// script run from the artefact directory. Deterministic for a given request.
     pub fn render(&self) -> String {
