@@ -140,35 +140,98 @@ pub fn run_with(
     inputs: Vec<HostData>,
     options: &SimOptions,
 ) -> Result<SimRun, SimError> {
-    let info = crate::design::validate::validate_on_named_device(design)
-        .map_err(|e| wiring::from_validate(design, e))?;
-    let wiring = Wiring::new(design, &info)?;
-    let (input_args, output_args) = io_args(design);
-    let host = host_buffers(design, &inputs, &input_args)?;
-    let args = &design.sequence.args;
+    Prepared::new(design, options)?.run(inputs)
+}
 
-    let started = Instant::now();
-    let context = crate::mlir::jit_context();
-    let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
-    let compile_time = started.elapsed();
+/// A design validated, wired and JIT-compiled once, to be run any number of times (the sim
+/// backend runs each design of a Whisper forward thousands of times).
+pub struct Prepared {
+    design: Design,
+    wiring: Wiring,
+    compiled: jit::Compiled,
+    compile_time: Duration,
+    timeout: Duration,
+    input_args: Vec<usize>,
+    output_args: Vec<usize>,
+    /// The MLIR context the cores were compiled in, kept alive with the engine.
+    _context: melior::Context,
+}
 
-    let actors = actor_infos(&wiring);
-    let workers = wiring.workers.len();
-    let movers = wiring.movers.len();
-    let dmas = wiring.dmas.len();
-    let sequence_actor = actors.len() - 1;
+// SAFETY: after `new`, the context and the execution engine are only kept alive (never used
+// again); the compiled cores are plain function pointers that `run` calls from its own
+// threads, each with its own context argument, exactly as a single run does.
+unsafe impl Send for Prepared {}
+unsafe impl Sync for Prepared {}
 
-    let run_started = Instant::now();
-    let shared = Shared::new(wiring, actors, workers, host, options.timeout);
+impl Prepared {
+    pub fn new(design: &Design, options: &SimOptions) -> Result<Self, SimError> {
+        let info = crate::design::validate::validate_on_named_device(design)
+            .map_err(|e| wiring::from_validate(design, e))?;
+        let wiring = Wiring::new(design, &info)?;
+        let (input_args, output_args) = io_args(design);
+        let started = Instant::now();
+        let context = crate::mlir::jit_context();
+        let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
+        Ok(Prepared {
+            design: design.clone(),
+            wiring,
+            compiled,
+            compile_time: started.elapsed(),
+            timeout: options.timeout,
+            input_args,
+            output_args,
+            _context: context,
+        })
+    }
+
+    pub fn design(&self) -> &Design {
+        &self.design
+    }
+
+    /// Runs the design on `inputs` (one per filled argument, in argument order).
+    pub fn run(&self, inputs: Vec<HostData>) -> Result<SimRun, SimError> {
+        let design = &self.design;
+        let host = host_buffers(design, &inputs, &self.input_args)?;
+        let wiring = self.wiring.clone();
+        let actors = actor_infos(&wiring);
+        let run_started = Instant::now();
+        let shared = Shared::new(wiring, actors, self.wiring.workers.len(), host, self.timeout);
+        run_actors(&shared, &self.compiled);
+        let run_time = run_started.elapsed();
+        if let Some(error) = shared.lock().error.take() {
+            return Err(error);
+        }
+        let args = &design.sequence.args;
+        let outputs = self
+            .output_args
+            .iter()
+            .map(|&a| {
+                let bytes = shared.host[a].lock().unwrap_or_else(|p| p.into_inner());
+                HostData::from_le_bytes(args[a].ty.elem, &bytes)
+            })
+            .collect();
+        Ok(SimRun {
+            outputs,
+            compile_time: self.compile_time,
+            run_time,
+            compiled_cores: self.compiled.distinct,
+            core_source: self.compiled.source.clone(),
+        })
+    }
+}
+
+/// One thread per worker (its JIT-compiled core), link channel and shim DMA, and the
+/// runtime sequence on this thread; returns when all have finished or one has failed.
+fn run_actors(shared: &Shared, compiled: &jit::Compiled) {
+    let workers = shared.wiring.workers.len();
+    let movers = shared.wiring.movers.len();
+    let dmas = shared.wiring.dmas.len();
+    let sequence_actor = shared.actors.len() - 1;
     let contexts: Vec<CoreCtx> = (0..workers)
         .map(|w| CoreCtx {
-            shared: &shared,
+            shared,
             actor: w,
-            ports: shared.wiring.workers[w]
-                .ports
-                .iter()
-                .map(|(p, _)| *p)
-                .collect(),
+            ports: shared.wiring.workers[w].ports.iter().map(|(p, _)| *p).collect(),
             shapes: shared.wiring.workers[w]
                 .ports
                 .iter()
@@ -180,7 +243,6 @@ pub fn run_with(
         for (w, ctx) in contexts.iter().enumerate() {
             let entry = compiled.entries[w];
             let raw = ctx as *const CoreCtx as usize as i64;
-            let shared = &shared;
             s.spawn(move || {
                 // SAFETY: `entry` is the JIT-compiled `(i64) -> ()` core; `raw` points at its
                 // context, alive until the scope ends.
@@ -189,36 +251,15 @@ pub fn run_with(
             });
         }
         for m in 0..movers {
-            let shared = &shared;
             s.spawn(move || actors::run_mover(shared, workers + m, &shared.wiring.movers[m]));
         }
         for d in 0..dmas {
-            let shared = &shared;
             s.spawn(move || actors::run_shim_dma(shared, workers + movers + d, d));
         }
         // A failure is recorded in the shared state (and has woken every actor); the scope
         // joins them all before we look.
-        let _ = actors::run_sequence(&shared, sequence_actor);
+        let _ = actors::run_sequence(shared, sequence_actor);
     });
-    let run_time = run_started.elapsed();
-    drop(contexts);
-    if let Some(error) = shared.lock().error.take() {
-        return Err(error);
-    }
-    let outputs = output_args
-        .iter()
-        .map(|&a| {
-            let bytes = shared.host[a].lock().unwrap_or_else(|p| p.into_inner());
-            HostData::from_le_bytes(args[a].ty.elem, &bytes)
-        })
-        .collect();
-    Ok(SimRun {
-        outputs,
-        compile_time,
-        run_time,
-        compiled_cores: compiled.distinct,
-        core_source: compiled.source.clone(),
-    })
 }
 
 /// The host buffers, zeroed, with `inputs` (one per filled argument) copied in.
