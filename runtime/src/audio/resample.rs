@@ -196,16 +196,13 @@ fn filter_bank(factor: f64, taps: usize, phases: usize) -> Vec<f32> {
     };
     let norm: f64 = (0..taps).map(|i| coefficient(i, 0)).sum();
     let mut bank = vec![0.0f32; (phases + 1) * taps];
-    let computed = if phases % 2 == 1 {
-        phases
-    } else {
-        phases / 2 + 1
-    };
+    let even = phases.is_multiple_of(2);
+    let computed = if even { phases / 2 + 1 } else { phases };
     for phase in 0..computed {
         for i in 0..taps {
             bank[phase * taps + i] = (coefficient(i, phase) / norm) as f32;
         }
-        if phases % 2 == 0 {
+        if even {
             for i in 0..taps {
                 bank[(phases - phase) * taps + taps - 1 - i] = bank[phase * taps + i];
             }
