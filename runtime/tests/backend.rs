@@ -24,14 +24,19 @@ fn transcribe(precision: Precision, beam: usize) -> (String, Transcriber) {
         beam_size: beam,
         ..Default::default()
     };
-    let t = tr.transcribe_file(&jfk(), &opts, None).expect("jfk transcribes");
+    let t = tr
+        .transcribe_file(&jfk(), &opts, None)
+        .expect("jfk transcribes");
     (t.text(), tr)
 }
 
 #[test]
 fn every_tensor_op_of_encode_and_decode_is_a_backend_launch() {
     let (text, tr) = transcribe(Precision::F32, 1);
-    assert!(text.contains("ask not what your country can do for you"), "{text}");
+    assert!(
+        text.contains("ask not what your country can do for you"),
+        "{text}"
+    );
     let dims = tr.files.dims;
     let (le, ld) = (dims.n_layers_enc as u64, dims.n_layers_dec as u64);
     let stats = tr.model.backend().stats();
@@ -48,18 +53,27 @@ fn every_tensor_op_of_encode_and_decode_is_a_backend_launch() {
     let attention_per_window = windows * le;
     assert_eq!((n(OpKind::Attention) - attention_per_window) % (2 * ld), 0);
     let calls = (n(OpKind::Attention) - attention_per_window) / (2 * ld);
-    assert!(calls >= 5, "a sentence takes several decoder calls, got {calls}");
+    assert!(
+        calls >= 5,
+        "a sentence takes several decoder calls, got {calls}"
+    );
     assert_eq!(
         n(OpKind::LayerNorm),
         windows * (2 * le + 1) + calls * (3 * ld + 1)
     );
     assert_eq!(n(OpKind::Linear), windows * (4 * le + ld) + calls * 6 * ld);
     assert_eq!(n(OpKind::KvWrite), windows * ld + calls * ld);
-    assert!(n(OpKind::Logits) >= calls, "every decoder call is followed by logits");
+    assert!(
+        n(OpKind::Logits) >= calls,
+        "every decoder call is followed by logits"
+    );
     // One mel kernel launch per 30 s of audio (jfk is 11 s).
     assert_eq!(n(OpKind::LogMel), 1);
     let total: u64 = stats.totals().iter().map(|t| t.launches).sum();
-    assert!(stats.totals().iter().all(|t| t.launches == 0 || t.host.as_nanos() > 0));
+    assert!(stats
+        .totals()
+        .iter()
+        .all(|t| t.launches == 0 || t.host.as_nanos() > 0));
     assert!(total > 200, "{total}");
 }
 
@@ -77,7 +91,10 @@ fn int8_and_bf16_transcribe_jfk_like_f32() {
         let (errors, words) = word_errors(&f32_text, &text);
         eprintln!("{precision:?}: {text}\n  vs f32: {f32_text} ({errors} of {words} words differ)");
         // Stated bound: at most one word of the 22 may differ (observed: none).
-        assert!(words > 20 && errors <= 1, "{precision:?}: {errors} of {words} words differ");
+        assert!(
+            words > 20 && errors <= 1,
+            "{precision:?}: {errors} of {words} words differ"
+        );
         assert!(tr.model.backend().stats().get(OpKind::Linear).launches > 0);
     }
 }

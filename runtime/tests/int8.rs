@@ -28,7 +28,10 @@ fn quantised_rows_round_trip_within_half_a_step() {
         for (&v, &qv) in x.iter().zip(&q) {
             assert!((-127..=127).contains(&qv), "{qv}");
             let err = (v as f64 - qv as f64 * s as f64).abs();
-            assert!(err <= 0.5 * s as f64 * (1.0 + 1e-5), "{v} -> {qv} · {s}: {err}");
+            assert!(
+                err <= 0.5 * s as f64 * (1.0 + 1e-5),
+                "{v} -> {qv} · {s}: {err}"
+            );
             reached_max |= qv.unsigned_abs() == 127;
         }
         assert!(reached_max, "the largest magnitude maps to ±127");
@@ -65,7 +68,11 @@ fn check_kernels(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) {
     let kernels = Kernel::available();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512vnni") {
-        assert_eq!(kernels[0], Kernel::Vnni, "VNNI is chosen where the CPU has it");
+        assert_eq!(
+            kernels[0],
+            Kernel::Vnni,
+            "VNNI is chosen where the CPU has it"
+        );
     }
     for kernel in kernels {
         let mut acc = vec![i32::MIN; p.blocks * m * BLOCK_COLS];
@@ -137,7 +144,10 @@ fn forward_dequantises_with_row_and_column_scales_and_bias() {
                 * ws[j] as f64
                 + b[j] as f64;
             let got = y[i * n + j] as f64;
-            assert!((got - exact).abs() <= 1e-5 * (1.0 + exact.abs()), "{got} vs {exact}");
+            assert!(
+                (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                "{got} vs {exact}"
+            );
             // ... and close to the f32 product (int8 error: half a step per operand).
             let float: f64 = (0..k)
                 .map(|t| x[i * k + t] as f64 * w[j * k + t] as f64)
