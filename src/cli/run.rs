@@ -231,7 +231,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         if args.timings {
             let stats = tr.model.backend().stats();
             let in_backend: f64 = stats.totals().iter().map(|t| t.host.as_secs_f64()).sum();
-            eprint!("timing: {} ops\n{}", tr.model.backend().name(), stats.table());
+            eprint!(
+                "timing: {} ops\n{}",
+                tr.model.backend().name(),
+                stats.table()
+            );
             eprintln!(
                 "timing: host outside the backend {:.3} s",
                 (seconds - in_backend).max(0.0)
