@@ -125,11 +125,20 @@ impl Epilogue {
 
 /// How a convolution's input is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConvInput {
+pub enum ConvLayout {
     /// `[c_in, t_in]` (the log-mel window as it comes).
     ChannelMajor,
     /// `[t_in, c_in]` (the previous convolution's output).
     TimeMajor,
+}
+
+/// A convolution's input: `frames` time steps of `x` in `layout`, and the stride.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvInput<'a> {
+    pub x: &'a [f32],
+    pub layout: ConvLayout,
+    pub frames: usize,
+    pub stride: usize,
 }
 
 /// Shape of a key/value store: `layers` independent caches, each holding `batch` sequences
@@ -223,18 +232,9 @@ pub trait Backend: Send + Sync {
     fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]);
 
     /// Kernel-3, padding-1 convolution with `w` (`[c_out, c_in × 3]`, the model's
-    /// `[c_out, c_in, 3]` flattened) and stride `stride` over `t_in` frames; writes
-    /// `out` `[ceil(t_in / stride), c_out]` through `epi`.
-    fn conv1d(
-        &self,
-        w: &dyn PreparedLinear,
-        x: &[f32],
-        layout: ConvInput,
-        t_in: usize,
-        stride: usize,
-        epi: Epilogue,
-        out: &mut [f32],
-    );
+    /// `[c_out, c_in, 3]` flattened) over `input`; writes `out`
+    /// `[ceil(frames / stride), c_out]` through `epi`.
+    fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]);
 
     /// `out[rows, n] (=|+=) epi(x[rows, k] · Wᵀ + b)`.
     fn linear(

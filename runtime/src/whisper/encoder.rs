@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::layers::{Keys, Mlp, MultiHeadAttention};
 use super::weights::{layer_norm, WeightSource};
-use crate::backend::{Backend, ConvInput, Epilogue, PreparedLinear, PreparedNorm};
+use crate::backend::{Backend, ConvInput, ConvLayout, Epilogue, PreparedLinear, PreparedNorm};
 use crate::model::{ModelError, WhisperDims};
 
 struct EncoderLayer {
@@ -72,26 +72,22 @@ impl Encoder {
         let d = self.d_model;
         let frames = mel.len() / n_mels;
         let mut h1 = vec![0.0f32; frames * d];
-        be.conv1d(
-            &*self.conv1,
-            mel,
-            ConvInput::ChannelMajor,
+        let input = ConvInput {
+            x: mel,
+            layout: ConvLayout::ChannelMajor,
             frames,
-            1,
-            Epilogue::GELU,
-            &mut h1,
-        );
+            stride: 1,
+        };
+        be.conv1d(&*self.conv1, input, Epilogue::GELU, &mut h1);
         let t2 = frames.div_ceil(2);
         let mut h = vec![0.0f32; t2 * d];
-        be.conv1d(
-            &*self.conv2,
-            &h1,
-            ConvInput::TimeMajor,
+        let input = ConvInput {
+            x: &h1,
+            layout: ConvLayout::TimeMajor,
             frames,
-            2,
-            Epilogue::GELU,
-            &mut h,
-        );
+            stride: 2,
+        };
+        be.conv1d(&*self.conv2, input, Epilogue::GELU, &mut h);
         let t = t2.min(self.n_ctx);
         h.truncate(t * d);
         be.add(&mut h, &self.positions[..t * d]);

@@ -20,8 +20,8 @@ mod kv;
 use std::any::Any;
 
 use super::{
-    Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource, LinearWeights,
-    OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
+    Backend, BackendError, ConvInput, ConvLayout, Epilogue, KvCache, KvRows, KvShape, KvSource,
+    LinearWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
 };
 use crate::whisper::ops::{self, LayerNorm, Linear};
 use rayon::prelude::*;
@@ -119,7 +119,13 @@ impl CpuLinear {
 
 /// im2col of a kernel-3, padding-1 convolution: row `t` of the result is
 /// `[x(c, t·stride + j - 1) for c, j]` (channel-major, as the weights are flattened).
-fn im2col(x: &[f32], layout: ConvInput, c_in: usize, t_in: usize, stride: usize) -> Vec<f32> {
+fn im2col(input: ConvInput, c_in: usize) -> Vec<f32> {
+    let ConvInput {
+        x,
+        layout,
+        frames: t_in,
+        stride,
+    } = input;
     let t_out = t_in.div_ceil(stride);
     let mut cols = vec![0.0f32; t_out * c_in * 3];
     cols.par_chunks_mut(c_in * 3)
@@ -132,13 +138,13 @@ fn im2col(x: &[f32], layout: ConvInput, c_in: usize, t_in: usize, stride: usize)
                 }
                 let src = src as usize;
                 match layout {
-                    ConvInput::TimeMajor => {
+                    ConvLayout::TimeMajor => {
                         let xr = &x[src * c_in..(src + 1) * c_in];
                         for c in 0..c_in {
                             row[c * 3 + j] = xr[c];
                         }
                     }
-                    ConvInput::ChannelMajor => {
+                    ConvLayout::ChannelMajor => {
                         for c in 0..c_in {
                             row[c * 3 + j] = x[c * t_in + src];
                         }
@@ -197,20 +203,11 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn conv1d(
-        &self,
-        w: &dyn PreparedLinear,
-        x: &[f32],
-        layout: ConvInput,
-        t_in: usize,
-        stride: usize,
-        epi: Epilogue,
-        out: &mut [f32],
-    ) {
+    fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]) {
         self.stats.time(OpKind::Conv, || {
             let w = cpu_linear(w);
-            let cols = im2col(x, layout, w.k / 3, t_in, stride);
-            w.apply(&cols, t_in.div_ceil(stride), epi, out);
+            let cols = im2col(input, w.k / 3);
+            w.apply(&cols, input.frames.div_ceil(input.stride), epi, out);
         })
     }
 
