@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod gelu;
 pub mod kir;
 pub mod layernorm;
+pub mod linear;
 pub mod matmul;
 pub mod mel;
 pub mod registry;

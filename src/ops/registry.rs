@@ -78,6 +78,7 @@ pub const OPS: &[OpEntry] = &[
     OpEntry::of::<super::softmax::SoftmaxSpec>("softmax"),
     OpEntry::of::<super::rmsnorm::RmsnormSpec>("rmsnorm"),
     OpEntry::of::<super::elementwise::ElementwiseSpec>("elementwise"),
+    OpEntry::of::<super::linear::LinearSpec>("linear"),
 ];
 
 /// The entry for `op`, if one is registered.
