@@ -24,7 +24,7 @@
 
 pub mod epilogue;
 pub mod layout;
-mod spec;
+pub(crate) mod spec;
 
 pub use epilogue::Epilogue;
 pub use layout::{LayoutError, PackedWeights};
