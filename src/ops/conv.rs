@@ -122,6 +122,40 @@ impl OpSpec for ConvSpec {
         }
         f.positive("frames", self.frames)?;
         f.positive("c_in", self.c_in)?;
+        for (field, v) in [
+            ("tile.m", self.tile.m),
+            ("tile.k", self.tile.k),
+            ("tile.n", self.tile.n),
+        ] {
+            f.positive(field, v)?;
+        }
+        // The im2col product's split, named by the conv's own fields.
+        let (s, t, a) = (self.shape(), self.tile, self.array);
+        let split = [
+            (
+                "frames",
+                s.m,
+                t.m * a.cores_per_column as usize,
+                "output frames",
+                "tile.m x cores_per_column",
+            ),
+            ("tile.k", s.k, t.k, "3 x c_in", "tile.k"),
+            (
+                "c_out",
+                s.n,
+                t.n * a.columns as usize,
+                "c_out",
+                "tile.n x columns",
+            ),
+        ];
+        for (field, total, by, what, by_desc) in split {
+            if !total.is_multiple_of(by) {
+                return Err(f.fail(
+                    field,
+                    format!("{what} = {total} is not divisible by {by_desc} = {by}"),
+                ));
+            }
+        }
         let parts = (self.shape(), self.tile);
         linear::spec::check_linear(f, self.common(), dev, parts, &self.epilogue, self.out_dtype)
             .map(|_| ())

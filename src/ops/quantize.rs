@@ -39,7 +39,8 @@ crate::op_spec! {
 }
 
 /// The tolerance, for reports.
-pub const TOLERANCE: &str = "q exact, except +-1 where x / scale is within 2^-20 of a half integer \
+pub const TOLERANCE: &str =
+    "q exact, except +-1 where x / scale is within 2^-20 of a half integer \
      (f64 vs f32 quotient); scale within 2^-23 relative";
 
 /// The row pass, a building block for fused producers (e.g. a norm that quantises its
@@ -116,7 +117,12 @@ impl OpSpec for QuantizeSpec {
         f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "quantize")?;
         f.rowwise(&self.shape, self.tile_rows, &self.array)?;
         // Output rows (cols + 4 bytes) move as whole 32-bit words.
-        f.divides("shape.cols", self.shape.cols, 4, "4 (int8 rows move as 32-bit words)")
+        f.divides(
+            "shape.cols",
+            self.shape.cols,
+            4,
+            "4 (int8 rows move as 32-bit words)",
+        )
     }
 
     fn build(&self) -> Result<Design, DesignError> {
@@ -133,8 +139,17 @@ impl OpSpec for QuantizeSpec {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
         let mut x = Vec::with_capacity(rows * cols);
         for r in 0..rows {
-            let s = if r == 1 { 0.0 } else { 0.1 + 3.0 * gen.normal().abs() };
-            x.extend(gen.normal_data(ElemType::F32, cols, 0.0, 1.0).to_f64().iter().map(|v| v * s));
+            let s = if r == 1 {
+                0.0
+            } else {
+                0.1 + 3.0 * gen.normal().abs()
+            };
+            x.extend(
+                gen.normal_data(ElemType::F32, cols, 0.0, 1.0)
+                    .to_f64()
+                    .iter()
+                    .map(|v| v * s),
+            );
         }
         let input = match self.dtype {
             Dtype::F32 => HostData::F32(x.iter().map(|&v| v as f32).collect()),
@@ -158,7 +173,11 @@ pub fn reference(x: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
     for row in x.chunks(cols) {
         let max = row.iter().fold(0f64, |m, v| m.max(v.abs()));
         // max/127 rounded once to f32: what the f32 division gives.
-        let scale = if max > 0.0 { (max / 127.0) as f32 as f64 } else { 1.0 };
+        let scale = if max > 0.0 {
+            (max / 127.0) as f32 as f64
+        } else {
+            1.0
+        };
         for v in row {
             let y = v / scale;
             let q = y.round().clamp(-127.0, 127.0);
@@ -198,7 +217,12 @@ mod tests {
         let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let (want, allowed) = reference(&xf, 8);
         for i in 0..want.len() {
-            assert!((decoded[i] - want[i]).abs() <= allowed[i], "{i}: {} {}", decoded[i], want[i]);
+            assert!(
+                (decoded[i] - want[i]).abs() <= allowed[i],
+                "{i}: {} {}",
+                decoded[i],
+                want[i]
+            );
         }
         assert_eq!(s, 2.54f32 / 127.0);
         assert_eq!(decoded[8], f64::from(s));

@@ -68,7 +68,11 @@ impl Epilogue {
         let (value, lowering) = self.expr.eval_bound(env);
         // The accumulator's own error, carried through the expression by evaluating it at
         // the ends of the interval (the epilogues are monotone in acc at this scale).
-        let acc = env.scalars.iter().find(|(n, _)| *n == ACC).map_or(0.0, |v| v.1);
+        let acc = env
+            .scalars
+            .iter()
+            .find(|(n, _)| *n == ACC)
+            .map_or(0.0, |v| v.1);
         let at = |a: f64| {
             let mut shifted = env.clone();
             shifted.scalars = vec![(ACC, a)];
@@ -103,7 +107,9 @@ fn scalarized(e: &Expr) -> Expr {
         Expr::Vector { name, .. } => Expr::Var(name.clone()),
         Expr::Const(_) | Expr::Var(_) => e.clone(),
         Expr::Neg(a) => Expr::Neg(Box::new(scalarized(a))),
-        Expr::Binary(op, a, b) => Expr::Binary(*op, Box::new(scalarized(a)), Box::new(scalarized(b))),
+        Expr::Binary(op, a, b) => {
+            Expr::Binary(*op, Box::new(scalarized(a)), Box::new(scalarized(b)))
+        }
         Expr::Call(f, args) => Expr::Call(*f, args.iter().map(scalarized).collect()),
     }
 }

@@ -133,7 +133,11 @@ pub(crate) fn pack_weights(
 }
 
 /// The column vectors in trailer order.
-pub(crate) fn vectors_of<'a>(epilogue: &Epilogue, sw: &'a [f32], bias: &'a [f32]) -> Vec<&'a [f32]> {
+pub(crate) fn vectors_of<'a>(
+    epilogue: &Epilogue,
+    sw: &'a [f32],
+    bias: &'a [f32],
+) -> Vec<&'a [f32]> {
     epilogue
         .col_vectors
         .iter()

@@ -75,7 +75,9 @@ pub(crate) fn build(plan: &LinearPlan) -> Result<Design, DesignError> {
     };
     let zero = kernel("linear_zero", move |c, b, a| emit_zero(c, b, a, t));
     let mac = kernel("linear_mac", move |c, b, a| emit_mac(c, b, a, t));
-    let store = kernel("linear_epilogue", move |c, b, a| emit_epilogue(c, b, a, &ek));
+    let store = kernel("linear_epilogue", move |c, b, a| {
+        emit_epilogue(c, b, a, &ek)
+    });
 
     let (kk, nn) = (plan.shape.k, plan.shape.n);
     let mut p = Program::new(c.name, c.device);

@@ -31,7 +31,8 @@ crate::op_spec! {
 }
 
 /// The tolerance, for reports.
-pub const TOLERANCE: &str = "|y - ref| <= b + 2^-8 (|ref| + b) (bf16 out; f32: 2^-23), b = the f32 \
+pub const TOLERANCE: &str =
+    "|y - ref| <= b + 2^-8 (|ref| + b) (bf16 out; f32: 2^-23), b = the f32 \
      epilogue's running bound with the accumulator's error carried (int8: its f32 rounding; \
      bf16: + K 2^-24 sum|a b|)";
 
@@ -66,7 +67,12 @@ pub(crate) fn check_linear(
     }
     let rows = c.array.cores_per_column as usize;
     let cols = c.array.columns as usize;
-    f.divides("shape.m", shape.m, tile.m * rows, "tile.m x cores_per_column")?;
+    f.divides(
+        "shape.m",
+        shape.m,
+        tile.m * rows,
+        "tile.m x cores_per_column",
+    )?;
     f.divides("shape.k", shape.k, tile.k, "tile.k")?;
     f.divides("shape.n", shape.n, tile.n * cols, "tile.n x columns")?;
     // Rows of A, B and C blocks move as whole 32-bit words.
@@ -186,7 +192,11 @@ impl Operands {
                 .collect()
         };
         let (sa, sw) = (scales(m), scales(n));
-        let bias_std = if ep.col_vectors.contains(&BIAS) { 0.5 } else { 0.0 };
+        let bias_std = if ep.col_vectors.contains(&BIAS) {
+            0.5
+        } else {
+            0.0
+        };
         let bias = (0..n).map(|_| (bias_std * gen.normal()) as f32).collect();
         Operands { a, w, sa, sw, bias }
     }
@@ -195,9 +205,12 @@ impl Operands {
     pub fn packed_b(&self, ep: &Epilogue, [k, n]: [usize; 2]) -> HostData {
         let vectors = layout::vectors_of(ep, &self.sw, &self.bias);
         match &self.w {
-            HostData::I8(w) => {
-                HostData::I8(layout::pack_b(|l, j| w[l * n + j], &vectors, layout::i8_parts, [k, n]))
-            }
+            HostData::I8(w) => HostData::I8(layout::pack_b(
+                |l, j| w[l * n + j],
+                &vectors,
+                layout::i8_parts,
+                [k, n],
+            )),
             HostData::Bf16(w) => HostData::Bf16(layout::pack_b(
                 |l, j| w[l * n + j],
                 &vectors,

@@ -380,10 +380,7 @@ pub(crate) fn mac_sequence(
     geo: &MacGeometry,
 ) {
     let (t, r, cn, nn) = (geo.tile, geo.rows, geo.cols, geo.n);
-    let (a_cols, b_rows) = (
-        columns[0].a_in.ty().shape[1],
-        columns[0].b_in.ty().shape[0],
-    );
+    let (a_cols, b_rows) = (columns[0].a_in.ty().shape[1], columns[0].b_in.ty().shape[0]);
     for g in 0..geo.groups {
         for (c, col) in columns.iter().enumerate() {
             let tap = TensorAccessPattern {
