@@ -341,6 +341,7 @@ fn four_cores(
         depth: 2,
         stack_bytes: 1024,
         elem,
+        out: (elem, cols),
         params,
         kernel_for: &|_, _| kernel.clone(),
         needs_step: false,

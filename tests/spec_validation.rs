@@ -110,10 +110,10 @@ fn wrong_type_is_a_parse_error_with_line() {
 
 #[test]
 fn unknown_op_and_missing_field_are_parse_errors() {
-    let err = parse(&MATMUL.replace("\"matmul\"", "\"conv\""))
+    let err = parse(&MATMUL.replace("\"matmul\"", "\"conv3d\""))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conv"), "{err}");
+    assert!(err.contains("conv3d"), "{err}");
     let err = parse(&MATMUL.replace("dtype = \"int8\"\n", ""))
         .unwrap_err()
         .to_string();
@@ -436,4 +436,85 @@ fn attention_blocks_must_fit_a_shim_bd_repeat_count() {
         err.contains("`kv_tile`") && err.contains("75 blocks exceed the 64"),
         "{err}"
     );
+}
+
+/// Validates a shipped spec with one piece of text replaced.
+fn shipped_with(file: &str, old: &str, new: &str) -> String {
+    let text = std::fs::read_to_string(specs_dir().join(file)).unwrap();
+    assert!(text.contains(old), "{file}: {old}");
+    let spec = parse(&text.replace(old, new)).unwrap();
+    spec.build().unwrap_err().to_string()
+}
+
+#[test]
+fn linear_tilings_types_and_epilogues_are_checked() {
+    let f = "linear_int8.toml";
+    let err = shipped_with(f, "tile = { m = 16,", "tile = { m = 24,");
+    assert!(
+        err.contains("`shape.m`") && err.contains("tile.m x cores_per_column = 48"),
+        "{err}"
+    );
+    let err = shipped_with(f, "k = 32, n = 16 }", "k = 18, n = 16 }");
+    assert!(
+        err.contains("`shape.k`") && err.contains("tile.k = 18"),
+        "{err}"
+    );
+    let err = shipped_with(
+        f,
+        "tile = { m = 16, k = 32, n = 16 }\narray = { columns = 2, cores_per_column = 2 }",
+        "tile = { m = 64, k = 128, n = 64 }\narray = { columns = 1, cores_per_column = 1 }",
+    );
+    assert!(err.contains("tile.m/tile.k/tile.n"), "{err}");
+    let err = shipped_with(f, "+ bias[col])\"", "+ bias[col]) + residual\"");
+    assert!(
+        err.contains("`epilogue`") && err.contains("2 input DMA channels"),
+        "{err}"
+    );
+    let err = shipped_with(f, "sa[row]", "sa[col]");
+    assert!(
+        err.contains("`epilogue`") && err.contains("sa[row]"),
+        "{err}"
+    );
+    let err = shipped_with(f, "out_dtype = \"bf16\"", "out_dtype = \"int8\"");
+    assert!(err.contains("`out_dtype`"), "{err}");
+    let err = shipped_with("linear_bf16.toml", "acc + bias[col]", "acc * sw[col]");
+    assert!(err.contains("`epilogue`") && err.contains("sw"), "{err}");
+}
+
+#[test]
+fn conv_fields_are_checked_in_its_own_terms() {
+    let f = "whisper-base/conv1.toml";
+    let err = shipped_with(f, "k = 80,", "k = 64,");
+    assert!(
+        err.contains("`tile.k`") && err.contains("3 x c_in = 240"),
+        "{err}"
+    );
+    let err = shipped_with(f, "frames = 3000", "frames = 3001");
+    assert!(err.contains("`frames`") && err.contains("= 3001"), "{err}");
+    let err = shipped_with(f, "dtype = \"bf16\"\nc_in", "dtype = \"int8\"\nc_in");
+    assert!(
+        err.contains("`dtype`") && err.contains("three frames"),
+        "{err}"
+    );
+    let err = shipped_with(f, "stride = 1", "stride = 3");
+    assert!(err.contains("`stride`"), "{err}");
+    let err = shipped_with(
+        "whisper-base/conv2.toml",
+        "tile = { m = 25, k = 64, n = 32 }",
+        "tile = { m = 75, k = 256, n = 32 }",
+    );
+    assert!(err.contains("tile.m/tile.k/tile.n"), "{err}");
+}
+
+#[test]
+fn quantize_rows_must_split_and_move_as_words() {
+    let err = shipped_with("quantize.toml", "cols = 128", "cols = 126");
+    assert!(
+        err.contains("`shape.cols`") && err.contains("32-bit words"),
+        "{err}"
+    );
+    let err = shipped_with("quantize.toml", "rows = 64", "rows = 60");
+    assert!(err.contains("`shape.rows`"), "{err}");
+    let err = shipped_with("quantize.toml", "dtype = \"bf16\"", "dtype = \"int8\"");
+    assert!(err.contains("quantize does not support int8"), "{err}");
 }

@@ -6,12 +6,15 @@
 //! building blocks (matmul's MAC loop and store, the norm row pass, GELU's table lookup).
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod gelu;
 pub mod kir;
 pub mod layernorm;
+pub mod linear;
 pub mod matmul;
 pub mod mel;
+pub mod quantize;
 pub mod registry;
 pub mod rmsnorm;
 pub mod rowwise;

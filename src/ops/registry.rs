@@ -74,6 +74,9 @@ pub const OPS: &[OpEntry] = &[
     OpEntry::of::<super::softmax::SoftmaxSpec>("softmax"),
     OpEntry::of::<super::rmsnorm::RmsnormSpec>("rmsnorm"),
     OpEntry::of::<super::elementwise::ElementwiseSpec>("elementwise"),
+    OpEntry::of::<super::linear::LinearSpec>("linear"),
+    OpEntry::of::<super::conv::ConvSpec>("conv"),
+    OpEntry::of::<super::quantize::QuantizeSpec>("quantize"),
 ];
 
 /// The entry for `op`, if one is registered.

@@ -26,6 +26,9 @@ pub struct RowwisePlan<'a> {
     pub depth: u32,
     pub stack_bytes: usize,
     pub elem: ElemType,
+    /// The output's element type and row length (the input's unless a kernel changes them,
+    /// as quantisation does: int8 rows with their scale bytes).
+    pub out: (ElemType, usize),
     /// Optional parameter buffer broadcast to every core (shape, element type).
     pub params: Option<BufferType>,
     /// The kernel for one step on core `core_index` (global, column-major) at step `step`;
@@ -55,6 +58,7 @@ impl<'a> RowwisePlan<'a> {
             depth: common.depth,
             stack_bytes: common.stack_bytes,
             elem: common.dtype.elem(),
+            out: (common.dtype.elem(), shape.cols),
             params: None,
             kernel_for,
             needs_step: false,
@@ -64,6 +68,12 @@ impl<'a> RowwisePlan<'a> {
     /// Adds the parameter buffer broadcast to every core.
     pub fn with_params(mut self, ty: BufferType) -> Self {
         self.params = Some(ty);
+        self
+    }
+
+    /// Sets the output's element type and row length.
+    pub fn with_output(mut self, elem: ElemType, cols: usize) -> Self {
+        self.out = (elem, cols);
         self
     }
 
@@ -104,17 +114,21 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
         });
     }
     let steps = plan.steps();
+    let (out_elem, out_cols) = plan.out;
     let step_ty = BufferType::new([r_n * tr, plan.cols], plan.elem);
     let core_ty = BufferType::new([tr, plan.cols], plan.elem);
+    let out_step_ty = BufferType::new([r_n * tr, out_cols], out_elem);
+    let out_core_ty = BufferType::new([tr, out_cols], out_elem);
     let mut p = Program::new(plan.name, plan.device);
-    let host_ty = BufferType::new([plan.rows, plan.cols], plan.elem);
-    let (x_host, y_host) = (p.arg("X", host_ty.clone()), p.arg("Y", host_ty));
+    let x_host = p.arg("X", BufferType::new([plan.rows, plan.cols], plan.elem));
+    let y_host = p.arg("Y", BufferType::new([plan.rows, out_cols], out_elem));
     let p_host = plan.params.clone().map(|ty| p.arg("P", ty));
     let offsets: Vec<usize> = (0..r_n).map(|r| r * core_ty.numel()).collect();
+    let out_offsets: Vec<usize> = (0..r_n).map(|r| r * out_core_ty.numel()).collect();
 
     for c in 0..plan.array.columns {
         let input = p.fifo(format!("in{c}"), step_ty.clone(), plan.depth);
-        let output = p.fifo(format!("out{c}"), step_ty.clone(), plan.depth);
+        let output = p.fifo(format!("out{c}"), out_step_ty.clone(), plan.depth);
         let params = plan
             .params
             .as_ref()
@@ -123,7 +137,7 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
         let mut ys = Vec::new();
         for r in 0..r_n {
             let x = p.fifo(format!("x{c}_{r}"), core_ty.clone(), plan.depth);
-            let y = p.fifo(format!("y{c}_{r}"), core_ty.clone(), plan.depth);
+            let y = p.fifo(format!("y{c}_{r}"), out_core_ty.clone(), plan.depth);
             let core_index = c as usize * r_n + r;
             p.worker(core(c, r as u32), |w| {
                 w.stack_bytes(plan.stack_bytes);
@@ -155,17 +169,18 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
         }
         let via = memtile(c);
         p.split(&input, via, &xs, offsets.clone());
-        p.join(&ys, via, &output, offsets.clone());
+        p.join(&ys, via, &output, out_offsets.clone());
 
         // Host side: the column's contiguous chunk of rows, in steps of `cores x tile_rows`.
-        let chunk_offset = c as usize * plan.rows_per_column() * plan.cols;
         // A step's rows are contiguous: move them as one 2-D block that fits a BD's wraps.
-        let step_len = r_n * tr * plan.cols;
-        let (x, y) = crate::ops::contiguous_2d(step_len, plan.elem.bytes());
-        let pattern = TensorAccessPattern {
-            offset: chunk_offset,
-            sizes: [1, steps, x, y],
-            strides: [0, step_len, y, 1],
+        let rows_pattern = |cols: usize, elem: ElemType| {
+            let step_len = r_n * tr * cols;
+            let (x, y) = crate::ops::contiguous_2d(step_len, elem.bytes());
+            TensorAccessPattern {
+                offset: c as usize * plan.rows_per_column() * cols,
+                sizes: [1, steps, x, y],
+                strides: [0, step_len, y, 1],
+            }
         };
         p.sequence(|rt| {
             if let (Some(f), Some(arg)) = (&params, &p_host) {
@@ -177,8 +192,8 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
                 };
                 rt.fill(f, arg, whole);
             }
-            rt.fill(&input, &x_host, pattern.clone());
-            rt.drain(&output, &y_host, pattern);
+            rt.fill(&input, &x_host, rows_pattern(plan.cols, plan.elem));
+            rt.drain(&output, &y_host, rows_pattern(out_cols, out_elem));
         });
     }
     p.sequence(|rt| rt.settle());

@@ -19,8 +19,8 @@
 //! and C back, as 4-D access patterns (highest dimension first), then waits on every `c_out`.
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Fifo, Kernel, KernelCtx, Port, Program,
-    TensorAccessPattern, WorkerBody,
+    BufferType, Design, DesignError, ElemType, Fifo, HostArg, Kernel, KernelCtx, Port, Program,
+    Runtime, TensorAccessPattern, WorkerBody,
 };
 use crate::ops::kir::{Emit, KResult};
 use crate::ops::{core, expect_args, kernel, memtile};
@@ -83,17 +83,19 @@ pub fn bf16_bound(reference: f64, abs_sum: f64, k: usize) -> f64 {
     TOLERANCE * reference.abs() + k as f64 * 2f64.powi(-24) * abs_sum + 1e-30
 }
 
+/// One core's block sizes and element type, as the MAC building blocks see them.
 #[derive(Debug, Clone, Copy)]
-struct Tile {
-    m: usize,
-    k: usize,
-    n: usize,
-    dtype: Dtype,
-    requant: Option<Requant>,
+pub(crate) struct Tile {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub dtype: Dtype,
+    pub requant: Option<Requant>,
 }
 
 impl Tile {
-    fn acc_elem(&self) -> ElemType {
+    /// The accumulator's element type: i32 for int8 operands, f32 otherwise.
+    pub fn acc_elem(&self) -> ElemType {
         match self.dtype {
             Dtype::Int8 => ElemType::I32,
             _ => ElemType::F32,
@@ -102,7 +104,7 @@ impl Tile {
 }
 
 /// `acc = 0`.
-fn emit_zero<'c>(
+pub(crate) fn emit_zero<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
     args: &[Value<'c, '_>],
@@ -118,8 +120,10 @@ fn emit_zero<'c>(
     e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])))
 }
 
-/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32).
-fn emit_mac<'c>(
+/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32), `l < t.k`:
+/// A and B buffers may be wider / taller than the tile (columns or rows past `t.k` are not
+/// read), which is how the linear op carries its epilogue vectors in them.
+pub(crate) fn emit_mac<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
     args: &[Value<'c, '_>],
@@ -196,10 +200,6 @@ fn emit_store<'c>(
 }
 
 pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
-    let invalid = |message: String| DesignError::Invalid {
-        design: spec.name.clone(),
-        message,
-    };
     let (mm, kk, nn) = (spec.shape.m, spec.shape.k, spec.shape.n);
     let t = Tile {
         m: spec.tile.m,
@@ -208,144 +208,217 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
         dtype: spec.dtype,
         requant: spec.requant,
     };
-    let cols = spec.array.columns;
-    let rows = spec.array.cores_per_column;
-    let (r, cn) = (rows as usize, cols as usize);
-    if t.m * r == 0
-        || t.n * cn == 0
-        || t.k == 0
-        || mm % (t.m * r) != 0
-        || nn % (t.n * cn) != 0
-        || kk % t.k != 0
-    {
-        return Err(invalid(format!(
-            "shape {mm}x{kk}x{nn} does not tile by {}x{}x{} over {rows} cores x {cols} columns",
-            t.m, t.k, t.n
-        )));
-    }
-    let groups = mm / (t.m * r); // row groups, each handled by the cores of every column
-    let n_blocks = nn / (t.n * cn); // column blocks per column
-    let k_blocks = kk / t.k;
+    let geo = MacGeometry::new(&spec.name, spec.shape, t, spec.array)?;
     let elem = spec.dtype.elem();
-    let depth = spec.depth;
 
     let zero = kernel("matmul_zero", move |c, b, a| emit_zero(c, b, a, t));
     let mac = kernel("matmul_mac", move |c, b, a| emit_mac(c, b, a, t));
     let store = kernel("matmul_store", move |c, b, a| emit_store(c, b, a, t));
 
     let mut p = Program::new(&spec.name, &spec.device);
-    let a_host = p.arg("A", BufferType::new([mm, kk], elem));
-    let b_host = p.arg("B", BufferType::new([kk, nn], elem));
-    let c_host = p.arg("C", BufferType::new([mm, nn], elem));
-    let mut columns = Vec::new();
-    for c in 0..cols {
-        let a_in = p.fifo(
-            format!("a_in{c}"),
-            BufferType::new([r * t.m, t.k], elem),
-            depth,
+    let hosts = MacHosts {
+        a: p.arg("A", BufferType::new([mm, kk], elem)),
+        b: p.arg("B", BufferType::new([kk, nn], elem)),
+        c: p.arg("C", BufferType::new([mm, nn], elem)),
+        a_row_stride: kk,
+    };
+    let types = MacTypes {
+        a: BufferType::new([t.m, t.k], elem),
+        b: BufferType::new([t.k, t.n], elem),
+        c: BufferType::new([t.m, t.n], elem),
+        acc: BufferType::new([t.m, t.n], t.acc_elem()),
+    };
+    let columns = mac_columns(&mut p, &geo, spec.depth, &types, |w, fifos| {
+        w.stack_bytes(spec.stack_bytes);
+        mac_program(
+            w,
+            fifos,
+            [geo.groups, geo.n_blocks, geo.k_blocks],
+            [&zero, &mac, &store],
         );
-        let b_in = p.fifo(format!("b_in{c}"), BufferType::new([t.k, t.n], elem), depth);
-        let b = p.fifo(format!("b{c}"), BufferType::new([t.k, t.n], elem), depth);
+    });
+    p.sequence(|rt| mac_sequence(rt, &columns, &hosts, &geo));
+    p.build()
+}
+
+/// How a matmul-shaped op splits `M x K x N` over the array (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MacGeometry {
+    pub tile: Tile,
+    /// Columns (split N) and cores per column (split M).
+    pub cols: usize,
+    pub rows: usize,
+    /// Row groups (`cores x tile.m` rows each), column blocks per column, k blocks.
+    pub groups: usize,
+    pub n_blocks: usize,
+    pub k_blocks: usize,
+    /// The problem's N (B's and C's row length).
+    pub n: usize,
+}
+
+impl MacGeometry {
+    pub fn new(
+        design: &str,
+        shape: MatmulShape,
+        t: Tile,
+        array: crate::spec::ArraySpec,
+    ) -> Result<Self, DesignError> {
+        let (mm, kk, nn) = (shape.m, shape.k, shape.n);
+        let (rows, cols) = (array.cores_per_column, array.columns);
+        let (r, cn) = (rows as usize, cols as usize);
+        if t.m * r == 0
+            || t.n * cn == 0
+            || t.k == 0
+            || mm % (t.m * r) != 0
+            || nn % (t.n * cn) != 0
+            || kk % t.k != 0
+        {
+            return Err(DesignError::Invalid {
+                design: design.to_string(),
+                message: format!(
+                    "shape {mm}x{kk}x{nn} does not tile by {}x{}x{} over {rows} cores x {cols} columns",
+                    t.m, t.k, t.n
+                ),
+            });
+        }
+        Ok(MacGeometry {
+            tile: t,
+            cols: cn,
+            rows: r,
+            groups: mm / (t.m * r),
+            n_blocks: nn / (t.n * cn),
+            k_blocks: kk / t.k,
+            n: nn,
+        })
+    }
+}
+
+/// The object types of one core's streams: its A block (`tile.m` rows, at least `tile.k`
+/// columns), B block (at least `tile.k` rows, `tile.n` columns), C block and accumulator.
+pub(crate) struct MacTypes {
+    pub a: BufferType,
+    pub b: BufferType,
+    pub c: BufferType,
+    pub acc: BufferType,
+}
+
+/// The host arguments a matmul-shaped sequence moves, and the elements between two rows of
+/// A in its host buffer (K for a plain matrix; more when rows carry extra data, less when
+/// they overlap, as im2col rows do).
+pub(crate) struct MacHosts {
+    pub a: HostArg,
+    pub b: HostArg,
+    pub c: HostArg,
+    pub a_row_stride: usize,
+}
+
+/// One column's shim-side FIFOs.
+pub(crate) struct MacColumn {
+    pub a_in: Fifo,
+    pub b_in: Fifo,
+    pub c_out: Fifo,
+}
+
+/// The FIFO network of a matmul-shaped op: per column, A row groups split over the cores
+/// through the memtile, B broadcast to them, C joined back; `core` writes each core's
+/// program from its FIFOs.
+pub(crate) fn mac_columns(
+    p: &mut Program,
+    geo: &MacGeometry,
+    depth: u32,
+    types: &MacTypes,
+    mut core_program: impl FnMut(&mut WorkerBody, MacFifos),
+) -> Vec<MacColumn> {
+    let r = geo.rows;
+    let stacked = |ty: &BufferType| {
+        let mut shape = ty.shape.clone();
+        shape[0] *= r;
+        BufferType::new(shape, ty.elem)
+    };
+    let mut columns = Vec::new();
+    for c in 0..geo.cols as u32 {
+        let a_in = p.fifo(format!("a_in{c}"), stacked(&types.a), depth);
+        let b_in = p.fifo(format!("b_in{c}"), types.b.clone(), depth);
+        let b = p.fifo(format!("b{c}"), types.b.clone(), depth);
         p.forward(&b_in, memtile(c), &b);
         let (mut a_parts, mut c_parts) = (Vec::new(), Vec::new());
-        for i in 0..rows {
-            let a = p.fifo(
-                format!("a{c}_{i}"),
-                BufferType::new([t.m, t.k], elem),
-                depth,
-            );
-            let cc = p.fifo(
-                format!("c{c}_{i}"),
-                BufferType::new([t.m, t.n], elem),
-                depth,
-            );
-            let acc = p.fifo(
-                format!("acc{c}_{i}"),
-                BufferType::new([t.m, t.n], t.acc_elem()),
-                1,
-            );
+        for i in 0..r as u32 {
+            let a = p.fifo(format!("a{c}_{i}"), types.a.clone(), depth);
+            let cc = p.fifo(format!("c{c}_{i}"), types.c.clone(), depth);
+            let acc = p.fifo(format!("acc{c}_{i}"), types.acc.clone(), 1);
             p.worker(core(c, i), |w| {
-                w.stack_bytes(spec.stack_bytes);
                 let fifos = MacFifos {
                     a: &a,
                     b: &b,
                     acc: &acc,
                     c: &cc,
                 };
-                mac_program(
-                    w,
-                    fifos,
-                    [groups, n_blocks, k_blocks],
-                    [&zero, &mac, &store],
-                );
+                core_program(w, fifos);
             });
             a_parts.push(a);
             c_parts.push(cc);
         }
-        p.split(
-            &a_in,
-            memtile(c),
-            &a_parts,
-            (0..r).map(|i| i * t.m * t.k).collect(),
-        );
-        let c_out = p.fifo(
-            format!("c_out{c}"),
-            BufferType::new([r * t.m, t.n], elem),
-            depth,
-        );
-        p.join(
-            &c_parts,
-            memtile(c),
-            &c_out,
-            (0..r).map(|i| i * t.m * t.n).collect(),
-        );
-        columns.push((a_in, b_in, c_out));
+        let a_offsets = (0..r).map(|i| i * types.a.numel()).collect();
+        p.split(&a_in, memtile(c), &a_parts, a_offsets);
+        let c_out = p.fifo(format!("c_out{c}"), stacked(&types.c), depth);
+        let c_offsets = (0..r).map(|i| i * types.c.numel()).collect();
+        p.join(&c_parts, memtile(c), &c_out, c_offsets);
+        columns.push(MacColumn { a_in, b_in, c_out });
     }
+    columns
+}
 
-    // Per row group: the C drain first (it completes last), then A and B in chunks of at most
-    // SHIM_MAX_REPEAT n blocks (the outermost BD dimension's repeat limit), waiting on each
-    // chunk's fills so shim BDs are recycled, then wait on C.
-    p.sequence(|rt| {
-        for g in 0..groups {
-            for (c, (_, _, c_out)) in columns.iter().enumerate() {
-                let tap = TensorAccessPattern {
-                    offset: g * r * t.m * nn + c * t.n,
-                    sizes: [1, n_blocks, r * t.m, t.n],
-                    strides: [0, t.n * cn, nn, 1],
-                };
-                rt.drain(c_out, &c_host, tap);
-            }
-            let mut first = 0;
-            while first < n_blocks {
-                let count = (n_blocks - first).min(crate::ops::SHIM_MAX_REPEAT);
-                for (c, (a_in, b_in, _)) in columns.iter().enumerate() {
-                    // A: the row group, repeated for each n block (stride 0), k blocks, rows, cols.
-                    let a_tap = TensorAccessPattern {
-                        offset: g * r * t.m * kk,
-                        sizes: [count, k_blocks, r * t.m, t.k],
-                        strides: [0, t.k, kk, 1],
-                    };
-                    rt.fill(a_in, &a_host, a_tap);
-                    // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
-                    let b_tap = TensorAccessPattern {
-                        offset: c * t.n + first * t.n * cn,
-                        sizes: [count, k_blocks, t.k, t.n],
-                        strides: [t.n * cn, t.k * nn, nn, 1],
-                    };
-                    rt.fill(b_in, &b_host, b_tap);
-                }
-                for (a_in, b_in, _) in &columns {
-                    rt.wait(a_in);
-                    rt.wait(b_in);
-                }
-                first += count;
-            }
-            for (_, _, c_out) in &columns {
-                rt.wait(c_out);
-            }
+/// The runtime sequence of a matmul-shaped op. Per row group: the C drain first (it
+/// completes last), then A and B in chunks of at most SHIM_MAX_REPEAT n blocks (the
+/// outermost BD dimension's repeat limit), waiting on each chunk's fills so shim BDs are
+/// recycled, then wait on C. A's and B's objects may be wider / taller than the tile (their
+/// types say how much); the k blocks still step by `tile.k`.
+pub(crate) fn mac_sequence(
+    rt: &mut Runtime,
+    columns: &[MacColumn],
+    hosts: &MacHosts,
+    geo: &MacGeometry,
+) {
+    let (t, r, cn, nn) = (geo.tile, geo.rows, geo.cols, geo.n);
+    let (a_cols, b_rows) = (columns[0].a_in.ty().shape[1], columns[0].b_in.ty().shape[0]);
+    for g in 0..geo.groups {
+        for (c, col) in columns.iter().enumerate() {
+            let tap = TensorAccessPattern {
+                offset: g * r * t.m * nn + c * t.n,
+                sizes: [1, geo.n_blocks, r * t.m, t.n],
+                strides: [0, t.n * cn, nn, 1],
+            };
+            rt.drain(&col.c_out, &hosts.c, tap);
         }
-    });
-    p.build()
+        let mut first = 0;
+        while first < geo.n_blocks {
+            let count = (geo.n_blocks - first).min(crate::ops::SHIM_MAX_REPEAT);
+            for (c, col) in columns.iter().enumerate() {
+                // A: the row group, repeated for each n block (stride 0), k blocks, rows, cols.
+                let a_tap = TensorAccessPattern {
+                    offset: g * r * t.m * hosts.a_row_stride,
+                    sizes: [count, geo.k_blocks, r * t.m, a_cols],
+                    strides: [0, t.k, hosts.a_row_stride, 1],
+                };
+                rt.fill(&col.a_in, &hosts.a, a_tap);
+                // B: this column's n blocks (every `cols`-th), k blocks, rows, cols.
+                let b_tap = TensorAccessPattern {
+                    offset: c * t.n + first * t.n * cn,
+                    sizes: [count, geo.k_blocks, b_rows, t.n],
+                    strides: [t.n * cn, t.k * nn, nn, 1],
+                };
+                rt.fill(&col.b_in, &hosts.b, b_tap);
+            }
+            for col in columns {
+                rt.wait(&col.a_in);
+                rt.wait(&col.b_in);
+            }
+            first += count;
+        }
+        for col in columns {
+            rt.wait(&col.c_out);
+        }
+    }
 }
 
 /// The FIFOs one matmul core works on.

@@ -1,0 +1,232 @@
+//! Activation quantisation: bf16/f32 rows -> int8 plus one f32 scale per row, written in the
+//! int8 A layout the linear op reads (see [`crate::ops::linear::layout`]).
+//!
+//! Host arguments, in order: `X` `[rows, cols]` (bf16 or f32), `Y` `[rows, cols + 4]` i8: row
+//! `r` holds `q[r][..]`, then the 4 little-endian bytes of its f32 scale. Why one buffer and
+//! not `q` and `scale` apart: the linear op's A stream must carry the scale with its row (a
+//! core has 2 input channels, taken by A and B), and this layout lets a plain 4-D pattern
+//! move both; writing it here means no call re-lays activations out on the host.
+//!
+//! The rule (identical in the runtime's cpu int8 path, [`crate::ops::linear::layout::quantize_row`]):
+//! `scale = max|x| / 127` in f32 (an all-zero row: scale 1), `q = round(x / scale)` with the
+//! f32 quotient rounded half away from zero (`f32::round`), clamped to `[-127, 127]`. The
+//! kernel rounds without `math.round` (a libm call on the host, nothing on the core): `t =
+//! trunc(y)` by `fptosi`, then `t +- 1` when the exact remainder `y - t` reaches `+-0.5`.
+
+use melior::ir::Value;
+
+use crate::design::{Design, DesignError, ElemType};
+use crate::device::DeviceModel;
+use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::registry::OpSpec;
+use crate::ops::rowwise::{self, RowwisePlan};
+use crate::ops::{expect_args, kernel};
+use crate::sim::inputs::InputGen;
+use crate::sim::verify::{Comparison, TestCase};
+use crate::sim::HostData;
+use crate::spec::{Dtype, Fields, RowsShape, SpecError};
+
+/// Bytes of the scale after each row.
+pub const SCALE_BYTES: usize = 4;
+
+crate::op_spec! {
+    /// `dtype` is the input's (`bf16` or `f32`); the output is int8 rows with their scale.
+    pub struct QuantizeSpec {
+        pub shape: RowsShape,
+        /// Rows per FIFO buffer.
+        pub tile_rows: usize,
+    }
+}
+
+/// The tolerance, for reports.
+pub const TOLERANCE: &str =
+    "q exact, except +-1 where x / scale is within 2^-20 of a half integer \
+     (f64 vs f32 quotient); scale within 2^-23 relative";
+
+/// The row pass, a building block for fused producers (e.g. a norm that quantises its
+/// output): for each of `rows` rows, `value(e, i, j)` is read twice (max pass, then the
+/// quantising pass) and row `i` of `y` (`[rows, cols + 4]` i8) is written.
+pub(crate) fn emit_quantize_rows<'c, F>(
+    e: &Emit<'c, '_>,
+    y: Value<'c, '_>,
+    [rows, cols]: [usize; 2],
+    value: F,
+) -> KResult<()>
+where
+    F: for<'x> Fn(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
+{
+    let zero = e.f32(0.0)?;
+    e.for_n(rows, |e, i| {
+        let max = e.fold_n(cols, zero, |e, j, m| {
+            e.maxf(m, e.unary("math.absf", value(e, i, j)?)?)
+        })?;
+        let scale = e.divf(max, e.f32(127.0)?)?;
+        let scale = e.select(e.cmpf(Cmp::Gt, max, e.f32(0.0)?)?, scale, e.f32(1.0)?)?;
+        e.for_n(cols, |e, j| {
+            let q = quantize(e, e.divf(value(e, i, j)?, scale)?)?;
+            e.store(narrow_i8(e, q)?, y, &[i, j])
+        })?;
+        let bits = e.cast("arith.bitcast", scale, e.int_type(32))?;
+        for p in 0..SCALE_BYTES {
+            let byte = e.bin("arith.shrui", bits, e.int(32, 8 * p as i64)?)?;
+            let byte = e.bin("arith.andi", byte, e.int(32, 0xff)?)?;
+            e.store(narrow_i8(e, byte)?, y, &[i, e.index(cols + p)?])?;
+        }
+        Ok(())
+    })
+}
+
+/// `round(y)` half away from zero, clamped to [-127, 127], as i32.
+fn quantize<'c, 'x>(e: &Emit<'c, 'x>, y: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+    let y = e.minf(e.maxf(y, e.f32(-127.0)?)?, e.f32(127.0)?)?;
+    let i32t = e.int_type(32);
+    let t = e.cast("arith.fptosi", y, i32t)?;
+    // Exact: |y| <= 127, so y - trunc(y) has no rounding.
+    let frac = e.subf(y, e.cast("arith.sitofp", t, e.f32_type())?)?;
+    let (zero, one, minus) = (e.int(32, 0)?, e.int(32, 1)?, e.int(32, -1)?);
+    let up = e.select(e.cmpf(Cmp::Lt, frac, e.f32(0.5)?)?, zero, one)?;
+    let down = e.select(e.cmpf(Cmp::Gt, frac, e.f32(-0.5)?)?, zero, minus)?;
+    e.addi(t, e.addi(up, down)?)
+}
+
+/// i32 -> i8 through `index` (mlir-aie's aievec conversion crashes on a scalar `trunci`; see
+/// matmul's store). Keeps the low 8 bits.
+fn narrow_i8<'c, 'x>(e: &Emit<'c, 'x>, v: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+    let v = e.cast("arith.index_cast", v, e.index_type())?;
+    e.cast("arith.index_cast", v, e.int_type(8))
+}
+
+pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
+    let (tr, cols) = (spec.tile_rows, spec.shape.cols);
+    let kernel_for = move |_core: usize, _step: Option<usize>| {
+        kernel("quantize", move |c, b, a| {
+            expect_args("quantize", a, 2)?;
+            let e = Emit::new(c, b, "quantize");
+            let x = a[0];
+            emit_quantize_rows(&e, a[1], [tr, cols], |e, i, j| e.load_f32(x, &[i, j]))
+        })
+    };
+    let plan = RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for)
+        .with_output(ElemType::I8, cols + SCALE_BYTES);
+    rowwise::build(&plan)
+}
+
+impl OpSpec for QuantizeSpec {
+    fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
+        f.common(&self.array, self.depth, dev)?;
+        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "quantize")?;
+        f.rowwise(&self.shape, self.tile_rows, &self.array)?;
+        // Output rows (cols + 4 bytes) move as whole 32-bit words.
+        f.divides(
+            "shape.cols",
+            self.shape.cols,
+            4,
+            "4 (int8 rows move as 32-bit words)",
+        )
+    }
+
+    fn build(&self) -> Result<Design, DesignError> {
+        build(self)
+    }
+
+    fn buffer_fields(&self) -> &'static str {
+        "tile_rows, depth or stack_bytes"
+    }
+
+    /// Rows `N(0, s^2)` with `s` varying by row (scales differ), some exact ties (`x =
+    /// (k + 0.5) scale` is not constructed; ties fall out of bf16 grids), one all-zero row.
+    fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        let mut x = Vec::with_capacity(rows * cols);
+        for r in 0..rows {
+            let s = if r == 1 {
+                0.0
+            } else {
+                0.1 + 3.0 * gen.normal().abs()
+            };
+            x.extend(
+                gen.normal_data(ElemType::F32, cols, 0.0, 1.0)
+                    .to_f64()
+                    .iter()
+                    .map(|v| v * s),
+            );
+        }
+        let input = match self.dtype {
+            Dtype::F32 => HostData::F32(x.iter().map(|&v| v as f32).collect()),
+            _ => HostData::Bf16(x.iter().map(|&v| half::bf16::from_f64(v)).collect()),
+        };
+        let exact = input.to_f64();
+        let (want, allowed) = reference(&exact, cols);
+        TestCase {
+            inputs: vec![input],
+            judge: Box::new(move |out: &[HostData]| {
+                let got = decode(&out[0].to_f64(), cols);
+                Comparison::new(&got, &want, false, TOLERANCE, |i, _| allowed[i])
+            }),
+        }
+    }
+}
+
+/// f64 reference per row: `cols` q values then the scale, and the allowed error of each.
+pub fn reference(x: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut want, mut allowed) = (Vec::new(), Vec::new());
+    for row in x.chunks(cols) {
+        let max = row.iter().fold(0f64, |m, v| m.max(v.abs()));
+        // max/127 rounded once to f32: what the f32 division gives.
+        let scale = if max > 0.0 {
+            (max / 127.0) as f32 as f64
+        } else {
+            1.0
+        };
+        for v in row {
+            let y = v / scale;
+            let q = y.round().clamp(-127.0, 127.0);
+            let near_tie = ((y.abs().fract()) - 0.5).abs() < y.abs().max(1.0) * 2f64.powi(-20);
+            want.push(q);
+            allowed.push(if near_tie { 1.0 } else { 0.0 });
+        }
+        want.push(scale);
+        allowed.push(scale * 2f64.powi(-23));
+    }
+    (want, allowed)
+}
+
+/// The output bytes (as f64 of i8) per row: the `cols` q values, then the decoded scale.
+pub fn decode(y: &[f64], cols: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for row in y.chunks(cols + SCALE_BYTES) {
+        out.extend_from_slice(&row[..cols]);
+        let bytes: Vec<u8> = row[cols..].iter().map(|&b| b as i8 as u8).collect();
+        let scale = bytes.try_into().map_or(f32::NAN, f32::from_le_bytes);
+        out.push(f64::from(scale));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::linear::layout::{activations_with_scales, quantize_row};
+
+    #[test]
+    fn reference_agrees_with_the_runtime_rule() {
+        let x: Vec<f32> = vec![0.3, -1.7, 2.54, 0.0, -0.02, 1.0, 2.0, -2.54];
+        let (q, s) = quantize_row(&x);
+        let packed = activations_with_scales(&q, &[s], x.len());
+        let decoded = decode(&packed.iter().map(|&b| f64::from(b)).collect::<Vec<_>>(), 8);
+        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (want, allowed) = reference(&xf, 8);
+        for i in 0..want.len() {
+            assert!(
+                (decoded[i] - want[i]).abs() <= allowed[i],
+                "{i}: {} {}",
+                decoded[i],
+                want[i]
+            );
+        }
+        assert_eq!(s, 2.54f32 / 127.0);
+        assert_eq!(decoded[8], f64::from(s));
+        assert_eq!(want[2], 127.0);
+        assert_eq!(want[7], -127.0);
+    }
+}
