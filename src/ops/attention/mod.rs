@@ -9,8 +9,12 @@
 //! scores/probabilities (cols `d+2..`); the last row holds the kv-block and q-block counters
 //! that give the causal mask its absolute positions.
 //!
-//! Host layout: `Q [heads, q_len, d]`, `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`,
-//! as a fused K/V projection can write it), `O [heads, q_len, d]`. Per column the memtile
+//! Host layout (`layout = "head_major"`, the default): `Q [heads, q_len, d]`,
+//! `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`), `O [heads, q_len, d]`. With
+//! `layout = "token_major"`: `Q [q_len, heads, d]`, `KV [kv_len, heads, 2d]`,
+//! `O [q_len, heads, d]`, as projections over token rows write them (the K/V weight columns
+//! ordered per head, `K_h` then `V_h`); the shim patterns stride over the heads instead of
+//! the runtime transposing. Per column the memtile
 //! splits a `[cores, q_tile, d]` Q buffer and a `[cores, kv_tile, 2d]` KV buffer to the
 //! column's cores and joins their O tiles. That takes `2 x cores + 1` memtile MM2S channels,
 //! so at most 2 cores per column (the validator reports more as a channel overflow).
@@ -26,7 +30,7 @@ mod columns;
 mod decode;
 mod spec;
 pub use decode::{bucket_for, decode_case, kv_len_buckets, length_param, AttentionDecodeSpec};
-pub use spec::AttentionSpec;
+pub use spec::{AttentionSpec, Layout};
 
 /// Bound relative to the largest |V| entry. Every output is a convex combination of V rows,
 /// so one bf16 rounding of the output costs at most 2^-8 of max|V|; bf16 rounding of the Q/K
@@ -316,9 +320,18 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
 
     let h = spec.heads;
     let mut p = Program::new(&spec.name, &spec.device);
-    let q_host = p.arg("Q", BufferType::new([h, spec.q_len, d], elem));
-    let kv_host = p.arg("KV", BufferType::new([h, spec.kv_len, 2 * d], elem));
-    let o_host = p.arg("O", BufferType::new([h, spec.q_len, d], elem));
+    let (q_ty, kv_ty) = match spec.layout {
+        Layout::HeadMajor => ([h, spec.q_len, d], [h, spec.kv_len, 2 * d]),
+        Layout::TokenMajor => ([spec.q_len, h, d], [spec.kv_len, h, 2 * d]),
+    };
+    let q_host = p.arg("Q", BufferType::new(q_ty, elem));
+    let kv_host = p.arg("KV", BufferType::new(kv_ty, elem));
+    let o_host = p.arg("O", BufferType::new(q_ty, elem));
+    // Element strides (head, row) of Q/O and of KV in the host layout.
+    let (q_step, kv_step) = match spec.layout {
+        Layout::HeadMajor => ((spec.q_len * d, d), (spec.kv_len * 2 * d, 2 * d)),
+        Layout::TokenMajor => ((d, h * d), (2 * d, h * 2 * d)),
+    };
     let columns = columns::build(
         &mut p,
         &columns::Topology {
@@ -339,9 +352,9 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
             for (c, col) in columns.iter().enumerate() {
                 // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
                 let q_pattern = TensorAccessPattern {
-                    offset: head0(c) * spec.q_len * d,
+                    offset: head0(c) * q_step.0,
                     sizes: [q_blocks, r_n, qt, d],
-                    strides: [qt * d, spec.q_len * d, d, 1],
+                    strides: [qt * q_step.1, q_step.0, q_step.1, 1],
                 };
                 rt.drain(&col.o_out, &o_host, q_pattern.clone());
                 rt.fill(&col.q_in, &q_host, q_pattern);
@@ -349,9 +362,9 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
             for _ in 0..q_blocks {
                 for (c, col) in columns.iter().enumerate() {
                     let kv_pattern = TensorAccessPattern {
-                        offset: head0(c) * spec.kv_len * 2 * d,
+                        offset: head0(c) * kv_step.0,
                         sizes: [kv_blocks, r_n, kt, 2 * d],
-                        strides: [kt * 2 * d, spec.kv_len * 2 * d, 2 * d, 1],
+                        strides: [kt * kv_step.1, kv_step.0, kv_step.1, 1],
                     };
                     rt.fill(&col.kv_in, &kv_host, kv_pattern);
                 }
