@@ -69,6 +69,7 @@ pub const OPS: &[OpEntry] = &[
     OpEntry::of::<super::matmul::MatmulSpec>("matmul"),
     OpEntry::of::<super::mel::MelSpec>("mel"),
     OpEntry::of::<super::attention::AttentionSpec>("attention"),
+    OpEntry::of::<super::attention::AttentionDecodeSpec>("attention_decode"),
     OpEntry::of::<super::gelu::GeluSpec>("gelu"),
     OpEntry::of::<super::layernorm::LayernormSpec>("layernorm"),
     OpEntry::of::<super::softmax::SoftmaxSpec>("softmax"),

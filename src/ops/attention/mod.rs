@@ -9,22 +9,28 @@
 //! scores/probabilities (cols `d+2..`); the last row holds the kv-block and q-block counters
 //! that give the causal mask its absolute positions.
 //!
-//! Host layout: `Q [heads, q_len, d]`, `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`,
-//! as a fused K/V projection can write it), `O [heads, q_len, d]`. Per column the memtile
+//! Host layout (`layout = "head_major"`, the default): `Q [heads, q_len, d]`,
+//! `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`), `O [heads, q_len, d]`. With
+//! `layout = "token_major"`: `Q [q_len, heads, d]`, `KV [kv_len, heads, 2d]`,
+//! `O [q_len, heads, d]`, as projections over token rows write them (the K/V weight columns
+//! ordered per head, `K_h` then `V_h`); the shim patterns stride over the heads instead of
+//! the runtime transposing. Per column the memtile
 //! splits a `[cores, q_tile, d]` Q buffer and a `[cores, kv_tile, 2d]` KV buffer to the
 //! column's cores and joins their O tiles. That takes `2 x cores + 1` memtile MM2S channels,
 //! so at most 2 cores per column (the validator reports more as a channel overflow).
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Fifo, Kernel, KernelCtx, Port, Program,
-    TensorAccessPattern, WorkerBody,
+    BufferType, Design, DesignError, ElemType, Kernel, KernelCtx, Program, TensorAccessPattern,
 };
 use crate::ops::kir::{Cmp, Emit, KResult};
-use crate::ops::{core, expect_args, kernel, memtile};
+use crate::ops::{expect_args, kernel};
 use melior::ir::{Block, Value};
 
+mod columns;
+mod decode;
 mod spec;
-pub use spec::AttentionSpec;
+pub use decode::{bucket_for, decode_case, kv_len_buckets, length_param, AttentionDecodeSpec};
+pub use spec::{AttentionSpec, Layout};
 
 /// Bound relative to the largest |V| entry. Every output is a convex combination of V rows,
 /// so one bf16 rounding of the output costs at most 2^-8 of max|V|; bf16 rounding of the Q/K
@@ -60,6 +66,18 @@ pub fn reference(
     out
 }
 
+/// Which key columns a query row sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mask {
+    /// Every column.
+    None,
+    /// Columns up to the row's own position (q_len == kv_len).
+    Causal,
+    /// Columns below a length read at run time into the state's counter row (col 2); the
+    /// columns past it are never loaded, so the cache rows there may hold anything.
+    Length,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Shape {
     qt: usize,
@@ -67,7 +85,7 @@ struct Shape {
     d: usize,
     q_blocks: usize,
     scale: f64,
-    causal: bool,
+    mask: Mask,
     elem: ElemType,
 }
 
@@ -139,18 +157,22 @@ fn emit_step<'c>(
     let qb = e.cast("arith.index_cast", qb_i, e.index_type())?;
     let kv_base = e.muli(kb, e.index(s.kt)?)?;
     let q_base = e.muli(qb, e.index(s.qt)?)?;
+    let cols = match s.mask {
+        Mask::Length => Some(visible_columns(&e, st, cnt_row, kv_base, s.kt)?),
+        Mask::None | Mask::Causal => None,
+    };
     e.for_n(s.qt, |e, i| {
         let row = e.addi(q_base, i)?;
         // Scores of this block, masked to -inf past the diagonal when causal.
         let m_old = e.load(st, &[i, m_col])?;
-        let m_blk = e.fold_n(s.kt, m_old, |e, j, m| {
+        let m_blk = fold_columns(e, cols, s.kt, m_old, |e, j, m| {
             let dot = e.fold_n(s.d, zero, |e, x, acc| {
                 let a = e.load_f32(q, &[i, x])?;
                 let b = e.load_f32(kv, &[j, x])?;
                 e.addf(acc, e.mulf(a, b)?)
             })?;
             let mut sc = e.mulf(dot, scale)?;
-            if s.causal {
+            if s.mask == Mask::Causal {
                 let col = e.addi(kv_base, j)?;
                 let future = e.cmpi(Cmp::Gt, col, row)?;
                 sc = e.select(future, neg_inf, sc)?;
@@ -163,7 +185,7 @@ fn emit_step<'c>(
         let empty = e.cmpf(Cmp::Lt, m_blk, very_neg)?;
         let shift = e.select(empty, zero, m_blk)?;
         let corr = e.unary("math.exp", e.subf(m_old, shift)?)?;
-        let psum = e.fold_n(s.kt, zero, |e, j, acc| {
+        let psum = fold_columns(e, cols, s.kt, zero, |e, j, acc| {
             let sj = e.addi(j, e.index(s0)?)?;
             let p = e.unary("math.exp", e.subf(e.load(st, &[i, sj])?, shift)?)?;
             e.store(p, st, &[i, sj])?;
@@ -173,7 +195,7 @@ fn emit_step<'c>(
         e.store(e.addf(e.mulf(l, corr)?, psum)?, st, &[i, l_col])?;
         e.for_n(s.d, |e, x| {
             let vx = e.addi(x, e.index(s.d)?)?;
-            let pv = e.fold_n(s.kt, zero, |e, j, acc| {
+            let pv = fold_columns(e, cols, s.kt, zero, |e, j, acc| {
                 let sj = e.addi(j, e.index(s0)?)?;
                 let p = e.load(st, &[i, sj])?;
                 e.addf(acc, e.mulf(p, e.load_f32(kv, &[j, vx])?)?)
@@ -184,6 +206,56 @@ fn emit_step<'c>(
         e.store(m_blk, st, &[i, m_col])
     })?;
     e.store(e.addf(kb_f, one)?, st, &[cnt_row, e.index(0)?])
+}
+
+/// Columns of this kv block below the runtime length: `clamp(valid - kv_base, 0, kt)`.
+fn visible_columns<'c, 'k>(
+    e: &Emit<'c, 'k>,
+    st: Value<'c, '_>,
+    cnt_row: Value<'c, '_>,
+    kv_base: Value<'c, '_>,
+    kt: usize,
+) -> KResult<Value<'c, 'k>> {
+    let valid_f = e.load(st, &[cnt_row, e.index(2)?])?;
+    let valid_i = e.cast("arith.fptosi", valid_f, e.int_type(32))?;
+    let valid = e.cast("arith.index_cast", valid_i, e.index_type())?;
+    let left = e.maxsi(e.subi(valid, kv_base)?, e.index(0)?)?;
+    e.minsi(left, e.index(kt)?)
+}
+
+/// A fold over the block's columns: all `kt`, or `0..cols` when a length mask bounds them.
+fn fold_columns<'c, 'k, F>(
+    e: &Emit<'c, 'k>,
+    cols: Option<Value<'c, '_>>,
+    kt: usize,
+    init: Value<'c, '_>,
+    body: F,
+) -> KResult<Value<'c, 'k>>
+where
+    F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
+{
+    match cols {
+        None => e.fold_n(kt, init, body),
+        Some(hi) => e.fold_range(e.index(0)?, hi, init, body),
+    }
+}
+
+/// Reads the runtime length from the first Q-stream buffer of a step (`LEN[0] * 256 +
+/// LEN[1]`, two integers every element type holds exactly) into the state's counter row.
+fn emit_read_len<'c>(
+    ctx: &KernelCtx<'c, '_>,
+    block: &Block<'c>,
+    args: &[Value<'c, '_>],
+    s: Shape,
+) -> KResult<()> {
+    expect_args("attention_read_len", args, 2)?;
+    let e = Emit::new(ctx, block, "attention_read_len");
+    let (len, st) = (args[0], args[1]);
+    let row0 = e.index(0)?;
+    let hi = e.load_f32(len, &[row0, e.index(0)?])?;
+    let lo = e.load_f32(len, &[row0, e.index(1)?])?;
+    let valid = e.addf(e.mulf(hi, e.f32(256.0)?)?, lo)?;
+    e.store(valid, st, &[e.index(s.qt)?, e.index(2)?])
 }
 
 fn emit_finish<'c>(
@@ -237,147 +309,99 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
         d,
         q_blocks,
         scale: spec.score_scale(),
-        causal: spec.causal,
+        mask: if spec.causal {
+            Mask::Causal
+        } else {
+            Mask::None
+        },
         elem,
     };
-    let setup = kernel("attention_setup", move |c, b, a| emit_setup(c, b, a, s));
-    let init = kernel("attention_init", move |c, b, a| emit_init(c, b, a, s));
-    let step = kernel("attention_step", move |c, b, a| emit_step(c, b, a, s));
-    let finish = kernel("attention_finish", move |c, b, a| emit_finish(c, b, a, s));
+    let kernels = Kernels::new(s);
 
     let h = spec.heads;
     let mut p = Program::new(&spec.name, &spec.device);
-    let q_host = p.arg("Q", BufferType::new([h, spec.q_len, d], elem));
-    let kv_host = p.arg("KV", BufferType::new([h, spec.kv_len, 2 * d], elem));
-    let o_host = p.arg("O", BufferType::new([h, spec.q_len, d], elem));
-    let kernels = [&setup, &init, &step, &finish];
-    let mut columns = Vec::new();
-    for c in 0..cols {
-        let q_in = p.fifo(
-            format!("q_in{c}"),
-            BufferType::new([r_n * qt, d], elem),
-            spec.depth,
-        );
-        let kv_ty = BufferType::new([r_n * kt, 2 * d], elem);
-        let kv_in = p.fifo(format!("kv_in{c}"), kv_ty, spec.depth);
-        let o_out = p.fifo(
-            format!("o_out{c}"),
-            BufferType::new([r_n * qt, d], elem),
-            spec.depth,
-        );
-        let (mut qs, mut kvs, mut os) = (vec![], vec![], vec![]);
-        for r in 0..rows {
-            let tile = core(c, r);
-            let q = p.fifo(
-                format!("q{c}_{r}"),
-                BufferType::new([qt, d], elem),
-                spec.depth,
-            );
-            let kv = p.fifo(
-                format!("kv{c}_{r}"),
-                BufferType::new([kt, 2 * d], elem),
-                spec.depth,
-            );
-            let o = p.fifo(
-                format!("o{c}_{r}"),
-                BufferType::new([qt, d], elem),
-                spec.depth,
-            );
-            let st_ty = BufferType::new([qt + 1, s.state_cols()], ElemType::F32);
-            let st = p.state(format!("st{c}_{r}"), st_ty, tile);
-            p.worker(tile, |w| {
-                w.stack_bytes(spec.stack_bytes);
-                let fifos = [&q, &kv, &o, &st];
-                head_program(w, fifos, [per_core, q_blocks, kv_blocks], kernels);
-            });
-            qs.push(q);
-            kvs.push(kv);
-            os.push(o);
-        }
-        p.split(
-            &q_in,
-            memtile(c),
-            &qs,
-            (0..r_n).map(|r| r * qt * d).collect(),
-        );
-        p.split(
-            &kv_in,
-            memtile(c),
-            &kvs,
-            (0..r_n).map(|r| r * kt * 2 * d).collect(),
-        );
-        p.join(
-            &os,
-            memtile(c),
-            &o_out,
-            (0..r_n).map(|r| r * qt * d).collect(),
-        );
-        columns.push((q_in, kv_in, o_out));
-    }
+    let (q_ty, kv_ty) = match spec.layout {
+        Layout::HeadMajor => ([h, spec.q_len, d], [h, spec.kv_len, 2 * d]),
+        Layout::TokenMajor => ([spec.q_len, h, d], [spec.kv_len, h, 2 * d]),
+    };
+    let q_host = p.arg("Q", BufferType::new(q_ty, elem));
+    let kv_host = p.arg("KV", BufferType::new(kv_ty, elem));
+    let o_host = p.arg("O", BufferType::new(q_ty, elem));
+    // Element strides (head, row) of Q/O and of KV in the host layout.
+    let (q_step, kv_step) = match spec.layout {
+        Layout::HeadMajor => ((spec.q_len * d, d), (spec.kv_len * 2 * d, 2 * d)),
+        Layout::TokenMajor => ((d, h * d), (2 * d, h * 2 * d)),
+    };
+    let columns = columns::build(
+        &mut p,
+        &columns::Topology {
+            array: spec.array,
+            depth: spec.depth,
+            stack_bytes: spec.stack_bytes,
+            shape: s,
+            counts: [per_core, q_blocks, kv_blocks],
+            kernels: &kernels,
+            read_len: false,
+        },
+    );
     // Per round of heads: O drains and Q fills first (they complete last), then one KV fill
     // per q block (every q block re-reads the head's K/V), each awaited so shim BDs recycle.
     p.sequence(|rt| {
         for round in 0..per_core {
             let head0 = |c: usize| c * r_n + cores * round;
-            for (c, (q_in, _, o_out)) in columns.iter().enumerate() {
+            for (c, col) in columns.iter().enumerate() {
                 // Heads of this column's cores in round p: c*R + r + cores*p for r in 0..R.
                 let q_pattern = TensorAccessPattern {
-                    offset: head0(c) * spec.q_len * d,
+                    offset: head0(c) * q_step.0,
                     sizes: [q_blocks, r_n, qt, d],
-                    strides: [qt * d, spec.q_len * d, d, 1],
+                    strides: [qt * q_step.1, q_step.0, q_step.1, 1],
                 };
-                rt.drain(o_out, &o_host, q_pattern.clone());
-                rt.fill(q_in, &q_host, q_pattern);
+                rt.drain(&col.o_out, &o_host, q_pattern.clone());
+                rt.fill(&col.q_in, &q_host, q_pattern);
             }
             for _ in 0..q_blocks {
-                for (c, (_, kv_in, _)) in columns.iter().enumerate() {
+                for (c, col) in columns.iter().enumerate() {
                     let kv_pattern = TensorAccessPattern {
-                        offset: head0(c) * spec.kv_len * 2 * d,
+                        offset: head0(c) * kv_step.0,
                         sizes: [kv_blocks, r_n, kt, 2 * d],
-                        strides: [kt * 2 * d, spec.kv_len * 2 * d, 2 * d, 1],
+                        strides: [kt * kv_step.1, kv_step.0, kv_step.1, 1],
                     };
-                    rt.fill(kv_in, &kv_host, kv_pattern);
+                    rt.fill(&col.kv_in, &kv_host, kv_pattern);
                 }
-                for (_, kv_in, _) in &columns {
-                    rt.wait(kv_in);
+                for col in &columns {
+                    rt.wait(&col.kv_in);
                 }
             }
-            for (q_in, _, o_out) in &columns {
-                rt.wait(q_in);
-                rt.wait(o_out);
+            for col in &columns {
+                rt.wait(&col.q_in);
+                rt.wait(&col.o_out);
             }
         }
     });
     p.build()
 }
 
-/// One attention core's program: set up the state once; for each of its heads and each q
-/// block, reset the state, stream every kv block through the online-softmax step, then
-/// write the normalised output.
-fn head_program(
-    w: &mut WorkerBody,
-    [q, kv, o, st]: [&Fifo; 4],
-    [heads, q_blocks, kv_blocks]: [usize; 3],
-    [setup, init, step, finish]: [&Kernel; 4],
-) {
-    let state = w.acquire_as("st", st, Port::Produce, 1);
-    w.call(setup, [state.first()]);
-    w.repeat(heads as u64, |w| {
-        w.repeat(q_blocks as u64, |w| {
-            let qa = w.acquire_as("q", q, Port::Consume, 1);
-            w.call(init, [state.first()]);
-            w.repeat(kv_blocks as u64, |w| {
-                let kva = w.acquire_as("kv", kv, Port::Consume, 1);
-                w.call(step, [qa.first(), kva.first(), state.first()]);
-                w.release(kva);
-            });
-            let oa = w.acquire_as("o", o, Port::Produce, 1);
-            w.call(finish, [state.first(), oa.first()]);
-            w.release(oa);
-            w.release(qa);
-        })
-    });
-    w.release(state);
+/// The kernels of an attention core (`read_len` only runs in length-masked designs).
+struct Kernels {
+    setup: Kernel,
+    init: Kernel,
+    step: Kernel,
+    finish: Kernel,
+    read_len: Kernel,
+}
+
+impl Kernels {
+    fn new(s: Shape) -> Self {
+        Kernels {
+            setup: kernel("attention_setup", move |c, b, a| emit_setup(c, b, a, s)),
+            init: kernel("attention_init", move |c, b, a| emit_init(c, b, a, s)),
+            step: kernel("attention_step", move |c, b, a| emit_step(c, b, a, s)),
+            finish: kernel("attention_finish", move |c, b, a| emit_finish(c, b, a, s)),
+            read_len: kernel("attention_read_len", move |c, b, a| {
+                emit_read_len(c, b, a, s)
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,23 @@ crate::op_spec! {
         pub causal: bool,
         /// Score scale; defaults to `1/sqrt(head_dim)`.
         pub scale: Option<f64>,
+        /// Host layout of Q, KV and O (see the module docs).
+        #[serde(default)]
+        pub layout: Layout,
     }
+}
+
+/// How the host buffers order heads and rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// `Q [heads, q_len, d]`, `KV [heads, kv_len, 2d]`, `O [heads, q_len, d]`.
+    #[default]
+    HeadMajor,
+    /// `Q [q_len, heads, d]`, `KV [kv_len, heads, 2d]`, `O [q_len, heads, d]`: what the
+    /// projections write when their rows are tokens (K/V weight columns ordered per head,
+    /// `K_h` then `V_h`), so the runtime passes them without a transpose.
+    TokenMajor,
 }
 
 impl AttentionSpec {
@@ -120,11 +136,23 @@ impl OpSpec for AttentionSpec {
             let max_v = v.iter().fold(0f64, |m, x| m.max(x.abs()));
             bounds.push(TOLERANCE * max_v);
         }
+        let token_major = self.layout == Layout::TokenMajor;
+        let inputs = if token_major {
+            vec![swap_outer(&q, h, ql, d), swap_outer(&kv, h, kl, 2 * d)]
+        } else {
+            vec![q, kv]
+        };
         TestCase {
-            inputs: vec![q, kv],
+            inputs,
             judge: Box::new(move |out: &[HostData]| {
+                // Back to head-major, where the reference and its bounds live.
+                let o = if token_major {
+                    swap_outer(&out[0], ql, h, d)
+                } else {
+                    out[0].clone()
+                };
                 Comparison::new(
-                    &out[0].to_f64(),
+                    &o.to_f64(),
                     &r,
                     false,
                     "|o - ref| <= TOLERANCE max|V| (per head)",
@@ -133,4 +161,16 @@ impl OpSpec for AttentionSpec {
             }),
         }
     }
+}
+
+/// `[a, b, n]` -> `[b, a, n]`.
+fn swap_outer(x: &HostData, a: usize, b: usize, n: usize) -> HostData {
+    let v = x.to_f64();
+    let mut out = Vec::with_capacity(v.len());
+    for j in 0..b {
+        for i in 0..a {
+            out.extend_from_slice(&v[(i * b + j) * n..][..n]);
+        }
+    }
+    HostData::from_f64(x.elem(), &out)
 }
