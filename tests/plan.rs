@@ -233,7 +233,11 @@ fn dims_that_cannot_tile_are_one_clear_error() {
     d.n_audio_ctx = 1499;
     let err = Plan::for_model(&d, &PlanOptions::new("odd", "npu1")).unwrap_err();
     assert!(matches!(err, PlanError::NoTiling { .. }), "{err}");
-    assert!(err.to_string().contains("no tiling"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("no tiling") && text.contains("mel 2998x80"),
+        "{text}"
+    );
 
     let mut d = dims_of("tiny.en");
     d.n_heads_enc = 7;

@@ -41,6 +41,24 @@ pub enum Want {
     },
 }
 
+impl Want {
+    /// The shape as the plan's errors name it, e.g. `matmul 1500x512x1536`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Want::Mel { frames, n_mels } => format!("mel {frames}x{n_mels}"),
+            Want::Matmul { m, k, n } => format!("matmul {m}x{k}x{n}"),
+            Want::Attention {
+                heads,
+                q_len,
+                kv_len,
+                head_dim,
+            } => format!("attention {heads}h {q_len}x{kv_len}x{head_dim}"),
+            Want::Layernorm { rows, cols } => format!("layernorm {rows}x{cols}"),
+            Want::Gelu { rows, cols } => format!("gelu {rows}x{cols}"),
+        }
+    }
+}
+
 /// One forward op: the plan entry (kernel) it uses and its counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Use {

@@ -183,8 +183,11 @@ impl Plan {
                 if *want != u.want {
                     return Err(PlanError::Dims {
                         message: format!(
-                            "`{}` needs {:?} but entry `{}` is {want:?}",
-                            u.forward, u.want, u.entry
+                            "`{}` needs {} but entry `{}` is {}",
+                            u.forward,
+                            u.want.describe(),
+                            u.entry,
+                            want.describe()
                         ),
                     });
                 }
@@ -229,8 +232,7 @@ fn plan_entry(
     serves: Serves,
 ) -> Result<PlanEntry, PlanError> {
     let candidates = kernels::candidates(namer, u.entry, u.want, dev);
-    let wanted = format!("{:?}", u.want);
-    let built = tiling::first_that_builds(u.entry, &wanted, candidates)?;
+    let built = tiling::first_that_builds(u.entry, &u.want.describe(), candidates)?;
     let padding = kernels::padding_of(u.want, u.live_rows, &built.doc.body)
         .into_iter()
         .map(|(field, from, to)| Padding { field, from, to })
