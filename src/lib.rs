@@ -8,5 +8,6 @@ pub mod device;
 pub mod expr;
 pub mod mlir;
 pub mod ops;
+pub mod plan;
 pub mod sim;
 pub mod spec;

@@ -18,6 +18,8 @@ enum Command {
     Build(aiec::cli::build::Args),
     /// Run a compiled kernel spec on the host simulator against its float64 reference.
     Sim(aiec::cli::sim::Args),
+    /// Derive the spec of every kernel a Whisper model needs from its dims.
+    Plan(aiec::cli::plan::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Command::Models(a) => aiec::cli::models::main(a),
         Command::Build(a) => aiec::cli::build::main(a),
         Command::Sim(a) => aiec::cli::sim::main(a),
+        Command::Plan(a) => aiec::cli::plan::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -110,7 +110,7 @@ fn cli_reports_errors_and_exact_matches() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("max abs err  0.000000e0"), "{stdout}");
-    assert!(stdout.contains("exact        1536 / 1536"), "{stdout}");
+    assert!(stdout.contains("exact        12288 / 12288"), "{stdout}");
     assert!(
         stdout.contains("cores        aie.core bodies of the MLIR-AIE module"),
         "{stdout}"

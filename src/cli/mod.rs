@@ -2,5 +2,6 @@
 
 pub mod build;
 pub mod models;
+pub mod plan;
 pub mod run;
 pub mod sim;
