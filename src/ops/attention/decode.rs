@@ -25,7 +25,8 @@
 //! 1. `KV [beams, heads, n_ctx, 2 * head_dim]`: the cache; row `j` of (beam, head) is `K_j`
 //!    then `V_j`. The runtime keeps it across steps and writes row `valid - 1` (the new
 //!    token's K/V) before the call; rows `>= valid` are never read into a score.
-//! 2. `LEN [head_dim]`: the valid length, `1..=kv_len` ([`length_param`]).
+//! 2. `LEN [head_dim]`: the valid length, `1..=kv_len` ([`length_param`]). A longer one
+//!    reads as `kv_len` (the design never sees past its bucket); 0 gives 0/0 = NaN rows.
 //! 3. `O [beams, heads, head_dim]`: the output, ready for the out projection.
 //!
 //! The (beam, head) pairs `p = beam * heads + head` are dealt to the cores round-robin as
