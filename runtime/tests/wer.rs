@@ -196,9 +196,18 @@ fn dev_set_wer(precision: Precision, beam: usize) -> (f64, usize) {
     (w, words)
 }
 
+/// f32's dev-set WER at `beam`, computed once per test binary (the precision tests share it).
+fn f32_wer(beam: usize) -> (f64, usize) {
+    static GREEDY: std::sync::OnceLock<(f64, usize)> = std::sync::OnceLock::new();
+    static BEAM5: std::sync::OnceLock<(f64, usize)> = std::sync::OnceLock::new();
+    let cell = if beam == 1 { &GREEDY } else { &BEAM5 };
+    *cell.get_or_init(|| dev_set_wer(Precision::F32, beam))
+}
+
 /// `precision` on the dev set at `beam` is within the margin of f32's WER.
 fn within_margin_of_f32(precision: Precision, beam: usize) {
-    let (base, words) = dev_set_wer(Precision::F32, beam);
+    assert!(beam == 1 || beam == 5, "f32 WER is kept for beams 1 and 5");
+    let (base, words) = f32_wer(beam);
     assert!(words > 1000, "{words} reference words");
     let (w, _) = dev_set_wer(precision, beam);
     assert!(
@@ -225,6 +234,7 @@ fn dev_set_bf16_greedy_within_half_a_point_of_f32() {
 }
 
 #[test]
+#[ignore = "bf16 beam 5 is the slowest dev-set run (~5 min here); CI keeps its 40 minutes by running it from bench/wer_precisions.sh"]
 fn dev_set_bf16_beam5_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Bf16, 5);
 }
