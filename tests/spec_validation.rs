@@ -517,4 +517,10 @@ fn quantize_rows_must_split_and_move_as_words() {
     assert!(err.contains("`shape.rows`"), "{err}");
     let err = shipped_with("quantize.toml", "dtype = \"bf16\"", "dtype = \"int8\"");
     assert!(err.contains("quantize does not support int8"), "{err}");
+    // The fused layernorm variant writes the same layout.
+    let err = shipped_with("layernorm_quantize.toml", "cols = 512", "cols = 510");
+    assert!(
+        err.contains("`shape.cols`") && err.contains("32-bit words"),
+        "{err}"
+    );
 }

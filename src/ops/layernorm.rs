@@ -59,16 +59,25 @@ impl Norm {
     }
 }
 
+/// What a norm row pass writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NormOut {
+    /// The normalised rows, stored as this type.
+    Store(ElemType),
+    /// int8 rows with their f32 scale ([`crate::ops::quantize`]'s layout).
+    Quantize,
+}
+
 /// The normalisation row pass, a building block for norm ops and fused epilogues: for each
 /// of `rows` rows of `x` (`rows x cols`, any float type, read as f32) the row statistics in
-/// f32, then `y` (stored as `elem`) from them and the parameter rows of `p`.
+/// f32, then `y` from them and the parameter rows of `p` (stored, or quantised per row).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_norm_rows<'c>(
     e: &Emit<'c, '_>,
     [x, y, p]: [Value<'c, '_>; 3],
     rows: usize,
     cols: usize,
-    elem: ElemType,
+    out: NormOut,
     eps: f64,
     norm: Norm,
 ) -> KResult<()> {
@@ -95,18 +104,52 @@ pub(crate) fn emit_norm_rows<'c>(
         })?;
         let var = e.mulf(sq, inv_n)?;
         let inv = e.divf(one, e.unary("math.sqrt", e.addf(var, eps)?)?)?;
-        e.for_n(cols, |e, j| {
-            let d = centred(e, x, i, j, mean)?;
-            let g = e.load_f32(p, &[g_row, j])?;
-            let b = b_row.map(|b_row| e.load_f32(p, &[b_row, j])).transpose()?;
-            let v = e.mulf(e.mulf(d, inv)?, g)?;
-            let v = match b {
-                Some(b) => e.addf(v, b)?,
-                None => v,
-            };
-            e.store_f32(v, y, &[i, j], elem)
-        })
+        let row = NormRow {
+            x,
+            p,
+            i,
+            mean,
+            inv,
+            g_row,
+            b_row,
+        };
+        match out {
+            NormOut::Store(elem) => e.for_n(cols, |e, j| {
+                e.store_f32(row.normalised(e, j)?, y, &[i, j], elem)
+            }),
+            NormOut::Quantize => {
+                crate::ops::quantize::emit_quantize_row(e, y, i, cols, |e, j| row.normalised(e, j))
+            }
+        }
     })
+}
+
+/// One row's statistics and where its input and parameters are.
+struct NormRow<'c, 'v> {
+    x: Value<'c, 'v>,
+    p: Value<'c, 'v>,
+    i: Value<'c, 'v>,
+    mean: Option<Value<'c, 'v>>,
+    inv: Value<'c, 'v>,
+    g_row: Value<'c, 'v>,
+    b_row: Option<Value<'c, 'v>>,
+}
+
+impl<'c> NormRow<'c, '_> {
+    /// `(x[i, j] - mean) * inv * gamma[j] (+ beta[j])`.
+    fn normalised<'x>(&self, e: &Emit<'c, 'x>, j: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+        let d = centred(e, self.x, self.i, j, self.mean)?;
+        let g = e.load_f32(self.p, &[self.g_row, j])?;
+        let b = self
+            .b_row
+            .map(|b_row| e.load_f32(self.p, &[b_row, j]))
+            .transpose()?;
+        let v = e.mulf(e.mulf(d, self.inv)?, g)?;
+        match b {
+            Some(b) => e.addf(v, b),
+            None => Ok(v),
+        }
+    }
 }
 
 /// `x[i, j] - mean`, or `x[i, j]` without a mean.
@@ -129,7 +172,23 @@ pub(crate) fn build_norm(
     eps: f64,
     norm: Norm,
 ) -> Result<Design, DesignError> {
+    build_norm_to(common, shape, tile_rows, eps, norm, false)
+}
+
+/// [`build_norm`], optionally writing int8 rows with their scale (`quantize`).
+pub(crate) fn build_norm_to(
+    common: SpecCommon<'_>,
+    shape: RowsShape,
+    tile_rows: usize,
+    eps: f64,
+    norm: Norm,
+    quantize: bool,
+) -> Result<Design, DesignError> {
     let (cols, elem) = (shape.cols, common.dtype.elem());
+    let out = match quantize {
+        true => NormOut::Quantize,
+        false => NormOut::Store(elem),
+    };
     let name = match norm {
         Norm::Layer => "layernorm",
         Norm::Rms => "rmsnorm",
@@ -138,20 +197,26 @@ pub(crate) fn build_norm(
         kernel(name, move |c, b, a| {
             expect_args(name, a, 3)?;
             let e = Emit::new(c, b, name);
-            emit_norm_rows(&e, [a[0], a[1], a[2]], tile_rows, cols, elem, eps, norm)
+            emit_norm_rows(&e, [a[0], a[1], a[2]], tile_rows, cols, out, eps, norm)
         })
     };
     let params = BufferType::new([norm.param_rows(), cols], elem);
-    rowwise::build(&RowwisePlan::new(common, shape, tile_rows, &kernel_for).with_params(params))
+    let plan = RowwisePlan::new(common, shape, tile_rows, &kernel_for).with_params(params);
+    let plan = match quantize {
+        true => plan.with_output(ElemType::I8, cols + crate::ops::quantize::SCALE_BYTES),
+        false => plan,
+    };
+    rowwise::build(&plan)
 }
 
 pub fn build(spec: &LayernormSpec) -> Result<Design, DesignError> {
-    build_norm(
+    build_norm_to(
         spec.common(),
         spec.shape,
         spec.tile_rows,
         spec.epsilon,
         Norm::Layer,
+        spec.quantize,
     )
 }
 
@@ -161,6 +226,10 @@ crate::op_spec! {
         /// Rows per FIFO buffer.
         pub tile_rows: usize,
         pub epsilon: f64,
+        /// Write int8 rows with their f32 scale (the quantize op's layout, the int8 linear
+        /// op's A) instead of the normalised rows.
+        #[serde(default)]
+        pub quantize: bool,
     }
 }
 
@@ -212,7 +281,17 @@ impl OpSpec for LayernormSpec {
             self.tile_rows,
             self.epsilon,
             dev,
-        )
+        )?;
+        if self.quantize {
+            // int8 rows plus 4 scale bytes move as whole 32-bit words.
+            f.divides(
+                "shape.cols",
+                self.shape.cols,
+                4,
+                "4 (int8 rows move as 32-bit words)",
+            )?;
+        }
+        Ok(())
     }
 
     fn build(&self) -> Result<Design, DesignError> {
@@ -227,9 +306,13 @@ impl OpSpec for LayernormSpec {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
         let (x, p, gamma, beta) = norm_inputs(gen, self.dtype.elem(), self.shape, Norm::Layer);
         let r = reference(&x.to_f64(), rows, cols, &gamma, &beta, self.epsilon);
+        let judge = match self.quantize {
+            true => quantized_judge(&r, cols),
+            false => norm_judge(r),
+        };
         TestCase {
             inputs: vec![x, p],
-            judge: norm_judge(r),
+            judge,
         }
     }
 }
@@ -244,6 +327,26 @@ pub(crate) fn norm_judge(reference: Vec<f64>) -> crate::sim::verify::Judge {
             "|y - ref| <= TOLERANCE (1 + |ref|)",
             |_, rv| TOLERANCE * (1.0 + rv.abs()),
         )
+    })
+}
+
+/// The fused variant's bound: the normalised value in f32 is off by about `TOLERANCE -
+/// 2^-8` (its statistics), enough to cross a rounding boundary, so `q` within 1; the scale
+/// (max / 127 of the same values) within 1e-4 relative.
+pub const QUANTIZED_TOLERANCE: &str =
+    "q within 1, scale within 1e-4 relative (f32 normalised values)";
+
+fn quantized_judge(reference: &[f64], cols: usize) -> crate::sim::verify::Judge {
+    let (want, _) = crate::ops::quantize::reference(reference, cols);
+    Box::new(move |out: &[HostData]| {
+        let got = crate::ops::quantize::decode(&out[0].to_f64(), cols);
+        Comparison::new(&got, &want, false, QUANTIZED_TOLERANCE, |i, rv| {
+            if (i + 1) % (cols + 1) == 0 {
+                1e-4 * rv.abs()
+            } else {
+                1.0
+            }
+        })
     })
 }
 

@@ -43,37 +43,36 @@ pub const TOLERANCE: &str =
     "q exact, except +-1 where x / scale is within 2^-20 of a half integer \
      (f64 vs f32 quotient); scale within 2^-23 relative";
 
-/// The row pass, a building block for fused producers (e.g. a norm that quantises its
-/// output): for each of `rows` rows, `value(e, i, j)` is read twice (max pass, then the
-/// quantising pass) and row `i` of `y` (`[rows, cols + 4]` i8) is written.
-pub(crate) fn emit_quantize_rows<'c, F>(
+/// The quantising pass over one row, a building block for fused producers (a norm that
+/// quantises its output): `value(e, j)` is read twice (max pass, then the quantising pass)
+/// and row `i` of `y` (`[rows, cols + 4]` i8) is written.
+pub(crate) fn emit_quantize_row<'c, F>(
     e: &Emit<'c, '_>,
     y: Value<'c, '_>,
-    [rows, cols]: [usize; 2],
+    i: Value<'c, '_>,
+    cols: usize,
     value: F,
 ) -> KResult<()>
 where
-    F: for<'x> Fn(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
+    F: for<'x> Fn(&Emit<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
 {
     let zero = e.f32(0.0)?;
-    e.for_n(rows, |e, i| {
-        let max = e.fold_n(cols, zero, |e, j, m| {
-            e.maxf(m, e.unary("math.absf", value(e, i, j)?)?)
-        })?;
-        let scale = e.divf(max, e.f32(127.0)?)?;
-        let scale = e.select(e.cmpf(Cmp::Gt, max, e.f32(0.0)?)?, scale, e.f32(1.0)?)?;
-        e.for_n(cols, |e, j| {
-            let q = quantize(e, e.divf(value(e, i, j)?, scale)?)?;
-            e.store(narrow_i8(e, q)?, y, &[i, j])
-        })?;
-        let bits = e.cast("arith.bitcast", scale, e.int_type(32))?;
-        for p in 0..SCALE_BYTES {
-            let byte = e.bin("arith.shrui", bits, e.int(32, 8 * p as i64)?)?;
-            let byte = e.bin("arith.andi", byte, e.int(32, 0xff)?)?;
-            e.store(narrow_i8(e, byte)?, y, &[i, e.index(cols + p)?])?;
-        }
-        Ok(())
-    })
+    let max = e.fold_n(cols, zero, |e, j, m| {
+        e.maxf(m, e.unary("math.absf", value(e, j)?)?)
+    })?;
+    let scale = e.divf(max, e.f32(127.0)?)?;
+    let scale = e.select(e.cmpf(Cmp::Gt, max, zero)?, scale, e.f32(1.0)?)?;
+    e.for_n(cols, |e, j| {
+        let q = quantize(e, e.divf(value(e, j)?, scale)?)?;
+        e.store(narrow_i8(e, q)?, y, &[i, j])
+    })?;
+    let bits = e.cast("arith.bitcast", scale, e.int_type(32))?;
+    for p in 0..SCALE_BYTES {
+        let byte = e.bin("arith.shrui", bits, e.int(32, 8 * p as i64)?)?;
+        let byte = e.bin("arith.andi", byte, e.int(32, 0xff)?)?;
+        e.store(narrow_i8(e, byte)?, y, &[i, e.index(cols + p)?])?;
+    }
+    Ok(())
 }
 
 /// `round(y)` half away from zero, clamped to [-127, 127], as i32.
@@ -102,8 +101,10 @@ pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
         kernel("quantize", move |c, b, a| {
             expect_args("quantize", a, 2)?;
             let e = Emit::new(c, b, "quantize");
-            let x = a[0];
-            emit_quantize_rows(&e, a[1], [tr, cols], |e, i, j| e.load_f32(x, &[i, j]))
+            let (x, y) = (a[0], a[1]);
+            e.for_n(tr, |e, i| {
+                emit_quantize_row(e, y, i, cols, |e, j| e.load_f32(x, &[i, j]))
+            })
         })
     };
     let plan = RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for)
