@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aiec::ops::attention::{bucket_for, AttentionDecodeSpec, AttentionSpec, Layout};
+use aiec::ops::conv::ConvSpec;
+use aiec::ops::linear::LinearSpec;
 use aiec::plan::{Plan, PlanError, PlanOptions, Precision};
 use aiec::spec::Spec;
 use aiec_runtime::model::{install, WhisperDims, WhisperModelFiles};
@@ -81,28 +84,33 @@ fn whisper_base_plan_reproduces_the_reviewed_specs() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
-/// Launch counts from the layer counts, computed here from the dims.
+/// Launch counts from the layer counts, computed here from the dims: per window, per step
+/// (for every step length), and per step at each valid length for the self-attention
+/// buckets (exactly one bucket per step).
 fn check_counts(plan: &Plan, d: &WhisperDims) {
     let (le, ld) = (d.n_layers_enc, d.n_layers_dec);
     let expected: &[(&str, usize, usize)] = &[
         ("mel", 1, 0),
-        ("conv1", 1, 0),
-        ("conv2", 1, 0),
+        ("enc_conv1", 1, 0),
+        ("enc_conv2", 1, 0),
         ("enc_layernorm", 2 * le + 1, 0),
+        // Inputs of qkv, out_proj, fc1 (per layer) and of the cross K/V (once).
+        ("enc_quantize", 3 * le + 1, 0),
         ("enc_qkv", le, 0),
         ("enc_attention", le, 0),
         ("enc_out_proj", le, 0),
         ("enc_fc1", le, 0),
-        ("enc_gelu", le, 0),
+        ("enc_quantize_ffn", le, 0),
         ("enc_fc2", le, 0),
         ("dec_cross_kv", ld, 0),
         ("dec_layernorm", 0, 3 * ld + 1),
+        // Inputs of qkv, self out_proj, cross q, cross out_proj, fc1; and of the logits.
+        ("dec_quantize", 0, 5 * ld + 1),
         ("dec_qkv", 0, ld),
-        ("dec_self_attention", 0, ld),
         ("dec_proj", 0, 3 * ld),
-        ("dec_cross_attention", 0, ld),
+        ("dec_step_cross_attention", 0, ld),
         ("dec_fc1", 0, ld),
-        ("dec_gelu", 0, ld),
+        ("dec_quantize_ffn", 0, ld),
         ("dec_fc2", 0, ld),
         ("dec_logits", 0, 1),
     ];
@@ -116,39 +124,88 @@ fn check_counts(plan: &Plan, d: &WhisperDims) {
             "{name} counts"
         );
     }
+    for gone in ["conv1_gelu", "enc_gelu", "dec_gelu", "dec_self_attention"] {
+        assert!(plan.entry(gone).is_none(), "{gone} is fused or replaced");
+    }
+    let buckets: Vec<&aiec::plan::PlanEntry> = plan
+        .entries
+        .iter()
+        .filter(|e| e.op() == "attention_decode")
+        .collect();
+    assert_eq!(buckets.len(), 4, "buckets 64, 128, 256, {}", d.n_text_ctx);
+    for len in 1..=d.n_text_ctx {
+        let running: Vec<_> = buckets.iter().filter(|e| e.per_step_at(len) > 0).collect();
+        assert_eq!(running.len(), 1, "valid length {len}");
+        let spec = running[0].spec.downcast::<AttentionDecodeSpec>().unwrap();
+        // The smallest bucket that holds the length, as the op's own rule picks it.
+        let all: Vec<usize> = buckets
+            .iter()
+            .map(|e| e.spec.downcast::<AttentionDecodeSpec>().unwrap().kv_len)
+            .collect();
+        assert_eq!(Some(spec.kv_len), bucket_for(&all, len), "length {len}");
+        assert_eq!(running[0].per_step_at(len), ld);
+    }
 }
 
-/// Shapes the forward needs, read back from the generated specs.
+fn linear(plan: &Plan, name: &str) -> LinearSpec {
+    plan.entry(name)
+        .unwrap()
+        .spec
+        .downcast::<LinearSpec>()
+        .unwrap_or_else(|| panic!("{name} is not a linear spec"))
+        .clone()
+}
+
+/// Shapes and epilogues the forward needs, read back from the generated specs.
 fn check_shapes(plan: &Plan, d: &WhisperDims, beams: usize) {
-    use aiec::ops::attention::AttentionSpec;
-    use aiec::ops::matmul::MatmulSpec;
-    let mm = |name: &str| {
-        plan.entry(name)
-            .unwrap()
-            .spec
-            .downcast::<MatmulSpec>()
-            .unwrap()
-            .clone()
-    };
-    let logits = mm("dec_logits");
+    let logits = linear(plan, "dec_logits");
     assert!(logits.shape.n >= d.n_vocab && logits.shape.n - d.n_vocab < 32 * 8);
     assert_eq!(logits.shape.k, d.d_model);
     assert!(logits.shape.m >= beams);
+    assert_eq!(logits.epilogue, "acc * sa[row] * sw[col]");
     let pad = &plan.entry("dec_logits").unwrap().padding;
     assert!(pad
         .iter()
         .any(|p| p.field == "shape.n" && p.from == d.n_vocab && p.to == logits.shape.n));
-    let qkv = mm("enc_qkv");
+    let qkv = linear(plan, "enc_qkv");
     assert_eq!(
         (qkv.shape.m, qkv.shape.k, qkv.shape.n),
         (d.n_audio_ctx, d.d_model, 3 * d.d_model)
     );
-    let conv1 = mm("conv1");
+    let dequant_bias = "acc * sa[row] * sw[col] + bias[col]";
+    for name in [
+        "enc_qkv",
+        "enc_out_proj",
+        "enc_fc2",
+        "dec_cross_kv",
+        "dec_qkv",
+        "dec_proj",
+    ] {
+        assert_eq!(linear(plan, name).epilogue, dequant_bias, "{name}");
+    }
+    for name in ["enc_fc1", "dec_fc1"] {
+        assert_eq!(
+            linear(plan, name).epilogue,
+            format!("gelu({dequant_bias})"),
+            "{name}"
+        );
+    }
+    let conv = |name: &str| {
+        plan.entry(name)
+            .unwrap()
+            .spec
+            .downcast::<ConvSpec>()
+            .unwrap()
+            .clone()
+    };
+    let (conv1, conv2) = (conv("enc_conv1"), conv("enc_conv2"));
     assert_eq!(
-        (conv1.shape.m, conv1.shape.k),
-        (2 * d.n_audio_ctx, 3 * d.n_mels)
+        (conv1.c_in, conv1.frames, conv1.stride),
+        (d.n_mels, 2 * d.n_audio_ctx, 1)
     );
-    let fc2 = mm("dec_fc2");
+    assert_eq!((conv2.c_in, conv2.out_frames()), (d.d_model, d.n_audio_ctx));
+    assert_eq!(conv2.epilogue, "gelu(acc + bias[col])");
+    let fc2 = linear(plan, "dec_fc2");
     assert_eq!((fc2.shape.k, fc2.shape.n), (d.ffn_dim, d.d_model));
     let att = |name: &str| {
         plan.entry(name)
@@ -163,16 +220,33 @@ fn check_shapes(plan: &Plan, d: &WhisperDims, beams: usize) {
         (enc.heads, enc.q_len, enc.head_dim),
         (d.n_heads_enc, d.n_audio_ctx, d.d_model / d.n_heads_enc)
     );
-    let cross = att("dec_cross_attention");
+    let cross = att("dec_step_cross_attention");
     assert_eq!(
-        (cross.heads, cross.q_len, cross.kv_len),
-        (d.n_heads_dec, beams, d.n_audio_ctx)
+        (cross.heads, cross.q_len, cross.kv_len, cross.layout),
+        (d.n_heads_dec, beams, d.n_audio_ctx, Layout::TokenMajor)
     );
-    let step = att("dec_self_attention");
+    let step = plan
+        .entry("dec_step_self_attention")
+        .unwrap()
+        .spec
+        .downcast::<AttentionDecodeSpec>()
+        .unwrap();
     assert_eq!(
-        (step.heads, step.q_len, step.kv_len),
-        (d.n_heads_dec * beams, 1, d.n_text_ctx)
+        (step.beams, step.heads, step.n_ctx, step.kv_len),
+        (beams, d.n_heads_dec, d.n_text_ctx, d.n_text_ctx)
     );
+}
+
+/// The bf16 plan: bf16 linear layers with bias (no scales), no quantize kernels.
+#[test]
+fn bf16_plan_has_bf16_linears_and_no_quantize() {
+    let p = plan("whisper-base", "npu1", Precision::Bf16);
+    assert!(p.entries.iter().all(|e| e.op() != "quantize"));
+    let fc1 = linear(&p, "enc_fc1");
+    assert_eq!(fc1.epilogue, "gelu(acc + bias[col])");
+    assert_eq!(fc1.dtype.name(), "bf16");
+    assert_eq!(linear(&p, "dec_logits").epilogue, "acc");
+    assert!(p.entry("enc_fc1").unwrap().spec.name().ends_with("_bf16"));
 }
 
 #[test]
@@ -222,8 +296,10 @@ fn greedy_plan_has_one_live_row_padded_to_the_column() {
         "{:?}",
         qkv.padding
     );
-    let cross = p.entry("dec_cross_attention").unwrap();
+    let cross = p.entry("dec_step_cross_attention").unwrap();
     assert!(cross.shape.contains(" 1x1500x"), "{}", cross.shape);
+    let step = p.entry("dec_step_self_attention_kv64").unwrap();
+    assert!(step.shape.starts_with("1b "), "{}", step.shape);
 }
 
 #[test]

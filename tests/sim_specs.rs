@@ -101,7 +101,8 @@ fn aiec(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn cli_reports_errors_and_exact_matches() {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs/whisper-base/dec_qkv.toml");
+    // An int8 matmul with fixed-shift requant: bit-exact against its reference.
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs/matmul.toml");
     let out = aiec(&["sim", spec.to_str().unwrap(), "--seed", "3"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -110,7 +111,7 @@ fn cli_reports_errors_and_exact_matches() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("max abs err  0.000000e0"), "{stdout}");
-    assert!(stdout.contains("exact        12288 / 12288"), "{stdout}");
+    assert!(stdout.contains("exact        262144 / 262144"), "{stdout}");
     assert!(
         stdout.contains("cores        aie.core bodies of the MLIR-AIE module"),
         "{stdout}"

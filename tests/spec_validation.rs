@@ -370,8 +370,9 @@ fn attention_with_four_cores_per_column_runs_out_of_memtile_channels() {
 #[test]
 fn causal_attention_needs_square_lengths() {
     let text =
-        std::fs::read_to_string(specs_dir().join("whisper-base/dec_cross_attention.toml")).unwrap();
-    let spec = parse(&text.replace("causal = false", "causal = true")).unwrap();
+        std::fs::read_to_string(specs_dir().join("whisper-base/dec_step_cross_attention.toml"))
+            .unwrap();
+    let spec = parse(&format!("{text}causal = true\n")).unwrap();
     let err = spec.build().unwrap_err().to_string();
     assert!(
         err.contains("`causal`") && err.contains("5 and 1500"),
@@ -483,7 +484,7 @@ fn linear_tilings_types_and_epilogues_are_checked() {
 
 #[test]
 fn conv_fields_are_checked_in_its_own_terms() {
-    let f = "whisper-base/conv1.toml";
+    let f = "whisper-base/enc_conv1.toml";
     let err = shipped_with(f, "k = 80,", "k = 64,");
     assert!(
         err.contains("`tile.k`") && err.contains("3 x c_in = 240"),
@@ -499,7 +500,7 @@ fn conv_fields_are_checked_in_its_own_terms() {
     let err = shipped_with(f, "stride = 1", "stride = 3");
     assert!(err.contains("`stride`"), "{err}");
     let err = shipped_with(
-        "whisper-base/conv2.toml",
+        "whisper-base/enc_conv2.toml",
         "tile = { m = 25, k = 64, n = 32 }",
         "tile = { m = 75, k = 256, n = 32 }",
     );

@@ -32,30 +32,26 @@ impl Array {
     }
 }
 
-/// int8 requantisation of the int32 accumulator (today's matmul field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Requant {
-    pub shift: u32,
-    pub scale: i32,
-}
-
-/// GELU lookup table grid.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Table {
-    pub min: f64,
-    pub max: f64,
-    pub step: f64,
-}
-
 /// The op-specific fields of a spec.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
-    Matmul {
+    /// A linear layer with its epilogue expression.
+    Linear {
         shape: Mnk,
         tile: Mnk,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        requant: Option<Requant>,
+        epilogue: String,
+        out_dtype: &'static str,
+    },
+    /// k = 3, pad 1 convolution as im2col in the A access pattern.
+    Conv {
+        c_in: usize,
+        c_out: usize,
+        frames: usize,
+        stride: usize,
+        tile: Mnk,
+        epilogue: String,
+        out_dtype: &'static str,
     },
     Attention {
         heads: usize,
@@ -65,17 +61,26 @@ pub enum Body {
         q_tile: usize,
         kv_tile: usize,
         causal: bool,
+        /// `token_major` for the cross attention (Q/O and KV as the projections write them).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layout: Option<&'static str>,
+    },
+    /// One decoder step of self attention over a persistent KV cache, `kv_len` the bucket.
+    AttentionDecode {
+        beams: usize,
+        heads: usize,
+        head_dim: usize,
+        n_ctx: usize,
+        kv_len: usize,
+        kv_tile: usize,
     },
     Layernorm {
         shape: Rows,
         tile_rows: usize,
         epsilon: f64,
     },
-    Gelu {
-        shape: Rows,
-        tile_rows: usize,
-        table: Table,
-    },
+    /// bf16 rows -> int8 rows with their f32 scale (the int8 linear's A layout).
+    Quantize { shape: Rows, tile_rows: usize },
     Mel {
         frames: usize,
         n_fft: usize,
@@ -90,10 +95,12 @@ impl Body {
     /// The registry name of the op the body belongs to.
     pub fn op(&self) -> &'static str {
         match self {
-            Body::Matmul { .. } => "matmul",
+            Body::Linear { .. } => "linear",
+            Body::Conv { .. } => "conv",
             Body::Attention { .. } => "attention",
+            Body::AttentionDecode { .. } => "attention_decode",
             Body::Layernorm { .. } => "layernorm",
-            Body::Gelu { .. } => "gelu",
+            Body::Quantize { .. } => "quantize",
             Body::Mel { .. } => "mel",
         }
     }
@@ -101,7 +108,14 @@ impl Body {
     /// The problem shape, as the plan table prints it.
     pub fn shape_text(&self) -> String {
         match self {
-            Body::Matmul { shape, .. } => format!("{}x{}x{}", shape.m, shape.k, shape.n),
+            Body::Linear { shape, .. } => format!("{}x{}x{}", shape.m, shape.k, shape.n),
+            Body::Conv {
+                c_in,
+                c_out,
+                frames,
+                stride,
+                ..
+            } => format!("{frames}x{c_in} -> {c_out} s{stride}"),
             Body::Attention {
                 heads,
                 q_len,
@@ -109,7 +123,14 @@ impl Body {
                 head_dim,
                 ..
             } => format!("{heads}h {q_len}x{kv_len}x{head_dim}"),
-            Body::Layernorm { shape, .. } | Body::Gelu { shape, .. } => {
+            Body::AttentionDecode {
+                beams,
+                heads,
+                head_dim,
+                kv_len,
+                ..
+            } => format!("{beams}b x {heads}h 1x{kv_len}x{head_dim}"),
+            Body::Layernorm { shape, .. } | Body::Quantize { shape, .. } => {
                 format!("{}x{}", shape.rows, shape.cols)
             }
             Body::Mel { frames, n_mels, .. } => format!("{frames}x{n_mels}"),

@@ -3,12 +3,37 @@
 //!
 //! The decoder is planned as steps: every step (prompt tokens included) runs each beam's
 //! next token, so its activations are `beams` rows, padded to the cores of a column (the
-//! matmul splits rows over them). Each beam has its own self-attention KV cache; the beams
-//! share the encoder output, so cross attention has `beams` query rows per head.
+//! linear design splits rows over them). Each beam has its own self-attention KV cache; the
+//! beams share the encoder output, so cross attention has `beams` query rows per head.
+//!
+//! int8 plans quantise every linear layer's input (bf16 rows -> int8 rows + f32 scale, the
+//! `sa[row]` of the epilogue) with a `quantize` kernel: after each layernorm, after each
+//! attention and after fc1's fused GELU. bf16 plans feed the bf16 rows straight in.
+//!
+//! Not fused, and why: the residual adds after out_proj and fc2. The linear op refuses
+//! `residual` in its epilogue (a core's 2 input DMA channels carry A and B, with sa, sw and
+//! bias riding inside them), and no op adds two streams yet; each use says so in its notes.
 
 use aiec_runtime::model::WhisperDims;
 
-use super::PlanError;
+use super::{PlanError, Precision};
+use crate::ops::attention::kv_len_buckets;
+
+/// The smallest self-attention KV bucket: two 32-row KV blocks. Buckets double from there
+/// to n_text_ctx, so a step reads less than twice its valid length and a decoder compiles
+/// four designs (64, 128, 256, 448), not one per length.
+pub const FIRST_KV_BUCKET: usize = 64;
+
+/// What a linear layer's epilogue does after dequantising the accumulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearEpilogue {
+    /// `+ bias[col]`, bf16 out (q/v/out/fc; a fused qkv or kv has zero bias for k).
+    Bias,
+    /// `gelu(... + bias[col])`, bf16 out (fc1).
+    BiasGelu,
+    /// No bias, f32 out (the logits: the tied embedding has none).
+    Logits,
+}
 
 /// The kernel a forward op needs, by shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,43 +43,76 @@ pub enum Want {
         frames: usize,
         n_mels: usize,
     },
-    /// `[m x k] x [k x n]` (a linear layer, or a convolution as im2col).
-    Matmul {
+    /// k = 3, pad 1 convolution with fused `gelu(acc + bias)`, `frames` input frames.
+    Conv {
+        c_in: usize,
+        c_out: usize,
+        frames: usize,
+        stride: usize,
+    },
+    /// `[m x k] x [k x n]` linear layer with its epilogue.
+    Linear {
         m: usize,
         k: usize,
         n: usize,
+        epilogue: LinearEpilogue,
     },
-    /// `heads` independent heads of `q_len` queries over `kv_len` keys.
+    /// `heads` independent heads of `q_len` queries over `kv_len` keys; `token_major` host
+    /// buffers for the cross attention (as the projections write them).
     Attention {
         heads: usize,
         q_len: usize,
         kv_len: usize,
         head_dim: usize,
+        token_major: bool,
+    },
+    /// One decoder step of self attention, reading `kv_len` (the bucket) of `n_ctx` rows.
+    AttentionDecode {
+        beams: usize,
+        heads: usize,
+        head_dim: usize,
+        n_ctx: usize,
+        kv_len: usize,
     },
     Layernorm {
         rows: usize,
         cols: usize,
     },
-    Gelu {
+    /// Per-row int8 quantisation of a linear layer's input.
+    Quantize {
         rows: usize,
         cols: usize,
     },
 }
 
 impl Want {
-    /// The shape as the plan's errors name it, e.g. `matmul 1500x512x1536`.
+    /// The shape as the plan's errors name it, e.g. `linear 1500x512x1536`.
     pub fn describe(&self) -> String {
         match *self {
             Want::Mel { frames, n_mels } => format!("mel {frames}x{n_mels}"),
-            Want::Matmul { m, k, n } => format!("matmul {m}x{k}x{n}"),
+            Want::Conv {
+                c_in,
+                c_out,
+                frames,
+                stride,
+            } => format!("conv {frames}x{c_in} -> {c_out} stride {stride}"),
+            Want::Linear { m, k, n, .. } => format!("linear {m}x{k}x{n}"),
             Want::Attention {
                 heads,
                 q_len,
                 kv_len,
                 head_dim,
+                ..
             } => format!("attention {heads}h {q_len}x{kv_len}x{head_dim}"),
+            Want::AttentionDecode {
+                beams,
+                heads,
+                head_dim,
+                kv_len,
+                ..
+            } => format!("attention_decode {beams}b {heads}h 1x{kv_len}x{head_dim}"),
             Want::Layernorm { rows, cols } => format!("layernorm {rows}x{cols}"),
-            Want::Gelu { rows, cols } => format!("gelu {rows}x{cols}"),
+            Want::Quantize { rows, cols } => format!("quantize {rows}x{cols}"),
         }
     }
 }
@@ -63,12 +121,16 @@ impl Want {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Use {
     /// Plan entry (and spec file) name, e.g. `enc_qkv`.
-    pub entry: &'static str,
+    pub entry: String,
     /// The forward op, e.g. `encoder.layers[*].self_attn.qkv`.
     pub forward: String,
     pub want: Want,
     pub per_window: usize,
+    /// Launches per decoder step; for a length bucket, per step whose valid length is in
+    /// `steps`.
     pub per_step: usize,
+    /// The valid KV lengths (inclusive) of the steps that run this entry; `None`: every step.
+    pub steps: Option<(usize, usize)>,
     /// Rows that carry data when the kernel's rows are padded (the live beams).
     pub live_rows: Option<usize>,
 }
@@ -81,6 +143,24 @@ pub struct Shapes {
     pub beams: usize,
     /// Decoder activation rows: `beams` padded to the cores of a column.
     pub rows: usize,
+    pub precision: Precision,
+}
+
+/// An encoder-side use (per window).
+fn window(entry: &str, forward: &str, want: Want, n: usize) -> Use {
+    Use {
+        entry: entry.to_string(),
+        forward: forward.to_string(),
+        want,
+        per_window: n,
+        per_step: 0,
+        steps: None,
+        live_rows: None,
+    }
+}
+
+fn linear(m: usize, k: usize, n: usize, epilogue: LinearEpilogue) -> Want {
+    Want::Linear { m, k, n, epilogue }
 }
 
 impl Shapes {
@@ -88,6 +168,7 @@ impl Shapes {
         dims: &WhisperDims,
         beams: usize,
         cores_per_column: usize,
+        precision: Precision,
     ) -> Result<Self, PlanError> {
         let bad = |message: String| Err(PlanError::Dims { message });
         if beams == 0 {
@@ -105,6 +186,7 @@ impl Shapes {
             dims: *dims,
             beams,
             rows: super::tiling::round_up(beams, cores_per_column),
+            precision,
         })
     }
 
@@ -115,208 +197,236 @@ impl Shapes {
         v
     }
 
+    /// The quantize use before an int8 linear layer (none in a bf16 plan).
+    fn quantize(&self, u: Use) -> Option<Use> {
+        (self.precision == Precision::Int8).then_some(u)
+    }
+
     fn encoder(&self) -> Vec<Use> {
+        use LinearEpilogue::{Bias, BiasGelu};
         let d = &self.dims;
         let (dm, frames, ctx, l) = (d.d_model, 2 * d.n_audio_ctx, d.n_audio_ctx, d.n_layers_enc);
-        let w = |entry, forward: &str, want, n| Use {
-            entry,
-            forward: forward.to_string(),
-            want,
-            per_window: n,
-            per_step: 0,
-            live_rows: None,
+        let ln = Want::Layernorm {
+            rows: ctx,
+            cols: dm,
         };
-        let mm = |m, k, n| Want::Matmul { m, k, n };
-        let rows = |rows, cols| (rows, cols);
-        let ln = |(rows, cols)| Want::Layernorm { rows, cols };
-        let gelu = |(rows, cols)| Want::Gelu { rows, cols };
-        vec![
-            w(
-                "mel",
-                "frontend.log_mel",
-                Want::Mel {
-                    frames,
-                    n_mels: d.n_mels,
-                },
+        let q = |forward: &str, cols, n| {
+            let entry = if cols == dm {
+                "enc_quantize"
+            } else {
+                "enc_quantize_ffn"
+            };
+            self.quantize(window(
+                entry,
+                forward,
+                Want::Quantize { rows: ctx, cols },
+                n,
+            ))
+        };
+        let conv = |c_in, stride| Want::Conv {
+            c_in,
+            c_out: dm,
+            frames,
+            stride,
+        };
+        let mel = Want::Mel {
+            frames,
+            n_mels: d.n_mels,
+        };
+        let attention = Want::Attention {
+            heads: d.n_heads_enc,
+            q_len: ctx,
+            kv_len: ctx,
+            head_dim: dm / d.n_heads_enc,
+            token_major: false,
+        };
+        let layer = "encoder.layers[*]";
+        [
+            Some(window("mel", "frontend.log_mel", mel, 1)),
+            // conv2 reads conv1's 3000 frames with stride 2: 1500 out.
+            Some(window(
+                "enc_conv1",
+                "encoder.conv1+gelu",
+                conv(d.n_mels, 1),
                 1,
-            ),
-            // Convolutions as im2col matmuls (k = 3, pad 1; conv2 has stride 2).
-            w("conv1", "encoder.conv1", mm(frames, 3 * d.n_mels, dm), 1),
-            w(
-                "conv1_gelu",
-                "encoder.conv1.gelu",
-                gelu(rows(frames, dm)),
-                1,
-            ),
-            w("conv2", "encoder.conv2", mm(ctx, 3 * dm, dm), 1),
-            w("conv2_gelu", "encoder.conv2.gelu", gelu(rows(ctx, dm)), 1),
-            w(
+            )),
+            Some(window("enc_conv2", "encoder.conv2+gelu", conv(dm, 2), 1)),
+            Some(window(
                 "enc_layernorm",
-                "encoder.layers[*].self_attn_layer_norm",
-                ln(rows(ctx, dm)),
+                &format!("{layer}.self_attn_layer_norm"),
+                ln,
                 l,
-            ),
-            w(
+            )),
+            q(&format!("{layer}.self_attn_layer_norm.quantize"), dm, l),
+            Some(window(
                 "enc_qkv",
-                "encoder.layers[*].self_attn.qkv",
-                mm(ctx, dm, 3 * dm),
+                &format!("{layer}.self_attn.qkv"),
+                linear(ctx, dm, 3 * dm, Bias),
                 l,
-            ),
-            w(
+            )),
+            Some(window(
                 "enc_attention",
-                "encoder.layers[*].self_attn",
-                Want::Attention {
-                    heads: d.n_heads_enc,
-                    q_len: ctx,
-                    kv_len: ctx,
-                    head_dim: dm / d.n_heads_enc,
-                },
+                &format!("{layer}.self_attn"),
+                attention,
                 l,
-            ),
-            w(
+            )),
+            q(&format!("{layer}.self_attn.quantize"), dm, l),
+            Some(window(
                 "enc_out_proj",
-                "encoder.layers[*].self_attn.out_proj",
-                mm(ctx, dm, dm),
+                &format!("{layer}.self_attn.out_proj"),
+                linear(ctx, dm, dm, Bias),
                 l,
-            ),
-            w(
+            )),
+            Some(window(
                 "enc_layernorm",
-                "encoder.layers[*].ffn_layer_norm",
-                ln(rows(ctx, dm)),
+                &format!("{layer}.ffn_layer_norm"),
+                ln,
                 l,
-            ),
-            w(
+            )),
+            q(&format!("{layer}.ffn_layer_norm.quantize"), dm, l),
+            Some(window(
                 "enc_fc1",
-                "encoder.layers[*].ffn.fc1",
-                mm(ctx, dm, d.ffn_dim),
+                &format!("{layer}.ffn.fc1+gelu"),
+                linear(ctx, dm, d.ffn_dim, BiasGelu),
                 l,
-            ),
-            w(
-                "enc_gelu",
-                "encoder.layers[*].ffn.gelu",
-                gelu(rows(ctx, d.ffn_dim)),
-                l,
-            ),
-            w(
+            )),
+            q(&format!("{layer}.ffn.gelu.quantize"), d.ffn_dim, l),
+            Some(window(
                 "enc_fc2",
-                "encoder.layers[*].ffn.fc2",
-                mm(ctx, d.ffn_dim, dm),
+                &format!("{layer}.ffn.fc2"),
+                linear(ctx, d.ffn_dim, dm, Bias),
                 l,
-            ),
-            w("enc_layernorm", "encoder.layer_norm", ln(rows(ctx, dm)), 1),
+            )),
+            Some(window("enc_layernorm", "encoder.layer_norm", ln, 1)),
+            q("encoder.layer_norm.quantize", dm, 1),
             // Cross-attention K/V of every decoder layer: once per window, over the frames.
-            w(
+            Some(window(
                 "dec_cross_kv",
                 "decoder.layers[*].cross_attn.kv",
-                mm(ctx, dm, 2 * dm),
+                linear(ctx, dm, 2 * dm, Bias),
                 d.n_layers_dec,
-            ),
+            )),
         ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The self-attention uses of a step: one entry per KV length bucket, each run by the
+    /// steps whose valid length falls in it (the largest bucket keeps the plain name).
+    fn self_attention(&self) -> Vec<Use> {
+        let d = &self.dims;
+        let buckets = kv_len_buckets(d.n_text_ctx, FIRST_KV_BUCKET);
+        let mut low = 1;
+        buckets
+            .iter()
+            .map(|&kv_len| {
+                let entry = if kv_len == d.n_text_ctx {
+                    "dec_step_self_attention".to_string()
+                } else {
+                    format!("dec_step_self_attention_kv{kv_len}")
+                };
+                let u = Use {
+                    entry,
+                    forward: "decoder.step.layers[*].self_attn".into(),
+                    want: Want::AttentionDecode {
+                        beams: self.beams,
+                        heads: d.n_heads_dec,
+                        head_dim: d.d_model / d.n_heads_dec,
+                        n_ctx: d.n_text_ctx,
+                        kv_len,
+                    },
+                    per_window: 0,
+                    per_step: d.n_layers_dec,
+                    steps: Some((low, kv_len)),
+                    live_rows: None,
+                };
+                low = kv_len + 1;
+                u
+            })
+            .collect()
     }
 
     fn decoder(&self) -> Vec<Use> {
+        use LinearEpilogue::{Bias, BiasGelu, Logits};
         let d = &self.dims;
         let (dm, r, l, b) = (d.d_model, self.rows, d.n_layers_dec, self.beams);
-        let s = |entry, forward: &str, want, n| Use {
-            entry,
-            forward: forward.to_string(),
-            want,
+        let s = |entry: &str, forward: &str, want, n| Use {
             per_window: 0,
             per_step: n,
             live_rows: Some(b),
+            ..window(entry, &format!("decoder.step.{forward}"), want, 0)
         };
-        let mm = |m, k, n| Want::Matmul { m, k, n };
         let ln = Want::Layernorm { rows: r, cols: dm };
-        let head_dim = dm / d.n_heads_dec;
-        vec![
-            s(
-                "dec_layernorm",
-                "decoder.step.layers[*].self_attn_layer_norm",
-                ln,
-                l,
-            ),
-            s(
+        let q = |forward: &str, cols, n| {
+            let entry = if cols == dm {
+                "dec_quantize"
+            } else {
+                "dec_quantize_ffn"
+            };
+            self.quantize(s(entry, forward, Want::Quantize { rows: r, cols }, n))
+        };
+        let cross = Want::Attention {
+            heads: d.n_heads_dec,
+            q_len: b,
+            kv_len: d.n_audio_ctx,
+            head_dim: dm / d.n_heads_dec,
+            token_major: true,
+        };
+        let proj = linear(r, dm, dm, Bias);
+        let mut v: Vec<Use> = [
+            Some(s("dec_layernorm", "layers[*].self_attn_layer_norm", ln, l)),
+            q("layers[*].self_attn_layer_norm.quantize", dm, l),
+            Some(s(
                 "dec_qkv",
-                "decoder.step.layers[*].self_attn.qkv",
-                mm(r, dm, 3 * dm),
+                "layers[*].self_attn.qkv",
+                linear(r, dm, 3 * dm, Bias),
                 l,
-            ),
-            s(
-                "dec_self_attention",
-                "decoder.step.layers[*].self_attn",
-                // Each beam attends over its own cache: beams x heads independent heads.
-                Want::Attention {
-                    heads: d.n_heads_dec * b,
-                    q_len: 1,
-                    kv_len: d.n_text_ctx,
-                    head_dim,
-                },
-                l,
-            ),
-            s(
-                "dec_proj",
-                "decoder.step.layers[*].self_attn.out_proj",
-                mm(r, dm, dm),
-                l,
-            ),
-            s(
-                "dec_layernorm",
-                "decoder.step.layers[*].cross_attn_layer_norm",
-                ln,
-                l,
-            ),
-            s(
-                "dec_proj",
-                "decoder.step.layers[*].cross_attn.q",
-                mm(r, dm, dm),
-                l,
-            ),
-            s(
-                "dec_cross_attention",
-                "decoder.step.layers[*].cross_attn",
-                Want::Attention {
-                    heads: d.n_heads_dec,
-                    q_len: b,
-                    kv_len: d.n_audio_ctx,
-                    head_dim,
-                },
-                l,
-            ),
-            s(
-                "dec_proj",
-                "decoder.step.layers[*].cross_attn.out_proj",
-                mm(r, dm, dm),
-                l,
-            ),
-            s(
-                "dec_layernorm",
-                "decoder.step.layers[*].ffn_layer_norm",
-                ln,
-                l,
-            ),
-            s(
-                "dec_fc1",
-                "decoder.step.layers[*].ffn.fc1",
-                mm(r, dm, d.ffn_dim),
-                l,
-            ),
-            s(
-                "dec_gelu",
-                "decoder.step.layers[*].ffn.gelu",
-                Want::Gelu {
-                    rows: r,
-                    cols: d.ffn_dim,
-                },
-                l,
-            ),
-            s(
-                "dec_fc2",
-                "decoder.step.layers[*].ffn.fc2",
-                mm(r, d.ffn_dim, dm),
-                l,
-            ),
-            s("dec_layernorm", "decoder.step.layer_norm", ln, 1),
-            s("dec_logits", "logits", mm(r, dm, d.n_vocab), 1),
+            )),
         ]
+        .into_iter()
+        .flatten()
+        .collect();
+        v.extend(self.self_attention());
+        v.extend(
+            [
+                q("layers[*].self_attn.quantize", dm, l),
+                Some(s("dec_proj", "layers[*].self_attn.out_proj", proj, l)),
+                Some(s("dec_layernorm", "layers[*].cross_attn_layer_norm", ln, l)),
+                q("layers[*].cross_attn_layer_norm.quantize", dm, l),
+                Some(s("dec_proj", "layers[*].cross_attn.q", proj, l)),
+                Some(s(
+                    "dec_step_cross_attention",
+                    "layers[*].cross_attn",
+                    cross,
+                    l,
+                )),
+                q("layers[*].cross_attn.quantize", dm, l),
+                Some(s("dec_proj", "layers[*].cross_attn.out_proj", proj, l)),
+                Some(s("dec_layernorm", "layers[*].ffn_layer_norm", ln, l)),
+                q("layers[*].ffn_layer_norm.quantize", dm, l),
+                Some(s(
+                    "dec_fc1",
+                    "layers[*].ffn.fc1+gelu",
+                    linear(r, dm, d.ffn_dim, BiasGelu),
+                    l,
+                )),
+                q("layers[*].ffn.gelu.quantize", d.ffn_dim, l),
+                Some(s(
+                    "dec_fc2",
+                    "layers[*].ffn.fc2",
+                    linear(r, d.ffn_dim, dm, Bias),
+                    l,
+                )),
+                Some(s("dec_layernorm", "layer_norm", ln, 1)),
+                q("layer_norm.quantize", dm, 1),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let mut logits = s("dec_logits", "", linear(r, dm, d.n_vocab, Logits), 1);
+        logits.forward = "logits".into();
+        v.push(logits);
+        v
     }
 }

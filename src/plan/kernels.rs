@@ -1,29 +1,26 @@
 //! From a wanted kernel (op and shape) to the spec documents to try, in order of preference
 //! (see [`super::tiling`]), each named and typed for the plan's device and precision.
 
-use super::doc::{Array, Body, Mnk, Requant, Rows, SpecDoc, Table};
-use super::forward::Want;
+use super::doc::{Array, Body, Mnk, Rows, SpecDoc};
+use super::forward::{LinearEpilogue, Want};
 use super::tiling::{self, MatmulTiling};
 use super::{PlanOptions, Precision};
 use crate::device::DeviceModel;
 
 /// Whisper's layernorm epsilon.
 const LAYERNORM_EPSILON: f64 = 1e-5;
-/// The GELU table of kernel-specs/gelu.toml: [-4, 4] in steps of 1/32 (error bound in
-/// `ops::gelu::TOLERANCE`).
-const GELU_TABLE: Table = Table {
-    min: -4.0,
-    max: 4.0,
-    step: 0.03125,
-};
 
-/// Today's fixed-shift requantisation, sized so random int8 operands stay mostly inside the
-/// int8 range: the sum of `k` products grows like `sqrt(k)`, `shift = ceil(log2 k) + 3`
-/// (12 for k = 512, 14 for k = 2048).
-fn placeholder_requant(k: usize) -> Requant {
-    Requant {
-        shift: k.next_power_of_two().trailing_zeros() + 3,
-        scale: 3,
+/// The epilogue expression of a linear layer at `precision`: int8 dequantises with the
+/// activation row scale and the weight column scale first.
+fn linear_epilogue(epilogue: LinearEpilogue, precision: Precision) -> (String, &'static str) {
+    let acc = match precision {
+        Precision::Int8 => "acc * sa[row] * sw[col]",
+        Precision::Bf16 => "acc",
+    };
+    match epilogue {
+        LinearEpilogue::Bias => (format!("{acc} + bias[col]"), "bf16"),
+        LinearEpilogue::BiasGelu => (format!("gelu({acc} + bias[col])"), "bf16"),
+        LinearEpilogue::Logits => (acc.to_string(), "f32"),
     }
 }
 
@@ -34,14 +31,14 @@ pub struct Namer<'a> {
 
 impl Namer<'_> {
     /// `wb_enc_fc1`, `wb_npu2_enc_fc1`, `wb_enc_out_proj_bf16`: model prefix, the device when
-    /// it is not npu1, the entry, and the precision of matmuls that are not int8.
-    fn name(&self, entry: &str, is_matmul: bool) -> String {
+    /// it is not npu1, the entry, and the precision of linear layers that are not int8.
+    fn name(&self, entry: &str, is_linear: bool) -> String {
         let device = if self.opts.device == "npu1" {
             String::new()
         } else {
             format!("{}_", self.opts.device)
         };
-        let precision = match (is_matmul, self.opts.precision) {
+        let precision = match (is_linear, self.opts.precision) {
             (true, Precision::Bf16) => "_bf16",
             _ => "",
         };
@@ -51,7 +48,7 @@ impl Namer<'_> {
     fn doc(&self, entry: &str, dtype: &'static str, array: Array, body: Body) -> SpecDoc {
         SpecDoc {
             op: body.op(),
-            name: self.name(entry, matches!(body, Body::Matmul { .. })),
+            name: self.name(entry, matches!(body, Body::Linear { .. })),
             device: self.opts.device.clone(),
             dtype,
             array,
@@ -61,19 +58,19 @@ impl Namer<'_> {
     }
 }
 
-/// The matmul spec of one tiling at the plan's precision.
-fn matmul_doc(namer: &Namer, entry: &str, t: MatmulTiling) -> SpecDoc {
-    // TODO(epilogue, wt-mm): once matmul has its dequantising epilogue (acc x row scale x
-    // column scale + bias, optional GELU / residual add), it replaces `requant` here, and the
-    // GELU entries that follow fc1/conv fold into it.
-    let (dtype, requant) = match namer.opts.precision {
-        Precision::Int8 => ("int8", Some(placeholder_requant(t.shape.k))),
-        Precision::Bf16 => ("bf16", None),
+/// The linear spec of one tiling at the plan's precision.
+fn linear_doc(namer: &Namer, entry: &str, t: MatmulTiling, epilogue: LinearEpilogue) -> SpecDoc {
+    let precision = namer.opts.precision;
+    let dtype = match precision {
+        Precision::Int8 => "int8",
+        Precision::Bf16 => "bf16",
     };
-    let body = Body::Matmul {
+    let (epilogue, out_dtype) = linear_epilogue(epilogue, precision);
+    let body = Body::Linear {
         shape: t.shape,
         tile: t.tile,
-        requant,
+        epilogue,
+        out_dtype,
     };
     namer.doc(entry, dtype, t.array, body)
 }
@@ -96,15 +93,36 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
                 namer.doc(entry, "f32", array, body)
             })
             .collect(),
-        Want::Matmul { m, k, n } => tiling::matmul_candidates(m, k, n, dev)
+        Want::Linear { m, k, n, epilogue } => tiling::matmul_candidates(m, k, n, dev)
             .into_iter()
-            .map(|t| matmul_doc(namer, entry, t))
+            .map(|t| linear_doc(namer, entry, t, epilogue))
+            .collect(),
+        Want::Conv {
+            c_in,
+            c_out,
+            frames,
+            stride,
+        } => tiling::conv_candidates((frames - 1) / stride + 1, c_in, c_out, dev)
+            .into_iter()
+            .map(|t| {
+                let body = Body::Conv {
+                    c_in,
+                    c_out,
+                    frames,
+                    stride,
+                    tile: t.tile,
+                    epilogue: "gelu(acc + bias[col])".into(),
+                    out_dtype: "bf16",
+                };
+                namer.doc(entry, "bf16", t.array, body)
+            })
             .collect(),
         Want::Attention {
             heads,
             q_len,
             kv_len,
             head_dim,
+            token_major,
         } => tiling::attention_candidates(heads, q_len, kv_len, dev)
             .into_iter()
             .map(|(array, q_tile, kv_tile)| {
@@ -116,6 +134,7 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
                     q_tile,
                     kv_tile,
                     causal: false,
+                    layout: token_major.then_some("token_major"),
                 };
                 namer.doc(entry, "bf16", array, body)
             })
@@ -131,13 +150,32 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
                 namer.doc(entry, "bf16", array, body)
             })
             .collect(),
-        Want::Gelu { rows: r, cols } => tiling::rowwise_candidates(r, dev)
+        Want::Quantize { rows: r, cols } => tiling::rowwise_candidates(r, dev)
             .into_iter()
             .map(|(array, tile_rows)| {
-                let body = Body::Gelu {
+                let body = Body::Quantize {
                     shape: rows(r, cols),
                     tile_rows,
-                    table: GELU_TABLE,
+                };
+                namer.doc(entry, "bf16", array, body)
+            })
+            .collect(),
+        Want::AttentionDecode {
+            beams,
+            heads,
+            head_dim,
+            n_ctx,
+            kv_len,
+        } => tiling::attention_decode_candidates(beams * heads, kv_len, dev)
+            .into_iter()
+            .map(|(array, kv_tile)| {
+                let body = Body::AttentionDecode {
+                    beams,
+                    heads,
+                    head_dim,
+                    n_ctx,
+                    kv_len,
+                    kv_tile,
                 };
                 namer.doc(entry, "bf16", array, body)
             })
@@ -159,7 +197,7 @@ pub fn padding_of(
         }
     };
     match (want, body) {
-        (Want::Matmul { m, k, n }, Body::Matmul { shape: s, .. }) => {
+        (Want::Linear { m, k, n, .. }, Body::Linear { shape: s, .. }) => {
             let Mnk {
                 m: pm,
                 k: pk,
@@ -170,7 +208,7 @@ pub fn padding_of(
             note("shape.n", n, pn);
         }
         (Want::Layernorm { rows, .. }, Body::Layernorm { shape, .. })
-        | (Want::Gelu { rows, .. }, Body::Gelu { shape, .. }) => {
+        | (Want::Quantize { rows, .. }, Body::Quantize { shape, .. }) => {
             note("shape.rows", live_rows.unwrap_or(rows), shape.rows)
         }
         _ => {}

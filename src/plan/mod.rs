@@ -9,10 +9,11 @@
 //! - forward ops that need the same kernel share one entry (its counts are the sums);
 //! - [`render`] prints the plan table and writes one TOML per entry.
 //!
-//! Pending on other branches (see the notes entries carry): the conv op (conv entries are
-//! im2col matmuls today), the matmul epilogue (`kernels::matmul_doc` holds the TODO) and the
-//! decoder-step attention variants (today's attention op, whose KV length is the cache
-//! capacity).
+//! Kernels: `conv` (im2col in the DMA pattern, GELU fused), `linear` (int8 with the
+//! dequantising epilogue, or bf16; bias and fc1's GELU fused), `quantize` (int8 plans),
+//! `attention` (encoder; token-major cross attention), `attention_decode` (one entry per KV
+//! length bucket), `layernorm`, `mel`. What is not fused, and why, is in [`forward`] and the
+//! notes entries carry.
 
 pub mod doc;
 pub mod forward;
@@ -111,7 +112,21 @@ pub struct Serves {
     /// e.g. `encoder.layers[*].self_attn.qkv`, `decoder.step.layers[*].self_attn`, `logits`.
     pub forward: String,
     pub per_window: usize,
+    /// Launches per decoder step; with `steps`, per step whose valid length is in it.
     pub per_step: usize,
+    /// The valid KV lengths (inclusive) of the steps this entry serves: a length bucket runs
+    /// on those steps only, one bucket per step. `None`: every step.
+    pub steps: Option<(usize, usize)>,
+}
+
+impl Serves {
+    /// `6`, or `6 if len 65..=128` for a length bucket.
+    pub fn per_step_text(&self) -> String {
+        match self.steps {
+            Some((lo, hi)) => format!("{} if len {lo}..={hi}", self.per_step),
+            None => self.per_step.to_string(),
+        }
+    }
 }
 
 /// A spec field the plan padded beyond the model's shape (the host pads and drops).
@@ -152,9 +167,27 @@ impl PlanEntry {
         self.serves.iter().map(|s| s.per_window).sum()
     }
 
-    /// Launches per decoder step (one step runs every live beam).
+    /// Launches per decoder step (one step runs every live beam); for a length bucket, per
+    /// step whose valid length it serves.
     pub fn per_step(&self) -> usize {
         self.serves.iter().map(|s| s.per_step).sum()
+    }
+
+    /// Launches in a decoder step whose valid KV length is `len`.
+    pub fn per_step_at(&self, len: usize) -> usize {
+        self.serves
+            .iter()
+            .filter(|s| s.steps.is_none_or(|(lo, hi)| (lo..=hi).contains(&len)))
+            .map(|s| s.per_step)
+            .sum()
+    }
+
+    /// The per-step column of the table: `18`, or `6 if len 65..=128`.
+    pub fn per_step_text(&self) -> String {
+        match self.serves.as_slice() {
+            [one] => one.per_step_text(),
+            _ => self.per_step().to_string(),
+        }
     }
 }
 
@@ -170,7 +203,12 @@ impl Plan {
     /// Derives the plan of a model with `dims`; every spec in it passed `Spec::build()`.
     pub fn for_model(dims: &WhisperDims, options: &PlanOptions) -> Result<Plan, PlanError> {
         let dev = DeviceModel::get(&options.device)?;
-        let shapes = Shapes::new(dims, options.beams, dev.cores_per_column() as usize)?;
+        let shapes = Shapes::new(
+            dims,
+            options.beams,
+            dev.cores_per_column() as usize,
+            options.precision,
+        )?;
         let namer = Namer { opts: options };
         let mut entries: Vec<(Want, PlanEntry)> = Vec::new();
         for u in shapes.uses() {
@@ -178,6 +216,7 @@ impl Plan {
                 forward: u.forward.clone(),
                 per_window: u.per_window,
                 per_step: u.per_step,
+                steps: u.steps,
             };
             if let Some((want, e)) = entries.iter_mut().find(|(_, e)| e.name == u.entry) {
                 if *want != u.want {
@@ -209,17 +248,18 @@ impl Plan {
     }
 }
 
-/// The notes an entry carries while another branch's op is pending.
+/// Why an entry looks as it does where the forward does more than its kernel.
 fn notes_for(entry: &str) -> Vec<&'static str> {
     match entry {
-        "conv1" | "conv2" => vec![
-            "convolution as an im2col matmul [frames, 3 x C_in] x [3 x C_in, d_model]: the conv op (wt-mm) is not on main yet",
+        "enc_out_proj" | "enc_fc2" | "dec_proj" | "dec_fc2" => vec![
+            "the residual add is not fused: the linear op refuses `residual` (a core's 2 input DMA channels carry A and B) and no op adds two streams yet",
         ],
-        "conv1_gelu" | "conv2_gelu" | "enc_gelu" | "dec_gelu" => {
-            vec!["separate GELU until the matmul epilogue (wt-mm) fuses it"]
+        "dec_qkv" | "enc_qkv" | "dec_cross_kv" => {
+            vec!["k_proj has no bias in Whisper: its bias columns are zero"]
         }
-        "dec_self_attention" => vec![
-            "heads = decoder heads x beams (each beam has its own KV cache); kv_len is the cache capacity: today's attention op cannot limit it to the valid length, the step variant (wt-att) will",
+        "dec_logits" => vec!["the tied token embedding: no bias, f32 logits"],
+        _ if entry.starts_with("dec_step_self_attention") => vec![
+            "one of the length buckets runs per step: the smallest whose kv_len holds the valid length, passed in the LEN buffer",
         ],
         _ => Vec::new(),
     }
@@ -231,17 +271,17 @@ fn plan_entry(
     dev: &DeviceModel,
     serves: Serves,
 ) -> Result<PlanEntry, PlanError> {
-    let candidates = kernels::candidates(namer, u.entry, u.want, dev);
-    let built = tiling::first_that_builds(u.entry, &u.want.describe(), candidates)?;
+    let candidates = kernels::candidates(namer, &u.entry, u.want, dev);
+    let built = tiling::first_that_builds(&u.entry, &u.want.describe(), candidates)?;
     let padding = kernels::padding_of(u.want, u.live_rows, &built.doc.body)
         .into_iter()
         .map(|(field, from, to)| Padding { field, from, to })
         .collect();
     Ok(PlanEntry {
-        name: u.entry.to_string(),
+        name: u.entry.clone(),
         serves: vec![serves],
         padding,
-        notes: notes_for(u.entry),
+        notes: notes_for(&u.entry),
         shape: built.doc.body.shape_text(),
         toml: built.toml,
         spec: built.spec,

@@ -27,13 +27,15 @@ impl PlanEntry {
             self.name,
             self.op(),
             self.per_window(),
-            self.per_step()
+            self.per_step_text()
         );
         for serves in &self.serves {
             let _ = writeln!(
                 s,
                 "# serves {} ({} per window, {} per step)",
-                serves.forward, serves.per_window, serves.per_step
+                serves.forward,
+                serves.per_window,
+                serves.per_step_text()
             );
         }
         for p in &self.padding {
@@ -66,7 +68,7 @@ impl Plan {
                     e.op().to_string(),
                     e.shape.clone(),
                     e.per_window().to_string(),
-                    e.per_step().to_string(),
+                    e.per_step_text(),
                     e.padding_text(),
                     e.serves
                         .iter()

@@ -29,6 +29,9 @@ use crate::spec::Spec;
 pub const MATMUL_TILE_N: usize = 32;
 const MATMUL_MAX_TILE_M: usize = 32;
 const MATMUL_MAX_TILE_K: usize = 64;
+/// Conv operands are bf16 only and its K (3 c_in) is larger; a K block of up to 80 keeps
+/// conv1's K = 240 in 3 blocks (one per tap) with the A and B blocks 4-5 KiB each.
+const CONV_MAX_TILE_K: usize = 80;
 const ATTENTION_MAX_TILE: usize = 32;
 
 /// Divisors of `n`, largest first.
@@ -79,7 +82,32 @@ pub struct MatmulTiling {
 /// Matmul candidates for `m x k x n`. N is padded to whole column blocks when it does not
 /// divide into [`MATMUL_TILE_N`] (the vocabulary), M to whole row tiles (decoder rows).
 pub fn matmul_candidates(m: usize, k: usize, n: usize, dev: &DeviceModel) -> Vec<MatmulTiling> {
-    let tile_k = largest_divisor_upto(k, MATMUL_MAX_TILE_K);
+    tilings(m, k, n, MATMUL_MAX_TILE_K, dev)
+}
+
+/// Conv candidates for the im2col product `[out_frames, 3 c_in] x [3 c_in, c_out]`: the
+/// matmul tilings that need no padding (the conv's shape follows from its fields).
+pub fn conv_candidates(
+    out_frames: usize,
+    c_in: usize,
+    c_out: usize,
+    dev: &DeviceModel,
+) -> Vec<MatmulTiling> {
+    let k = crate::ops::conv::TAPS * c_in;
+    tilings(out_frames, k, c_out, CONV_MAX_TILE_K, dev)
+        .into_iter()
+        .filter(|t| t.shape.m == out_frames && t.shape.n == c_out)
+        .collect()
+}
+
+fn tilings(
+    m: usize,
+    k: usize,
+    n: usize,
+    max_tile_k: usize,
+    dev: &DeviceModel,
+) -> Vec<MatmulTiling> {
+    let tile_k = largest_divisor_upto(k, max_tile_k);
     let n_padded = if n.is_multiple_of(MATMUL_TILE_N) {
         n
     } else {
@@ -141,6 +169,21 @@ pub fn attention_candidates(
         .into_iter()
         .filter(|a| heads.is_multiple_of(a.cores()))
         .map(|a| (a, q_tile, kv_tile))
+        .collect()
+}
+
+/// Decoder-step attention candidates: `(array, kv_tile)`, one (beam, head) pair or more per
+/// core, so the core count divides the pairs; KV blocks of up to 32 rows.
+pub fn attention_decode_candidates(
+    pairs: usize,
+    kv_len: usize,
+    dev: &DeviceModel,
+) -> Vec<(Array, usize)> {
+    let kv_tile = largest_divisor_upto(kv_len, ATTENTION_MAX_TILE);
+    arrays(dev)
+        .into_iter()
+        .filter(|a| pairs.is_multiple_of(a.cores()))
+        .map(|a| (a, kv_tile))
         .collect()
 }
 
