@@ -28,6 +28,7 @@ use crate::spec::Dtype;
 use melior::ir::{Block, Value};
 
 mod spec;
+mod vmac;
 pub use spec::{MatmulShape, MatmulSpec, Requant};
 
 /// int8 results are bit-exact: the kernels and the reference use the same integer formula.
@@ -101,7 +102,7 @@ impl Tile {
     }
 }
 
-/// `acc = 0`.
+/// `acc = 0` (vectorised when `tile.n` allows, see [`vmac`]).
 fn emit_zero<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -111,6 +112,9 @@ fn emit_zero<'c>(
     expect_args("matmul_zero", args, 1)?;
     let e = Emit::new(ctx, block, "matmul_zero");
     let acc = args[0];
+    if let Some(lanes) = vmac::lanes(&t) {
+        return vmac::emit_zero(&e, acc, t, lanes);
+    }
     let zero = match t.acc_elem() {
         ElemType::I32 => e.int(32, 0)?,
         _ => e.f32(0.0)?,
@@ -118,7 +122,8 @@ fn emit_zero<'c>(
     e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])))
 }
 
-/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32).
+/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32); vectorised
+/// when `tile.n` allows (see [`vmac`]), scalar loops otherwise.
 fn emit_mac<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -128,6 +133,9 @@ fn emit_mac<'c>(
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
     let (a, b, acc) = (args[0], args[1], args[2]);
+    if let Some(lanes) = vmac::lanes(&t) {
+        return vmac::emit_mac(&e, [a, b, acc], t, lanes);
+    }
     let int = t.dtype == Dtype::Int8;
     e.for_n(t.m, |e, i| {
         e.for_n(t.n, |e, j| {
