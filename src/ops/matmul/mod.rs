@@ -102,7 +102,7 @@ impl Tile {
     }
 }
 
-/// `acc = 0` (vectorised when `tile.n` allows, see [`vmac`]).
+/// `acc = 0` (vector stores where `tile.n` allows, see [`vmac`]).
 fn emit_zero<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -110,20 +110,11 @@ fn emit_zero<'c>(
     t: Tile,
 ) -> KResult<()> {
     expect_args("matmul_zero", args, 1)?;
-    let e = Emit::new(ctx, block, "matmul_zero");
-    let acc = args[0];
-    if let Some(lanes) = vmac::lanes(&t) {
-        return vmac::emit_zero(&e, acc, t, lanes);
-    }
-    let zero = match t.acc_elem() {
-        ElemType::I32 => e.int(32, 0)?,
-        _ => e.f32(0.0)?,
-    };
-    e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])))
+    vmac::emit_zero(&Emit::new(ctx, block, "matmul_zero"), args[0], t)
 }
 
-/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32); vectorised
-/// when `tile.n` allows (see [`vmac`]), scalar loops otherwise.
+/// `acc[i][j] += sum_l a[i][l] * b[l][j]` in AIE-ML `mmul` blocks where the tile allows,
+/// scalar loops otherwise (see [`vmac`]).
 fn emit_mac<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -132,29 +123,7 @@ fn emit_mac<'c>(
 ) -> KResult<()> {
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
-    let (a, b, acc) = (args[0], args[1], args[2]);
-    if let Some(lanes) = vmac::lanes(&t) {
-        return vmac::emit_mac(&e, [a, b, acc], t, lanes);
-    }
-    let int = t.dtype == Dtype::Int8;
-    e.for_n(t.m, |e, i| {
-        e.for_n(t.n, |e, j| {
-            let init = e.load(acc, &[i, j])?;
-            let sum = e.fold_n(t.k, init, |e, l, s| {
-                if int {
-                    let i32t = e.int_type(32);
-                    let x = e.cast("arith.extsi", e.load(a, &[i, l])?, i32t)?;
-                    let y = e.cast("arith.extsi", e.load(b, &[l, j])?, i32t)?;
-                    e.addi(s, e.muli(x, y)?)
-                } else {
-                    let x = e.load_f32(a, &[i, l])?;
-                    let y = e.load_f32(b, &[l, j])?;
-                    e.addf(s, e.mulf(x, y)?)
-                }
-            })?;
-            e.store(sum, acc, &[i, j])
-        })
-    })
+    vmac::emit_mac(&e, [args[0], args[1], args[2]], t)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.
