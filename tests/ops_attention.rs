@@ -1,4 +1,3 @@
-
 #[test]
 fn an_unknown_layout_is_refused_naming_the_choices() {
     let text = spec_text("whisper-base/dec_step_cross_attention.toml")

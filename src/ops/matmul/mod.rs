@@ -123,7 +123,8 @@ fn emit_mac<'c>(
 ) -> KResult<()> {
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
-    vmac::emit_mac(&e, [args[0], args[1], args[2]], t)
+    let arch = vmac::Arch::of_device(ctx.device_block);
+    vmac::emit_mac(&e, [args[0], args[1], args[2]], t, arch)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.

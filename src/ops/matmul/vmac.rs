@@ -18,18 +18,45 @@ use crate::ops::kir::{Emit, KResult};
 use crate::spec::Dtype;
 use melior::ir::Value;
 
-/// The `[m, k, n]` block of the AIE-ML `mmul` for the tile's dtype.
-fn mmul_block(t: &Tile) -> [usize; 3] {
-    match t.dtype {
-        Dtype::Int8 => [4, 8, 8],
-        _ => [4, 8, 4],
+/// The AIE generation whose `mmul` shapes the blocks follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arch {
+    /// AIE-ML (npu1): int8 `4x8x8`, bf16 `4x8x4`.
+    AieMl,
+    /// AIE-MLv2 (npu2): `8x8x8` for both.
+    AieMl2,
+}
+
+impl Arch {
+    /// The generation of the `aie.device` a kernel is emitted into (`npu2*` is AIE-MLv2).
+    pub(super) fn of_device(device_block: &melior::ir::Block<'_>) -> Arch {
+        use melior::ir::block::BlockLike;
+        use melior::ir::operation::OperationLike;
+        let npu2 = device_block
+            .parent_operation()
+            .and_then(|op| op.attribute("device").ok())
+            .is_some_and(|a| a.to_string().contains("npu2"));
+        if npu2 {
+            Arch::AieMl2
+        } else {
+            Arch::AieMl
+        }
+    }
+}
+
+/// The `[m, k, n]` block of the `mmul` for the tile's dtype on `arch`.
+fn mmul_block(t: &Tile, arch: Arch) -> [usize; 3] {
+    match (arch, t.dtype) {
+        (Arch::AieMl2, _) => [8, 8, 8],
+        (Arch::AieMl, Dtype::Int8) => [4, 8, 8],
+        (Arch::AieMl, _) => [4, 8, 4],
     }
 }
 
 /// The block shape when the tile's k and n are multiples of it and it has at least one full
 /// row block; `None` selects the scalar kernels.
-fn blocks(t: &Tile) -> Option<[usize; 3]> {
-    let [bm, bk, bn] = mmul_block(t);
+fn blocks(t: &Tile, arch: Arch) -> Option<[usize; 3]> {
+    let [bm, bk, bn] = mmul_block(t, arch);
     (t.m >= bm && t.k % bk == 0 && t.n % bn == 0).then_some([bm, bk, bn])
 }
 
@@ -52,8 +79,8 @@ pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
 }
 
 /// `acc[i][j] += sum_l a[i][l] * b[l][j]`.
-pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile) -> KResult<()> {
-    let Some(block) = blocks(&t) else {
+pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile, arch: Arch) -> KResult<()> {
+    let Some(block) = blocks(&t, arch) else {
         return scalar_rows(e, abc, t, 0);
     };
     let full_rows = t.m / block[0] * block[0];
