@@ -25,15 +25,19 @@ use melior::{
 const PIPELINE: &str = "builtin.module(\
     func.func(math-extend-to-supported-types{target-type=f32}),\
     arith-emulate-unsupported-floats{source-types=bf16 target-type=f32},\
+    convert-vector-to-scf{full-unroll=true},\
+    lower-affine,\
     convert-scf-to-cf,\
     arith-expand{include-bf16=true},\
     convert-math-to-llvm,\
     convert-math-to-libm,\
     expand-strided-metadata,\
+    convert-vector-to-llvm{vector-contract-lowering=outerproduct},\
     finalize-memref-to-llvm,\
     convert-arith-to-llvm,\
     convert-cf-to-llvm,\
     convert-func-to-llvm,\
+    convert-ub-to-llvm,\
     reconcile-unrealized-casts)";
 
 /// A host buffer handed to a kernel as a 2-D (or 1-D) memref.

@@ -91,6 +91,9 @@ pub fn core_to_llvm(device_symbol: &str, col: u32, row: u32, target: AieTarget) 
         Pass::new("convert-aievec-to-llvm").opt("aie-target", target.name()),
         Pass::new("canonicalize"),
         Pass::new("cse"),
+        // Lowers what aievec leaves in the vector dialect (e.g. the n-D `vector.shape_cast`
+        // around `aievec.matmul`), which `convert-to-llvm{dynamic}` does not.
+        Pass::new("convert-vector-to-llvm"),
         Pass::new("expand-strided-metadata"),
         Pass::new("lower-affine"),
         Pass::new("arith-expand"),

@@ -16,6 +16,9 @@ use melior::{
 
 use crate::design::{DesignError, ElemType, KernelCtx};
 
+mod vector;
+pub use vector::Reduce;
+
 /// Appends ops to one block. `'k` is the borrow of that block.
 pub struct Emit<'c, 'k> {
     pub context: &'c Context,

@@ -37,21 +37,22 @@ use crate::mlir::memref_type;
 /// Lowering to the LLVM dialect for the host. bf16 arithmetic and math are computed in f32
 /// and rounded back (round-to-nearest-even), as the AIE vector unit accumulates bf16 in f32.
 pub(crate) const HOST_PIPELINE: &str = "builtin.module(\
-    lower-affine,\
     func.func(math-extend-to-supported-types{target-type=f32}),\
     arith-emulate-unsupported-floats{source-types=bf16 target-type=f32},\
-    convert-vector-to-scf,\
+    convert-vector-to-scf{full-unroll=true},\
+    lower-affine,\
     convert-scf-to-cf,\
     arith-expand{include-bf16=true},\
     convert-math-to-llvm,\
     convert-math-to-libm,\
     expand-strided-metadata,\
-    convert-vector-to-llvm,\
+    convert-vector-to-llvm{vector-contract-lowering=outerproduct},\
     finalize-memref-to-llvm,\
     convert-arith-to-llvm,\
     convert-index-to-llvm,\
     convert-func-to-llvm,\
     convert-cf-to-llvm,\
+    convert-ub-to-llvm,\
     reconcile-unrealized-casts)";
 
 pub(crate) type CoreFn = unsafe extern "C" fn(i64);

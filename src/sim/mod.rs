@@ -195,7 +195,13 @@ impl Prepared {
         let wiring = self.wiring.clone();
         let actors = actor_infos(&wiring);
         let run_started = Instant::now();
-        let shared = Shared::new(wiring, actors, self.wiring.workers.len(), host, self.timeout);
+        let shared = Shared::new(
+            wiring,
+            actors,
+            self.wiring.workers.len(),
+            host,
+            self.timeout,
+        );
         run_actors(&shared, &self.compiled);
         let run_time = run_started.elapsed();
         if let Some(error) = shared.lock().error.take() {
@@ -231,7 +237,11 @@ fn run_actors(shared: &Shared, compiled: &jit::Compiled) {
         .map(|w| CoreCtx {
             shared,
             actor: w,
-            ports: shared.wiring.workers[w].ports.iter().map(|(p, _)| *p).collect(),
+            ports: shared.wiring.workers[w]
+                .ports
+                .iter()
+                .map(|(p, _)| *p)
+                .collect(),
             shapes: shared.wiring.workers[w]
                 .ports
                 .iter()

@@ -28,6 +28,7 @@ use crate::spec::Dtype;
 use melior::ir::{Block, Value};
 
 mod spec;
+mod vmac;
 pub use spec::{MatmulShape, MatmulSpec, Requant};
 
 /// int8 results are bit-exact: the kernels and the reference use the same integer formula.
@@ -103,7 +104,7 @@ impl Tile {
     }
 }
 
-/// `acc = 0`.
+/// `acc = 0` (vector stores where `tile.n` allows, see [`vmac`]).
 pub(crate) fn emit_zero<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -111,18 +112,13 @@ pub(crate) fn emit_zero<'c>(
     t: Tile,
 ) -> KResult<()> {
     expect_args("matmul_zero", args, 1)?;
-    let e = Emit::new(ctx, block, "matmul_zero");
-    let acc = args[0];
-    let zero = match t.acc_elem() {
-        ElemType::I32 => e.int(32, 0)?,
-        _ => e.f32(0.0)?,
-    };
-    e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])))
+    vmac::emit_zero(&Emit::new(ctx, block, "matmul_zero"), args[0], t)
 }
 
-/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32), `l < t.k`:
-/// A and B buffers may be wider / taller than the tile (columns or rows past `t.k` are not
-/// read), which is how the linear op carries its epilogue vectors in them.
+/// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32), `l < t.k`, in
+/// AIE-ML `mmul` blocks where the tile allows, scalar loops otherwise (see [`vmac`]). A and B
+/// buffers may be wider / taller than the tile (columns or rows past `t.k` are not read),
+/// which is how the linear op carries its epilogue vectors in them.
 pub(crate) fn emit_mac<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -131,26 +127,8 @@ pub(crate) fn emit_mac<'c>(
 ) -> KResult<()> {
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
-    let (a, b, acc) = (args[0], args[1], args[2]);
-    let int = t.dtype == Dtype::Int8;
-    e.for_n(t.m, |e, i| {
-        e.for_n(t.n, |e, j| {
-            let init = e.load(acc, &[i, j])?;
-            let sum = e.fold_n(t.k, init, |e, l, s| {
-                if int {
-                    let i32t = e.int_type(32);
-                    let x = e.cast("arith.extsi", e.load(a, &[i, l])?, i32t)?;
-                    let y = e.cast("arith.extsi", e.load(b, &[l, j])?, i32t)?;
-                    e.addi(s, e.muli(x, y)?)
-                } else {
-                    let x = e.load_f32(a, &[i, l])?;
-                    let y = e.load_f32(b, &[l, j])?;
-                    e.addf(s, e.mulf(x, y)?)
-                }
-            })?;
-            e.store(sum, acc, &[i, j])
-        })
-    })
+    let arch = vmac::Arch::of_device(ctx.device_block);
+    vmac::emit_mac(&e, [args[0], args[1], args[2]], t, arch)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.
