@@ -98,7 +98,7 @@ fn npu1_plan_uses_upstream_flags() {
         "aie-opt '--pass-pipeline=builtin.module(aie.device(aie-localize-locks,\
          aie-normalize-address-spaces,aie-transform-bfp-types),aie-standard-lowering{device=main \
          tilecol=0 tilerow=2},aiex-standard-lowering,convert-aievec-to-llvm{aie-target=aie2},\
-         canonicalize,cse,expand-strided-metadata,lower-affine,arith-expand,finalize-memref-to-llvm,\
+         canonicalize,cse,convert-vector-to-llvm,expand-strided-metadata,lower-affine,arith-expand,finalize-memref-to-llvm,\
          convert-func-to-llvm{use-bare-ptr-memref-call-conv=true},convert-to-llvm{dynamic=true},\
          canonicalize,cse)' input_with_addresses.mlir -o main_core_0_2.opt.mlir"
     );

@@ -188,11 +188,11 @@ fn malformed_spec_is_a_clear_error() {
 #[test]
 fn spec_with_unknown_op_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("conv.toml");
-    std::fs::write(&bad, "op = \"conv\"\nname = \"c\"\n").unwrap();
+    let bad = dir.path().join("conv3d.toml");
+    std::fs::write(&bad, "op = \"conv3d\"\nname = \"c\"\n").unwrap();
     let o = aiec(&["build", bad.to_str().unwrap()], dir.path());
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown op `conv`"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown op `conv3d`"), "{}", stderr(&o));
 }
 
 #[test]
