@@ -91,6 +91,8 @@ struct Tile {
     n: usize,
     dtype: Dtype,
     requant: Option<Requant>,
+    /// The AIE generation whose `mmul` block shapes the MAC kernel uses.
+    arch: vmac::Arch,
 }
 
 impl Tile {
@@ -123,8 +125,7 @@ fn emit_mac<'c>(
 ) -> KResult<()> {
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
-    let arch = vmac::Arch::of_device(ctx.device_block);
-    vmac::emit_mac(&e, [args[0], args[1], args[2]], t, arch)
+    vmac::emit_mac(&e, [args[0], args[1], args[2]], t)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.
@@ -185,6 +186,7 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
         n: spec.tile.n,
         dtype: spec.dtype,
         requant: spec.requant,
+        arch: vmac::Arch::of_device(&spec.device),
     };
     let cols = spec.array.columns;
     let rows = spec.array.cores_per_column;

@@ -28,15 +28,9 @@ pub(super) enum Arch {
 }
 
 impl Arch {
-    /// The generation of the `aie.device` a kernel is emitted into (`npu2*` is AIE-MLv2).
-    pub(super) fn of_device(device_block: &melior::ir::Block<'_>) -> Arch {
-        use melior::ir::block::BlockLike;
-        use melior::ir::operation::OperationLike;
-        let npu2 = device_block
-            .parent_operation()
-            .and_then(|op| op.attribute("device").ok())
-            .is_some_and(|a| a.to_string().contains("npu2"));
-        if npu2 {
+    /// The generation of a named device (`npu2*` is AIE-MLv2, the rest AIE-ML).
+    pub(super) fn of_device(device: &str) -> Arch {
+        if device.starts_with("npu2") {
             Arch::AieMl2
         } else {
             Arch::AieMl
@@ -79,8 +73,8 @@ pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
 }
 
 /// `acc[i][j] += sum_l a[i][l] * b[l][j]`.
-pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile, arch: Arch) -> KResult<()> {
-    let Some(block) = blocks(&t, arch) else {
+pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile) -> KResult<()> {
+    let Some(block) = blocks(&t, t.arch) else {
         return scalar_rows(e, abc, t, 0);
     };
     let full_rows = t.m / block[0] * block[0];
