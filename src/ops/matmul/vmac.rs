@@ -51,7 +51,7 @@ fn mmul_block(t: &Tile, arch: Arch) -> [usize; 3] {
 /// row block; `None` selects the scalar kernels.
 fn blocks(t: &Tile, arch: Arch) -> Option<[usize; 3]> {
     let [bm, bk, bn] = mmul_block(t, arch);
-    (t.m >= bm && t.k % bk == 0 && t.n % bn == 0).then_some([bm, bk, bn])
+    (t.m >= bm && t.k.is_multiple_of(bk) && t.n.is_multiple_of(bn)).then_some([bm, bk, bn])
 }
 
 /// `acc = 0`: vector stores of 16 (or 8, 4) lanes per row, scalar stores otherwise.
@@ -60,7 +60,7 @@ pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
         ElemType::I32 => e.int(32, 0)?,
         _ => e.f32(0.0)?,
     };
-    let Some(lanes) = [16, 8, 4].into_iter().find(|w| t.n % w == 0) else {
+    let Some(lanes) = [16, 8, 4].into_iter().find(|w| t.n.is_multiple_of(*w)) else {
         return e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])));
     };
     let zeros = e.splat(zero, lanes)?;
