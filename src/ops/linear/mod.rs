@@ -61,6 +61,7 @@ pub(crate) fn build(plan: &LinearPlan) -> Result<Design, DesignError> {
         n: plan.tile.n,
         dtype: c.dtype,
         requant: None,
+        arch: crate::ops::matmul::vmac::Arch::of_device(c.device),
     };
     let geo = MacGeometry::new(c.name, plan.shape, t, c.array)?;
     let a_extra = if plan.epilogue.row_scale { 4 } else { 0 };

@@ -28,7 +28,7 @@ use crate::spec::Dtype;
 use melior::ir::{Block, Value};
 
 mod spec;
-mod vmac;
+pub(crate) mod vmac;
 pub use spec::{MatmulShape, MatmulSpec, Requant};
 
 /// int8 results are bit-exact: the kernels and the reference use the same integer formula.
@@ -92,6 +92,8 @@ pub(crate) struct Tile {
     pub n: usize,
     pub dtype: Dtype,
     pub requant: Option<Requant>,
+    /// The AIE generation whose `mmul` block shapes the MAC kernel uses.
+    pub arch: vmac::Arch,
 }
 
 impl Tile {
@@ -127,8 +129,7 @@ pub(crate) fn emit_mac<'c>(
 ) -> KResult<()> {
     expect_args("matmul_mac", args, 3)?;
     let e = Emit::new(ctx, block, "matmul_mac");
-    let arch = vmac::Arch::of_device(ctx.device_block);
-    vmac::emit_mac(&e, [args[0], args[1], args[2]], t, arch)
+    vmac::emit_mac(&e, [args[0], args[1], args[2]], t)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.
@@ -185,6 +186,7 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
         n: spec.tile.n,
         dtype: spec.dtype,
         requant: spec.requant,
+        arch: vmac::Arch::of_device(&spec.device),
     };
     let geo = MacGeometry::new(&spec.name, spec.shape, t, spec.array)?;
     let elem = spec.dtype.elem();

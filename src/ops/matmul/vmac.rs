@@ -20,7 +20,7 @@ use melior::ir::Value;
 
 /// The AIE generation whose `mmul` shapes the blocks follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Arch {
+pub(crate) enum Arch {
     /// AIE-ML (npu1): int8 `4x8x8`, bf16 `4x8x4`.
     AieMl,
     /// AIE-MLv2 (npu2): `8x8x8` for both.
@@ -28,15 +28,9 @@ pub(super) enum Arch {
 }
 
 impl Arch {
-    /// The generation of the `aie.device` a kernel is emitted into (`npu2*` is AIE-MLv2).
-    pub(super) fn of_device(device_block: &melior::ir::Block<'_>) -> Arch {
-        use melior::ir::block::BlockLike;
-        use melior::ir::operation::OperationLike;
-        let npu2 = device_block
-            .parent_operation()
-            .and_then(|op| op.attribute("device").ok())
-            .is_some_and(|a| a.to_string().contains("npu2"));
-        if npu2 {
+    /// The generation of a named device (`npu2*` is AIE-MLv2, the rest AIE-ML).
+    pub(crate) fn of_device(device: &str) -> Arch {
+        if device.starts_with("npu2") {
             Arch::AieMl2
         } else {
             Arch::AieMl
@@ -57,7 +51,7 @@ fn mmul_block(t: &Tile, arch: Arch) -> [usize; 3] {
 /// row block; `None` selects the scalar kernels.
 fn blocks(t: &Tile, arch: Arch) -> Option<[usize; 3]> {
     let [bm, bk, bn] = mmul_block(t, arch);
-    (t.m >= bm && t.k % bk == 0 && t.n % bn == 0).then_some([bm, bk, bn])
+    (t.m >= bm && t.k.is_multiple_of(bk) && t.n.is_multiple_of(bn)).then_some([bm, bk, bn])
 }
 
 /// `acc = 0`: vector stores of 16 (or 8, 4) lanes per row, scalar stores otherwise.
@@ -66,7 +60,7 @@ pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
         ElemType::I32 => e.int(32, 0)?,
         _ => e.f32(0.0)?,
     };
-    let Some(lanes) = [16, 8, 4].into_iter().find(|w| t.n % w == 0) else {
+    let Some(lanes) = [16, 8, 4].into_iter().find(|w| t.n.is_multiple_of(*w)) else {
         return e.for_n(t.m, |e, i| e.for_n(t.n, |e, j| e.store(zero, acc, &[i, j])));
     };
     let zeros = e.splat(zero, lanes)?;
@@ -79,8 +73,8 @@ pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
 }
 
 /// `acc[i][j] += sum_l a[i][l] * b[l][j]`.
-pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile, arch: Arch) -> KResult<()> {
-    let Some(block) = blocks(&t, arch) else {
+pub(super) fn emit_mac(e: &Emit<'_, '_>, abc: [Value; 3], t: Tile) -> KResult<()> {
+    let Some(block) = blocks(&t, t.arch) else {
         return scalar_rows(e, abc, t, 0);
     };
     let full_rows = t.m / block[0] * block[0];
