@@ -287,3 +287,68 @@ fn jfk_transcribes_through_the_simulator() {
         }
     }
 }
+
+/// Attention of bf16 Q/K/V with f32 scores (the attention op's bound): every output is a
+/// convex combination of V rows, so `|o - ref| <= 2^-7 max|V|` against the cpu's f32.
+#[test]
+fn encoder_and_cross_attention_match_the_cpu_backend() {
+    use aiec_runtime::backend::{KvRows, KvShape, KvSource, Queries};
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (heads, d, rows) = (4, 32, 20);
+    let width = 3 * heads * d;
+    let data = normal(&mut rng, rows * width, 1.0);
+    let vmax = data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let sim = SimBackend::new(Precision::Bf16).unwrap();
+    let cpu = CpuBackend::new(Precision::F32);
+    let q = Queries {
+        data: &data,
+        stride: width,
+        offset: 0,
+        batch: 1,
+        per_batch: rows,
+    };
+    let inline = KvSource::Inline {
+        k_offset: heads * d,
+        v_offset: 2 * heads * d,
+    };
+    let (mut os, mut oc) = (vec![0.0; rows * heads * d], vec![0.0; rows * heads * d]);
+    sim.attention(heads, q, inline, &mut os, &[]);
+    cpu.attention(heads, q, inline, &mut oc, &[]);
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= vmax / 128.0);
+    assert!(
+        close(&os, &oc),
+        "encoder attention differs beyond 2^-7 max|V|"
+    );
+    // Cross attention: 3 query rows over the 20 stored positions.
+    let shape = KvShape {
+        layers: 1,
+        batch: 1,
+        capacity: rows,
+        heads,
+        head_dim: d,
+    };
+    let mut store = sim.new_kv_cache(shape);
+    let kv_rows = KvRows {
+        data: &data,
+        stride: width,
+        k_offset: heads * d,
+        v_offset: 2 * heads * d,
+        n_new: rows,
+    };
+    sim.kv_write(&mut *store, 0, 0, kv_rows);
+    let q3 = Queries { per_batch: 3, ..q };
+    let shared = KvSource::Shared {
+        cache: &*store,
+        layer: 0,
+        len: rows,
+    };
+    let (mut os, mut oc) = (vec![0.0; 3 * heads * d], vec![0.0; 3 * heads * d]);
+    sim.attention(heads, q3, shared, &mut os, &[]);
+    cpu.attention(heads, q3, shared, &mut oc, &[]);
+    assert!(
+        close(&os, &oc),
+        "cross attention differs beyond 2^-7 max|V|"
+    );
+    let st = sim.stats().get(aiec_runtime::backend::OpKind::Attention);
+    assert!(st.launches == 2 && st.device.as_nanos() > 0);
+}

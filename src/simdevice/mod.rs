@@ -40,12 +40,14 @@
 //! A simulation failure inside a trait call (which cannot return an error) panics with the
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
 
+pub mod attention;
 pub mod kernels;
 pub mod linear;
 pub mod rowwise;
 
 use std::time::{Duration, Instant};
 
+use aiec_runtime::backend::cpu::kv::cpu_kv;
 use aiec_runtime::backend::cpu::{im2col, CpuBackend};
 use aiec_runtime::backend::{
     Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource, LinearWeights,
@@ -284,11 +286,37 @@ impl Backend for SimBackend {
         keep_heads: &[usize],
     ) -> Vec<Vec<f32>> {
         let started = Instant::now();
-        let w = self.on_host(OpKind::Attention, || {
-            self.cpu.attention(heads, q, kv, out, keep_heads)
-        });
-        self.record(OpKind::Attention, started, Duration::ZERO);
-        w
+        let d = match kv {
+            KvSource::Causal { cache, .. } | KvSource::Shared { cache, .. } => {
+                cache.shape().head_dim
+            }
+            KvSource::Inline { .. } => out.len() / q.rows().max(1) / heads,
+        };
+        let on_device = match kv {
+            _ if !keep_heads.is_empty() => None,
+            KvSource::Inline { k_offset, v_offset } => {
+                Some(attention::gather_inline(&q, k_offset, v_offset, heads, d))
+            }
+            KvSource::Shared { cache, layer, len } => {
+                let store = cpu_kv(cache);
+                let per_head: Vec<_> = (0..heads).map(|h| store.head(layer, 0, h, len)).collect();
+                Some(attention::gather_store(&per_head, d, len))
+            }
+            KvSource::Causal { .. } => None,
+        };
+        let Some(kv_rows) = on_device else {
+            let w = self.on_host(OpKind::Attention, || {
+                self.cpu.attention(heads, q, kv, out, keep_heads)
+            });
+            self.record(OpKind::Attention, started, Duration::ZERO);
+            return w;
+        };
+        let queries = attention::gather_queries(&q, heads * d);
+        let (o, device) =
+            attention::attend(heads, d, &queries, &kv_rows).unwrap_or_else(|e| fail(e));
+        out[..o.len()].copy_from_slice(&o);
+        self.record(OpKind::Attention, started, device);
+        Vec::new()
     }
 
     fn stats(&self) -> &OpStats {

@@ -15,7 +15,7 @@ pub mod attend;
 mod attention;
 pub mod bf16;
 pub mod int8;
-mod kv;
+pub mod kv;
 
 use std::any::Any;
 
