@@ -268,6 +268,7 @@ fn jfk_transcribes_through_the_simulator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "aiec failed: {stderr}");
     let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stderr}\n{text}");
     let w = wer(JFK, &text);
     assert!(w <= 0.10, "WER {w:.3}: {text}");
     let ops = table_after(&stderr, "sim-bf16 ops");

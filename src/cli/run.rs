@@ -157,9 +157,11 @@ fn precision(p: PrecisionArg) -> Precision {
     }
 }
 
+type Chosen = (Arc<dyn Backend>, Option<Arc<SimBackend>>);
+
 /// The backend `--device` and `--precision` select, and the sim backend again when it is that
 /// one (its `--timings` add the host parts of its ops).
-fn backend(args: &Args) -> anyhow::Result<(Arc<dyn Backend>, Option<Arc<SimBackend>>)> {
+fn backend(args: &Args) -> anyhow::Result<Chosen> {
     match args.device {
         DeviceKind::Cpu => Ok((Arc::new(CpuBackend::new(precision(args.precision))), None)),
         DeviceKind::Sim => {

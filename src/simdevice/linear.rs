@@ -13,8 +13,6 @@
 //!   (symmetric, per-row scale) on the host into the `[M, K + 4]` A layout.
 //! - **Output** f32; the padded rows and columns are dropped.
 
-use half::bf16;
-
 use super::kernels::{self, narrow};
 use super::{SimDeviceError, SimPrecision};
 use crate::device::DeviceModel;
@@ -184,9 +182,4 @@ impl SimLinear {
         }
         Ok((y, launch.device))
     }
-}
-
-/// bf16 rounding of one value, for tests that model the device's input rounding.
-pub fn round_bf16(v: f32) -> f32 {
-    bf16::from_f32(v).to_f32()
 }

@@ -15,23 +15,29 @@
 //! | conv1d | sim + host im2col | `linear` over im2col rows (see below) |
 //! | layer_norm | sim | `layernorm` (bf16) |
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
+//! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
+//! | attention, cross (`Shared`) | sim | `attention`, `token_major`, q rows = beams x new tokens |
+//! | attention, decoder causal self (`Causal`) | host (f32) | see below |
+//! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
 //! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
-//! | add | host | none (no binary element-wise design) |
+//! | add (positions) | host | none (no binary element-wise design) |
 //! | log_mel | host | see below |
-//! | attention | host (f32) | see below |
 //! | kv_write, kv_reorder | host | data movement into the backend-owned cache buffers |
 //!
-//! Host work is counted separately ([`SimBackend::host_stats`]): every launch there is a
-//! piece of a tensor op the simulator did not run.
+//! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
+//! every launch there is a piece of a tensor op the simulator did not run. The main table's
+//! device time is the simulated time; it is 0 for an op that ran wholly on the host.
 //!
 //! Not yet on the simulator (the designs exist; the glue did not fit this round):
 //! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
 //! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
 //!   im2col rows and the `linear` design multiplies them;
-//! - attention on `attention` (encoder, `token_major`) and `attention_decode` (decoder step,
-//!   KV cache `[beams, heads, n_ctx, 2d]` as the host buffer the design reads) — until then the
-//!   cache is the cpu backend's and attention runs in f32 on the host, which also serves the
-//!   `keep_heads` weights for word timestamps.
+//! - decoder causal self attention on `attention_decode`: that design reads the cache as
+//!   `[beams, heads, n_ctx, 2d]`, while the store here is the cpu backend's (`kt` transposed,
+//!   `v` separate), which cross attention also gathers from per call. Owning a store in the
+//!   design's layout (kv_write/kv_reorder become copies into it) is the next step.
+//! - The weights are cloned into the launch's host buffer on every call (53 MB for the
+//!   logits): [`crate::sim::Prepared::run`] takes its inputs by value.
 //!
 //! Precision: `Int8` runs the int8 linear (per-output-channel weight scales from the linear
 //! op's packing, per-row activation scales quantised on the host by the same rule as the cpu
