@@ -92,3 +92,59 @@ pub fn attend(
     let launch = kernel.launch(inputs)?;
     Ok((launch.outputs[0].clone(), launch.device))
 }
+
+/// Decoder-step causal self attention on the `attention_decode` design: one query row per
+/// sequence (`q [batch, heads, d]`) over the first `valid` positions of each sequence's
+/// store, gathered into the design's `KV [batch, heads, n_ctx, 2d]` (rows past `valid` zero);
+/// the design reads the smallest length bucket holding `valid` and masks by the `LEN` buffer.
+pub fn attend_step(
+    q: &[f32],
+    stores: &[Vec<HeadKv<'_>>],
+    (d, n_ctx, valid): (usize, usize, usize),
+) -> Result<(Vec<f32>, Duration), SimDeviceError> {
+    use crate::ops::attention::{bucket_for, kv_len_buckets, length_param};
+    let (beams, heads) = (stores.len(), stores.first().map_or(0, Vec::len));
+    let buckets = kv_len_buckets(n_ctx, 64);
+    let kv_len = bucket_for(&buckets, valid).unwrap_or(n_ctx);
+    let kv_tile = (1..=32.min(kv_len))
+        .rev()
+        .find(|t| kv_len.is_multiple_of(*t))
+        .unwrap_or(1);
+    let key = format!("attention_decode {beams}x{heads}x{d} ctx {n_ctx} len {kv_len}");
+    let kernel = kernels::first_that_builds(&key, || {
+        tiling::arrays(&npu1())
+            .into_iter()
+            .filter(|a| (beams * heads).is_multiple_of(a.cores()))
+            .map(|a| {
+                format!(
+                    "op = \"attention_decode\"\nname = \"sim_attention_decode_{beams}x{heads}x{d}_{kv_len}\"\n\
+                     device = \"npu1\"\ndtype = \"bf16\"\nbeams = {beams}\nheads = {heads}\n\
+                     head_dim = {d}\nn_ctx = {n_ctx}\nkv_len = {kv_len}\nkv_tile = {kv_tile}\n\
+                     array = {{ columns = {}, cores_per_column = {} }}\n",
+                    a.columns, a.cores_per_column
+                )
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let mut kv = vec![0.0f32; beams * heads * n_ctx * 2 * d];
+    for (b, store) in stores.iter().enumerate() {
+        for (h, head) in store.iter().enumerate() {
+            let base = (b * heads + h) * n_ctx * 2 * d;
+            for j in 0..valid {
+                let row = &mut kv[base + j * 2 * d..][..2 * d];
+                for (x, k) in row[..d].iter_mut().enumerate() {
+                    *k = head.kt[x * head.kt_stride + j];
+                }
+                row[d..].copy_from_slice(&head.v[j * d..][..d]);
+            }
+        }
+    }
+    let len = length_param(kernel.input_elems[2], d, valid);
+    let inputs = vec![
+        narrow(kernel.input_elems[0], q),
+        narrow(kernel.input_elems[1], &kv),
+        len,
+    ];
+    let launch = kernel.launch(inputs)?;
+    Ok((launch.outputs[0].clone(), launch.device))
+}

@@ -17,7 +17,8 @@
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
 //! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
 //! | attention, cross (`Shared`) | sim | `attention`, `token_major`, q rows = beams x new tokens |
-//! | attention, decoder causal self (`Causal`) | host (f32) | see below |
+//! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` (length buckets 64, 128, 256, n_ctx; runtime length) |
+//! | attention, decoder prompt (`Causal`, several queries per sequence) | host (f32) | needs the causal `attention` with a position offset |
 //! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
 //! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
 //! | add (positions) | host | none (no binary element-wise design) |
@@ -32,10 +33,10 @@
 //! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
 //! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
 //!   im2col rows and the `linear` design multiplies them;
-//! - decoder causal self attention on `attention_decode`: that design reads the cache as
-//!   `[beams, heads, n_ctx, 2d]`, while the store here is the cpu backend's (`kt` transposed,
-//!   `v` separate), which cross attention also gathers from per call. Owning a store in the
-//!   design's layout (kv_write/kv_reorder become copies into it) is the next step.
+//! - the key/value store is the cpu backend's (`kt` transposed, `v` separate); every
+//!   decoder step and cross attention gathers the live rows into the design's KV buffer
+//!   (`[beams, heads, n_ctx, 2d]`, `[len, heads, 2d]`). Owning a store in the design's
+//!   layout (kv_write/kv_reorder become copies into it) removes that gather.
 //! - The weights are cloned into the launch's host buffer on every call (53 MB for the
 //!   logits): [`crate::sim::Prepared::run`] takes its inputs by value.
 //!
@@ -310,6 +311,26 @@ impl Backend for SimBackend {
             }
             KvSource::Causal { .. } => None,
         };
+        if let (KvSource::Causal { cache, layer, past }, true) =
+            (kv, keep_heads.is_empty() && q.per_batch == 1)
+        {
+            let store = cpu_kv(cache);
+            let shape = cache.shape();
+            let stores: Vec<Vec<_>> = (0..q.batch)
+                .map(|b| {
+                    (0..heads)
+                        .map(|h| store.head(layer, b, h, past + 1))
+                        .collect()
+                })
+                .collect();
+            let queries = attention::gather_queries(&q, heads * d);
+            let dims = (d, shape.capacity, past + 1);
+            let (o, device) =
+                attention::attend_step(&queries, &stores, dims).unwrap_or_else(|e| fail(e));
+            out[..o.len()].copy_from_slice(&o);
+            self.record(OpKind::Attention, started, device);
+            return Vec::new();
+        }
         let Some(kv_rows) = on_device else {
             let w = self.on_host(OpKind::Attention, || {
                 self.cpu.attention(heads, q, kv, out, keep_heads)
