@@ -289,11 +289,23 @@ fn jfk_transcribes_through_the_simulator() {
     }
 }
 
+/// `n_new` rows of a fused Q/K/V projection (`[q | k | v]`, each `width` wide) as new keys
+/// and values.
+fn fused_rows(data: &[f32], width: usize, n_new: usize) -> aiec_runtime::backend::KvRows<'_> {
+    aiec_runtime::backend::KvRows {
+        data,
+        stride: 3 * width,
+        k_offset: width,
+        v_offset: 2 * width,
+        n_new,
+    }
+}
+
 /// Attention of bf16 Q/K/V with f32 scores (the attention op's bound): every output is a
 /// convex combination of V rows, so `|o - ref| <= 2^-7 max|V|` against the cpu's f32.
 #[test]
 fn encoder_and_cross_attention_match_the_cpu_backend() {
-    use aiec_runtime::backend::{KvRows, KvShape, KvSource, Queries};
+    use aiec_runtime::backend::{KvShape, KvSource, Queries};
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (heads, d, rows) = (4, 32, 20);
     let width = 3 * heads * d;
@@ -329,14 +341,7 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
         head_dim: d,
     };
     let mut store = sim.new_kv_cache(shape);
-    let kv_rows = KvRows {
-        data: &data,
-        stride: width,
-        k_offset: heads * d,
-        v_offset: 2 * heads * d,
-        n_new: rows,
-    };
-    sim.kv_write(&mut *store, 0, 0, kv_rows);
+    sim.kv_write(&mut *store, 0, 0, fused_rows(&data, heads * d, rows));
     let q3 = Queries { per_batch: 3, ..q };
     let shared = KvSource::Shared {
         cache: &*store,
@@ -358,7 +363,7 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
 /// on the attention_decode design against the cpu's f32: `|o - ref| <= 2^-7 max|V|`.
 #[test]
 fn decoder_step_attention_matches_the_cpu_backend() {
-    use aiec_runtime::backend::{KvRows, KvShape, KvSource, Queries};
+    use aiec_runtime::backend::{KvShape, KvSource, Queries};
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (heads, d, beams, valid) = (4, 32, 2, 7);
     let width = 3 * heads * d;
@@ -373,13 +378,7 @@ fn decoder_step_attention_matches_the_cpu_backend() {
         heads,
         head_dim: d,
     };
-    let rows = KvRows {
-        data: &data,
-        stride: width,
-        k_offset: heads * d,
-        v_offset: 2 * heads * d,
-        n_new: valid,
-    };
+    let rows = fused_rows(&data, heads * d, valid);
     let (mut ss, mut sc) = (sim.new_kv_cache(shape), cpu.new_kv_cache(shape));
     sim.kv_write(&mut *ss, 1, 0, rows);
     cpu.kv_write(&mut *sc, 1, 0, rows);
