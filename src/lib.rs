@@ -10,4 +10,5 @@ pub mod mlir;
 pub mod ops;
 pub mod plan;
 pub mod sim;
+pub mod simdevice;
 pub mod spec;

@@ -9,6 +9,8 @@ use clap::ValueEnum;
 
 use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{Backend, Precision};
+
+use crate::simdevice::SimBackend;
 use aiec_runtime::decode::{DecodeOptions, Task};
 use aiec_runtime::model::install;
 use aiec_runtime::output;
@@ -147,17 +149,25 @@ fn language(args: &Args, tr: &Transcriber) -> anyhow::Result<Option<String>> {
     Ok(Some(tok.language_of(id).unwrap_or(l).to_string()))
 }
 
-/// The backend `--device` and `--precision` select.
-fn backend(args: &Args) -> anyhow::Result<Arc<dyn Backend>> {
+fn precision(p: PrecisionArg) -> Precision {
+    match p {
+        PrecisionArg::F32 => Precision::F32,
+        PrecisionArg::Int8 => Precision::Int8,
+        PrecisionArg::Bf16 => Precision::Bf16,
+    }
+}
+
+type Chosen = (Arc<dyn Backend>, Option<Arc<SimBackend>>);
+
+/// The backend `--device` and `--precision` select, and the sim backend again when it is that
+/// one (its `--timings` add the host parts of its ops).
+fn backend(args: &Args) -> anyhow::Result<Chosen> {
     match args.device {
-        DeviceKind::Cpu => Ok(Arc::new(CpuBackend::new(match args.precision {
-            PrecisionArg::F32 => Precision::F32,
-            PrecisionArg::Int8 => Precision::Int8,
-            PrecisionArg::Bf16 => Precision::Bf16,
-        }))),
-        DeviceKind::Sim => bail!(
-            "--device sim: whole-model transcription on the simulator is not available yet (the sim backend is being built); use --device cpu"
-        ),
+        DeviceKind::Cpu => Ok((Arc::new(CpuBackend::new(precision(args.precision))), None)),
+        DeviceKind::Sim => {
+            let sim = Arc::new(SimBackend::new(precision(args.precision))?);
+            Ok((sim.clone(), Some(sim)))
+        }
         DeviceKind::Npu => {
             bail!("--device npu: the npu device needs XRT >= 2.17 and comes with the artefact issue; use --device cpu")
         }
@@ -178,7 +188,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let formats = output::parse_formats(&args.output_format)
         .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
     let mut opts = decode_options(&args)?;
-    let backend = backend(&args)?;
+    let (backend, sim) = backend(&args)?;
     for input in &args.inputs {
         if input.as_os_str() != "-" && !input.exists() {
             bail!("input file {} does not exist", input.display());
@@ -249,6 +259,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 (seconds - in_backend).max(0.0)
             );
             stats.reset();
+            if let Some(sim) = &sim {
+                eprint!(
+                    "timing: parts of sim ops that ran on the host\n{}",
+                    sim.host_stats().table()
+                );
+                sim.host_stats().reset();
+            }
             eprintln!(
                 "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",
                 input.display(),

@@ -15,7 +15,7 @@ pub mod attend;
 mod attention;
 pub mod bf16;
 pub mod int8;
-mod kv;
+pub mod kv;
 
 use std::any::Any;
 
@@ -119,7 +119,7 @@ impl CpuLinear {
 
 /// im2col of a kernel-3, padding-1 convolution: row `t` of the result is
 /// `[x(c, t·stride + j - 1) for c, j]` (channel-major, as the weights are flattened).
-fn im2col(input: ConvInput, c_in: usize) -> Vec<f32> {
+pub fn im2col(input: ConvInput, c_in: usize) -> Vec<f32> {
     let ConvInput {
         x,
         layout,

@@ -1,0 +1,185 @@
+//! Linear layers, convolutions (im2col rows) and the logits on the `linear` design.
+//!
+//! - **Weights** are packed once ([`SimLinear::new`]) by the linear op's own
+//!   [`LinearSpec::pack_weights`] into the B layout its DMA reads (`[K + T, N]`, the
+//!   epilogue's column vectors as trailer rows); int8 quantises per output channel by the rule
+//!   the cpu int8 path shares ([`crate::ops::linear::layout::quantize_row`]). The packing
+//!   depends only on K, the padded N and the epilogue's vectors, not on the row tiling, so one
+//!   packed copy serves every row count.
+//! - **Spec per call shape**: the plan's matmul tiling search
+//!   ([`crate::plan::tiling::matmul_candidates`]) pads M (decoder rows) to whole row tiles and
+//!   N (the vocabulary) to whole column blocks; the first candidate that builds is compiled.
+//! - **Activations**: bf16 rounds on the way into the A buffer; int8 quantises each row
+//!   (symmetric, per-row scale) on the host into the `[M, K + 4]` A layout.
+//! - **Output** f32; the padded rows and columns are dropped.
+
+use super::kernels::{self, narrow};
+use super::{SimDeviceError, SimPrecision};
+use crate::device::DeviceModel;
+use crate::ops::linear::layout::{activations_with_scales, quantize_row};
+use crate::ops::linear::LinearSpec;
+use crate::plan::tiling::{self, MatmulTiling};
+use crate::sim::HostData;
+use aiec_runtime::backend::{LinearWeights, PreparedLinear};
+use std::any::Any;
+use std::time::Duration;
+
+/// A dense layer packed for the linear design.
+pub struct SimLinear {
+    pub name: String,
+    k: usize,
+    n: usize,
+    n_padded: usize,
+    has_bias: bool,
+    precision: SimPrecision,
+    /// The B host buffer (packed, trailer rows included).
+    packed: HostData,
+}
+
+impl PreparedLinear for SimLinear {
+    fn in_dim(&self) -> usize {
+        self.k
+    }
+    fn out_dim(&self) -> usize {
+        self.n
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn dtype(p: SimPrecision) -> &'static str {
+    match p {
+        SimPrecision::Bf16 => "bf16",
+        SimPrecision::Int8 => "int8",
+    }
+}
+
+/// The epilogue expression for `precision`, with or without bias and GELU.
+fn epilogue(p: SimPrecision, bias: bool, gelu: bool) -> String {
+    let acc = match p {
+        SimPrecision::Bf16 => "acc",
+        SimPrecision::Int8 => "acc * sa[row] * sw[col]",
+    };
+    let body = if bias {
+        format!("{acc} + bias[col]")
+    } else {
+        acc.to_string()
+    };
+    if gelu {
+        format!("gelu({body})")
+    } else {
+        body
+    }
+}
+
+fn spec_toml(p: SimPrecision, t: &MatmulTiling, epilogue: &str) -> String {
+    let (s, tile, a) = (t.shape, t.tile, t.array);
+    format!(
+        "op = \"linear\"\nname = \"sim_linear_{m}x{k}x{n}_{dt}\"\ndevice = \"npu1\"\ndtype = \"{dt}\"\n\
+         shape = {{ m = {m}, k = {k}, n = {n} }}\ntile = {{ m = {tm}, k = {tk}, n = {tn} }}\n\
+         array = {{ columns = {c}, cores_per_column = {r} }}\ndepth = 2\n\
+         epilogue = \"{epilogue}\"\nout_dtype = \"f32\"\n",
+        m = s.m,
+        k = s.k,
+        n = s.n,
+        dt = dtype(p),
+        tm = tile.m,
+        tk = tile.k,
+        tn = tile.n,
+        c = a.columns,
+        r = a.cores_per_column,
+    )
+}
+
+fn candidates(p: SimPrecision, m: usize, k: usize, n: usize, epilogue: &str) -> Vec<String> {
+    let dev = npu1();
+    tiling::matmul_candidates(m, k, n, &dev)
+        .iter()
+        .map(|t| spec_toml(p, t, epilogue))
+        .collect()
+}
+
+pub(super) fn npu1() -> DeviceModel {
+    DeviceModel::get("npu1").expect("the npu1 device model is built in")
+}
+
+impl SimLinear {
+    /// Pads N as the tiling search does, then packs (and for int8 quantises) the weights.
+    pub fn new(w: LinearWeights, precision: SimPrecision) -> Result<Self, SimDeviceError> {
+        let (k, n) = (w.k, w.n);
+        let first = candidates(
+            precision,
+            1,
+            k,
+            n,
+            &epilogue(precision, w.bias.is_some(), false),
+        );
+        let toml = first.first().ok_or_else(|| SimDeviceError::NoTiling {
+            what: format!("linear {} ({k} -> {n})", w.name),
+            last: "no tiling divides the shape".into(),
+        })?;
+        let spec = crate::spec::Spec::parse(toml, std::path::Path::new(&w.name))?;
+        let lin = spec
+            .downcast::<LinearSpec>()
+            .expect("a linear spec text parses as the linear op");
+        let n_padded = lin.shape.n;
+        let mut weight = w.weight;
+        weight.resize(n_padded * k, 0.0);
+        let bias = w.bias.as_ref().map(|b| {
+            let mut b = b.clone();
+            b.resize(n_padded, 0.0);
+            b
+        });
+        let packed =
+            lin.pack_weights(&weight, bias.as_deref())
+                .map_err(|e| SimDeviceError::Pack {
+                    name: w.name.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(SimLinear {
+            name: w.name,
+            k,
+            n,
+            n_padded,
+            has_bias: w.bias.is_some(),
+            precision,
+            packed: packed.b,
+        })
+    }
+
+    /// `epi(x[rows, k] Wᵀ + b)` as `[rows, n]` f32, and the simulated time.
+    pub fn run(
+        &self,
+        x: &[f32],
+        rows: usize,
+        gelu: bool,
+    ) -> Result<(Vec<f32>, Duration), SimDeviceError> {
+        let (k, n) = (self.k, self.n);
+        let ep = epilogue(self.precision, self.has_bias, gelu);
+        let key = format!("linear {} {rows}x{k}x{n} {ep}", dtype(self.precision));
+        let p = self.precision;
+        let kernel = kernels::first_that_builds(&key, || candidates(p, rows, k, n, &ep))?;
+        let lin = kernel
+            .spec
+            .downcast::<LinearSpec>()
+            .expect("the linear cache holds linear specs");
+        let m_padded = lin.shape.m;
+        let mut a = x[..rows * k].to_vec();
+        a.resize(m_padded * k, 0.0);
+        let a_host = match self.precision {
+            SimPrecision::Bf16 => narrow(kernel.input_elems[0], &a),
+            SimPrecision::Int8 => {
+                let (q, scales): (Vec<Vec<i8>>, Vec<f32>) = a.chunks(k).map(quantize_row).unzip();
+                HostData::I8(activations_with_scales(&q.concat(), &scales, k))
+            }
+        };
+        let launch = kernel.launch(vec![a_host, self.packed.clone()])?;
+        let c = &launch.outputs[0];
+        let mut y = Vec::with_capacity(rows * n);
+        for r in 0..rows {
+            y.extend_from_slice(&c[r * self.n_padded..r * self.n_padded + n]);
+        }
+        Ok((y, launch.device))
+    }
+}

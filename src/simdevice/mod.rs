@@ -1,0 +1,352 @@
+//! `--device sim`: the Whisper [`Backend`] whose tensor ops run as compiled AIE designs on the
+//! host simulator ([`crate::sim`]).
+//!
+//! For every call the backend derives the spec of the call's shape with the plan's tiling
+//! search (rows padded to whole tiles), looks it up in a process-wide cache keyed by the spec
+//! text ([`kernels`]; built and JIT-compiled on a miss, once per process, MLIR written to
+//! `$AIEC_HOME/kernels/<hash>.mlir`), converts the f32 activations to the design's host types,
+//! runs it and converts back.
+//!
+//! What runs where:
+//!
+//! | op | where | design |
+//! |----|-------|--------|
+//! | linear, logits | sim | `linear` (bf16, or int8 with the dequantising epilogue; GELU fused) |
+//! | conv1d | sim + host im2col | `linear` over im2col rows (see below) |
+//! | layer_norm | sim | `layernorm` (bf16) |
+//! | gelu (unfused) | sim | `gelu` (bf16 table) |
+//! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
+//! | attention, cross (`Shared`) | sim | `attention`, `token_major`, q rows = beams x new tokens |
+//! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` (length buckets 64, 128, 256, n_ctx; runtime length) |
+//! | attention, decoder prompt (`Causal`, several queries per sequence) | host (f32) | needs the causal `attention` with a position offset |
+//! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
+//! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
+//! | add (positions) | host | none (no binary element-wise design) |
+//! | log_mel | host | see below |
+//! | kv_write, kv_reorder | host | data movement into the backend-owned cache buffers |
+//!
+//! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
+//! every launch there is a piece of a tensor op the simulator did not run. The main table's
+//! device time is the simulated time; it is 0 for an op that ran wholly on the host.
+//!
+//! Not yet on the simulator (the designs exist; the glue did not fit this round):
+//! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
+//! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
+//!   im2col rows and the `linear` design multiplies them;
+//! - the key/value store is the cpu backend's (`kt` transposed, `v` separate); every
+//!   decoder step and cross attention gathers the live rows into the design's KV buffer
+//!   (`[beams, heads, n_ctx, 2d]`, `[len, heads, 2d]`). Owning a store in the design's
+//!   layout (kv_write/kv_reorder become copies into it) removes that gather.
+//! - The weights are cloned into the launch's host buffer on every call (53 MB for the
+//!   logits): [`crate::sim::Prepared::run`] takes its inputs by value.
+//!
+//! Precision: `Int8` runs the int8 linear (per-output-channel weight scales from the linear
+//! op's packing, per-row activation scales quantised on the host by the same rule as the cpu
+//! int8 path); `Bf16` and `F32` run the bf16 linear (the device has no f32 matmul).
+//!
+//! A simulation failure inside a trait call (which cannot return an error) panics with the
+//! spec name and the simulator's message: it is a defect of a design, not of the input.
+
+pub mod attention;
+pub mod kernels;
+pub mod linear;
+pub mod rowwise;
+
+use std::time::{Duration, Instant};
+
+use aiec_runtime::backend::cpu::kv::cpu_kv;
+use aiec_runtime::backend::cpu::{im2col, CpuBackend};
+use aiec_runtime::backend::{
+    Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource, LinearWeights,
+    OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
+};
+use linear::SimLinear;
+use rowwise::SimNorm;
+
+#[derive(thiserror::Error, Debug)]
+pub enum SimDeviceError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error("{spec}: simulation failed: {message}")]
+    Sim { spec: String, message: String },
+    #[error("{what}: no tiling builds: {last}")]
+    NoTiling { what: String, last: String },
+    #[error("{name}: packing the weights failed: {message}")]
+    Pack { name: String, message: String },
+}
+
+/// The matmul number format on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimPrecision {
+    Bf16,
+    Int8,
+}
+
+/// The simulator backend.
+pub struct SimBackend {
+    precision: SimPrecision,
+    stats: OpStats,
+    /// The parts of ops that ran on the host (subset of `stats`' launches).
+    host: OpStats,
+    /// Runs the host parts (f32).
+    cpu: CpuBackend,
+}
+
+impl SimBackend {
+    pub fn new(precision: Precision) -> Result<Self, SimDeviceError> {
+        let precision = match precision {
+            Precision::Int8 => SimPrecision::Int8,
+            Precision::Bf16 | Precision::F32 => SimPrecision::Bf16,
+        };
+        Ok(SimBackend {
+            precision,
+            stats: OpStats::default(),
+            host: OpStats::default(),
+            cpu: CpuBackend::new(Precision::F32),
+        })
+    }
+
+    /// Launches and time of the op parts that ran on the host.
+    pub fn host_stats(&self) -> &OpStats {
+        &self.host
+    }
+
+    /// Records a call of `kind`: its wall time, and the simulated time of its launches.
+    fn record(&self, kind: OpKind, started: Instant, device: Duration) {
+        self.stats.record(kind, started.elapsed(), device);
+    }
+
+    /// Runs `f` on the host as a part of `kind`.
+    fn on_host<T>(&self, kind: OpKind, f: impl FnOnce() -> T) -> T {
+        self.host.time(kind, f)
+    }
+
+    fn linear_into(
+        &self,
+        kind: OpKind,
+        w: &SimLinear,
+        x: &[f32],
+        rows: usize,
+        epi: Epilogue,
+        out: &mut [f32],
+    ) {
+        let started = Instant::now();
+        let (y, device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate {
+            self.on_host(kind, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
+        } else {
+            out[..y.len()].copy_from_slice(&y);
+        }
+        self.record(kind, started, device);
+    }
+}
+
+fn fail(e: SimDeviceError) -> ! {
+    panic!("sim backend: {e}")
+}
+
+fn sim_linear(w: &dyn PreparedLinear) -> &SimLinear {
+    w.as_any()
+        .downcast_ref()
+        .expect("a layer prepared by another backend was passed to the sim backend")
+}
+
+fn sim_norm(n: &dyn PreparedNorm) -> &SimNorm {
+    n.as_any()
+        .downcast_ref()
+        .expect("a norm prepared by another backend was passed to the sim backend")
+}
+
+impl Backend for SimBackend {
+    fn name(&self) -> String {
+        match self.precision {
+            SimPrecision::Bf16 => "sim-bf16".into(),
+            SimPrecision::Int8 => "sim-int8".into(),
+        }
+    }
+
+    fn prepare_linear(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        w.validate()?;
+        let name = w.name.clone();
+        let (n, k) = (w.n, w.k);
+        SimLinear::new(w, self.precision)
+            .map(|l| Box::new(l) as Box<dyn PreparedLinear>)
+            .map_err(|e| {
+                // The trait's errors are shape errors; a layer no design fits is reported
+                // with its name and shape the same way.
+                tracing::error!("{name}: {e}");
+                BackendError::WeightShape {
+                    name: format!("{name} (no sim design: {e})"),
+                    got: n * k,
+                    n,
+                    k,
+                }
+            })
+    }
+
+    fn prepare_layer_norm(
+        &self,
+        name: &str,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+    ) -> Result<Box<dyn PreparedNorm>, BackendError> {
+        if gamma.is_empty() || gamma.len() != beta.len() {
+            return Err(BackendError::NormShape {
+                name: name.into(),
+                gamma: gamma.len(),
+                beta: beta.len(),
+            });
+        }
+        Ok(Box::new(SimNorm::new(name, gamma, beta)))
+    }
+
+    fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
+        let started = Instant::now();
+        self.on_host(OpKind::LogMel, || {
+            aiec_runtime::mel::log10_mel_frames(signal, n_frames, n_mels, out)
+        });
+        self.record(OpKind::LogMel, started, Duration::ZERO);
+    }
+
+    fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]) {
+        let started = Instant::now();
+        let w = sim_linear(w);
+        let cols = self.on_host(OpKind::Conv, || im2col(input, w.in_dim() / 3));
+        let rows = input.frames.div_ceil(input.stride);
+        let (y, device) = w.run(&cols, rows, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate {
+            self.on_host(OpKind::Conv, || {
+                out.iter_mut().zip(&y).for_each(|(o, v)| *o += v)
+            });
+        } else {
+            out[..y.len()].copy_from_slice(&y);
+        }
+        self.record(OpKind::Conv, started, device);
+    }
+
+    fn linear(
+        &self,
+        w: &dyn PreparedLinear,
+        x: &[f32],
+        rows: usize,
+        epi: Epilogue,
+        out: &mut [f32],
+    ) {
+        self.linear_into(OpKind::Linear, sim_linear(w), x, rows, epi, out)
+    }
+
+    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], rows: usize, out: &mut [f32]) {
+        self.linear_into(OpKind::Logits, sim_linear(w), x, rows, Epilogue::NONE, out)
+    }
+
+    fn layer_norm(&self, norm: &dyn PreparedNorm, x: &[f32], out: &mut [f32]) {
+        let started = Instant::now();
+        let (y, device) = rowwise::layer_norm(sim_norm(norm), x).unwrap_or_else(|e| fail(e));
+        out[..y.len()].copy_from_slice(&y);
+        self.record(OpKind::LayerNorm, started, device);
+    }
+
+    fn gelu(&self, x: &mut [f32]) {
+        let started = Instant::now();
+        // Row width only shapes the tiling: the widest divisor of the length up to 2048.
+        let cols = (1..=2048.min(x.len()))
+            .rev()
+            .find(|c| x.len().is_multiple_of(*c))
+            .unwrap_or(1);
+        let (y, device) = rowwise::gelu(x, cols).unwrap_or_else(|e| fail(e));
+        x.copy_from_slice(&y);
+        self.record(OpKind::Gelu, started, device);
+    }
+
+    fn add(&self, x: &mut [f32], y: &[f32]) {
+        let started = Instant::now();
+        self.on_host(OpKind::Add, || {
+            x.iter_mut().zip(y).for_each(|(a, b)| *a += b)
+        });
+        self.record(OpKind::Add, started, Duration::ZERO);
+    }
+
+    fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
+        self.cpu.new_kv_cache(shape)
+    }
+
+    fn kv_write(&self, cache: &mut dyn KvCache, layer: usize, pos: usize, rows: KvRows) {
+        let started = Instant::now();
+        self.on_host(OpKind::KvWrite, || {
+            self.cpu.kv_write(cache, layer, pos, rows)
+        });
+        self.record(OpKind::KvWrite, started, Duration::ZERO);
+    }
+
+    fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize) {
+        let started = Instant::now();
+        self.on_host(OpKind::KvReorder, || self.cpu.kv_reorder(cache, order, len));
+        self.record(OpKind::KvReorder, started, Duration::ZERO);
+    }
+
+    fn attention(
+        &self,
+        heads: usize,
+        q: Queries,
+        kv: KvSource,
+        out: &mut [f32],
+        keep_heads: &[usize],
+    ) -> Vec<Vec<f32>> {
+        let started = Instant::now();
+        let d = match kv {
+            KvSource::Causal { cache, .. } | KvSource::Shared { cache, .. } => {
+                cache.shape().head_dim
+            }
+            KvSource::Inline { .. } => out.len() / q.rows().max(1) / heads,
+        };
+        let on_device = match kv {
+            _ if !keep_heads.is_empty() => None,
+            KvSource::Inline { k_offset, v_offset } => {
+                Some(attention::gather_inline(&q, k_offset, v_offset, heads, d))
+            }
+            KvSource::Shared { cache, layer, len } => {
+                let store = cpu_kv(cache);
+                let per_head: Vec<_> = (0..heads).map(|h| store.head(layer, 0, h, len)).collect();
+                Some(attention::gather_store(&per_head, d, len))
+            }
+            KvSource::Causal { .. } => None,
+        };
+        if let (KvSource::Causal { cache, layer, past }, true) =
+            (kv, keep_heads.is_empty() && q.per_batch == 1)
+        {
+            let store = cpu_kv(cache);
+            let shape = cache.shape();
+            let stores: Vec<Vec<_>> = (0..q.batch)
+                .map(|b| {
+                    (0..heads)
+                        .map(|h| store.head(layer, b, h, past + 1))
+                        .collect()
+                })
+                .collect();
+            let queries = attention::gather_queries(&q, heads * d);
+            let dims = (d, shape.capacity, past + 1);
+            let (o, device) =
+                attention::attend_step(&queries, &stores, dims).unwrap_or_else(|e| fail(e));
+            out[..o.len()].copy_from_slice(&o);
+            self.record(OpKind::Attention, started, device);
+            return Vec::new();
+        }
+        let Some(kv_rows) = on_device else {
+            let w = self.on_host(OpKind::Attention, || {
+                self.cpu.attention(heads, q, kv, out, keep_heads)
+            });
+            self.record(OpKind::Attention, started, Duration::ZERO);
+            return w;
+        };
+        let queries = attention::gather_queries(&q, heads * d);
+        let (o, device) =
+            attention::attend(heads, d, &queries, &kv_rows).unwrap_or_else(|e| fail(e));
+        out[..o.len()].copy_from_slice(&o);
+        self.record(OpKind::Attention, started, device);
+        Vec::new()
+    }
+
+    fn stats(&self) -> &OpStats {
+        &self.stats
+    }
+}

@@ -1,0 +1,87 @@
+//! Layer norm and GELU on the row-wise designs (bf16 in and out, f32 inside), one spec per row
+//! count from the plan's row-wise tiling search ([`crate::plan::tiling::rowwise_candidates`]).
+
+use std::any::Any;
+use std::time::Duration;
+
+use super::kernels::{self, narrow};
+use super::linear::npu1;
+use super::SimDeviceError;
+use crate::plan::tiling;
+use aiec_runtime::backend::PreparedNorm;
+
+/// Whisper's layernorm epsilon.
+const EPSILON: f64 = 1e-5;
+
+/// gamma and beta as the layernorm design's `[2, cols]` parameter buffer (f32 until launch).
+pub struct SimNorm {
+    pub name: String,
+    params: Vec<f32>,
+    dim: usize,
+}
+
+impl PreparedNorm for SimNorm {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SimNorm {
+    pub fn new(name: &str, gamma: Vec<f32>, beta: Vec<f32>) -> Self {
+        let dim = gamma.len();
+        let mut params = gamma;
+        params.extend(beta);
+        SimNorm {
+            name: name.to_string(),
+            params,
+            dim,
+        }
+    }
+}
+
+/// The row-wise spec texts of `op` over `rows x cols`, best tiling first; `extra` holds the
+/// op's own fields.
+fn candidates(op: &str, rows: usize, cols: usize, extra: &str) -> Vec<String> {
+    tiling::rowwise_candidates(rows, &npu1())
+        .into_iter()
+        .map(|(a, tile_rows)| {
+            format!(
+                "op = \"{op}\"\nname = \"sim_{op}_{rows}x{cols}\"\ndevice = \"npu1\"\n\
+                 dtype = \"bf16\"\nshape = {{ rows = {rows}, cols = {cols} }}\n\
+                 tile_rows = {tile_rows}\narray = {{ columns = {}, cores_per_column = {} }}\n\
+                 depth = 2\n{extra}\n",
+                a.columns, a.cores_per_column
+            )
+        })
+        .collect()
+}
+
+/// Layer norm of each `norm.dim`-wide row of `x`.
+pub fn layer_norm(norm: &SimNorm, x: &[f32]) -> Result<(Vec<f32>, Duration), SimDeviceError> {
+    let cols = norm.dim;
+    let rows = x.len() / cols;
+    let extra = format!("epsilon = {EPSILON:e}");
+    let key = format!("layernorm {rows}x{cols}");
+    let kernel = kernels::first_that_builds(&key, || candidates("layernorm", rows, cols, &extra))?;
+    let inputs = vec![
+        narrow(kernel.input_elems[0], x),
+        narrow(kernel.input_elems[1], &norm.params),
+    ];
+    let launch = kernel.launch(inputs)?;
+    Ok((launch.outputs[0].clone(), launch.device))
+}
+
+/// The GELU table of kernel-specs/gelu.toml: [-4, 4] in steps of 1/32.
+const GELU_TABLE: &str = "table = { min = -4.0, max = 4.0, step = 0.03125 }";
+
+/// GELU of `x`, viewed as rows of `cols` (`cols` divides `x.len()`).
+pub fn gelu(x: &[f32], cols: usize) -> Result<(Vec<f32>, Duration), SimDeviceError> {
+    let rows = x.len() / cols;
+    let key = format!("gelu {rows}x{cols}");
+    let kernel = kernels::first_that_builds(&key, || candidates("gelu", rows, cols, GELU_TABLE))?;
+    let launch = kernel.launch(vec![narrow(kernel.input_elems[0], x)])?;
+    Ok((launch.outputs[0].clone(), launch.device))
+}

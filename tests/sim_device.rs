@@ -1,0 +1,408 @@
+//! `--device sim`: the sim backend's ops against the cpu backend, and a whole transcription
+//! through the simulator.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use aiec::simdevice::SimBackend;
+use aiec_runtime::backend::cpu::CpuBackend;
+use aiec_runtime::backend::{Backend, Epilogue, LinearWeights, Precision};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn normal(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| (rng.random::<f32>() + rng.random::<f32>() + rng.random::<f32>() - 1.5) * scale)
+        .collect()
+}
+
+fn layer(rng: &mut ChaCha8Rng, n: usize, k: usize) -> LinearWeights {
+    LinearWeights {
+        name: "test/linear".into(),
+        weight: normal(rng, n * k, 0.1),
+        bias: Some(normal(rng, n, 0.5)),
+        n,
+        k,
+    }
+}
+
+/// The f64 product `x Wᵀ + b` and, per element, `sum |x w|` (the size of the roundings).
+fn reference(w: &LinearWeights, x: &[f32], rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut y, mut mag) = (Vec::new(), Vec::new());
+    for r in 0..rows {
+        for j in 0..w.n {
+            let (mut s, mut m) = (w.bias.as_ref().map_or(0.0, |b| f64::from(b[j])), 0.0);
+            for l in 0..w.k {
+                let p = f64::from(x[r * w.k + l]) * f64::from(w.weight[j * w.k + l]);
+                s += p;
+                m += p.abs();
+            }
+            y.push(s);
+            mag.push(m);
+        }
+    }
+    (y, mag)
+}
+
+/// bf16 operands (each rounded by at most 2^-9 relative) and an f32 accumulation:
+/// `|y - ref| <= 2^-8 sum|x w| + 1e-5 (1 + |ref|)`.
+#[test]
+fn bf16_linear_matches_the_f64_product_and_the_cpu_backend() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (rows, k, n) = (5, 256, 96);
+    let x = normal(&mut rng, rows * k, 1.0);
+    let sim = SimBackend::new(Precision::Bf16).unwrap();
+    let cpu = CpuBackend::new(Precision::Bf16);
+    let w = layer(&mut rng, n, k);
+    let (refs, mag) = reference(&w, &x, rows);
+    let copy = LinearWeights {
+        name: w.name.clone(),
+        weight: w.weight.clone(),
+        bias: w.bias.clone(),
+        n,
+        k,
+    };
+    let (ws, wc) = (
+        sim.prepare_linear(w).unwrap(),
+        cpu.prepare_linear(copy).unwrap(),
+    );
+    let mut ys = vec![0.0; rows * n];
+    let mut yc = vec![0.0; rows * n];
+    sim.linear(&*ws, &x, rows, Epilogue::NONE, &mut ys);
+    cpu.linear(&*wc, &x, rows, Epilogue::NONE, &mut yc);
+    for i in 0..rows * n {
+        let bound = mag[i] / 256.0 + 1e-5 * (1.0 + refs[i].abs());
+        let err = (f64::from(ys[i]) - refs[i]).abs();
+        assert!(
+            err <= bound,
+            "sim y[{i}] = {} vs {} (bound {bound})",
+            ys[i],
+            refs[i]
+        );
+        // Both are within the bound of the f64 product, so within twice it of each other.
+        let gap = (f64::from(ys[i]) - f64::from(yc[i])).abs();
+        assert!(gap <= 2.0 * bound, "sim {} vs cpu bf16 {}", ys[i], yc[i]);
+    }
+    let st = sim.stats().get(aiec_runtime::backend::OpKind::Linear);
+    assert_eq!(st.launches, 1);
+    assert!(
+        st.device.as_nanos() > 0,
+        "the linear did not run on the simulator"
+    );
+}
+
+/// Same quantised operands and int32 accumulators: sim int8 and cpu int8 differ only in the
+/// f32 epilogue's rounding order, `<= 1e-5 (1 + |y|)`.
+#[test]
+fn int8_linear_matches_the_cpu_int8_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let (rows, k, n) = (3, 128, 64);
+    let x = normal(&mut rng, rows * k, 1.0);
+    let sim = SimBackend::new(Precision::Int8).unwrap();
+    let cpu = CpuBackend::new(Precision::Int8);
+    let w = layer(&mut rng, n, k);
+    let copy = LinearWeights {
+        name: w.name.clone(),
+        weight: w.weight.clone(),
+        bias: w.bias.clone(),
+        n,
+        k,
+    };
+    let (ws, wc) = (
+        sim.prepare_linear(w).unwrap(),
+        cpu.prepare_linear(copy).unwrap(),
+    );
+    let mut ys = vec![0.0; rows * n];
+    let mut yc = vec![0.0; rows * n];
+    sim.linear(&*ws, &x, rows, Epilogue::GELU, &mut ys);
+    cpu.linear(&*wc, &x, rows, Epilogue::GELU, &mut yc);
+    for i in 0..rows * n {
+        let gap = (ys[i] - yc[i]).abs();
+        // GELU on the device is the erf form in f32 (A&S 7.1.26, |erf error| <= 1.5e-7).
+        assert!(
+            gap <= 1e-5 * (1.0 + yc[i].abs()),
+            "sim {} vs cpu int8 {}",
+            ys[i],
+            yc[i]
+        );
+    }
+}
+
+/// bf16 input, gamma/beta (the design's bf16 parameter buffer) and output around an f32
+/// normalisation: with `z = (x - mean) / sigma`, each rounding at most 2^-9 relative,
+/// `|y - ref| <= 2^-8 (|y| + |gamma z| + |beta|) + 2^-8 |gamma| (|x| + |mean|) / sigma + 1e-4`.
+#[test]
+fn layernorm_matches_the_f64_reference_and_the_cpu_backend() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (rows, cols) = (6, 512);
+    let x: Vec<f32> = normal(&mut rng, rows * cols, 2.0)
+        .iter()
+        .map(|v| v + 0.3)
+        .collect();
+    let gamma = normal(&mut rng, cols, 1.0);
+    let beta = normal(&mut rng, cols, 0.5);
+    let sim = SimBackend::new(Precision::Bf16).unwrap();
+    let cpu = CpuBackend::new(Precision::F32);
+    let ns = sim
+        .prepare_layer_norm("ln", gamma.clone(), beta.clone())
+        .unwrap();
+    let nc = cpu
+        .prepare_layer_norm("ln", gamma.clone(), beta.clone())
+        .unwrap();
+    let mut ys = vec![0.0; rows * cols];
+    let mut yc = vec![0.0; rows * cols];
+    sim.layer_norm(&*ns, &x, &mut ys);
+    cpu.layer_norm(&*nc, &x, &mut yc);
+    for r in 0..rows {
+        let row: Vec<f64> = x[r * cols..][..cols]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mean = row.iter().sum::<f64>() / cols as f64;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+        let sigma = (var + 1e-5).sqrt();
+        for j in 0..cols {
+            let i = r * cols + j;
+            let refv = (row[j] - mean) / sigma * f64::from(gamma[j]) + f64::from(beta[j]);
+            let z = (row[j] - mean) / sigma;
+            let bound = (refv.abs() + (f64::from(gamma[j]) * z).abs() + f64::from(beta[j]).abs())
+                / 256.0
+                + f64::from(gamma[j]).abs() * (row[j].abs() + mean.abs()) / sigma / 256.0
+                + 1e-4;
+            let err = (f64::from(ys[i]) - refv).abs();
+            assert!(
+                err <= bound,
+                "sim y[{i}] = {} vs {refv} (bound {bound})",
+                ys[i]
+            );
+            assert!((f64::from(yc[i]) - refv).abs() <= 1e-4 * (1.0 + refv.abs()));
+        }
+    }
+}
+
+const JFK: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// The dev set's normalisation (/work/shared/speech/README.md): lowercase; hyphens to
+/// spaces; anything not a letter, digit, underscore, whitespace or apostrophe to a space;
+/// apostrophes not inside a word to spaces; split on whitespace.
+fn normalise(text: &str) -> Vec<String> {
+    let lower: Vec<char> = text
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '\'' || c.is_whitespace() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let kept: String = (0..lower.len())
+        .map(|i| {
+            let inside = i > 0
+                && i + 1 < lower.len()
+                && lower[i - 1].is_alphanumeric()
+                && lower[i + 1].is_alphanumeric();
+            if lower[i] == '\'' && !inside {
+                ' '
+            } else {
+                lower[i]
+            }
+        })
+        .collect();
+    kept.split_whitespace().map(str::to_string).collect()
+}
+
+/// Word edit distance / reference words.
+fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (normalise(reference), normalise(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len() as f64
+}
+
+#[test]
+fn wer_counts_edits_after_normalisation() {
+    assert_eq!(wer("Ask not, what-you", "ask NOT what you"), 0.0);
+    assert_eq!(wer("a b c d", "a x c"), 0.5);
+}
+
+/// Kinds of op the sim backend runs (partly) on the host today, as its module docs list.
+const HOST_KINDS: [&str; 5] = ["log-mel", "attention", "kv-write", "kv-reorder", "add"];
+
+/// Rows `(op, launches, device s)` of the `--timings` table after `header`.
+fn table_after(stderr: &str, header: &str) -> Vec<(String, u64, f64)> {
+    stderr
+        .lines()
+        .skip_while(|l| !l.contains(header))
+        .skip(2)
+        .take_while(|l| !l.starts_with("timing:"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f[0].to_string(),
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "takes several minutes on the 2-core machine; run with --ignored"]
+fn jfk_transcribes_through_the_simulator() {
+    let audio = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_aiec"))
+        .args(["run", "whisper-base"])
+        .arg(&audio)
+        .args(["--device", "sim", "--precision", "bf16", "--timings"])
+        .output()
+        .expect("aiec runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "aiec failed: {stderr}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stderr}\n{text}");
+    let w = wer(JFK, &text);
+    assert!(w <= 0.10, "WER {w:.3}: {text}");
+    let ops = table_after(&stderr, "sim-bf16 ops");
+    for kind in ["linear", "conv1d", "layernorm", "logits"] {
+        let row = ops.iter().find(|r| r.0 == kind);
+        assert!(
+            row.is_some_and(|r| r.1 > 0 && r.2 > 0.0),
+            "{kind} did not run on the simulator: {stderr}"
+        );
+    }
+    for (kind, _, device) in &ops {
+        if *device == 0.0 {
+            assert!(
+                HOST_KINDS.contains(&kind.as_str()),
+                "{kind} ran on the host: {stderr}"
+            );
+        }
+    }
+}
+
+/// `n_new` rows of a fused Q/K/V projection (`[q | k | v]`, each `width` wide) as new keys
+/// and values.
+fn fused_rows(data: &[f32], width: usize, n_new: usize) -> aiec_runtime::backend::KvRows<'_> {
+    aiec_runtime::backend::KvRows {
+        data,
+        stride: 3 * width,
+        k_offset: width,
+        v_offset: 2 * width,
+        n_new,
+    }
+}
+
+/// Attention of bf16 Q/K/V with f32 scores (the attention op's bound): every output is a
+/// convex combination of V rows, so `|o - ref| <= 2^-7 max|V|` against the cpu's f32.
+#[test]
+fn encoder_and_cross_attention_match_the_cpu_backend() {
+    use aiec_runtime::backend::{KvShape, KvSource, Queries};
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (heads, d, rows) = (4, 32, 20);
+    let width = 3 * heads * d;
+    let data = normal(&mut rng, rows * width, 1.0);
+    let vmax = data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let sim = SimBackend::new(Precision::Bf16).unwrap();
+    let cpu = CpuBackend::new(Precision::F32);
+    let q = Queries {
+        data: &data,
+        stride: width,
+        offset: 0,
+        batch: 1,
+        per_batch: rows,
+    };
+    let inline = KvSource::Inline {
+        k_offset: heads * d,
+        v_offset: 2 * heads * d,
+    };
+    let (mut os, mut oc) = (vec![0.0; rows * heads * d], vec![0.0; rows * heads * d]);
+    sim.attention(heads, q, inline, &mut os, &[]);
+    cpu.attention(heads, q, inline, &mut oc, &[]);
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= vmax / 128.0);
+    assert!(
+        close(&os, &oc),
+        "encoder attention differs beyond 2^-7 max|V|"
+    );
+    // Cross attention: 3 query rows over the 20 stored positions.
+    let shape = KvShape {
+        layers: 1,
+        batch: 1,
+        capacity: rows,
+        heads,
+        head_dim: d,
+    };
+    let mut store = sim.new_kv_cache(shape);
+    sim.kv_write(&mut *store, 0, 0, fused_rows(&data, heads * d, rows));
+    let q3 = Queries { per_batch: 3, ..q };
+    let shared = KvSource::Shared {
+        cache: &*store,
+        layer: 0,
+        len: rows,
+    };
+    let (mut os, mut oc) = (vec![0.0; 3 * heads * d], vec![0.0; 3 * heads * d]);
+    sim.attention(heads, q3, shared, &mut os, &[]);
+    cpu.attention(heads, q3, shared, &mut oc, &[]);
+    assert!(
+        close(&os, &oc),
+        "cross attention differs beyond 2^-7 max|V|"
+    );
+    let st = sim.stats().get(aiec_runtime::backend::OpKind::Attention);
+    assert!(st.launches == 2 && st.device.as_nanos() > 0);
+}
+
+/// A decoder step (one query per sequence, 7 valid positions of a 20-row cache, 2 beams)
+/// on the attention_decode design against the cpu's f32: `|o - ref| <= 2^-7 max|V|`.
+#[test]
+fn decoder_step_attention_matches_the_cpu_backend() {
+    use aiec_runtime::backend::{KvShape, KvSource, Queries};
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (heads, d, beams, valid) = (4, 32, 2, 7);
+    let width = 3 * heads * d;
+    let data = normal(&mut rng, beams * valid * width, 1.0);
+    let vmax = data.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let sim = SimBackend::new(Precision::Bf16).unwrap();
+    let cpu = CpuBackend::new(Precision::F32);
+    let shape = KvShape {
+        layers: 2,
+        batch: beams,
+        capacity: 20,
+        heads,
+        head_dim: d,
+    };
+    let rows = fused_rows(&data, heads * d, valid);
+    let (mut ss, mut sc) = (sim.new_kv_cache(shape), cpu.new_kv_cache(shape));
+    sim.kv_write(&mut *ss, 1, 0, rows);
+    cpu.kv_write(&mut *sc, 1, 0, rows);
+    let q = Queries {
+        data: &data[(valid - 1) * width..],
+        stride: valid * width,
+        offset: 0,
+        batch: beams,
+        per_batch: 1,
+    };
+    let (mut os, mut oc) = (vec![0.0; beams * heads * d], vec![0.0; beams * heads * d]);
+    let step = |cache| KvSource::Causal {
+        cache,
+        layer: 1,
+        past: valid - 1,
+    };
+    sim.attention(heads, q, step(&*ss), &mut os, &[]);
+    cpu.attention(heads, q, step(&*sc), &mut oc, &[]);
+    for (i, (s, c)) in os.iter().zip(&oc).enumerate() {
+        assert!((s - c).abs() <= vmax / 128.0, "o[{i}]: sim {s} vs cpu {c}");
+    }
+    let st = sim.stats().get(aiec_runtime::backend::OpKind::Attention);
+    assert!(
+        st.device.as_nanos() > 0,
+        "the step did not run on the simulator"
+    );
+}
