@@ -107,7 +107,9 @@ fn upstream_passes_parse_and_run_in_mlir_opt() {
     assert_eq!(pipelines[0], "lower-affine,convert-scf-to-cf");
     // convert-vector-to-llvm follows upstream's canonicalize,cse: the vectorised kernels leave
     // n-D vector.shape_cast around aievec.matmul that convert-to-llvm{dynamic} does not lower.
-    assert!(pipelines[1].starts_with("canonicalize,cse,convert-vector-to-llvm,expand-strided-metadata"));
+    assert!(
+        pipelines[1].starts_with("canonicalize,cse,convert-vector-to-llvm,expand-strided-metadata")
+    );
 
     // The same order as the build: input_with_addresses, then the per-core lowering.
     let with_cf = run(
