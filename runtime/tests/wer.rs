@@ -224,11 +224,13 @@ fn dev_set_int8_greedy_within_half_a_point_of_f32() {
 }
 
 #[test]
+#[ignore = "a further dev-set run (minutes); CI keeps its 40 minutes by running it from bench/wer_precisions.sh"]
 fn dev_set_int8_beam5_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Int8, 5);
 }
 
 #[test]
+#[ignore = "a further dev-set run (minutes); CI keeps its 40 minutes by running it from bench/wer_precisions.sh"]
 fn dev_set_bf16_greedy_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Bf16, 1);
 }
