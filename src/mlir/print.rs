@@ -35,7 +35,64 @@ pub fn emit(design: &Design) -> Result<String, MlirError> {
     let info = verify(design)?;
     let context = context();
     let module = lower(&context, design, &info)?;
-    print_module(&module)
+    Ok(hoist_affine_maps(&print_module(&module)?))
+}
+
+/// Replaces every inline `affine_map<...>` with an alias `#map`, `#map1`, ... declared at
+/// the top of the module, numbered in order of first appearance, as MLIR's printer (and so
+/// aie-opt) prints them.
+fn hoist_affine_maps(text: &str) -> String {
+    const OPEN: &str = "affine_map<";
+    let mut maps: Vec<String> = Vec::new();
+    let mut body = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        body.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        // The map ends at the `>` that closes `affine_map<`; the `>` of `->` does not count.
+        let (mut depth, mut end, mut prev) = (1usize, None, ' ');
+        for (i, c) in after.char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' if prev != '-' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+        let Some(end) = end else {
+            body.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let map = &rest[start..start + OPEN.len() + end + 1];
+        let index = maps.iter().position(|m| m == map).unwrap_or_else(|| {
+            maps.push(map.to_string());
+            maps.len() - 1
+        });
+        body.push_str(&alias_name(index));
+        rest = &after[end + 1..];
+    }
+    body.push_str(rest);
+    let mut out = String::new();
+    for (i, map) in maps.iter().enumerate() {
+        out.push_str(&format!("{} = {map}\n", alias_name(i)));
+    }
+    out.push_str(&body);
+    out
+}
+
+fn alias_name(index: usize) -> String {
+    if index == 0 {
+        "#map".to_string()
+    } else {
+        format!("#map{index}")
+    }
 }
 
 /// The design's module in MLIR's generic syntax: parseable by any MLIR with unregistered
