@@ -190,13 +190,7 @@ impl Backend for SimBackend {
         gamma: Vec<f32>,
         beta: Vec<f32>,
     ) -> Result<Box<dyn PreparedNorm>, BackendError> {
-        if gamma.is_empty() || gamma.len() != beta.len() {
-            return Err(BackendError::NormShape {
-                name: name.into(),
-                gamma: gamma.len(),
-                beta: beta.len(),
-            });
-        }
+        aiec_runtime::backend::check_norm_shape(name, &gamma, &beta)?;
         Ok(Box::new(SimNorm::new(name, gamma, beta)))
     }
 

@@ -83,6 +83,18 @@ impl LinearWeights {
     }
 }
 
+/// Checks a layer norm's `gamma` and `beta`: equal, non-zero lengths.
+pub fn check_norm_shape(name: &str, gamma: &[f32], beta: &[f32]) -> Result<(), BackendError> {
+    if gamma.is_empty() || gamma.len() != beta.len() {
+        return Err(BackendError::NormShape {
+            name: name.to_string(),
+            gamma: gamma.len(),
+            beta: beta.len(),
+        });
+    }
+    Ok(())
+}
+
 /// A backend's own form of a dense layer (packed, quantised, on the device...).
 pub trait PreparedLinear: Send + Sync {
     /// Input width `k`.

@@ -187,13 +187,7 @@ impl Backend for CpuBackend {
         gamma: Vec<f32>,
         beta: Vec<f32>,
     ) -> Result<Box<dyn PreparedNorm>, BackendError> {
-        if gamma.is_empty() || gamma.len() != beta.len() {
-            return Err(BackendError::NormShape {
-                name: name.to_string(),
-                gamma: gamma.len(),
-                beta: beta.len(),
-            });
-        }
+        super::check_norm_shape(name, &gamma, &beta)?;
         Ok(Box::new(LayerNorm { gamma, beta }))
     }
 
