@@ -2,7 +2,10 @@
 //! They move bytes between FIFO slots and host buffers under the same acquire/release rules
 //! the cores follow.
 
-use super::engine::{Shared, Stop, Wait};
+use std::sync::MutexGuard;
+
+use super::engine::{HostBuffer, Shared, Stop, Wait};
+use super::pattern;
 use super::wiring::{LinkMover, Step};
 
 /// One memtile DMA channel of a link: forever take a source buffer, fill a destination buffer
@@ -41,7 +44,8 @@ pub(crate) fn run_mover(sh: &Shared, actor: usize, m: &LinkMover) {
 }
 
 /// One shim DMA channel: runs the transfers the sequence queues on it, in order, one FIFO
-/// buffer at a time, reading or writing the host buffer at the pattern's element indices.
+/// buffer at a time, walking the host buffer in the pattern's order (contiguous innermost rows
+/// move with one copy; a row may span FIFO buffers).
 pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
     let wiring = &sh.wiring.dmas[dma];
     let fifo = &sh.wiring.fifos[wiring.port.fifo];
@@ -50,8 +54,11 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
     let to_fifo = wiring.port.side == super::fifo::Side::Produce;
     let transfer = || -> Result<(), Stop> {
         sh.wait_for(actor, Wait::NextTask { dma })?;
-        let (arg, indices) = sh.lock().dmas[dma].tasks.pop_front().expect("task queued");
-        for chunk in indices.chunks(numel) {
+        let (arg, p) = sh.lock().dmas[dma].tasks.pop_front().expect("task queued");
+        let mut rows = pattern::rows(&p).peekable();
+        // The part of the current row not yet moved.
+        let mut pending: Option<pattern::Row> = None;
+        while pending.is_some() || rows.peek().is_some() {
             sh.wait_for(
                 actor,
                 Wait::Acquire {
@@ -60,16 +67,24 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
                 },
             )?;
             let slot = sh.held_buffer(actor, wiring.port, 0)?;
-            let mut host = sh.host[arg].lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: the slot is held by this actor and `numel * elem` bytes long; host indices
-            // were bounds-checked by the wiring.
+            // were bounds-checked by the validator.
             let slot = unsafe { std::slice::from_raw_parts_mut(slot, numel * elem) };
-            for (j, &i) in chunk.iter().enumerate() {
-                let (h, s) = (i * elem, j * elem);
-                if to_fifo {
-                    slot[s..s + elem].copy_from_slice(&host[h..h + elem]);
-                } else {
-                    host[h..h + elem].copy_from_slice(&slot[s..s + elem]);
+            let mut host = HostAccess::lock(&sh.host[arg]);
+            let mut filled = 0;
+            while filled < numel {
+                let Some(row) = pending.take().or_else(|| rows.next()) else {
+                    break;
+                };
+                let n = row.count.min(numel - filled);
+                host.copy(to_fifo, row, n, elem, &mut slot[filled * elem..]);
+                filled += n;
+                if n < row.count {
+                    pending = Some(pattern::Row {
+                        start: row.start + n * row.stride,
+                        count: row.count - n,
+                        stride: row.stride,
+                    });
                 }
             }
             drop(host);
@@ -77,11 +92,68 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
         }
         let mut st = sh.lock();
         st.dmas[dma].completed += 1;
-        sh.cv.notify_all();
         Ok(())
     };
     while transfer().is_ok() {}
     sh.finish(actor);
+}
+
+/// A host buffer as one DMA transfer step sees it: read-only inputs without a lock.
+enum HostAccess<'a> {
+    Read(&'a [u8]),
+    Write(MutexGuard<'a, Vec<u8>>),
+}
+
+impl<'a> HostAccess<'a> {
+    fn lock(buffer: &'a HostBuffer<'_>) -> Self {
+        match buffer {
+            HostBuffer::Read(bytes) => HostAccess::Read(bytes),
+            HostBuffer::Write(m) => HostAccess::Write(m.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    /// Moves the first `n` elements of `row` between the host and `slot` (which starts at the
+    /// row's first element).
+    fn copy(&mut self, to_fifo: bool, row: pattern::Row, n: usize, elem: usize, slot: &mut [u8]) {
+        let contiguous = row.stride == 1;
+        match (self, to_fifo) {
+            (HostAccess::Read(host), true) => gather(host, row, n, elem, slot, contiguous),
+            (HostAccess::Write(host), true) => gather(host, row, n, elem, slot, contiguous),
+            (HostAccess::Write(host), false) => {
+                if contiguous {
+                    let h = row.start * elem;
+                    host[h..h + n * elem].copy_from_slice(&slot[..n * elem]);
+                } else {
+                    for j in 0..n {
+                        let h = (row.start + j * row.stride) * elem;
+                        host[h..h + elem].copy_from_slice(&slot[j * elem..(j + 1) * elem]);
+                    }
+                }
+            }
+            // The runner makes every drained argument a written buffer.
+            (HostAccess::Read(_), false) => unreachable!("a drain into a read-only host buffer"),
+        }
+    }
+}
+
+/// Host -> FIFO slot for the first `n` elements of `row`.
+fn gather(
+    host: &[u8],
+    row: pattern::Row,
+    n: usize,
+    elem: usize,
+    slot: &mut [u8],
+    contiguous: bool,
+) {
+    if contiguous {
+        let h = row.start * elem;
+        slot[..n * elem].copy_from_slice(&host[h..h + n * elem]);
+    } else {
+        for j in 0..n {
+            let h = (row.start + j * row.stride) * elem;
+            slot[j * elem..(j + 1) * elem].copy_from_slice(&host[h..h + elem]);
+        }
+    }
 }
 
 /// The runtime sequence: queue transfers, honour `dma_wait`, then wait for every transfer and
@@ -89,11 +161,10 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
 pub(crate) fn run_sequence(sh: &Shared, actor: usize) -> Result<(), Stop> {
     for step in &sh.wiring.steps {
         match step {
-            Step::Transfer { dma, arg, indices } => {
+            Step::Transfer { dma, arg, pattern } => {
                 let mut st = sh.lock();
-                st.dmas[*dma].tasks.push_back((*arg, indices.clone()));
+                st.dmas[*dma].tasks.push_back((*arg, pattern.clone()));
                 st.dmas[*dma].issued += 1;
-                sh.cv.notify_all();
             }
             Step::Wait { dma } => {
                 let issued = sh.lock().dmas[*dma].issued;
@@ -108,6 +179,5 @@ pub(crate) fn run_sequence(sh: &Shared, actor: usize) -> Result<(), Stop> {
     sh.wait_for(actor, Wait::Workers)?;
     let mut st = sh.lock();
     st.done = true;
-    sh.cv.notify_all();
     Ok(())
 }

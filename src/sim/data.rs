@@ -83,48 +83,57 @@ impl HostData {
         }
     }
 
-    /// Little-endian bytes, the layout the JIT-compiled cores read (the host is little-endian).
-    pub(crate) fn to_le_bytes(&self) -> Vec<u8> {
+    /// The elements as little-endian bytes, the layout the JIT-compiled cores read: on a
+    /// little-endian host that is the vector's own memory, borrowed.
+    pub(crate) fn as_le_bytes(&self) -> &[u8] {
+        fn view<T>(v: &[T]) -> &[u8] {
+            // SAFETY: every element type here is plain data without padding (i8, i16, i32,
+            // bf16 = repr(transparent) u16, f32), so its memory is `size_of_val` valid bytes.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+        }
         match self {
-            HostData::I8(v) => v.iter().map(|&x| x as u8).collect(),
-            HostData::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            HostData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            HostData::Bf16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
-            HostData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            HostData::I8(v) => view(v),
+            HostData::I16(v) => view(v),
+            HostData::I32(v) => view(v),
+            HostData::Bf16(v) => view(v),
+            HostData::F32(v) => view(v),
         }
     }
 
-    /// Inverse of [`HostData::to_le_bytes`]; `bytes.len()` must be a multiple of the element size.
+    /// Little-endian bytes, copied ([`HostData::as_le_bytes`]).
+    #[cfg(test)]
+    pub(crate) fn to_le_bytes(&self) -> Vec<u8> {
+        self.as_le_bytes().to_vec()
+    }
+
+    /// Inverse of [`HostData::as_le_bytes`]; `bytes.len()` must be a multiple of the element
+    /// size.
     pub(crate) fn from_le_bytes(elem: ElemType, bytes: &[u8]) -> Self {
-        match elem {
-            ElemType::I8 => HostData::I8(bytes.iter().map(|&b| b as i8).collect()),
-            ElemType::I16 => HostData::I16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ),
-            ElemType::I32 => HostData::I32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            ElemType::Bf16 => HostData::Bf16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                    .collect(),
-            ),
-            ElemType::F32 => HostData::F32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
+        let mut data = HostData::zeros(elem, bytes.len() / elem.bytes());
+        fn view_mut<T>(v: &mut [T]) -> &mut [u8] {
+            // SAFETY: as in `as_le_bytes`; every bit pattern is a valid value of these types.
+            unsafe {
+                std::slice::from_raw_parts_mut(
+                    v.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of_val(v),
+                )
+            }
         }
+        let dst = match &mut data {
+            HostData::I8(v) => view_mut(v),
+            HostData::I16(v) => view_mut(v),
+            HostData::I32(v) => view_mut(v),
+            HostData::Bf16(v) => view_mut(v),
+            HostData::F32(v) => view_mut(v),
+        };
+        dst.copy_from_slice(&bytes[..dst.len()]);
+        data
     }
 }
+
+// The byte views above are the little-endian layout only on a little-endian host.
+#[cfg(not(target_endian = "little"))]
+compile_error!("the simulator's host buffers assume a little-endian host");
 
 #[cfg(test)]
 mod tests {

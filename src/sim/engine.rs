@@ -1,20 +1,23 @@
-//! The shared state every actor (worker thread, link mover, shim DMA, runtime sequence) blocks
-//! on: FIFO counters, shim DMA queues, statuses for the deadlock check, and the FIFO buffers.
+//! The shared state every actor (core, link mover, shim DMA, runtime sequence) blocks on: FIFO
+//! counters, shim DMA queues, statuses for the deadlock check, and the FIFO buffers.
 //!
-//! One mutex and one condition variable guard all counters. An actor that must wait records
-//! what it waits for; before sleeping it checks whether *any* actor could still move (running,
-//! or blocked on a condition that now holds). If none can, that is a deadlock, reported with
-//! each actor's wait and holdings. Sleeps are bounded by the wall-clock deadline.
+//! Actors are coroutines on one thread ([`super::sched`]). An actor that must wait records
+//! what it waits for and suspends; the scheduler resumes it once that condition holds. Before
+//! suspending it checks whether *any* actor could still move (running, or blocked on a
+//! condition that now holds). If none can, that is a deadlock, reported with each actor's wait
+//! and holdings. Waiting is bounded by the wall-clock deadline.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fifo::{FifoState, Side};
+use super::sched::ActorYielder;
 use super::wiring::{PortRef, Wiring};
 use super::SimError;
+use crate::design::TensorAccessPattern;
 
 /// Why an actor stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +63,7 @@ pub(crate) struct ActorInfo {
 
 #[derive(Debug, Default)]
 pub(crate) struct DmaQueue {
-    pub tasks: VecDeque<(usize, Vec<usize>)>,
+    pub tasks: VecDeque<(usize, TensorAccessPattern)>,
     pub issued: u64,
     pub completed: u64,
 }
@@ -79,32 +82,40 @@ pub(crate) struct FifoMemory {
     slot_bytes: usize,
 }
 
-pub(crate) struct Shared {
-    pub wiring: Wiring,
+pub(crate) struct Shared<'h> {
+    pub wiring: Arc<Wiring>,
     pub actors: Vec<ActorInfo>,
     pub workers: usize,
     pub state: Mutex<State>,
-    pub cv: Condvar,
+    /// Each actor's coroutine handle, set when it starts ([`super::sched`]).
+    yielders: Vec<AtomicPtr<ActorYielder>>,
     pub aborted: AtomicBool,
     pub deadline: Instant,
     pub limit: Duration,
     memory: Vec<FifoMemory>,
     /// Host buffers (little-endian bytes), one per runtime-sequence argument.
-    pub host: Vec<Mutex<Vec<u8>>>,
+    pub host: Vec<HostBuffer<'h>>,
+}
+
+/// One host buffer during a run: an input only read by DMAs is the caller's memory itself
+/// (weights of hundreds of MB are not copied per launch); a buffer the design writes is owned.
+pub(crate) enum HostBuffer<'h> {
+    Read(&'h [u8]),
+    Write(Mutex<Vec<u8>>),
 }
 
 // SAFETY: FIFO memory is only written through pointers handed out for buffers the writer has
 // acquired; the acquire/release protocol (under `state`'s mutex) orders every access, exactly
 // as the hardware locks do. Everything else is behind mutexes or atomics.
-unsafe impl Sync for Shared {}
-unsafe impl Send for Shared {}
+unsafe impl Sync for Shared<'_> {}
+unsafe impl Send for Shared<'_> {}
 
-impl Shared {
+impl<'h> Shared<'h> {
     pub fn new(
-        wiring: Wiring,
+        wiring: Arc<Wiring>,
         actors: Vec<ActorInfo>,
         workers: usize,
-        host: Vec<Vec<u8>>,
+        host: Vec<HostBuffer<'h>>,
         limit: Duration,
     ) -> Self {
         let fifos = wiring
@@ -126,6 +137,9 @@ impl Shared {
             .collect();
         let status = (0..actors.len()).map(|_| Status::Running).collect();
         let dmas = wiring.dmas.iter().map(|_| DmaQueue::default()).collect();
+        let yielders = (0..actors.len())
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect();
         Self {
             wiring,
             actors,
@@ -137,12 +151,12 @@ impl Shared {
                 error: None,
                 done: false,
             }),
-            cv: Condvar::new(),
+            yielders,
             aborted: AtomicBool::new(false),
             deadline: Instant::now() + limit,
             limit,
             memory,
-            host: host.into_iter().map(Mutex::new).collect(),
+            host,
         }
     }
 
@@ -164,7 +178,6 @@ impl Shared {
             st.error = Some(error);
         }
         self.aborted.store(true, Ordering::SeqCst);
-        self.cv.notify_all();
     }
 
     fn can_proceed(&self, st: &State, wait: &Wait) -> bool {
@@ -218,11 +231,9 @@ impl Shared {
                 );
                 return Err(Stop::Aborted);
             }
-            st = self
-                .cv
-                .wait_timeout(st, self.deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            drop(st);
+            self.suspend(actor);
+            st = self.lock();
         }
     }
 
@@ -244,7 +255,6 @@ impl Shared {
             self.fail(&mut st, error);
             return Err(Stop::Aborted);
         }
-        self.cv.notify_all();
         Ok(())
     }
 
@@ -275,7 +285,52 @@ impl Shared {
     pub fn finish(&self, actor: usize) {
         let mut st = self.lock();
         st.status[actor] = Status::Finished;
-        self.cv.notify_all();
+    }
+
+    /// Records `actor`'s coroutine handle (called first thing in its coroutine).
+    pub fn set_yielder(&self, actor: usize, yielder: &ActorYielder) {
+        self.yielders[actor].store(yielder as *const _ as *mut _, Ordering::Relaxed);
+    }
+
+    /// Hands the thread back to the scheduler until `actor` may go on.
+    fn suspend(&self, actor: usize) {
+        let y = self.yielders[actor].load(Ordering::Relaxed);
+        assert!(!y.is_null(), "actor {actor} waits outside the scheduler");
+        // SAFETY: set by the actor's own coroutine, whose yielder lives as long as it runs;
+        // we are on that coroutine's stack now.
+        unsafe { (*y).suspend(()) }
+    }
+
+    /// Whether the scheduler should resume `actor`: it has not started or is running, its
+    /// wait's condition now holds, or the run is over (so it can unwind).
+    pub fn may_resume(&self, actor: usize) -> bool {
+        let st = self.lock();
+        if st.error.is_some() || st.done {
+            return true;
+        }
+        match &st.status[actor] {
+            Status::Running => true,
+            Status::Finished => false,
+            Status::Blocked(w) => self.can_proceed(&st, w),
+        }
+    }
+
+    /// Records a deadlock found by the scheduler (no live actor could be resumed).
+    pub fn fail_deadlocked(&self) {
+        let mut st = self.lock();
+        let report = self.report(&st);
+        self.fail(&mut st, SimError::Deadlock { report });
+    }
+
+    /// Records that `actor` panicked, so the others stop.
+    pub fn fail_with_panic(&self, actor: usize) {
+        let mut st = self.lock();
+        let error = SimError::Protocol {
+            actor: self.actors[actor].name.clone(),
+            message: "panicked".into(),
+        };
+        self.fail(&mut st, error);
+        st.status[actor] = Status::Finished;
     }
 
     /// Nobody runs and no blocked actor's condition holds: nothing can ever change again.

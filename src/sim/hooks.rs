@@ -19,7 +19,7 @@ use super::engine::Shared;
 use super::wiring::PortRef;
 
 pub(crate) struct CoreCtx<'s> {
-    pub shared: &'s Shared,
+    pub shared: &'s Shared<'s>,
     pub actor: usize,
     pub ports: Vec<PortRef>,
     /// Buffer shape per port, for the memref descriptors.

@@ -4,15 +4,17 @@
 //!   ([`crate::mlir::lower()`]), cut out into host functions (`from_aie`) whose AIE ops
 //!   (acquire, subview access, release) call host hooks (`hooks`) implementing the
 //!   object-FIFO locks; everything else (loops, kernels) is the MLIR that goes to aie-opt,
-//!   lowered to LLVM and JIT-compiled (`jit`); one thread per worker. A design the compiler's
+//!   lowered to LLVM and JIT-compiled (`jit`); each worker is a coroutine (`sched`). A design the compiler's
 //!   verifier rejects is still simulated, from the Design's programs and the same kernel
 //!   emitters, so its runtime behaviour (e.g. a deadlock) can be shown; [`SimRun::core_source`]
 //!   says which path ran.
 //! - **Object FIFOs** keep their depth and Produce/Consume semantics (`fifo`), including
-//!   broadcast, and memtile links (forward, split, join at their offsets) moved by one host
-//!   thread per memtile DMA channel (`actors`).
+//!   broadcast, and memtile links (forward, split, join at their offsets) moved by one
+//!   actor per memtile DMA channel (`actors`).
 //! - **The runtime sequence** issues shim DMA transfers with their 4-D access patterns
-//!   (`pattern`); each shim channel is a thread; `dma_wait` waits for completion.
+//!   (`pattern`); each shim channel is an actor; `dma_wait` waits for completion.
+//! - **Actors** (cores, channels, the sequence) are coroutines that one host thread runs in
+//!   turn (`sched`): a blocked actor is resumed only when its FIFO or DMA condition holds.
 //! - **Checks**: before running, tile memory budgets, access-pattern bounds and the design's
 //!   consistency (`wiring`); while running, deadlock (every actor blocked; the report lists what
 //!   each waits on and holds) and a wall-clock limit.
@@ -30,16 +32,18 @@ mod hooks;
 pub mod inputs;
 mod jit;
 mod pattern;
+mod sched;
 pub mod verify;
 mod wiring;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use data::HostData;
 pub use jit::CoreSource;
 
 use crate::design::{Design, DesignError, SeqOp};
-use engine::{ActorInfo, Shared};
+use engine::{ActorInfo, HostBuffer, Shared};
 use hooks::CoreCtx;
 use wiring::Wiring;
 
@@ -147,7 +151,7 @@ pub fn run_with(
 /// backend runs each design of a Whisper forward thousands of times).
 pub struct Prepared {
     design: Design,
-    wiring: Wiring,
+    wiring: Arc<Wiring>,
     compiled: jit::Compiled,
     compile_time: Duration,
     timeout: Duration,
@@ -159,7 +163,7 @@ pub struct Prepared {
 
 // SAFETY: after `new`, the context and the execution engine are only kept alive (never used
 // again); the compiled cores are plain function pointers that `run` calls from its own
-// threads, each with its own context argument, exactly as a single run does.
+// thread, each core with its own context argument, exactly as a single run does.
 unsafe impl Send for Prepared {}
 unsafe impl Sync for Prepared {}
 
@@ -174,7 +178,7 @@ impl Prepared {
         let compiled = jit::compile(&context, design, &info, &wiring, options.opt_level.min(3))?;
         Ok(Prepared {
             design: design.clone(),
-            wiring,
+            wiring: Arc::new(wiring),
             compiled,
             compile_time: started.elapsed(),
             timeout: options.timeout,
@@ -190,8 +194,14 @@ impl Prepared {
 
     /// Runs the design on `inputs` (one per filled argument, in argument order).
     pub fn run(&self, inputs: Vec<HostData>) -> Result<SimRun, SimError> {
+        self.run_ref(&inputs.iter().collect::<Vec<_>>())
+    }
+
+    /// [`Prepared::run`] on borrowed inputs: a buffer the design only reads is not copied, so
+    /// a caller keeps its weights in one place across thousands of launches.
+    pub fn run_ref(&self, inputs: &[&HostData]) -> Result<SimRun, SimError> {
         let design = &self.design;
-        let host = host_buffers(design, &inputs, &self.input_args)?;
+        let host = host_buffers(design, inputs, &self.input_args, &self.output_args)?;
         let wiring = self.wiring.clone();
         let actors = actor_infos(&wiring);
         let run_started = Instant::now();
@@ -211,9 +221,12 @@ impl Prepared {
         let outputs = self
             .output_args
             .iter()
-            .map(|&a| {
-                let bytes = shared.host[a].lock().unwrap_or_else(|p| p.into_inner());
-                HostData::from_le_bytes(args[a].ty.elem, &bytes)
+            .map(|&a| match &shared.host[a] {
+                HostBuffer::Write(m) => {
+                    let bytes = m.lock().unwrap_or_else(|p| p.into_inner());
+                    HostData::from_le_bytes(args[a].ty.elem, &bytes)
+                }
+                HostBuffer::Read(_) => unreachable!("drained arguments are written buffers"),
             })
             .collect();
         Ok(SimRun {
@@ -226,8 +239,8 @@ impl Prepared {
     }
 }
 
-/// One thread per worker (its JIT-compiled core), link channel and shim DMA, and the
-/// runtime sequence on this thread; returns when all have finished or one has failed.
+/// Every worker (its JIT-compiled core), link channel and shim DMA, and the runtime sequence,
+/// as coroutines on this thread ([`sched`]); returns when all have finished or one has failed.
 fn run_actors(shared: &Shared, compiled: &jit::Compiled) {
     let workers = shared.wiring.workers.len();
     let movers = shared.wiring.movers.len();
@@ -249,35 +262,39 @@ fn run_actors(shared: &Shared, compiled: &jit::Compiled) {
                 .collect(),
         })
         .collect();
-    std::thread::scope(|s| {
-        for (w, ctx) in contexts.iter().enumerate() {
-            let entry = compiled.entries[w];
-            let raw = ctx as *const CoreCtx as usize as i64;
-            s.spawn(move || {
-                // SAFETY: `entry` is the JIT-compiled `(i64) -> ()` core; `raw` points at its
-                // context, alive until the scope ends.
-                unsafe { entry(raw) };
-                shared.finish(w);
-            });
-        }
-        for m in 0..movers {
-            s.spawn(move || actors::run_mover(shared, workers + m, &shared.wiring.movers[m]));
-        }
-        for d in 0..dmas {
-            s.spawn(move || actors::run_shim_dma(shared, workers + movers + d, d));
-        }
-        // A failure is recorded in the shared state (and has woken every actor); the scope
-        // joins them all before we look.
+    let mut bodies: Vec<sched::Body> = Vec::with_capacity(shared.actors.len());
+    for (w, ctx) in contexts.iter().enumerate() {
+        let entry = compiled.entries[w];
+        let raw = ctx as *const CoreCtx as usize as i64;
+        // SAFETY: `entry` is the JIT-compiled `(i64) -> ()` core; `raw` points at its context,
+        // alive until the scheduler returns.
+        bodies.push(Box::new(move || unsafe { entry(raw) }));
+    }
+    for m in 0..movers {
+        bodies.push(Box::new(move || {
+            actors::run_mover(shared, workers + m, &shared.wiring.movers[m])
+        }));
+    }
+    for d in 0..dmas {
+        bodies.push(Box::new(move || {
+            actors::run_shim_dma(shared, workers + movers + d, d)
+        }));
+    }
+    // A failure is recorded in the shared state; every actor then runs to its end.
+    bodies.push(Box::new(move || {
         let _ = actors::run_sequence(shared, sequence_actor);
-    });
+    }));
+    sched::run(shared, bodies);
 }
 
-/// The host buffers, zeroed, with `inputs` (one per filled argument) copied in.
-fn host_buffers(
+/// The host buffers: an input the design only reads is borrowed; every other argument is an
+/// owned buffer, zeroed or holding its input.
+fn host_buffers<'h>(
     design: &Design,
-    inputs: &[HostData],
+    inputs: &[&'h HostData],
     input_args: &[usize],
-) -> Result<Vec<Vec<u8>>, SimError> {
+    output_args: &[usize],
+) -> Result<Vec<HostBuffer<'h>>, SimError> {
     if inputs.len() != input_args.len() {
         return Err(SimError::Input {
             index: inputs.len(),
@@ -294,7 +311,7 @@ fn host_buffers(
         });
     }
     let args = &design.sequence.args;
-    let mut host: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; a.ty.bytes()]).collect();
+    let mut host: Vec<Option<HostBuffer<'h>>> = (0..args.len()).map(|_| None).collect();
     for (k, (data, &arg)) in inputs.iter().zip(input_args).enumerate() {
         let want = &args[arg].ty;
         if data.elem() != want.elem || data.len() != want.numel() {
@@ -310,9 +327,18 @@ fn host_buffers(
                 ),
             });
         }
-        host[arg] = data.to_le_bytes();
+        let bytes = data.as_le_bytes();
+        host[arg] = Some(if output_args.contains(&arg) {
+            HostBuffer::Write(Mutex::new(bytes.to_vec()))
+        } else {
+            HostBuffer::Read(bytes)
+        });
     }
-    Ok(host)
+    Ok(host
+        .into_iter()
+        .zip(args)
+        .map(|(h, a)| h.unwrap_or_else(|| HostBuffer::Write(Mutex::new(vec![0u8; a.ty.bytes()]))))
+        .collect())
 }
 
 /// Actors: workers first (the engine relies on it), then link channels, shim DMAs, sequence.

@@ -3,7 +3,31 @@
 
 use crate::design::TensorAccessPattern;
 
+/// One innermost row of a pattern: `count` elements from `start`, `stride` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub start: usize,
+    pub count: usize,
+    pub stride: usize,
+}
+
+/// The innermost rows of `p` in transfer order. A DMA moves a row with one copy when its
+/// stride is 1, instead of element by element; the order is that of [`indices`].
+pub(crate) fn rows(p: &TensorAccessPattern) -> impl Iterator<Item = Row> + '_ {
+    let [s0, s1, s2, s3] = p.sizes;
+    let [t0, t1, t2, t3] = p.strides;
+    (0..s0 * s1 * s2).filter(move |_| s3 > 0).map(move |r| {
+        let (i0, i1, i2) = (r / (s1 * s2), r / s2 % s1, r % s2);
+        Row {
+            start: p.offset + i0 * t0 + i1 * t1 + i2 * t2,
+            count: s3,
+            stride: t3,
+        }
+    })
+}
+
 /// Element indices in transfer order (the innermost dimension varies fastest).
+#[cfg(test)]
 pub(crate) fn indices(p: &TensorAccessPattern) -> Vec<usize> {
     let [s0, s1, s2, s3] = p.sizes;
     let [t0, t1, t2, t3] = p.strides;
@@ -39,7 +63,19 @@ mod tests {
         // The validator's bound is the largest index the transfer touches.
         assert_eq!(last_index(&p), 15);
         assert_eq!(indices(&p).into_iter().max(), Some(last_index(&p)));
+        let expanded: Vec<usize> = rows(&p)
+            .flat_map(|r| (0..r.count).map(move |i| r.start + i * r.stride))
+            .collect();
+        assert_eq!(expanded, indices(&p));
         let linear = TensorAccessPattern::linear(3, 5);
+        assert_eq!(
+            rows(&linear).collect::<Vec<_>>(),
+            vec![Row {
+                start: 3,
+                count: 5,
+                stride: 1
+            }]
+        );
         assert_eq!(indices(&linear), vec![3, 4, 5, 6, 7]);
         assert_eq!(last_index(&linear), 7);
     }

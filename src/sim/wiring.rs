@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 
 use super::fifo::Side;
-use super::pattern;
 use super::SimError;
 use crate::design::info::{FifoEnd, SeqStep, TileKind};
-use crate::design::{BufferType, Design, DesignInfo, Port, SeqOp, TileId, ValidateError};
+use crate::design::{
+    BufferType, Design, DesignInfo, Port, SeqOp, TensorAccessPattern, TileId, ValidateError,
+};
 
 /// One FIFO end as an actor holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +78,7 @@ pub(crate) enum Step {
     Transfer {
         dma: usize,
         arg: usize,
-        indices: Vec<usize>,
+        pattern: TensorAccessPattern,
     },
     Wait {
         dma: usize,
@@ -227,7 +228,7 @@ impl Wiring {
                 ) => Step::Transfer {
                     dma,
                     arg: *arg,
-                    indices: pattern::indices(pattern),
+                    pattern: pattern.clone(),
                 },
                 (_, SeqStep::Transfer { dma, .. } | SeqStep::Wait { dma }) => Step::Wait { dma },
             })

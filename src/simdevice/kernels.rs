@@ -33,10 +33,18 @@ pub struct Launch {
 impl Kernel {
     /// Runs the design on `inputs` (one per filled argument, already in its element type).
     pub fn launch(&self, inputs: Vec<HostData>) -> Result<Launch, SimDeviceError> {
-        let run = self.prepared.run(inputs).map_err(|e| SimDeviceError::Sim {
-            spec: self.spec.name().to_string(),
-            message: e.to_string(),
-        })?;
+        self.launch_ref(&inputs.iter().collect::<Vec<_>>())
+    }
+
+    /// [`Kernel::launch`] on borrowed inputs (persistent weights are not copied per launch).
+    pub fn launch_ref(&self, inputs: &[&HostData]) -> Result<Launch, SimDeviceError> {
+        let run = self
+            .prepared
+            .run_ref(inputs)
+            .map_err(|e| SimDeviceError::Sim {
+                spec: self.spec.name().to_string(),
+                message: e.to_string(),
+            })?;
         Ok(Launch {
             outputs: run.outputs.iter().map(widen).collect(),
             device: run.run_time,
