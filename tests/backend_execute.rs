@@ -123,6 +123,22 @@ fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
     ));
 }
 
+/// The tools found on `path` (a `PATH`-style list), with no overrides.
+fn discover_on_path(path: impl Into<std::ffi::OsString>) -> Toolchain {
+    Toolchain::discover_in(&SearchPaths {
+        path: Some(path.into()),
+        ..SearchPaths::default()
+    })
+}
+
+/// The tools found with `tool` explicitly set to `path`.
+fn discover_with_override(tool: Tool, path: &Path) -> Toolchain {
+    Toolchain::discover_in(&SearchPaths {
+        overrides: [(tool, path.to_path_buf())].into_iter().collect(),
+        ..SearchPaths::default()
+    })
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -149,11 +165,7 @@ fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
     // A file that is not executable at all.
     fs::write(bin.path().join("aie-opt"), "not a program").unwrap();
 
-    let search = SearchPaths {
-        path: Some(bin.path().as_os_str().to_owned()),
-        ..SearchPaths::default()
-    };
-    let tc = Toolchain::discover_in(&search);
+    let tc = discover_on_path(bin.path());
 
     match tc.status(Tool::Xclbinutil) {
         ToolStatus::Broken { path, reason } => {
@@ -215,11 +227,7 @@ fn debians_own_xclbinutil_wrapper_is_broken_without_xrt() {
         is_debian_wrapper && !Path::new("/usr/bin/unwrapped/xclbinutil").exists(),
         "no Debian xclbinutil wrapper without XRT on this machine"
     );
-    let search = SearchPaths {
-        path: Some("/usr/bin".into()),
-        ..SearchPaths::default()
-    };
-    match Toolchain::discover_in(&search).status(Tool::Xclbinutil) {
+    match discover_on_path("/usr/bin").status(Tool::Xclbinutil) {
         ToolStatus::Broken { path, reason } => {
             assert_eq!(path, wrapper);
             assert!(reason.contains("No such file or directory"), "{reason}");
@@ -236,19 +244,11 @@ fn explicit_override_wins_and_is_probed() {
         "my-bootgen",
         "echo '****** Xilinx Bootgen v2022.2'",
     );
-    let search = SearchPaths {
-        overrides: [(Tool::Bootgen, good.clone())].into_iter().collect(),
-        ..SearchPaths::default()
-    };
-    let tc = Toolchain::discover_in(&search);
+    let tc = discover_with_override(Tool::Bootgen, &good);
     assert_eq!(tc.path(Tool::Bootgen), Some(good.as_path()));
 
     let missing = bin.path().join("no-such-bootgen");
-    let search = SearchPaths {
-        overrides: [(Tool::Bootgen, missing.clone())].into_iter().collect(),
-        ..SearchPaths::default()
-    };
-    match Toolchain::discover_in(&search).status(Tool::Bootgen) {
+    match discover_with_override(Tool::Bootgen, &missing).status(Tool::Bootgen) {
         ToolStatus::Broken { path, reason } => {
             assert_eq!(path, &missing);
             assert_eq!(reason, "not a file");
