@@ -6,6 +6,7 @@ use aiec::design::{
     TensorAccessPattern, TileId, Worker,
 };
 use aiec::mlir::{self, MlirError};
+use aiec::ops::kernel;
 use melior::{
     dialect::{arith, memref},
     ir::{operation::OperationLike, r#type::IntegerType, BlockLike, Module, Type},
@@ -14,7 +15,7 @@ use melior::{
 #[allow(dead_code)]
 mod common;
 use common::design::{
-    call, drain, fifo, fill, host, int_const, kernel, link, map_loop, map_step, pattern, wait,
+    call, drain, fifo, fill, host, int_const, link, map_loop, map_step, pattern, wait,
 };
 
 /// `out[i] = in[i] + 1` over a 1-D i32 buffer, as scf/arith/memref.
@@ -74,14 +75,14 @@ fn add_one_design() -> Design {
     }
 }
 
-/// `add_one_design` with its kernel call replaced by `kernel` on `bindings`.
-fn with_kernel(kernel: Kernel, bindings: &[&str]) -> Design {
+/// `add_one_design` with its kernel call replaced by `kernel` on `bindings`, lowered.
+fn emit_with_kernel(kernel: Kernel, bindings: &[&str]) -> Result<String, MlirError> {
     let mut design = add_one_design();
     match &mut design.workers[0].program[0] {
         CoreStmt::Loop { body, .. } => body[2] = call(kernel, bindings),
         _ => unreachable!(),
     }
-    design
+    mlir::emit(&design)
 }
 
 #[test]
@@ -185,7 +186,7 @@ fn kernel_type_errors_are_reported_by_mlir_verifier() {
         block.append_operation(memref::load(args[0], &[], cx.location));
         Ok(())
     });
-    let err = mlir::emit(&with_kernel(bad, &["x"])).unwrap_err();
+    let err = emit_with_kernel(bad, &["x"]).unwrap_err();
     match err {
         MlirError::MlirVerify { diagnostics, .. } => {
             assert!(
@@ -205,9 +206,7 @@ fn kernel_emitter_errors_propagate() {
             message: "tile too small".into(),
         })
     });
-    let err = mlir::emit(&with_kernel(failing, &[]))
-        .unwrap_err()
-        .to_string();
+    let err = emit_with_kernel(failing, &[]).unwrap_err().to_string();
     assert!(
         err.contains("failing") && err.contains("tile too small"),
         "{err}"
@@ -242,7 +241,7 @@ fn kernels_may_add_device_level_globals() {
         block.append_operation(get);
         Ok(())
     });
-    let text = mlir::emit(&with_kernel(with_lut, &[])).unwrap();
+    let text = emit_with_kernel(with_lut, &[]).unwrap();
     assert!(
         text.contains("memref.global \"private\" constant @lut : memref<4xf32> = dense<[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]>"),
         "{text}"
@@ -269,8 +268,6 @@ fn kernels_may_add_device_level_globals() {
         block.append_operation(get);
         Ok(())
     });
-    let err = mlir::emit(&with_kernel(dangling, &[]))
-        .unwrap_err()
-        .to_string();
+    let err = emit_with_kernel(dangling, &[]).unwrap_err().to_string();
     assert!(err.contains("memref.get_global @nowhere"), "{err}");
 }

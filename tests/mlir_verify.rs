@@ -5,12 +5,13 @@ use aiec::design::{
     TileId, Worker,
 };
 use aiec::mlir::{self, MlirError};
+use aiec::ops::kernel;
 use melior::ir::{operation::OperationBuilder, BlockLike};
 
 #[allow(dead_code)]
 mod common;
 use common::design::{
-    acquire, call, drain, fifo, fill, host, kernel, link, map_step, pattern, release, wait,
+    acquire, call, drain, fifo, fill, host, link, map_step, pattern, release, wait,
 };
 
 fn copy_kernel() -> Kernel {

@@ -9,6 +9,7 @@ use aiec::design::{
     BufferType, CoreStmt, Design, ElemType, Kernel, Port, RuntimeSequence, TensorAccessPattern,
     TileId, Worker,
 };
+use aiec::ops::kernel;
 use aiec::sim::{self, HostData, SimError, SimOptions};
 use half::bf16;
 use melior::{
@@ -21,8 +22,8 @@ use rand::{Rng, SeedableRng};
 #[allow(dead_code)]
 mod common;
 use common::design::{
-    acquire, call, drain, fifo, fill, host, int_const, kernel, link, map_loop, map_step, pattern,
-    release, wait,
+    acquire, call, drain, fifo, fill, host, int_const, link, map_loop, map_step, pattern, release,
+    wait,
 };
 
 const SHIM: TileId = TileId::new(0, 0);
@@ -36,22 +37,13 @@ fn affine_kernel(n: usize, elem: ElemType, mul: f64, add: f64) -> Kernel {
     let name = format!("affine_{n}_{}", elem.mlir());
     kernel(&name, move |k, block, args| {
         let (ctx, loc) = (k.context, k.location);
-        map_loop(k, block, args, n, |body, x| match elem {
-            ElemType::I32 => {
+        map_loop(k, block, args, n, |body, x| {
+            let int = elem == ElemType::I32;
+            let (m, a) = if int {
                 let i32t: Type = IntegerType::new(ctx, 32).into();
-                let m = int_const(k, body, i32t, mul as i64);
-                let a = int_const(k, body, i32t, add as i64);
-                let p: Value = body
-                    .append_operation(arith::muli(x, m, loc))
-                    .result(0)
-                    .unwrap()
-                    .into();
-                body.append_operation(arith::addi(p, a, loc))
-                    .result(0)
-                    .unwrap()
-                    .into()
-            }
-            _ => {
+                let c = |v: f64| int_const(k, body, i32t, v as i64);
+                (c(mul), c(add))
+            } else {
                 let ft = if elem == ElemType::Bf16 {
                     Type::bfloat16(ctx)
                 } else {
@@ -61,17 +53,20 @@ fn affine_kernel(n: usize, elem: ElemType, mul: f64, add: f64) -> Kernel {
                     let op = arith::constant(ctx, FloatAttribute::new(ctx, ft, v).into(), loc);
                     body.append_operation(op).result(0).unwrap().into()
                 };
-                let (m, a) = (fc(mul), fc(add));
-                let p: Value = body
-                    .append_operation(arith::mulf(x, m, loc))
-                    .result(0)
-                    .unwrap()
-                    .into();
-                body.append_operation(arith::addf(p, a, loc))
-                    .result(0)
-                    .unwrap()
-                    .into()
-            }
+                (fc(mul), fc(add))
+            };
+            let product = if int {
+                arith::muli(x, m, loc)
+            } else {
+                arith::mulf(x, m, loc)
+            };
+            let p: Value = body.append_operation(product).result(0).unwrap().into();
+            let sum = if int {
+                arith::addi(p, a, loc)
+            } else {
+                arith::addf(p, a, loc)
+            };
+            body.append_operation(sum).result(0).unwrap().into()
         })
     })
 }

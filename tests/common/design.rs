@@ -1,8 +1,6 @@
 //! Building hand-written designs: the statements, FIFOs, links and runtime-sequence ops the
 //! designs in the tests are made of, and the `scf.for` element loop their kernels emit.
 
-use std::sync::Arc;
-
 use aiec::design::{
     BufArg, BufferType, CoreStmt, DesignError, ElemType, FifoLink, HostBuffer, Kernel, KernelCtx,
     ObjectFifo, Port, SeqOp, TensorAccessPattern, TileId,
@@ -11,25 +9,6 @@ use melior::{
     dialect::{arith, memref, scf},
     ir::{attribute::IntegerAttribute, Block, BlockLike, Region, RegionLike, Type, Value},
 };
-
-/// A kernel named `name` whose body `emit` emits (no constant tables).
-pub fn kernel(
-    name: &str,
-    emit: impl for<'c, 'a, 'b> Fn(
-            &KernelCtx<'c, 'a>,
-            &Block<'c>,
-            &[Value<'c, 'b>],
-        ) -> Result<(), DesignError>
-        + Send
-        + Sync
-        + 'static,
-) -> Kernel {
-    Kernel {
-        name: name.into(),
-        const_bytes: 0,
-        emit: Arc::new(emit),
-    }
-}
 
 pub fn fifo(
     name: &str,
