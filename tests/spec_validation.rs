@@ -192,141 +192,151 @@ fn columns_beyond_a_one_column_device_are_rejected() {
     );
 }
 
-/// Variants of shipped specs that no device can run: each is refused naming the field.
+/// Variants of shipped specs that no device can run, per spec file.
+const SHIPPED_VARIANTS: &[(&str, &[Case])] = &[
+    (
+        "gelu.toml",
+        &[
+            ("\"bf16\"", "\"int8\"", &["gelu does not support int8"]),
+            (
+                "step = 0.03125",
+                "step = 0.3",
+                &["`table.step`", "whole steps"],
+            ),
+            (
+                "step = 0.03125",
+                "step = 0.0001",
+                &["80001 entries", "limit 16384"],
+            ),
+        ],
+    ),
+    // Rows must split over the cores.
+    (
+        "layernorm.toml",
+        &[
+            ("columns = 3", "columns = 4", &["`shape.rows`", "= 80"]),
+            ("epsilon = 1e-5", "epsilon = 0.0", &["`epsilon`"]),
+        ],
+    ),
+    (
+        "attention.toml",
+        &[
+            // Four cores per column run out of memtile channels.
+            (
+                "columns = 4, cores_per_column = 2",
+                "columns = 2, cores_per_column = 4",
+                &["memtile MM2S DMA channels on tile (0,1): need 9, limit 6"],
+            ),
+            // The blocks must fit a shim BD's repeat count.
+            (
+                "kv_tile = 30",
+                "kv_tile = 20",
+                &["`kv_tile`", "75 blocks exceed the 64"],
+            ),
+        ],
+    ),
+    (
+        "mel.toml",
+        &[
+            // Whisper's front-end constants.
+            ("hop = 160", "hop = 200", &["`hop`", "160"]),
+            ("n_mels = 80", "n_mels = 64", &["`n_mels`", "80 or 128"]),
+            // 10 frames of 400 f32 samples, depth 2 = 32000 B in, plus out, scratch, stack and
+            // the ~9 KiB of mel tables: the tables are what push it over.
+            (
+                "frame_tile = 5",
+                "frame_tile = 25",
+                &["core data memory", "constant tables"],
+            ),
+        ],
+    ),
+    (
+        "linear_int8.toml",
+        &[
+            (
+                "tile = { m = 16,",
+                "tile = { m = 24,",
+                &["`shape.m`", "tile.m x cores_per_column = 48"],
+            ),
+            (
+                "k = 32, n = 16 }",
+                "k = 18, n = 16 }",
+                &["`shape.k`", "tile.k = 18"],
+            ),
+            (
+                "tile = { m = 16, k = 32, n = 16 }\narray = { columns = 2, cores_per_column = 2 }",
+                "tile = { m = 64, k = 128, n = 64 }\narray = { columns = 1, cores_per_column = 1 }",
+                &["tile.m/tile.k/tile.n"],
+            ),
+            (
+                "+ bias[col])\"",
+                "+ bias[col]) + residual\"",
+                &["`epilogue`", "2 input DMA channels"],
+            ),
+            ("sa[row]", "sa[col]", &["`epilogue`", "sa[row]"]),
+            (
+                "out_dtype = \"bf16\"",
+                "out_dtype = \"int8\"",
+                &["`out_dtype`"],
+            ),
+        ],
+    ),
+    (
+        "linear_bf16.toml",
+        &[("acc + bias[col]", "acc * sw[col]", &["`epilogue`", "sw"])],
+    ),
+    (
+        "whisper-base/enc_conv1.toml",
+        &[
+            ("k = 80,", "k = 64,", &["`tile.k`", "3 x c_in = 240"]),
+            ("frames = 3000", "frames = 3001", &["`frames`", "= 3001"]),
+            (
+                "dtype = \"bf16\"\nc_in",
+                "dtype = \"int8\"\nc_in",
+                &["`dtype`", "three frames"],
+            ),
+            ("stride = 1", "stride = 3", &["`stride`"]),
+        ],
+    ),
+    (
+        "whisper-base/enc_conv2.toml",
+        &[(
+            "tile = { m = 25, k = 64, n = 32 }",
+            "tile = { m = 75, k = 256, n = 32 }",
+            &["tile.m/tile.k/tile.n"],
+        )],
+    ),
+    (
+        "quantize.toml",
+        &[
+            (
+                "cols = 128",
+                "cols = 126",
+                &["`shape.cols`", "32-bit words"],
+            ),
+            ("rows = 64", "rows = 60", &["`shape.rows`"]),
+            (
+                "dtype = \"bf16\"",
+                "dtype = \"int8\"",
+                &["quantize does not support int8"],
+            ),
+        ],
+    ),
+    // The fused layernorm variant writes the same layout.
+    (
+        "layernorm_quantize.toml",
+        &[(
+            "cols = 512",
+            "cols = 510",
+            &["`shape.cols`", "32-bit words"],
+        )],
+    ),
+];
+
+/// Each variant of [`SHIPPED_VARIANTS`] is refused naming the field.
 #[test]
 fn impossible_variants_of_shipped_specs_are_refused() {
-    let groups: &[(&str, &[Case])] = &[
-        (
-            "gelu.toml",
-            &[
-                ("\"bf16\"", "\"int8\"", &["gelu does not support int8"]),
-                (
-                    "step = 0.03125",
-                    "step = 0.3",
-                    &["`table.step`", "whole steps"],
-                ),
-                (
-                    "step = 0.03125",
-                    "step = 0.0001",
-                    &["80001 entries", "limit 16384"],
-                ),
-            ],
-        ),
-        // Rows must split over the cores.
-        (
-            "layernorm.toml",
-            &[
-                ("columns = 3", "columns = 4", &["`shape.rows`", "= 80"]),
-                ("epsilon = 1e-5", "epsilon = 0.0", &["`epsilon`"]),
-            ],
-        ),
-        (
-            "attention.toml",
-            &[
-                // Four cores per column run out of memtile channels.
-                (
-                    "columns = 4, cores_per_column = 2",
-                    "columns = 2, cores_per_column = 4",
-                    &["memtile MM2S DMA channels on tile (0,1): need 9, limit 6"],
-                ),
-                // The blocks must fit a shim BD's repeat count.
-                (
-                    "kv_tile = 30",
-                    "kv_tile = 20",
-                    &["`kv_tile`", "75 blocks exceed the 64"],
-                ),
-            ],
-        ),
-        (
-            "mel.toml",
-            &[
-                // Whisper's front-end constants.
-                ("hop = 160", "hop = 200", &["`hop`", "160"]),
-                ("n_mels = 80", "n_mels = 64", &["`n_mels`", "80 or 128"]),
-                // 10 frames of 400 f32 samples, depth 2 = 32000 B in, plus out, scratch, stack and
-                // the ~9 KiB of mel tables: the tables are what push it over.
-                (
-                    "frame_tile = 5",
-                    "frame_tile = 25",
-                    &["core data memory", "constant tables"],
-                ),
-            ],
-        ),
-        (
-            "linear_int8.toml",
-            &[
-                (
-                    "tile = { m = 16,",
-                    "tile = { m = 24,",
-                    &["`shape.m`", "tile.m x cores_per_column = 48"],
-                ),
-                (
-                    "k = 32, n = 16 }",
-                    "k = 18, n = 16 }",
-                    &["`shape.k`", "tile.k = 18"],
-                ),
-                (
-                    "tile = { m = 16, k = 32, n = 16 }\narray = { columns = 2, cores_per_column = 2 }",
-                    "tile = { m = 64, k = 128, n = 64 }\narray = { columns = 1, cores_per_column = 1 }",
-                    &["tile.m/tile.k/tile.n"],
-                ),
-                (
-                    "+ bias[col])\"",
-                    "+ bias[col]) + residual\"",
-                    &["`epilogue`", "2 input DMA channels"],
-                ),
-                ("sa[row]", "sa[col]", &["`epilogue`", "sa[row]"]),
-                (
-                    "out_dtype = \"bf16\"",
-                    "out_dtype = \"int8\"",
-                    &["`out_dtype`"],
-                ),
-            ],
-        ),
-        (
-            "linear_bf16.toml",
-            &[("acc + bias[col]", "acc * sw[col]", &["`epilogue`", "sw"])],
-        ),
-        (
-            "whisper-base/enc_conv1.toml",
-            &[
-                ("k = 80,", "k = 64,", &["`tile.k`", "3 x c_in = 240"]),
-                ("frames = 3000", "frames = 3001", &["`frames`", "= 3001"]),
-                (
-                    "dtype = \"bf16\"\nc_in",
-                    "dtype = \"int8\"\nc_in",
-                    &["`dtype`", "three frames"],
-                ),
-                ("stride = 1", "stride = 3", &["`stride`"]),
-            ],
-        ),
-        (
-            "whisper-base/enc_conv2.toml",
-            &[(
-                "tile = { m = 25, k = 64, n = 32 }",
-                "tile = { m = 75, k = 256, n = 32 }",
-                &["tile.m/tile.k/tile.n"],
-            )],
-        ),
-        (
-            "quantize.toml",
-            &[
-                ("cols = 128", "cols = 126", &["`shape.cols`", "32-bit words"]),
-                ("rows = 64", "rows = 60", &["`shape.rows`"]),
-                (
-                    "dtype = \"bf16\"",
-                    "dtype = \"int8\"",
-                    &["quantize does not support int8"],
-                ),
-            ],
-        ),
-        // The fused layernorm variant writes the same layout.
-        (
-            "layernorm_quantize.toml",
-            &[("cols = 512", "cols = 510", &["`shape.cols`", "32-bit words"])],
-        ),
-    ];
-    for (file, cases) in groups {
+    for (file, cases) in SHIPPED_VARIANTS {
         assert_shipped_errors(file, cases);
     }
 }
