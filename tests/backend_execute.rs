@@ -123,41 +123,62 @@ fn empty_toolchain_reports_every_tool_missing_and_writes_templates() {
     ));
 }
 
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    path
+/// The tools found on `path` (a `PATH`-style list), with no overrides.
+fn discover_on_path(path: impl Into<std::ffi::OsString>) -> Toolchain {
+    Toolchain::discover_in(&SearchPaths {
+        path: Some(path.into()),
+        ..SearchPaths::default()
+    })
+}
+
+/// The tools found with `tool` explicitly set to `path`.
+fn discover_with_override(tool: Tool, path: &Path) -> Toolchain {
+    Toolchain::discover_in(&SearchPaths {
+        overrides: [(tool, path.to_path_buf())].into_iter().collect(),
+        ..SearchPaths::default()
+    })
+}
+
+/// Like Debian's `libxrt-utils` wrapper: it execs `unwrapped/xclbinutil`, which is not there,
+/// and still exits 0.
+const BROKEN_XCLBINUTIL: &str =
+    "echo \"$0: line 39: /usr/bin/unwrapped/xclbinutil: No such file or directory\" >&2\nexit 0";
+
+/// A host LLVM llc: works, but has no AIE target.
+const HOST_LLC: &str = "echo 'LLVM version 22.1.8'\necho '  Registered Targets:'\necho '    x86-64 - 64-bit X86: EM_X86_64'";
+
+/// A working bootgen, as far as `--version` tells.
+const BOOTGEN: &str = "echo '****** Xilinx Bootgen v2022.2'";
+
+/// A fresh directory of executable shell scripts, one per `(name, body)`; their paths.
+fn scripts(tools: &[(&str, &str)]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = tools
+        .iter()
+        .map(|(name, body)| {
+            let path = dir.path().join(name);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        })
+        .collect();
+    (dir, paths)
 }
 
 #[test]
 fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
-    let bin = tempfile::tempdir().unwrap();
-    // Like Debian's `libxrt-utils` wrapper: it execs `unwrapped/xclbinutil`, which is not
-    // there, and still exits 0.
-    let xclbinutil = script(
-        bin.path(),
-        "xclbinutil",
-        "echo \"$0: line 39: /usr/bin/unwrapped/xclbinutil: No such file or directory\" >&2\nexit 0",
-    );
-    // A host LLVM llc: works, but has no AIE target.
-    let llc = script(
-        bin.path(),
-        "llc",
-        "echo 'LLVM version 22.1.8'\necho '  Registered Targets:'\necho '    x86-64 - 64-bit X86: EM_X86_64'",
-    );
+    let (bin, paths) = scripts(&[("xclbinutil", BROKEN_XCLBINUTIL), ("llc", HOST_LLC)]);
+    let [xclbinutil, llc] = &paths[..] else {
+        unreachable!()
+    };
     // A file that is not executable at all.
     fs::write(bin.path().join("aie-opt"), "not a program").unwrap();
 
-    let search = SearchPaths {
-        path: Some(bin.path().as_os_str().to_owned()),
-        ..SearchPaths::default()
-    };
-    let tc = Toolchain::discover_in(&search);
+    let tc = discover_on_path(bin.path());
 
     match tc.status(Tool::Xclbinutil) {
         ToolStatus::Broken { path, reason } => {
-            assert_eq!(path, &xclbinutil);
+            assert_eq!(path, xclbinutil);
             assert_eq!(
                 reason,
                 &format!(
@@ -171,7 +192,7 @@ fn discovery_detects_a_broken_xclbinutil_and_a_host_llvm() {
     }
     match tc.status(Tool::PeanoLlc) {
         ToolStatus::Broken { path, reason } => {
-            assert_eq!(path, &llc);
+            assert_eq!(path, llc);
             assert!(reason.contains("not Peano"), "{reason}");
         }
         other => panic!("llc should be broken, got {other:?}"),
@@ -215,11 +236,7 @@ fn debians_own_xclbinutil_wrapper_is_broken_without_xrt() {
         is_debian_wrapper && !Path::new("/usr/bin/unwrapped/xclbinutil").exists(),
         "no Debian xclbinutil wrapper without XRT on this machine"
     );
-    let search = SearchPaths {
-        path: Some("/usr/bin".into()),
-        ..SearchPaths::default()
-    };
-    match Toolchain::discover_in(&search).status(Tool::Xclbinutil) {
+    match discover_on_path("/usr/bin").status(Tool::Xclbinutil) {
         ToolStatus::Broken { path, reason } => {
             assert_eq!(path, wrapper);
             assert!(reason.contains("No such file or directory"), "{reason}");
@@ -230,25 +247,13 @@ fn debians_own_xclbinutil_wrapper_is_broken_without_xrt() {
 
 #[test]
 fn explicit_override_wins_and_is_probed() {
-    let bin = tempfile::tempdir().unwrap();
-    let good = script(
-        bin.path(),
-        "my-bootgen",
-        "echo '****** Xilinx Bootgen v2022.2'",
-    );
-    let search = SearchPaths {
-        overrides: [(Tool::Bootgen, good.clone())].into_iter().collect(),
-        ..SearchPaths::default()
-    };
-    let tc = Toolchain::discover_in(&search);
+    let (bin, paths) = scripts(&[("my-bootgen", BOOTGEN)]);
+    let good = &paths[0];
+    let tc = discover_with_override(Tool::Bootgen, good);
     assert_eq!(tc.path(Tool::Bootgen), Some(good.as_path()));
 
     let missing = bin.path().join("no-such-bootgen");
-    let search = SearchPaths {
-        overrides: [(Tool::Bootgen, missing.clone())].into_iter().collect(),
-        ..SearchPaths::default()
-    };
-    match Toolchain::discover_in(&search).status(Tool::Bootgen) {
+    match discover_with_override(Tool::Bootgen, &missing).status(Tool::Bootgen) {
         ToolStatus::Broken { path, reason } => {
             assert_eq!(path, &missing);
             assert_eq!(reason, "not a file");
@@ -268,6 +273,13 @@ fn minimal_cdo() -> Vec<u8> {
         .chain([checksum, 0x111].iter())
         .flat_map(|w| w.to_le_bytes())
         .collect()
+}
+
+/// The three CDO files aie-translate writes for bootgen, each holding `bytes`.
+fn write_cdos(dir: &Path, bytes: &[u8]) {
+    for part in ["elfs", "init", "enable"] {
+        fs::write(dir.join(format!("main_aie_cdo_{part}.bin")), bytes).unwrap();
+    }
 }
 
 /// The real bootgen (scripts/setup.sh installs Debian's xilinx-bootgen).
@@ -291,13 +303,7 @@ fn bootgen_builds_the_pdi_from_our_bif() {
     let tc = real_bootgen();
     let (dir, req) = artefact_dir();
     // aie-translate would write these; without it, stand-ins in the real format.
-    for part in ["elfs", "init", "enable"] {
-        fs::write(
-            dir.path().join(format!("main_aie_cdo_{part}.bin")),
-            minimal_cdo(),
-        )
-        .unwrap();
-    }
+    write_cdos(dir.path(), &minimal_cdo());
     let report = build_steps(&req).unwrap().execute(&tc).unwrap();
     assert!(report.produced("design.pdi"), "{}", report.summary());
     let pdi = fs::read(dir.path().join("design.pdi")).unwrap();
@@ -315,13 +321,7 @@ fn bootgen_builds_the_pdi_from_our_bif() {
 fn a_failing_tool_is_an_error_naming_it_with_its_stderr() {
     let tc = real_bootgen();
     let (dir, req) = artefact_dir();
-    for part in ["elfs", "init", "enable"] {
-        fs::write(
-            dir.path().join(format!("main_aie_cdo_{part}.bin")),
-            b"not a CDO",
-        )
-        .unwrap();
-    }
+    write_cdos(dir.path(), b"not a CDO");
     match build_steps(&req).unwrap().execute(&tc) {
         Err(BackendError::ToolFailed {
             tool,

@@ -9,6 +9,10 @@ use std::path::Path;
 
 use aiec::backend::{build_steps, BuildRequest, StepKind, Tool};
 
+#[allow(dead_code)]
+mod common;
+use common::process::assert_success;
+
 const MLIR_OPT: &str = "/usr/lib/llvm-22/bin/mlir-opt";
 const MLIR_TRANSLATE: &str = "/usr/lib/llvm-22/bin/mlir-translate";
 const HOST_OPT: &str = "/usr/lib/llvm-22/bin/opt";
@@ -77,20 +81,22 @@ func.func @k(%a: memref<16xf32>, %b: memref<16xf32>) {
 }
 "#;
 
-fn run(program: &str, args: &[String], stdin: &str) -> String {
+/// Runs `program` in `dir` on `stdin`; its stdout, after checking it succeeded.
+fn run_in(dir: &Path, program: &str, args: &[String], stdin: &str) -> String {
     let out = duct::cmd(program, args)
+        .dir(dir)
         .stdin_bytes(stdin)
         .stdout_capture()
         .stderr_capture()
         .unchecked()
         .run()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("{program} {args:?}"));
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn run(program: &str, args: &[String], stdin: &str) -> String {
+    run_in(Path::new("."), program, args, stdin)
 }
 
 #[test]
@@ -158,18 +164,7 @@ fn upstream_passes_parse_and_run_in_mlir_opt() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(&opt_step.inputs[0]), &compat).unwrap();
-    let out = duct::cmd(HOST_OPT, &opt_step.args)
-        .dir(dir.path())
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "opt {:?}: {}",
-        opt_step.args,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_in(dir.path(), HOST_OPT, &opt_step.args, "");
     let optimised = std::fs::read_to_string(dir.path().join(&opt_step.outputs[0])).unwrap();
     assert!(optimised.contains("define void @k(ptr"), "{optimised}");
 }

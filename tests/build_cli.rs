@@ -42,6 +42,16 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `aiec build SPEC ARGS...` of the shipped spec `name` in `dir`, which must succeed.
+fn build_ok(dir: &Path, name: &str, args: &[&str]) -> Output {
+    let spec = spec(name);
+    let mut all = vec!["build", spec.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = aiec(&all, dir);
+    assert!(o.status.success(), "aiec {all:?}: {}", stderr(&o));
+    o
+}
+
 #[test]
 fn dry_run_writes_design_and_manifest_deterministically() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,12 +104,8 @@ fn dry_run_writes_design_and_manifest_deterministically() {
 #[test]
 fn emit_mlir_prints_what_build_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let s = spec("layernorm.toml");
-    let s = s.to_str().unwrap();
-    let printed = aiec(&["build", s, "--emit", "mlir"], dir.path());
-    assert!(printed.status.success(), "{}", stderr(&printed));
-    let built = aiec(&["build", s, "-o", "out", "--dry-run"], dir.path());
-    assert!(built.status.success(), "{}", stderr(&built));
+    let printed = build_ok(dir.path(), "layernorm.toml", &["--emit", "mlir"]);
+    build_ok(dir.path(), "layernorm.toml", &["-o", "out", "--dry-run"]);
     let written = std::fs::read_to_string(dir.path().join("out/design.mlir")).unwrap();
     assert_eq!(stdout(&printed), written);
     // --emit writes nothing.
@@ -109,13 +115,7 @@ fn emit_mlir_prints_what_build_writes() {
 #[test]
 fn emit_plan_lists_tiles_fifos_and_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let s = spec("softmax.toml");
-    let o = aiec(
-        &["build", s.to_str().unwrap(), "--emit", "plan"],
-        dir.path(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let plan = stdout(&o);
+    let plan = stdout(&build_ok(dir.path(), "softmax.toml", &["--emit", "plan"]));
     for part in [
         "tiles:",
         "object FIFOs:",
@@ -131,9 +131,7 @@ fn emit_plan_lists_tiles_fifos_and_memory() {
 #[test]
 fn default_artefact_directory_is_build_stem() {
     let dir = tempfile::tempdir().unwrap();
-    let s = spec("softmax.toml");
-    let o = aiec(&["build", s.to_str().unwrap(), "--dry-run"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
+    build_ok(dir.path(), "softmax.toml", &["--dry-run"]);
     assert!(dir.path().join("build/softmax/design.mlir").is_file());
     assert!(dir.path().join("build/softmax/manifest.json").is_file());
 }
@@ -143,12 +141,8 @@ fn missing_tools_are_named_and_only_fatal_with_xclbin() {
     let dir = tempfile::tempdir().unwrap();
     let s = spec("softmax.toml");
     let s = s.to_str().unwrap();
-    let o = aiec(&["build", s, "-o", "a"], dir.path());
-    assert!(
-        o.status.success(),
-        "without --xclbin missing tools are reported, not fatal: {}",
-        stderr(&o)
-    );
+    // Without --xclbin missing tools are reported, not fatal.
+    let o = build_ok(dir.path(), "softmax.toml", &["-o", "a"]);
     assert!(stderr(&o).contains("aie-opt"), "{}", stderr(&o));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("a/manifest.json")).unwrap())
@@ -168,14 +162,23 @@ fn missing_tools_are_named_and_only_fatal_with_xclbin() {
     );
 }
 
+/// `aiec build` of a spec file `name` holding `text`, in `dir`: it must fail; its stderr.
+fn failed_build(dir: &Path, name: &str, text: &str) -> String {
+    let bad = dir.join(name);
+    std::fs::write(&bad, text).unwrap();
+    let o = aiec(&["build", bad.to_str().unwrap()], dir);
+    assert!(!o.status.success());
+    stderr(&o)
+}
+
 #[test]
 fn malformed_spec_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "op = \"softmax\"\nname = [unclosed\n").unwrap();
-    let o = aiec(&["build", bad.to_str().unwrap()], dir.path());
-    assert!(!o.status.success());
-    let err = stderr(&o);
+    let err = failed_build(
+        dir.path(),
+        "bad.toml",
+        "op = \"softmax\"\nname = [unclosed\n",
+    );
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("bad.toml"), "the error names the file: {err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -188,11 +191,8 @@ fn malformed_spec_is_a_clear_error() {
 #[test]
 fn spec_with_unknown_op_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("conv3d.toml");
-    std::fs::write(&bad, "op = \"conv3d\"\nname = \"c\"\n").unwrap();
-    let o = aiec(&["build", bad.to_str().unwrap()], dir.path());
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown op `conv3d`"), "{}", stderr(&o));
+    let err = failed_build(dir.path(), "conv3d.toml", "op = \"conv3d\"\nname = \"c\"\n");
+    assert!(err.contains("unknown op `conv3d`"), "{err}");
 }
 
 #[test]

@@ -6,8 +6,12 @@
 //! byte-identically; the NPU lowering passes succeed; aie-translate makes an instruction
 //! stream. Also, the generic form is accepted by aie-opt and means the same module.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+#[allow(dead_code)]
+mod common;
+use common::specs::spec_files;
 
 fn tool(var: &str) -> PathBuf {
     let p = std::env::var_os(var)
@@ -30,26 +34,12 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
-fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            specs(&p, out);
-        } else if p.extension().is_some_and(|e| e == "toml") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs the real aie-opt/aie-translate (AIEC_AIE_OPT, AIEC_AIE_TRANSLATE)"]
 fn aie_opt_accepts_every_spec_that_builds() {
     let aie_opt = tool("AIEC_AIE_OPT");
     let aie_translate = tool("AIEC_AIE_TRANSLATE");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs");
-    let mut all = Vec::new();
-    specs(&root, &mut all);
-    all.sort();
+    let all = spec_files();
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     let mut failures = Vec::new();

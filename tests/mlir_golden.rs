@@ -3,25 +3,14 @@
 //! the reviewed files in golden/. Any difference fails; with `CI=true` insta never writes.
 //! To accept a reviewed change: `INSTA_UPDATE=always cargo test --release -p aiec --test mlir_golden`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aiec::backend::{build_steps, BuildRequest};
 use aiec::spec::Spec;
 
-fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            specs(&p, out);
-        } else if p.extension().is_some_and(|e| e == "toml") {
-            out.push(p);
-        }
-    }
-}
+#[allow(dead_code)]
+mod common;
+use common::specs::{kernel_specs, spec_files_in};
 
 /// `kernel-specs/whisper-base/enc_fc1.toml` -> `whisper-base__enc_fc1`.
 fn snapshot_name(root: &Path, spec: &Path) -> String {
@@ -34,9 +23,8 @@ fn snapshot_name(root: &Path, spec: &Path) -> String {
 
 #[test]
 fn every_spec_matches_its_golden_mlir_and_plan() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs");
-    let mut all = Vec::new();
-    specs(&root, &mut all);
+    let root = kernel_specs();
+    let all = spec_files_in(&root);
     assert!(!all.is_empty(), "no specs found under {}", root.display());
 
     let mut failures = Vec::new();

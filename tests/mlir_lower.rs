@@ -1,70 +1,35 @@
 //! Lowering a small hand-written design: aie-opt custom syntax (snapshot in golden/), the
 //! generic form's round trip through MLIR's parser, determinism, and the MLIR verifier.
 
-use std::sync::Arc;
-
 use aiec::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, Kernel,
-    ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, TileId, Worker,
+    BufferType, CoreStmt, Design, DesignError, ElemType, Kernel, RuntimeSequence,
+    TensorAccessPattern, TileId, Worker,
 };
 use aiec::mlir::{self, MlirError};
+use aiec::ops::kernel;
 use melior::{
-    dialect::{arith, memref, scf},
-    ir::{
-        attribute::IntegerAttribute, operation::OperationLike, r#type::IntegerType, Block,
-        BlockLike, Module, Region, RegionLike, Type,
-    },
+    dialect::{arith, memref},
+    ir::{operation::OperationLike, r#type::IntegerType, BlockLike, Module, Type},
+};
+
+#[allow(dead_code)]
+mod common;
+use common::design::{
+    call, drain, fifo, fill, host, int_const, link, map_loop, map_step, pattern, wait,
 };
 
 /// `out[i] = in[i] + 1` over a 1-D i32 buffer, as scf/arith/memref.
 fn add_one(n: usize) -> Kernel {
-    Kernel {
-        name: "add_one".into(),
-        const_bytes: 0,
-        emit: Arc::new(move |cx, block, args| {
-            let (ctx, loc) = (cx.context, cx.location);
-            let index = Type::index(ctx);
-            let i32t: Type = IntegerType::new(ctx, 32).into();
-            fn c<'c, 'b>(
-                ctx: &'c melior::Context,
-                b: &'b Block<'c>,
-                v: i64,
-                t: Type<'c>,
-            ) -> melior::ir::Value<'c, 'b> {
-                let loc = melior::ir::Location::unknown(ctx);
-                b.append_operation(arith::constant(
-                    ctx,
-                    IntegerAttribute::new(t, v).into(),
-                    loc,
-                ))
+    kernel("add_one", move |cx, block, args| {
+        map_loop(cx, block, args, n, |body, x| {
+            let i32t: Type = IntegerType::new(cx.context, 32).into();
+            let one = int_const(cx, body, i32t, 1);
+            body.append_operation(arith::addi(x, one, cx.location))
                 .result(0)
                 .unwrap()
                 .into()
-            }
-            let lo = c(ctx, block, 0, index);
-            let hi = c(ctx, block, n as i64, index);
-            let step = c(ctx, block, 1, index);
-            let body = Block::new(&[(index, loc)]);
-            let iv = body.argument(0).unwrap().into();
-            let x = body
-                .append_operation(memref::load(args[0], &[iv], loc))
-                .result(0)
-                .unwrap()
-                .into();
-            let one = c(ctx, &body, 1, i32t);
-            let y = body
-                .append_operation(arith::addi(x, one, loc))
-                .result(0)
-                .unwrap()
-                .into();
-            body.append_operation(memref::store(y, args[1], &[iv], loc));
-            body.append_operation(scf::r#yield(&[], loc));
-            let region = Region::new();
-            region.append_block(body);
-            block.append_operation(scf::r#for(lo, hi, step, region, loc));
-            Ok(())
-        }),
-    }
+        })
+    })
 }
 
 /// Host -> shim -> memtile -> core (+1) -> memtile -> shim -> host, 4 tiles of 64.
@@ -73,14 +38,7 @@ fn add_one_design() -> Design {
     let mem = TileId::new(0, 1);
     let core = TileId::new(0, 2);
     let ty = BufferType::new([64], ElemType::I32);
-    let fifo = |name: &str, p, c| ObjectFifo {
-        name: name.into(),
-        producer: p,
-        consumers: vec![c],
-        depth: 2,
-        ty: ty.clone(),
-    };
-    let host = BufferType::new([256], ElemType::I32);
+    let fifo = |name: &str, p, c| fifo(name, p, &[c], 2, ty.clone());
     Design {
         name: "add_one".into(),
         device: "npu1_1col".into(),
@@ -92,95 +50,39 @@ fn add_one_design() -> Design {
             fifo("out0", mem, shim),
         ],
         links: vec![
-            FifoLink {
-                srcs: vec!["in0".into()],
-                dsts: vec!["in1".into()],
-                src_offsets: vec![],
-                dst_offsets: vec![],
-            },
-            FifoLink {
-                srcs: vec!["out1".into()],
-                dsts: vec!["out0".into()],
-                src_offsets: vec![],
-                dst_offsets: vec![],
-            },
+            link(&["in0"], &["in1"], vec![], vec![]),
+            link(&["out1"], &["out0"], vec![], vec![]),
         ],
         workers: vec![Worker {
             tile: core,
             stack_bytes: 1024,
             program: vec![CoreStmt::Loop {
                 count: 4,
-                body: vec![
-                    CoreStmt::Acquire {
-                        fifo: "in1".into(),
-                        port: Port::Consume,
-                        count: 1,
-                        binding: "x".into(),
-                    },
-                    CoreStmt::Acquire {
-                        fifo: "out1".into(),
-                        port: Port::Produce,
-                        count: 1,
-                        binding: "y".into(),
-                    },
-                    CoreStmt::Kernel {
-                        kernel: add_one(64),
-                        args: vec![
-                            BufArg {
-                                binding: "x".into(),
-                                index: 0,
-                            },
-                            BufArg {
-                                binding: "y".into(),
-                                index: 0,
-                            },
-                        ],
-                    },
-                    CoreStmt::Release {
-                        fifo: "in1".into(),
-                        port: Port::Consume,
-                        count: 1,
-                    },
-                    CoreStmt::Release {
-                        fifo: "out1".into(),
-                        port: Port::Produce,
-                        count: 1,
-                    },
-                ],
+                body: map_step("in1", "out1", ["x", "y"], add_one(64)),
             }],
         }],
         sequence: RuntimeSequence {
             args: vec![
-                HostBuffer {
-                    name: "input".into(),
-                    ty: host.clone(),
-                },
-                HostBuffer {
-                    name: "output".into(),
-                    ty: host,
-                },
+                host("input", 256, ElemType::I32),
+                host("output", 256, ElemType::I32),
             ],
             ops: vec![
-                SeqOp::Fill {
-                    fifo: "in0".into(),
-                    arg: 0,
-                    pattern: TensorAccessPattern::linear(0, 256),
-                },
-                SeqOp::Drain {
-                    fifo: "out0".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern {
-                        offset: 0,
-                        sizes: [1, 4, 2, 32],
-                        strides: [0, 64, 32, 1],
-                    },
-                },
-                SeqOp::Wait {
-                    fifo: "out0".into(),
-                },
+                fill("in0", 0, TensorAccessPattern::linear(0, 256)),
+                drain("out0", 1, pattern(0, [1, 4, 2, 32], [0, 64, 32, 1])),
+                wait("out0"),
             ],
         },
     }
+}
+
+/// `add_one_design` with its kernel call replaced by `kernel` on `bindings`, lowered.
+fn emit_with_kernel(kernel: Kernel, bindings: &[&str]) -> Result<String, MlirError> {
+    let mut design = add_one_design();
+    match &mut design.workers[0].program[0] {
+        CoreStmt::Loop { body, .. } => body[2] = call(kernel, bindings),
+        _ => unreachable!(),
+    }
+    mlir::emit(&design)
 }
 
 #[test]
@@ -279,26 +181,12 @@ fn lowered_module_is_usable_by_other_passes() {
 
 #[test]
 fn kernel_type_errors_are_reported_by_mlir_verifier() {
-    let mut design = add_one_design();
-    let bad = Kernel {
-        name: "bad".into(),
-        const_bytes: 0,
-        emit: Arc::new(|cx, block, args| {
-            // memref.load with no index on a 1-D memref: MLIR's verifier must reject it.
-            block.append_operation(memref::load(args[0], &[], cx.location));
-            Ok(())
-        }),
-    };
-    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
-        body[2] = CoreStmt::Kernel {
-            kernel: bad,
-            args: vec![BufArg {
-                binding: "x".into(),
-                index: 0,
-            }],
-        };
-    }
-    let err = mlir::emit(&design).unwrap_err();
+    let bad = kernel("bad", |cx, block, args| {
+        // memref.load with no index on a 1-D memref: MLIR's verifier must reject it.
+        block.append_operation(memref::load(args[0], &[], cx.location));
+        Ok(())
+    });
+    let err = emit_with_kernel(bad, &["x"]).unwrap_err();
     match err {
         MlirError::MlirVerify { diagnostics, .. } => {
             assert!(
@@ -312,24 +200,13 @@ fn kernel_type_errors_are_reported_by_mlir_verifier() {
 
 #[test]
 fn kernel_emitter_errors_propagate() {
-    let mut design = add_one_design();
-    let failing = Kernel {
-        name: "failing".into(),
-        const_bytes: 0,
-        emit: Arc::new(|_, _, _| {
-            Err(DesignError::Kernel {
-                kernel: "failing".into(),
-                message: "tile too small".into(),
-            })
-        }),
-    };
-    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
-        body[2] = CoreStmt::Kernel {
-            kernel: failing,
-            args: vec![],
-        };
-    }
-    let err = mlir::emit(&design).unwrap_err().to_string();
+    let failing = kernel("failing", |_, _, _| {
+        Err(DesignError::Kernel {
+            kernel: "failing".into(),
+            message: "tile too small".into(),
+        })
+    });
+    let err = emit_with_kernel(failing, &[]).unwrap_err().to_string();
     assert!(
         err.contains("failing") && err.contains("tile too small"),
         "{err}"
@@ -339,43 +216,32 @@ fn kernel_emitter_errors_propagate() {
 #[test]
 fn kernels_may_add_device_level_globals() {
     use melior::ir::{operation::OperationBuilder, Attribute, Identifier};
-    let mut design = add_one_design();
-    let with_lut = Kernel {
-        name: "lut".into(),
-        const_bytes: 0,
-        emit: Arc::new(|cx, block, _args| {
-            let ctx = cx.context;
-            let attr = |s: &str| Attribute::parse(ctx, s).unwrap();
-            let global = OperationBuilder::new("memref.global", cx.location)
-                .add_attributes(&[
-                    (Identifier::new(ctx, "sym_name"), attr("\"lut\"")),
-                    (Identifier::new(ctx, "sym_visibility"), attr("\"private\"")),
-                    (Identifier::new(ctx, "type"), attr("memref<4xf32>")),
-                    (
-                        Identifier::new(ctx, "initial_value"),
-                        attr("dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>"),
-                    ),
-                    (Identifier::new(ctx, "constant"), attr("unit")),
-                ])
-                .build()
-                .unwrap();
-            cx.device_block.append_operation(global);
-            let get = OperationBuilder::new("memref.get_global", cx.location)
-                .add_attributes(&[(Identifier::new(ctx, "name"), attr("@lut"))])
-                .add_results(&[Type::parse(ctx, "memref<4xf32>").unwrap()])
-                .build()
-                .unwrap();
-            block.append_operation(get);
-            Ok(())
-        }),
-    };
-    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
-        body[2] = CoreStmt::Kernel {
-            kernel: with_lut,
-            args: vec![],
-        };
-    }
-    let text = mlir::emit(&design).unwrap();
+    let with_lut = kernel("lut", |cx, block, _args| {
+        let ctx = cx.context;
+        let attr = |s: &str| Attribute::parse(ctx, s).unwrap();
+        let global = OperationBuilder::new("memref.global", cx.location)
+            .add_attributes(&[
+                (Identifier::new(ctx, "sym_name"), attr("\"lut\"")),
+                (Identifier::new(ctx, "sym_visibility"), attr("\"private\"")),
+                (Identifier::new(ctx, "type"), attr("memref<4xf32>")),
+                (
+                    Identifier::new(ctx, "initial_value"),
+                    attr("dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>"),
+                ),
+                (Identifier::new(ctx, "constant"), attr("unit")),
+            ])
+            .build()
+            .unwrap();
+        cx.device_block.append_operation(global);
+        let get = OperationBuilder::new("memref.get_global", cx.location)
+            .add_attributes(&[(Identifier::new(ctx, "name"), attr("@lut"))])
+            .add_results(&[Type::parse(ctx, "memref<4xf32>").unwrap()])
+            .build()
+            .unwrap();
+        block.append_operation(get);
+        Ok(())
+    });
+    let text = emit_with_kernel(with_lut, &[]).unwrap();
     assert!(
         text.contains("memref.global \"private\" constant @lut : memref<4xf32> = dense<[1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00]>"),
         "{text}"
@@ -390,27 +256,18 @@ fn kernels_may_add_device_level_globals() {
     );
 
     // A use of a global nobody defined is caught.
-    if let CoreStmt::Loop { body, .. } = &mut design.workers[0].program[0] {
-        body[2] = CoreStmt::Kernel {
-            kernel: Kernel {
-                name: "dangling".into(),
-                const_bytes: 0,
-                emit: Arc::new(|cx, block, _| {
-                    let get = OperationBuilder::new("memref.get_global", cx.location)
-                        .add_attributes(&[(
-                            Identifier::new(cx.context, "name"),
-                            Attribute::parse(cx.context, "@nowhere").unwrap(),
-                        )])
-                        .add_results(&[Type::parse(cx.context, "memref<4xf32>").unwrap()])
-                        .build()
-                        .unwrap();
-                    block.append_operation(get);
-                    Ok(())
-                }),
-            },
-            args: vec![],
-        };
-    }
-    let err = mlir::emit(&design).unwrap_err().to_string();
+    let dangling = kernel("dangling", |cx, block, _| {
+        let get = OperationBuilder::new("memref.get_global", cx.location)
+            .add_attributes(&[(
+                Identifier::new(cx.context, "name"),
+                Attribute::parse(cx.context, "@nowhere").unwrap(),
+            )])
+            .add_results(&[Type::parse(cx.context, "memref<4xf32>").unwrap()])
+            .build()
+            .unwrap();
+        block.append_operation(get);
+        Ok(())
+    });
+    let err = emit_with_kernel(dangling, &[]).unwrap_err().to_string();
     assert!(err.contains("memref.get_global @nowhere"), "{err}");
 }

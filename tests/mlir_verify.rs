@@ -1,51 +1,28 @@
 //! Our verifier: each structural mistake gives one error naming the op and the problem.
 
-use std::sync::Arc;
-
 use aiec::design::{
-    BufArg, BufferType, CoreStmt, Design, ElemType, FifoLink, HostBuffer, Kernel, ObjectFifo, Port,
-    RuntimeSequence, SeqOp, TensorAccessPattern, TileId, Worker,
+    BufferType, CoreStmt, Design, ElemType, Kernel, Port, RuntimeSequence, TensorAccessPattern,
+    TileId, Worker,
 };
 use aiec::mlir::{self, MlirError};
+use aiec::ops::kernel;
 use melior::ir::{operation::OperationBuilder, BlockLike};
 
+#[allow(dead_code)]
+mod common;
+use common::design::{
+    acquire, call, drain, fifo, fill, host, link, map_step, pattern, release, wait,
+};
+
 fn copy_kernel() -> Kernel {
-    Kernel {
-        name: "copy".into(),
-        const_bytes: 0,
-        emit: Arc::new(|cx, block, args| {
-            let copy = OperationBuilder::new("memref.copy", cx.location)
-                .add_operands(&[args[0], args[1]])
-                .build()
-                .expect("memref.copy");
-            block.append_operation(copy);
-            Ok(())
-        }),
-    }
-}
-
-fn acquire(fifo: &str, port: Port, count: u32, binding: &str) -> CoreStmt {
-    CoreStmt::Acquire {
-        fifo: fifo.into(),
-        port,
-        count,
-        binding: binding.into(),
-    }
-}
-
-fn release(fifo: &str, port: Port, count: u32) -> CoreStmt {
-    CoreStmt::Release {
-        fifo: fifo.into(),
-        port,
-        count,
-    }
-}
-
-fn arg(binding: &str, index: u32) -> BufArg {
-    BufArg {
-        binding: binding.into(),
-        index,
-    }
+    kernel("copy", |cx, block, args| {
+        let copy = OperationBuilder::new("memref.copy", cx.location)
+            .add_operands(&[args[0], args[1]])
+            .build()
+            .expect("memref.copy");
+        block.append_operation(copy);
+        Ok(())
+    })
 }
 
 /// Host -> shim -> memtile (split in two) -> two cores (copy) -> shim -> host.
@@ -55,89 +32,36 @@ fn split_design() -> Design {
     let (c2, c3) = (TileId::new(0, 2), TileId::new(0, 3));
     let half = BufferType::new([32], ElemType::I16);
     let whole = BufferType::new([64], ElemType::I16);
-    let f = |name: &str, p, c: Vec<TileId>, ty: &BufferType| ObjectFifo {
-        name: name.into(),
-        producer: p,
-        consumers: c,
-        depth: 2,
-        ty: ty.clone(),
-    };
     let worker = |tile, inp: &str, out: &str| Worker {
         tile,
         stack_bytes: 1024,
         program: vec![CoreStmt::Loop {
             count: 8,
-            body: vec![
-                acquire(inp, Port::Consume, 1, "a"),
-                acquire(out, Port::Produce, 1, "b"),
-                CoreStmt::Kernel {
-                    kernel: copy_kernel(),
-                    args: vec![arg("a", 0), arg("b", 0)],
-                },
-                release(inp, Port::Consume, 1),
-                release(out, Port::Produce, 1),
-            ],
+            body: map_step(inp, out, ["a", "b"], copy_kernel()),
         }],
     };
+    let rows_of_32 = |offset| pattern(offset, [1, 1, 8, 32], [0, 0, 64, 1]);
     Design {
         name: "split".into(),
         device: "npu1_1col".into(),
         tiles: vec![shim, mem, c2, c3],
         fifos: vec![
-            f("in", shim, vec![mem], &whole),
-            f("in_a", mem, vec![c2], &half),
-            f("in_b", mem, vec![c3], &half),
-            f("out_a", c2, vec![shim], &half),
-            f("out_b", c3, vec![shim], &half),
+            fifo("in", shim, &[mem], 2, whole),
+            fifo("in_a", mem, &[c2], 2, half.clone()),
+            fifo("in_b", mem, &[c3], 2, half.clone()),
+            fifo("out_a", c2, &[shim], 2, half.clone()),
+            fifo("out_b", c3, &[shim], 2, half),
         ],
-        links: vec![FifoLink {
-            srcs: vec!["in".into()],
-            dsts: vec!["in_a".into(), "in_b".into()],
-            src_offsets: vec![],
-            dst_offsets: vec![0, 32],
-        }],
+        links: vec![link(&["in"], &["in_a", "in_b"], vec![], vec![0, 32])],
         workers: vec![worker(c2, "in_a", "out_a"), worker(c3, "in_b", "out_b")],
         sequence: RuntimeSequence {
-            args: vec![
-                HostBuffer {
-                    name: "x".into(),
-                    ty: BufferType::new([512], ElemType::I16),
-                },
-                HostBuffer {
-                    name: "y".into(),
-                    ty: BufferType::new([512], ElemType::I16),
-                },
-            ],
+            args: vec![host("x", 512, ElemType::I16), host("y", 512, ElemType::I16)],
             ops: vec![
-                SeqOp::Fill {
-                    fifo: "in".into(),
-                    arg: 0,
-                    pattern: TensorAccessPattern::linear(0, 512),
-                },
-                SeqOp::Drain {
-                    fifo: "out_a".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern {
-                        offset: 0,
-                        sizes: [1, 1, 8, 32],
-                        strides: [0, 0, 64, 1],
-                    },
-                },
-                SeqOp::Drain {
-                    fifo: "out_b".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern {
-                        offset: 32,
-                        sizes: [1, 1, 8, 32],
-                        strides: [0, 0, 64, 1],
-                    },
-                },
-                SeqOp::Wait {
-                    fifo: "out_a".into(),
-                },
-                SeqOp::Wait {
-                    fifo: "out_b".into(),
-                },
+                fill("in", 0, TensorAccessPattern::linear(0, 512)),
+                drain("out_a", 1, rows_of_32(0)),
+                drain("out_b", 1, rows_of_32(32)),
+                wait("out_a"),
+                wait("out_b"),
             ],
         },
     }
@@ -184,281 +108,222 @@ fn the_valid_design_passes_and_lowers() {
     assert!(text.contains("%core_0_3 = aie.core(%tile_0_3)"), "{text}");
 }
 
-#[test]
-fn duplicate_tile() {
-    let mut d = split_design();
-    d.tiles.push(TileId::new(0, 2));
-    assert_mentions(&error_of(&d), &["aie.tile(0, 2)", "declared twice"]);
-}
+/// A broken variant of the split design: what is changed, and what its error must name.
+type Mistake = (&'static str, fn(&mut Design), &'static [&'static str]);
 
-#[test]
-fn tile_outside_device() {
-    let mut d = split_design();
-    d.tiles.push(TileId::new(1, 2));
-    assert_mentions(
-        &error_of(&d),
+const MISTAKES: &[Mistake] = &[
+    (
+        "duplicate_tile",
+        |d| {
+            d.tiles.push(TileId::new(0, 2));
+        },
+        &["aie.tile(0, 2)", "declared twice"],
+    ),
+    (
+        "tile_outside_device",
+        |d| {
+            d.tiles.push(TileId::new(1, 2));
+        },
         &["aie.tile(1, 2)", "outside device npu1_1col"],
-    );
-}
-
-#[test]
-fn unknown_device() {
-    let mut d = split_design();
-    d.device = "npu9".into();
-    assert_mentions(&error_of(&d), &["aie.device(npu9)", "npu9"]);
-}
-
-#[test]
-fn undeclared_consumer() {
-    let mut d = split_design();
-    d.fifos[1].consumers = vec![TileId::new(0, 5)];
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "unknown_device",
+        |d| {
+            d.device = "npu9".into();
+        },
+        &["aie.device(npu9)", "npu9"],
+    ),
+    (
+        "undeclared_consumer",
+        |d| {
+            d.fifos[1].consumers = vec![TileId::new(0, 5)];
+        },
         &[
             "aie.objectfifo @in_a",
             "consumer aie.tile(0, 5) is not declared",
         ],
-    );
-}
-
-#[test]
-fn duplicate_fifo_name() {
-    let mut d = split_design();
-    d.fifos[2].name = "in_a".into();
-    assert_mentions(&error_of(&d), &["aie.objectfifo @in_a", "used twice"]);
-}
-
-#[test]
-fn core_on_memtile_row() {
-    let mut d = split_design();
-    d.workers[0].tile = TileId::new(0, 1);
-    assert_mentions(&error_of(&d), &["aie.core(aie.tile(0, 1))", "rows >= 2"]);
-}
-
-#[test]
-fn link_offset_out_of_range() {
-    let mut d = split_design();
-    d.links[0].dst_offsets = vec![0, 40];
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "duplicate_fifo_name",
+        |d| {
+            d.fifos[2].name = "in_a".into();
+        },
+        &["aie.objectfifo @in_a", "used twice"],
+    ),
+    (
+        "core_on_memtile_row",
+        |d| {
+            d.workers[0].tile = TileId::new(0, 1);
+        },
+        &["aie.core(aie.tile(0, 1))", "rows >= 2"],
+    ),
+    (
+        "link_offset_out_of_range",
+        |d| {
+            d.links[0].dst_offsets = vec![0, 40];
+        },
         &[
             "aie.objectfifo.link [@in] -> [@in_a, @in_b]",
             "offset 40",
             "exceeds",
         ],
-    );
-}
-
-#[test]
-fn link_through_a_core_tile() {
-    let mut d = split_design();
-    d.fifos[1].producer = TileId::new(0, 3);
-    d.fifos[2].producer = TileId::new(0, 3);
-    d.fifos[2].consumers = vec![TileId::new(0, 2)];
-    assert_mentions(&error_of(&d), &["aie.objectfifo.link", "not a memtile"]);
-}
-
-#[test]
-fn link_to_unknown_fifo() {
-    let mut d = split_design();
-    d.links[0].dsts[1] = "nope".into();
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "link_through_a_core_tile",
+        |d| {
+            d.fifos[1].producer = TileId::new(0, 3);
+            d.fifos[2].producer = TileId::new(0, 3);
+            d.fifos[2].consumers = vec![TileId::new(0, 2)];
+        },
+        &["aie.objectfifo.link", "not a memtile"],
+    ),
+    (
+        "link_to_unknown_fifo",
+        |d| {
+            d.links[0].dsts[1] = "nope".into();
+        },
         &["aie.objectfifo.link", "unknown FIFO @nope"],
-    );
-}
-
-#[test]
-fn acquire_more_than_depth() {
-    let mut d = split_design();
-    body_mut(&mut d, 0)[0] = acquire("in_a", Port::Consume, 3, "a");
-    body_mut(&mut d, 0)[3] = release("in_a", Port::Consume, 3);
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "acquire_more_than_depth",
+        |d| {
+            body_mut(d, 0)[0] = acquire("in_a", Port::Consume, 3, "a");
+            body_mut(d, 0)[3] = release("in_a", Port::Consume, 3);
+        },
         &["aie.objectfifo.acquire @in_a(Consume, 3)", "depth 2"],
-    );
-}
-
-#[test]
-fn acquire_on_the_wrong_port() {
-    let mut d = split_design();
-    body_mut(&mut d, 0)[0] = acquire("in_a", Port::Produce, 1, "a");
-    assert_mentions(&error_of(&d), &["@in_a(Produce, 1)", "not the producer"]);
-}
-
-#[test]
-fn unbalanced_loop_body() {
-    let mut d = split_design();
-    body_mut(&mut d, 0).remove(3); // no release of in_a
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "acquire_on_the_wrong_port",
+        |d| {
+            body_mut(d, 0)[0] = acquire("in_a", Port::Produce, 1, "a");
+        },
+        &["@in_a(Produce, 1)", "not the producer"],
+    ),
+    (
+        "unbalanced_loop_body",
+        |d| {
+            body_mut(d, 0).remove(3); // no release of in_a
+        },
         &[
             "aie.core(aie.tile(0, 2))",
             "unbalanced on @in_a(Consume)",
             "0 buffers held on entry, 1 on exit",
         ],
-    );
-}
-
-#[test]
-fn release_without_acquire() {
-    let mut d = split_design();
-    body_mut(&mut d, 0).push(release("in_a", Port::Consume, 1));
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "release_without_acquire",
+        |d| {
+            body_mut(d, 0).push(release("in_a", Port::Consume, 1));
+        },
         &["aie.objectfifo.release @in_a(Consume, 1)", "0 are held"],
-    );
-}
-
-#[test]
-fn kernel_uses_released_buffer() {
-    let mut d = split_design();
-    let body = body_mut(&mut d, 0);
-    let kernel = body.remove(2);
-    body.insert(3, kernel); // after release of in_a
-    assert_mentions(&error_of(&d), &["kernel `copy` uses `a` after its release"]);
-}
-
-#[test]
-fn kernel_uses_unknown_binding() {
-    let mut d = split_design();
-    body_mut(&mut d, 0)[2] = CoreStmt::Kernel {
-        kernel: copy_kernel(),
-        args: vec![arg("zz", 0)],
-    };
-    assert_mentions(&error_of(&d), &["unknown binding `zz`"]);
-}
-
-#[test]
-fn fill_into_fifo_not_fed_by_shim() {
-    let mut d = split_design();
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in_a".into(),
-        arg: 0,
-        pattern: TensorAccessPattern::linear(0, 32),
-    };
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "kernel_uses_released_buffer",
+        |d| {
+            let body = body_mut(d, 0);
+            let kernel = body.remove(2);
+            body.insert(3, kernel); // after release of in_a
+        },
+        &["kernel `copy` uses `a` after its release"],
+    ),
+    (
+        "kernel_uses_unknown_binding",
+        |d| {
+            body_mut(d, 0)[2] = call(copy_kernel(), &["zz"]);
+        },
+        &["unknown binding `zz`"],
+    ),
+    (
+        "fill_into_fifo_not_fed_by_shim",
+        |d| {
+            d.sequence.ops[0] = fill("in_a", 0, TensorAccessPattern::linear(0, 32));
+        },
         &[
             "aiex.npu.dma_memcpy_nd #0 (metadata = @in_a)",
             "not a shim tile",
         ],
-    );
-}
-
-#[test]
-fn drain_from_fifo_no_shim_consumes() {
-    let mut d = split_design();
-    d.sequence.ops[1] = SeqOp::Drain {
-        fifo: "in".into(),
-        arg: 1,
-        pattern: TensorAccessPattern::linear(0, 64),
-    };
-    assert_mentions(&error_of(&d), &["metadata = @in", "no shim tile consumes"]);
-}
-
-#[test]
-fn pattern_beyond_host_buffer() {
-    let mut d = split_design();
-    d.sequence.ops[2] = SeqOp::Drain {
-        fifo: "out_b".into(),
-        arg: 1,
-        pattern: TensorAccessPattern {
-            offset: 64,
-            sizes: [1, 1, 8, 32],
-            strides: [0, 0, 64, 1],
+    ),
+    (
+        "drain_from_fifo_no_shim_consumes",
+        |d| {
+            d.sequence.ops[1] = drain("in", 1, TensorAccessPattern::linear(0, 64));
         },
-    };
-    assert_mentions(
-        &error_of(&d),
+        &["metadata = @in", "no shim tile consumes"],
+    ),
+    (
+        "pattern_beyond_host_buffer",
+        |d| {
+            d.sequence.ops[2] = drain("out_b", 1, pattern(64, [1, 1, 8, 32], [0, 0, 64, 1]));
+        },
         &["metadata = @out_b", "reaches element 543", "512 elements"],
-    );
-}
-
-#[test]
-fn pattern_with_strided_innermost_dimension() {
-    let mut d = split_design();
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern {
-            offset: 0,
-            sizes: [1, 1, 1, 64],
-            strides: [0, 0, 0, 2],
+    ),
+    (
+        "pattern_with_strided_innermost_dimension",
+        |d| {
+            d.sequence.ops[0] = fill("in", 0, pattern(0, [1, 1, 1, 64], [0, 0, 0, 2]));
         },
-    };
-    assert_mentions(&error_of(&d), &["innermost stride must be 1"]);
-}
-
-#[test]
-fn pattern_not_whole_objects() {
-    let mut d = split_design();
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern::linear(0, 100),
-    };
-    assert_mentions(
-        &error_of(&d),
+        &["innermost stride must be 1"],
+    ),
+    (
+        "pattern_not_whole_objects",
+        |d| {
+            d.sequence.ops[0] = fill("in", 0, TensorAccessPattern::linear(0, 100));
+        },
         &["moves 100 elements", "64-element @in objects"],
-    );
-}
-
-#[test]
-fn drain_never_awaited() {
-    let mut d = split_design();
-    d.sequence.ops.pop();
-    assert_mentions(&error_of(&d), &["metadata = @out_b", "never awaited"]);
-}
-
-#[test]
-fn wait_without_dma() {
-    let mut d = split_design();
-    d.sequence.ops.insert(
-        0,
-        SeqOp::Wait {
-            fifo: "out_a".into(),
+    ),
+    (
+        "drain_never_awaited",
+        |d| {
+            d.sequence.ops.pop();
         },
-    );
-    assert_mentions(
-        &error_of(&d),
+        &["metadata = @out_b", "never awaited"],
+    ),
+    (
+        "wait_without_dma",
+        |d| {
+            d.sequence.ops.insert(0, wait("out_a"));
+        },
         &["aiex.npu.dma_wait {symbol = @out_a}", "no DMA in flight"],
-    );
-}
-
-#[test]
-fn host_buffer_argument_missing() {
-    let mut d = split_design();
-    d.sequence.args.pop();
-    assert_mentions(&error_of(&d), &["%arg1 does not exist"]);
-}
-
-#[test]
-fn too_many_dmas_in_flight() {
-    let mut d = split_design();
-    d.sequence.ops = (0..17)
-        .map(|_| SeqOp::Fill {
-            fifo: "in".into(),
-            arg: 0,
-            pattern: TensorAccessPattern::linear(0, 64),
-        })
-        .collect();
-    assert_mentions(
-        &error_of(&d),
+    ),
+    (
+        "host_buffer_argument_missing",
+        |d| {
+            d.sequence.args.pop();
+        },
+        &["%arg1 does not exist"],
+    ),
+    (
+        "too_many_dmas_in_flight",
+        |d| {
+            d.sequence.ops = (0..17)
+                .map(|_| fill("in", 0, TensorAccessPattern::linear(0, 64)))
+                .collect();
+        },
         &["more than 16 DMAs in flight on shim aie.tile(0, 0)"],
-    );
+    ),
+];
+
+/// Each structural mistake gives one error naming the op and the problem.
+#[test]
+fn each_mistake_is_one_error_naming_the_op() {
+    for (name, break_it, parts) in MISTAKES {
+        let mut d = split_design();
+        break_it(&mut d);
+        let err = error_of(&d);
+        for p in *parts {
+            assert!(err.contains(p), "{name}: `{p}` missing from error: {err}");
+        }
+    }
 }
 
 #[test]
 fn dma_ids_are_reused_after_waits() {
     let mut d = split_design();
-    let fill = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern::linear(0, 64),
-    };
-    let wait = SeqOp::Wait { fifo: "in".into() };
-    d.sequence.ops = vec![fill.clone(), wait.clone(), fill, wait];
+    let (fill_in, wait_in) = (
+        fill("in", 0, TensorAccessPattern::linear(0, 64)),
+        wait("in"),
+    );
+    d.sequence.ops = vec![fill_in.clone(), wait_in.clone(), fill_in, wait_in];
     let text = mlir::emit(&d).unwrap();
     let ids: Vec<&str> = text
         .lines()
@@ -475,46 +340,22 @@ fn shim_bd_limits_match_aie_opt() {
     // "Size 0 exceeds the [0:1023] range".
     let mut d = split_design();
     d.sequence.args[0].ty = BufferType::new([4096], ElemType::I16);
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern {
-            offset: 0,
-            sizes: [1, 1, 2, 2048],
-            strides: [0, 0, 2048, 1],
-        },
-    };
+    d.sequence.ops[0] = fill("in", 0, pattern(0, [1, 1, 2, 2048], [0, 0, 2048, 1]));
     assert_mentions(
         &error_of(&d),
         &["innermost size 2048 is 1024 words", "at most 1023"],
     );
     // The same amount as one plain linear transfer is fine.
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern::linear(0, 4096),
-    };
+    d.sequence.ops[0] = fill("in", 0, TensorAccessPattern::linear(0, 4096));
     mlir::verify(&d).unwrap();
     // More than 65 outer iterations.
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern {
-            offset: 0,
-            sizes: [66, 1, 1, 32],
-            strides: [32, 0, 0, 1],
-        },
-    };
+    d.sequence.ops[0] = fill("in", 0, pattern(0, [66, 1, 1, 32], [32, 0, 0, 1]));
     assert_mentions(
         &error_of(&d),
         &["outermost size 66 exceeds the 65 iterations"],
     );
     // Odd i16 offsets are not 4-byte aligned.
-    d.sequence.ops[0] = SeqOp::Fill {
-        fifo: "in".into(),
-        arg: 0,
-        pattern: TensorAccessPattern::linear(1, 64),
-    };
+    d.sequence.ops[0] = fill("in", 0, TensorAccessPattern::linear(1, 64));
     assert_mentions(&error_of(&d), &["offset 1 is not 4-byte aligned"]);
 }
 

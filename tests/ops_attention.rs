@@ -2,23 +2,14 @@
 //! several runtime lengths and buckets, in bf16 and f32, against the float64 reference; the
 //! cross-attention instance with a few query rows; and the specs they must refuse.
 
-use std::path::Path;
-
 use aiec::ops::attention::{self, decode_case, length_param, AttentionDecodeSpec};
 use aiec::sim::inputs::InputGen;
 use aiec::sim::{self, HostData};
 use aiec::spec::Spec;
 
-fn spec_text(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("kernel-specs")
-        .join(rel);
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn parse(text: &str) -> Spec {
-    Spec::parse(text, Path::new("test.toml")).unwrap()
-}
+#[allow(dead_code)]
+mod common;
+use common::specs::{assert_shipped_errors, parse, shipped_text as spec_text, try_parse};
 
 fn step_spec(dtype: &str, kv_len: usize) -> Spec {
     let text = spec_text("whisper-base/dec_step_self_attention.toml")
@@ -126,45 +117,38 @@ fn cross_attention_with_one_to_five_query_rows_matches_the_reference() {
     }
 }
 
-fn refusal(text: &str) -> String {
-    parse(text).build().unwrap_err().to_string()
-}
-
 #[test]
 fn impossible_decoder_steps_are_refused_naming_the_field() {
-    let text = spec_text("whisper-base/dec_step_self_attention.toml");
-    let err = refusal(&text.replace("kv_len = 448", "kv_len = 480"));
-    assert!(
-        err.contains("`kv_len`") && err.contains("longer than the 448-row cache"),
-        "{err}"
+    assert_shipped_errors(
+        "whisper-base/dec_step_self_attention.toml",
+        &[
+            (
+                "kv_len = 448",
+                "kv_len = 480",
+                &["`kv_len`", "longer than the 448-row cache"],
+            ),
+            ("kv_tile = 32", "kv_tile = 4", &["`kv_tile`", "112 blocks"]),
+            (
+                "heads = 8",
+                "heads = 6",
+                &["`heads`", "30 (beam, head) pairs"],
+            ),
+            (
+                "kv_len = 448",
+                "kv_len = 440",
+                &["`kv_len`", "kv_tile = 32"],
+            ),
+            // One 448-row block per core: 2 x 112 KiB of K/V cannot sit in 64 KiB.
+            ("kv_tile = 32", "kv_tile = 448", &["memory", "kv_tile"]),
+        ],
     );
-    let err = refusal(&text.replace("kv_tile = 32", "kv_tile = 4"));
-    assert!(
-        err.contains("`kv_tile`") && err.contains("112 blocks"),
-        "{err}"
-    );
-    let err = refusal(&text.replace("heads = 8", "heads = 6"));
-    assert!(
-        err.contains("`heads`") && err.contains("30 (beam, head) pairs"),
-        "{err}"
-    );
-    let err = refusal(&text.replace("kv_len = 448", "kv_len = 440"));
-    assert!(
-        err.contains("`kv_len`") && err.contains("kv_tile = 32"),
-        "{err}"
-    );
-    // One 448-row block per core: 2 x 112 KiB of K/V cannot sit in 64 KiB.
-    let err = refusal(&text.replace("kv_tile = 32", "kv_tile = 448"));
-    assert!(err.contains("memory") && err.contains("kv_tile"), "{err}");
 }
 
 #[test]
 fn cross_attention_rows_must_split_into_query_tiles() {
-    let text = spec_text("whisper-base/dec_step_cross_attention.toml");
-    let err = refusal(&text.replace("q_tile = 5", "q_tile = 2"));
-    assert!(
-        err.contains("`q_len`") && err.contains("q_tile = 2"),
-        "{err}"
+    assert_shipped_errors(
+        "whisper-base/dec_step_cross_attention.toml",
+        &[("q_tile = 5", "q_tile = 2", &["`q_len`", "q_tile = 2"])],
     );
 }
 
@@ -183,9 +167,7 @@ fn bucket_list_serves_every_valid_length_of_whisper() {
 fn an_unknown_layout_is_refused_naming_the_choices() {
     let text = spec_text("whisper-base/dec_step_cross_attention.toml")
         .replace("layout = \"token_major\"", "layout = \"rows_first\"");
-    let err = Spec::parse(&text, Path::new("test.toml"))
-        .unwrap_err()
-        .to_string();
+    let err = try_parse(&text).unwrap_err().to_string();
     assert!(
         err.contains("rows_first") && err.contains("token_major"),
         "{err}"

@@ -2,7 +2,7 @@
 //! values, and whole elementwise designs run in the host simulator against the f64 reference
 //! within the documented per-element bound.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aiec::design::{BufferType, ElemType};
 use aiec::expr::{self, Decl, Env, ExprError};
@@ -13,6 +13,10 @@ use aiec::sim::inputs::InputGen;
 use aiec::sim::{self, HostData};
 use aiec::spec::{Fields, Spec, SpecError};
 use half::bf16;
+
+#[allow(dead_code)]
+mod common;
+use common::specs::{rowwise_toml, shipped_text};
 
 fn err(src: &str, decl: &Decl) -> ExprError {
     expr::parse(src, decl).expect_err(src)
@@ -116,26 +120,9 @@ fn epilogue_reads_indexed_vectors_by_row_and_column() {
     assert!((e.eval(&env) - 33.0).abs() < 1e-12, "{}", e.eval(&env));
 }
 
-fn spec_text(name: &str) -> String {
-    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("kernel-specs")
-        .join(name);
-    std::fs::read_to_string(p).unwrap()
-}
-
 /// A small instance: 24 x 64 over 3 columns x 4 cores, 2-row tiles.
 fn small_text(body: &str, dtype: &str) -> String {
-    format!(
-        r#"op = "elementwise"
-name = "t"
-device = "npu1"
-dtype = "{dtype}"
-shape = {{ rows = 24, cols = 64 }}
-tile_rows = 2
-array = {{ columns = 3, cores_per_column = 4 }}
-{body}
-"#
-    )
+    rowwise_toml(["elementwise", "t", dtype], [24, 64], 2, [3, 4]) + body + "\n"
 }
 
 /// Parses an elementwise spec through the registry.
@@ -308,7 +295,7 @@ fn spec_errors_are_field_errors() {
 #[test]
 fn shipped_specs_check_build_and_run_at_a_small_shape() {
     for file in ["gelu_expr.toml", "gelu_lut_expr.toml"] {
-        let full = from_toml(&spec_text(file), Path::new(file)).unwrap();
+        let full = from_toml(&shipped_text(file), Path::new(file)).unwrap();
         let dev = aiec::device::DeviceModel::get(&full.device).unwrap();
         check(&full, &dev).unwrap();
         elementwise::build(&full).unwrap();

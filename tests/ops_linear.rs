@@ -3,8 +3,6 @@
 //! `pack_weights`, compared with the float layer in f64; the quantiser bit-identical to the
 //! runtime's rule; conv's packed weights against a direct convolution.
 
-use std::path::Path;
-
 use aiec::ops::conv::ConvSpec;
 use aiec::ops::linear::layout::quantize_row;
 use aiec::ops::linear::LinearSpec;
@@ -13,30 +11,19 @@ use aiec::sim::HostData;
 use aiec::spec::Spec;
 use half::bf16;
 
-const QUANTIZE: &str = r#"
-op = "quantize"
-name = "q"
-device = "npu1"
-dtype = "bf16"
-shape = { rows = 32, cols = 64 }
-tile_rows = 4
-array = { columns = 2, cores_per_column = 2 }
-"#;
+#[allow(dead_code)]
+mod common;
+use common::specs::{matmul_toml, parse as spec, rowwise_toml};
 
-const LINEAR: &str = r#"
-op = "linear"
-name = "l"
-device = "npu1"
-dtype = "int8"
-shape = { m = 32, k = 64, n = 32 }
-tile = { m = 8, k = 16, n = 8 }
-array = { columns = 2, cores_per_column = 2 }
-epilogue = "acc * sa[row] * sw[col] + bias[col]"
-out_dtype = "f32"
-"#;
+/// bf16 activations 32 x 64 quantised to int8 rows on 2 x 2 cores.
+fn quantize() -> String {
+    rowwise_toml(["quantize", "q", "bf16"], [32, 64], 4, [2, 2])
+}
 
-fn spec(text: &str) -> Spec {
-    Spec::parse(text, Path::new("test.toml")).unwrap()
+/// The int8 layer on them, dequantised to f32 by its epilogue.
+fn linear() -> String {
+    let text = matmul_toml(["linear", "l", "int8"], [32, 64, 32], [8, 16, 8], [2, 2]);
+    text + "epilogue = \"acc * sa[row] * sw[col] + bias[col]\"\nout_dtype = \"f32\"\n"
 }
 
 fn simulate(spec: &Spec, inputs: Vec<HostData>) -> Vec<HostData> {
@@ -54,7 +41,7 @@ fn quantised_layer_matches_the_float_layer_within_the_quantisation_bound() {
     let bias: Vec<f32> = (0..n).map(|_| gen.normal() as f32).collect();
 
     // The quantiser's output is exactly the runtime's rule, row by row.
-    let q = simulate(&spec(QUANTIZE), vec![HostData::Bf16(x.clone())]).remove(0);
+    let q = simulate(&spec(&quantize()), vec![HostData::Bf16(x.clone())]).remove(0);
     let HostData::I8(q) = q else {
         panic!("quantize output is {:?}", q.elem())
     };
@@ -73,7 +60,7 @@ fn quantised_layer_matches_the_float_layer_within_the_quantisation_bound() {
         scales.push(f64::from(scale));
     }
 
-    let lin = spec(LINEAR);
+    let lin = spec(&linear());
     let packed = lin
         .downcast::<LinearSpec>()
         .unwrap()

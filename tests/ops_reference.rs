@@ -1,12 +1,9 @@
 //! The op kernels, JIT-compiled on the host exactly as emitted (MLIR's LLVM lowering), against
 //! the f64 references within each op's documented bound.
 
-use std::path::Path;
-
 use aiec::design::{CoreStmt, Design, ElemType, Kernel, KernelCtx};
 use aiec::ops::matmul::Requant;
 use aiec::ops::{gelu, layernorm, matmul, softmax};
-use aiec::spec::Spec;
 use half::bf16;
 use melior::{
     dialect::func,
@@ -21,6 +18,12 @@ use melior::{
     utility::parse_pass_pipeline,
     Context, ExecutionEngine,
 };
+
+#[allow(dead_code)]
+mod common;
+use common::layout::kv_rows;
+use common::rng::Xorshift as Rng;
+use common::specs::{attention_toml, build as design, matmul_toml, mel_toml, rowwise_toml};
 
 const PIPELINE: &str = "builtin.module(\
     func.func(math-extend-to-supported-types{target-type=f32}),\
@@ -230,15 +233,8 @@ fn run(kernel: &Kernel, bufs: &mut [Buf]) {
     }
 }
 
-fn design(text: &str) -> Design {
-    Spec::parse(text, Path::new("test.toml"))
-        .unwrap()
-        .build()
-        .unwrap()
-}
-
-/// The kernels worker 0 runs, in program order.
-fn kernels(d: &Design) -> Vec<Kernel> {
+/// The kernels `worker` runs, in program order.
+fn kernels(d: &Design, worker: usize) -> Vec<Kernel> {
     fn walk(stmts: &[CoreStmt], out: &mut Vec<Kernel>) {
         for s in stmts {
             match s {
@@ -249,50 +245,25 @@ fn kernels(d: &Design) -> Vec<Kernel> {
         }
     }
     let mut out = Vec::new();
-    walk(&d.workers[0].program, &mut out);
+    walk(&d.workers[worker].program, &mut out);
     out
 }
 
-/// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn i8(&mut self) -> i8 {
-        (self.next() % 256) as u8 as i8
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next() % 1_000_000) as f64 / 1_000_000.0
-    }
-}
-
+/// A 16 x 32 x 16 matmul in 4 x 16 x 8 tiles on 2 x 4 cores.
 fn matmul_spec(dtype: &str, requant: &str) -> String {
-    format!(
-        r#"op = "matmul"
-name = "t"
-device = "npu1"
-dtype = "{dtype}"
-shape = {{ m = 16, k = 32, n = 16 }}
-tile = {{ m = 4, k = 16, n = 8 }}
-array = {{ columns = 2, cores_per_column = 4 }}
-{requant}"#
-    )
+    matmul_toml(["matmul", "t", dtype], [16, 32, 16], [4, 16, 8], [2, 4]) + requant
 }
 
 #[test]
 fn int8_matmul_kernels_are_bit_exact_over_two_k_blocks() {
     let d = design(&matmul_spec("int8", "requant = { shift = 12, scale = 3 }"));
-    let ks = kernels(&d);
+    let ks = kernels(&d, 0);
     let names: Vec<&str> = ks.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["matmul_zero", "matmul_mac", "matmul_store"]);
     let (m, k, n) = (4, 16, 8);
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    let a: Vec<i8> = (0..m * 2 * k).map(|_| rng.i8()).collect();
-    let b: Vec<i8> = (0..2 * k * n).map(|_| rng.i8()).collect();
+    let a = rng.i8s(m * 2 * k);
+    let b = rng.i8s(2 * k * n);
     let mut acc = Buf::zeros(&[m, n], ElemType::I32);
     acc.bytes.iter_mut().for_each(|x| *x = 0x55); // garbage that zero must clear
     let mut bufs = [acc];
@@ -328,7 +299,7 @@ fn int8_matmul_kernels_are_bit_exact_over_two_k_blocks() {
 #[test]
 fn bf16_matmul_kernels_are_within_tolerance() {
     let d = design(&matmul_spec("bf16", ""));
-    let ks = kernels(&d);
+    let ks = kernels(&d, 0);
     let (m, k, n) = (4, 16, 8);
     let mut rng = Rng(12345);
     let a: Vec<f32> = (0..m * k)
@@ -364,18 +335,9 @@ fn bf16_matmul_kernels_are_within_tolerance() {
     }
 }
 
+/// A row-wise op over one column of 4 cores, one block of rows each.
 fn rowwise_spec(op: &str, dtype: &str, rows: usize, cols: usize, extra: &str) -> String {
-    format!(
-        r#"op = "{op}"
-name = "t"
-device = "npu1"
-dtype = "{dtype}"
-shape = {{ rows = {rows}, cols = {cols} }}
-tile_rows = {tr}
-array = {{ columns = 1, cores_per_column = 4 }}
-{extra}"#,
-        tr = rows / 4
-    )
+    rowwise_toml([op, "t", dtype], [rows, cols], rows / 4, [1, 4]) + extra
 }
 
 #[test]
@@ -383,7 +345,7 @@ fn gelu_kernel_follows_erf_gelu_within_its_bound() {
     for dtype in ["f32", "bf16"] {
         let table = "table = { min = -4.0, max = 4.0, step = 0.03125 }";
         let d = design(&rowwise_spec("gelu", dtype, 8, 64, table));
-        let ks = kernels(&d);
+        let ks = kernels(&d, 0);
         let (tr, cols) = (2, 64);
         // Cover below, inside and above the table, including the end points.
         let x: Vec<f32> = (0..tr * cols)
@@ -436,22 +398,7 @@ fn softmax_kernel_matches_reference_plain_and_causal() {
             let tr = rows / 4;
             // Core (0, r) handles rows r*tr..(r+1)*tr in its single step; check core 0 and 3.
             for core in [0usize, 3] {
-                let ks = {
-                    let mut out = Vec::new();
-                    for s in &d.workers[core].program {
-                        if let CoreStmt::Kernel { kernel, .. } = s {
-                            out.push(kernel.clone());
-                        }
-                        if let CoreStmt::Loop { body, .. } = s {
-                            for s in body {
-                                if let CoreStmt::Kernel { kernel, .. } = s {
-                                    out.push(kernel.clone());
-                                }
-                            }
-                        }
-                    }
-                    out
-                };
+                let ks = kernels(&d, core);
                 let rows_here = &x[core * tr * cols..(core + 1) * tr * cols];
                 let input = if dtype == "bf16" {
                     Buf::bf16s(&[tr, cols], rows_here)
@@ -491,7 +438,7 @@ fn layernorm_kernel_matches_reference() {
         cols,
         "epsilon = 1e-5",
     ));
-    let ks = kernels(&d);
+    let ks = kernels(&d, 0);
     let tr = rows / 4;
     let mut rng = Rng(4242);
     let x: Vec<f32> = (0..tr * cols)
@@ -524,22 +471,14 @@ fn attention_kernels_match_reference_plain_and_causal() {
     use aiec::ops::attention;
     let (heads, len, d, t) = (2, 8, 4, 4);
     for causal in [false, true] {
-        let d_ = design(&format!(
-            r#"op = "attention"
-name = "t"
-device = "npu1"
-dtype = "f32"
-heads = {heads}
-q_len = {len}
-kv_len = {len}
-head_dim = {d}
-q_tile = {t}
-kv_tile = {t}
-array = {{ columns = 1, cores_per_column = 2 }}
-causal = {causal}
-"#
+        let d_ = design(&attention_toml(
+            heads,
+            [len, len, d],
+            [t, t],
+            [1, 2],
+            causal,
         ));
-        let ks = kernels(&d_);
+        let ks = kernels(&d_, 0);
         let names: Vec<&str> = ks.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(
             names,
@@ -567,15 +506,7 @@ causal = {causal}
             let q_tile = Buf::f32s(&[t, d], &q[qb * t * d..(qb + 1) * t * d]);
             let mut q_tile = Some(q_tile);
             for kb in 0..len / t {
-                let kv: Vec<f32> = (kb * t..(kb + 1) * t)
-                    .flat_map(|j| {
-                        k[j * d..(j + 1) * d]
-                            .iter()
-                            .chain(&v[j * d..(j + 1) * d])
-                            .copied()
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let kv = kv_rows(&k, &v, d, kb * t..(kb + 1) * t);
                 let mut bufs = [q_tile.take().unwrap(), Buf::f32s(&[t, 2 * d], &kv), st];
                 run(&ks[2], &mut bufs);
                 let [qq, _, s2] = bufs;
@@ -617,21 +548,8 @@ causal = {causal}
 fn mel_kernel_matches_the_f64_dft_reference() {
     use aiec::ops::mel;
     let (frames, ft) = (8, 2);
-    let d = design(&format!(
-        r#"op = "mel"
-name = "t"
-device = "npu1"
-dtype = "f32"
-frames = {frames}
-n_fft = 400
-hop = 160
-n_mels = 80
-sample_rate = 16000
-frame_tile = {ft}
-array = {{ columns = 1, cores_per_column = 4 }}
-"#
-    ));
-    let ks = kernels(&d);
+    let d = design(&mel_toml(frames, ft, [1, 4]));
+    let ks = kernels(&d, 0);
     // A chirp plus noise, so every mel band has energy.
     let mut rng = Rng(31337);
     let n = (ft - 1) * mel::HOP + mel::N_FFT;

@@ -1,51 +1,24 @@
 //! Whole op designs (FIFOs, memtile split/join, runtime-sequence access patterns, kernels) run
 //! in the host simulator, against the f64 references.
 
-use std::path::Path;
-
 use aiec::ops::matmul::Requant;
 use aiec::ops::{attention, layernorm, matmul, softmax};
 use aiec::sim::{self, HostData};
-use aiec::spec::Spec;
 use half::bf16;
 
-fn design(text: &str) -> aiec::design::Design {
-    Spec::parse(text, Path::new("test.toml"))
-        .unwrap()
-        .build()
-        .unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next() % 1_000_000) as f64 / 1_000_000.0
-    }
-}
+#[allow(dead_code)]
+mod common;
+use common::layout::kv_rows;
+use common::rng::Xorshift as Rng;
+use common::specs::{attention_toml, build as design, matmul_toml, mel_toml, rowwise_toml};
 
 #[test]
 fn int8_matmul_over_two_columns_is_bit_exact() {
     let (m, k, n) = (64, 96, 64);
-    let d = design(&format!(
-        r#"op = "matmul"
-name = "t"
-device = "npu1"
-dtype = "int8"
-shape = {{ m = {m}, k = {k}, n = {n} }}
-tile = {{ m = 8, k = 32, n = 16 }}
-array = {{ columns = 2, cores_per_column = 4 }}
-requant = {{ shift = 10, scale = 3 }}
-"#
-    ));
+    let text = matmul_toml(["matmul", "t", "int8"], [m, k, n], [8, 32, 16], [2, 4]);
+    let d = design(&(text + "requant = { shift = 10, scale = 3 }\n"));
     let mut rng = Rng(7);
-    let a: Vec<i8> = (0..m * k).map(|_| (rng.next() % 256) as u8 as i8).collect();
-    let b: Vec<i8> = (0..k * n).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let (a, b) = (rng.i8s(m * k), rng.i8s(k * n));
     let out = sim::run(&d, vec![HostData::I8(a.clone()), HostData::I8(b.clone())]).unwrap();
     let HostData::I8(c) = &out[0] else {
         panic!("{:?}", out[0])
@@ -72,17 +45,8 @@ fn causal_softmax_and_layernorm_designs_match_references() {
         .map(|_| rng.uniform(-8.0, 8.0) as f32)
         .collect();
     let x64: Vec<f64> = x.iter().map(|v| *v as f64).collect();
-    let d = design(&format!(
-        r#"op = "softmax"
-name = "t"
-device = "npu1"
-dtype = "f32"
-shape = {{ rows = {rows}, cols = {cols} }}
-tile_rows = 2
-array = {{ columns = 2, cores_per_column = 4 }}
-causal = true
-"#
-    ));
+    let text = rowwise_toml(["softmax", "t", "f32"], [rows, cols], 2, [2, 4]);
+    let d = design(&(text + "causal = true\n"));
     let out = sim::run(&d, vec![HostData::F32(x.clone())]).unwrap();
     let HostData::F32(y) = &out[0] else { panic!() };
     let want = softmax::reference(&x64, rows, cols, true);
@@ -90,17 +54,8 @@ causal = true
         assert!((*g as f64 - w).abs() <= 1e-5, "softmax [{i}] {g} vs {w}");
     }
 
-    let d = design(&format!(
-        r#"op = "layernorm"
-name = "t"
-device = "npu1"
-dtype = "bf16"
-shape = {{ rows = {rows}, cols = {cols} }}
-tile_rows = 4
-array = {{ columns = 1, cores_per_column = 4 }}
-epsilon = 1e-5
-"#
-    ));
+    let text = rowwise_toml(["layernorm", "t", "bf16"], [rows, cols], 4, [1, 4]);
+    let d = design(&(text + "epsilon = 1e-5\n"));
     let xb: Vec<bf16> = x.iter().map(|v| bf16::from_f32(*v)).collect();
     let gamma: Vec<f64> = (0..cols).map(|j| 0.5 + j as f64 / cols as f64).collect();
     let beta: Vec<f64> = (0..cols).map(|j| j as f64 / 10.0 - 1.0).collect();
@@ -131,21 +86,7 @@ epsilon = 1e-5
 #[test]
 fn attention_design_deals_heads_and_streams_kv() {
     let (heads, len, dh) = (4, 16, 8);
-    let d = design(&format!(
-        r#"op = "attention"
-name = "t"
-device = "npu1"
-dtype = "f32"
-heads = {heads}
-q_len = {len}
-kv_len = {len}
-head_dim = {dh}
-q_tile = 4
-kv_tile = 8
-array = {{ columns = 1, cores_per_column = 2 }}
-causal = true
-"#
-    ));
+    let d = design(&attention_toml(heads, [len, len, dh], [4, 8], [1, 2], true));
     let mut rng = Rng(5);
     let mut gen =
         |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-2.0, 2.0) as f32).collect() };
@@ -155,15 +96,7 @@ causal = true
         gen(heads * len * dh),
     );
     // Host layout KV [heads, len, 2*dh]: row j = K_j then V_j.
-    let kv: Vec<f32> = (0..heads * len)
-        .flat_map(|r| {
-            k[r * dh..(r + 1) * dh]
-                .iter()
-                .chain(&v[r * dh..(r + 1) * dh])
-                .copied()
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let kv = kv_rows(&k, &v, dh, 0..heads * len);
     let out = sim::run(&d, vec![HostData::F32(q.clone()), HostData::F32(kv)]).unwrap();
     let HostData::F32(o) = &out[0] else { panic!() };
     let f = |x: &[f32]| x.iter().map(|v| *v as f64).collect::<Vec<_>>();
@@ -189,20 +122,7 @@ causal = true
 fn mel_design_plus_host_finish_matches_the_runtime_front_end() {
     use aiec::ops::mel;
     let frames = 48;
-    let d = design(&format!(
-        r#"op = "mel"
-name = "t"
-device = "npu1"
-dtype = "f32"
-frames = {frames}
-n_fft = 400
-hop = 160
-n_mels = 80
-sample_rate = 16000
-frame_tile = 2
-array = {{ columns = 2, cores_per_column = 4 }}
-"#
-    ));
+    let d = design(&mel_toml(frames, 2, [2, 4]));
     // Whisper keeps (len + 160) / 160 frames: choose len so that is exactly `frames`.
     let len = frames * mel::HOP - mel::HOP;
     let mut rng = Rng(2024);
@@ -234,21 +154,11 @@ array = {{ columns = 2, cores_per_column = 4 }}
 fn one_row_matmul_with_more_n_blocks_than_a_bd_repeats() {
     // 70 column blocks per column > 64 repeats of a shim BD: the fills go in two chunks.
     let (m, k, n) = (1, 32, 4 * 70 * 2);
-    let d = design(&format!(
-        r#"op = "matmul"
-name = "t"
-device = "npu1"
-dtype = "int8"
-shape = {{ m = {m}, k = {k}, n = {n} }}
-tile = {{ m = 1, k = 16, n = 4 }}
-array = {{ columns = 2, cores_per_column = 1 }}
-requant = {{ shift = 6, scale = 1 }}
-"#
-    ));
+    let text = matmul_toml(["matmul", "t", "int8"], [m, k, n], [1, 16, 4], [2, 1]);
+    let d = design(&(text + "requant = { shift = 6, scale = 1 }\n"));
     aiec::mlir::verify(&d).unwrap();
     let mut rng = Rng(3);
-    let a: Vec<i8> = (0..m * k).map(|_| (rng.next() % 256) as u8 as i8).collect();
-    let b: Vec<i8> = (0..k * n).map(|_| (rng.next() % 256) as u8 as i8).collect();
+    let (a, b) = (rng.i8s(m * k), rng.i8s(k * n));
     let out = sim::run(&d, vec![HostData::I8(a.clone()), HostData::I8(b.clone())]).unwrap();
     let HostData::I8(c) = &out[0] else { panic!() };
     assert_eq!(
@@ -261,17 +171,8 @@ requant = {{ shift = 6, scale = 1 }}
 fn gelu_design_over_three_columns_matches_erf_gelu() {
     use aiec::ops::gelu;
     let (rows, cols) = (24, 64);
-    let d = design(&format!(
-        r#"op = "gelu"
-name = "t"
-device = "npu1"
-dtype = "bf16"
-shape = {{ rows = {rows}, cols = {cols} }}
-tile_rows = 2
-array = {{ columns = 3, cores_per_column = 4 }}
-table = {{ min = -4.0, max = 4.0, step = 0.03125 }}
-"#
-    ));
+    let text = rowwise_toml(["gelu", "t", "bf16"], [rows, cols], 2, [3, 4]);
+    let d = design(&(text + "table = { min = -4.0, max = 4.0, step = 0.03125 }\n"));
     let x: Vec<bf16> = (0..rows * cols)
         .map(|i| bf16::from_f64(-6.0 + 12.0 * i as f64 / (rows * cols) as f64))
         .collect();

@@ -14,6 +14,10 @@ use aiec::plan::{Plan, PlanError, PlanOptions, Precision};
 use aiec::spec::Spec;
 use aiec_runtime::model::{install, WhisperDims, WhisperModelFiles};
 
+#[allow(dead_code)]
+mod common;
+use common::process::assert_success;
+
 fn dims_of(model: &str) -> WhisperDims {
     let dir = install::resolve(model).unwrap_or_else(|e| panic!("{e} (the plan tests need it)"));
     WhisperModelFiles::load(&dir).unwrap().dims
@@ -147,13 +151,18 @@ fn check_counts(plan: &Plan, d: &WhisperDims) {
     }
 }
 
-fn linear(plan: &Plan, name: &str) -> LinearSpec {
+/// The spec of the plan's entry `name`, which must be a `T`.
+fn entry_spec<T: Clone + 'static>(plan: &Plan, name: &str) -> T {
     plan.entry(name)
         .unwrap()
         .spec
-        .downcast::<LinearSpec>()
-        .unwrap_or_else(|| panic!("{name} is not a linear spec"))
+        .downcast::<T>()
+        .unwrap_or_else(|| panic!("{name} is not a {}", std::any::type_name::<T>()))
         .clone()
+}
+
+fn linear(plan: &Plan, name: &str) -> LinearSpec {
+    entry_spec(plan, name)
 }
 
 /// Shapes and epilogues the forward needs, read back from the generated specs.
@@ -190,14 +199,7 @@ fn check_shapes(plan: &Plan, d: &WhisperDims, beams: usize) {
             "{name}"
         );
     }
-    let conv = |name: &str| {
-        plan.entry(name)
-            .unwrap()
-            .spec
-            .downcast::<ConvSpec>()
-            .unwrap()
-            .clone()
-    };
+    let conv = |name: &str| entry_spec::<ConvSpec>(plan, name);
     let (conv1, conv2) = (conv("enc_conv1"), conv("enc_conv2"));
     assert_eq!(
         (conv1.c_in, conv1.frames, conv1.stride),
@@ -207,14 +209,7 @@ fn check_shapes(plan: &Plan, d: &WhisperDims, beams: usize) {
     assert_eq!(conv2.epilogue, "gelu(acc + bias[col])");
     let fc2 = linear(plan, "dec_fc2");
     assert_eq!((fc2.shape.k, fc2.shape.n), (d.ffn_dim, d.d_model));
-    let att = |name: &str| {
-        plan.entry(name)
-            .unwrap()
-            .spec
-            .downcast::<AttentionSpec>()
-            .unwrap()
-            .clone()
-    };
+    let att = |name: &str| entry_spec::<AttentionSpec>(plan, name);
     let enc = att("enc_attention");
     assert_eq!(
         (enc.heads, enc.q_len, enc.head_dim),
@@ -225,12 +220,7 @@ fn check_shapes(plan: &Plan, d: &WhisperDims, beams: usize) {
         (cross.heads, cross.q_len, cross.kv_len, cross.layout),
         (d.n_heads_dec, beams, d.n_audio_ctx, Layout::TokenMajor)
     );
-    let step = plan
-        .entry("dec_step_self_attention")
-        .unwrap()
-        .spec
-        .downcast::<AttentionDecodeSpec>()
-        .unwrap();
+    let step: AttentionDecodeSpec = entry_spec(plan, "dec_step_self_attention");
     assert_eq!(
         (step.beams, step.heads, step.n_ctx, step.kv_len),
         (beams, d.n_heads_dec, d.n_text_ctx, d.n_text_ctx)
@@ -345,11 +335,7 @@ fn cli_writes_the_whisper_base_specs_and_prints_the_table() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "aiec plan");
     assert!(stdout.starts_with("entry"), "{stdout}");
     let logits_line = stdout
         .lines()

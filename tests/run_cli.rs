@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[allow(dead_code)]
+mod common;
+use common::process::assert_success;
+
 fn aiec() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aiec"))
 }
@@ -58,11 +62,7 @@ fn words(text: &str) -> Vec<String> {
 #[test]
 fn transcribes_the_bundled_sample_to_stdout() {
     let out = run(&[sample().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "aiec run");
     let got = words(&String::from_utf8_lossy(&out.stdout));
     let reference = words("And so, my fellow Americans, ask not what your country can do for you; ask what you can do for your country.");
     assert_eq!(got, reference);
@@ -82,11 +82,7 @@ fn writes_every_format_for_several_inputs() {
         "-o",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "aiec run");
     for stem in ["jfk", "second"] {
         for ext in ["txt", "srt", "vtt", "json", "tsv"] {
             let p = out_dir.join(format!("{stem}.{ext}"));
@@ -133,11 +129,7 @@ fn word_timestamps_are_ordered_and_inside_segments() {
         "-o",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "aiec run");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("jfk.json")).unwrap())
             .unwrap();
@@ -268,11 +260,7 @@ fn stdin_input() {
         .stdin(file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "aiec run");
     assert!(String::from_utf8_lossy(&out.stdout)
         .to_lowercase()
         .contains("fellow americans"));

@@ -44,15 +44,28 @@ fn reference(w: &LinearWeights, x: &[f32], rows: usize) -> (Vec<f64>, Vec<f64>) 
     (y, mag)
 }
 
-/// bf16 operands (each rounded by at most 2^-9 relative) and an f32 accumulation:
-/// `|y - ref| <= 2^-8 sum|x w| + 1e-5 (1 + |ref|)`.
-#[test]
-fn bf16_linear_matches_the_f64_product_and_the_cpu_backend() {
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let (rows, k, n) = (5, 256, 96);
+/// A seeded random layer `[n, k]` with bias on `rows` random rows, through both backends.
+struct LinearRun {
+    sim: SimBackend,
+    /// The f64 product and `sum |x w|` per element (see [`reference`]).
+    refs: Vec<f64>,
+    mag: Vec<f64>,
+    /// The sim's and the cpu's outputs.
+    ys: Vec<f32>,
+    yc: Vec<f32>,
+}
+
+/// `x Wᵀ + b` then `epilogue`, on the sim and the cpu backend at the same `precision`.
+fn linear_on_both(
+    seed: u64,
+    precision: Precision,
+    [rows, k, n]: [usize; 3],
+    epilogue: Epilogue,
+) -> LinearRun {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = normal(&mut rng, rows * k, 1.0);
-    let sim = SimBackend::new(Precision::Bf16).unwrap();
-    let cpu = CpuBackend::new(Precision::Bf16);
+    let sim = SimBackend::new(precision).unwrap();
+    let cpu = CpuBackend::new(precision);
     let w = layer(&mut rng, n, k);
     let (refs, mag) = reference(&w, &x, rows);
     let copy = LinearWeights {
@@ -68,8 +81,29 @@ fn bf16_linear_matches_the_f64_product_and_the_cpu_backend() {
     );
     let mut ys = vec![0.0; rows * n];
     let mut yc = vec![0.0; rows * n];
-    sim.linear(&*ws, &x, rows, Epilogue::NONE, &mut ys);
-    cpu.linear(&*wc, &x, rows, Epilogue::NONE, &mut yc);
+    sim.linear(&*ws, &x, rows, epilogue, &mut ys);
+    cpu.linear(&*wc, &x, rows, epilogue, &mut yc);
+    LinearRun {
+        sim,
+        refs,
+        mag,
+        ys,
+        yc,
+    }
+}
+
+/// bf16 operands (each rounded by at most 2^-9 relative) and an f32 accumulation:
+/// `|y - ref| <= 2^-8 sum|x w| + 1e-5 (1 + |ref|)`.
+#[test]
+fn bf16_linear_matches_the_f64_product_and_the_cpu_backend() {
+    let (rows, n) = (5, 96);
+    let LinearRun {
+        sim,
+        refs,
+        mag,
+        ys,
+        yc,
+    } = linear_on_both(9, Precision::Bf16, [rows, 256, n], Epilogue::NONE);
     for i in 0..rows * n {
         let bound = mag[i] / 256.0 + 1e-5 * (1.0 + refs[i].abs());
         let err = (f64::from(ys[i]) - refs[i]).abs();
@@ -95,27 +129,9 @@ fn bf16_linear_matches_the_f64_product_and_the_cpu_backend() {
 /// f32 epilogue's rounding order, `<= 1e-5 (1 + |y|)`.
 #[test]
 fn int8_linear_matches_the_cpu_int8_path() {
-    let mut rng = ChaCha8Rng::seed_from_u64(8);
-    let (rows, k, n) = (3, 128, 64);
-    let x = normal(&mut rng, rows * k, 1.0);
-    let sim = SimBackend::new(Precision::Int8).unwrap();
-    let cpu = CpuBackend::new(Precision::Int8);
-    let w = layer(&mut rng, n, k);
-    let copy = LinearWeights {
-        name: w.name.clone(),
-        weight: w.weight.clone(),
-        bias: w.bias.clone(),
-        n,
-        k,
-    };
-    let (ws, wc) = (
-        sim.prepare_linear(w).unwrap(),
-        cpu.prepare_linear(copy).unwrap(),
-    );
-    let mut ys = vec![0.0; rows * n];
-    let mut yc = vec![0.0; rows * n];
-    sim.linear(&*ws, &x, rows, Epilogue::GELU, &mut ys);
-    cpu.linear(&*wc, &x, rows, Epilogue::GELU, &mut yc);
+    let (rows, n) = (3, 64);
+    let LinearRun { ys, yc, .. } =
+        linear_on_both(8, Precision::Int8, [rows, 128, n], Epilogue::GELU);
     for i in 0..rows * n {
         let gap = (ys[i] - yc[i]).abs();
         // GELU on the device is the erf form in f32 (A&S 7.1.26, |erf error| <= 1.5e-7).

@@ -3,21 +3,28 @@
 //! (deadlock, out-of-bounds pattern, memory budget, timeout, bad inputs).
 //! References are computed independently in Rust (f64 / exact integer arithmetic).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aiec::design::{
-    BufArg, BufferType, CoreStmt, Design, DesignError, ElemType, FifoLink, HostBuffer, Kernel,
-    KernelCtx, ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, TileId, Worker,
+    BufferType, CoreStmt, Design, ElemType, Kernel, Port, RuntimeSequence, TensorAccessPattern,
+    TileId, Worker,
 };
+use aiec::ops::kernel;
 use aiec::sim::{self, HostData, SimError, SimOptions};
 use half::bf16;
 use melior::{
-    dialect::{arith, memref, scf},
-    ir::{attribute::FloatAttribute, attribute::IntegerAttribute, r#type::IntegerType},
-    ir::{Block, BlockLike, Region, RegionLike, Type, Value},
+    dialect::arith,
+    ir::{attribute::FloatAttribute, r#type::IntegerType},
+    ir::{BlockLike, Type, Value},
 };
 use rand::{Rng, SeedableRng};
+
+#[allow(dead_code)]
+mod common;
+use common::design::{
+    acquire, call, drain, fifo, fill, host, int_const, link, map_loop, map_step, pattern, release,
+    wait,
+};
 
 const SHIM: TileId = TileId::new(0, 0);
 const MEM: TileId = TileId::new(0, 1);
@@ -27,36 +34,16 @@ const CORE2: TileId = TileId::new(0, 3);
 /// `out[i] = in[i] * mul + add` over `n` elements: plain scf.for + memref.load/store + arith,
 /// integer (i32) or float (bf16/f32), the shape of code the op kernels emit.
 fn affine_kernel(n: usize, elem: ElemType, mul: f64, add: f64) -> Kernel {
-    let emit = move |k: &KernelCtx, block: &Block, args: &[Value]| -> Result<(), DesignError> {
-        let ctx = k.context;
-        let loc = k.location;
-        let index = Type::index(ctx);
-        let c0: Value = int_const(k, block, index, 0);
-        let cn: Value = int_const(k, block, index, n as i64);
-        let c1: Value = int_const(k, block, index, 1);
-        let body = Block::new(&[(index, loc)]);
-        let i: Value = body.argument(0).unwrap().into();
-        let x: Value = body
-            .append_operation(memref::load(args[0], &[i], loc))
-            .result(0)
-            .unwrap()
-            .into();
-        let y: Value = match elem {
-            ElemType::I32 => {
+    let name = format!("affine_{n}_{}", elem.mlir());
+    kernel(&name, move |k, block, args| {
+        let (ctx, loc) = (k.context, k.location);
+        map_loop(k, block, args, n, |body, x| {
+            let int = elem == ElemType::I32;
+            let (m, a) = if int {
                 let i32t: Type = IntegerType::new(ctx, 32).into();
-                let m = int_const(k, &body, i32t, mul as i64);
-                let a = int_const(k, &body, i32t, add as i64);
-                let p: Value = body
-                    .append_operation(arith::muli(x, m, loc))
-                    .result(0)
-                    .unwrap()
-                    .into();
-                body.append_operation(arith::addi(p, a, loc))
-                    .result(0)
-                    .unwrap()
-                    .into()
-            }
-            _ => {
+                let c = |v: f64| int_const(k, body, i32t, v as i64);
+                (c(mul), c(add))
+            } else {
                 let ft = if elem == ElemType::Bf16 {
                     Type::bfloat16(ctx)
                 } else {
@@ -66,73 +53,22 @@ fn affine_kernel(n: usize, elem: ElemType, mul: f64, add: f64) -> Kernel {
                     let op = arith::constant(ctx, FloatAttribute::new(ctx, ft, v).into(), loc);
                     body.append_operation(op).result(0).unwrap().into()
                 };
-                let (m, a) = (fc(mul), fc(add));
-                let p: Value = body
-                    .append_operation(arith::mulf(x, m, loc))
-                    .result(0)
-                    .unwrap()
-                    .into();
-                body.append_operation(arith::addf(p, a, loc))
-                    .result(0)
-                    .unwrap()
-                    .into()
-            }
-        };
-        body.append_operation(memref::store(y, args[1], &[i], loc));
-        body.append_operation(scf::r#yield(&[], loc));
-        let region = Region::new();
-        region.append_block(body);
-        block.append_operation(scf::r#for(c0, cn, c1, region, loc));
-        Ok(())
-    };
-    Kernel {
-        name: format!("affine_{n}_{}", elem.mlir()),
-        const_bytes: 0,
-        emit: Arc::new(emit),
-    }
-}
-
-fn int_const<'c, 'b>(
-    k: &KernelCtx<'c, '_>,
-    b: &'b Block<'c>,
-    ty: Type<'c>,
-    v: i64,
-) -> Value<'c, 'b> {
-    let op = arith::constant(k.context, IntegerAttribute::new(ty, v).into(), k.location);
-    b.append_operation(op).result(0).unwrap().into()
-}
-
-fn fifo(
-    name: &str,
-    producer: TileId,
-    consumers: &[TileId],
-    depth: u32,
-    ty: BufferType,
-) -> ObjectFifo {
-    ObjectFifo {
-        name: name.into(),
-        producer,
-        consumers: consumers.to_vec(),
-        depth,
-        ty,
-    }
-}
-
-fn acquire(fifo: &str, port: Port, count: u32, binding: &str) -> CoreStmt {
-    CoreStmt::Acquire {
-        fifo: fifo.into(),
-        port,
-        count,
-        binding: binding.into(),
-    }
-}
-
-fn release(fifo: &str, port: Port, count: u32) -> CoreStmt {
-    CoreStmt::Release {
-        fifo: fifo.into(),
-        port,
-        count,
-    }
+                (fc(mul), fc(add))
+            };
+            let product = if int {
+                arith::muli(x, m, loc)
+            } else {
+                arith::mulf(x, m, loc)
+            };
+            let p: Value = body.append_operation(product).result(0).unwrap().into();
+            let sum = if int {
+                arith::addi(p, a, loc)
+            } else {
+                arith::addf(p, a, loc)
+            };
+            body.append_operation(sum).result(0).unwrap().into()
+        })
+    })
 }
 
 /// A worker that, `iters` times, maps one buffer of `input` into one buffer of `output`.
@@ -142,38 +78,13 @@ fn map_worker(tile: TileId, input: &str, output: &str, iters: u64, kernel: Kerne
         stack_bytes: 1024,
         program: vec![CoreStmt::Loop {
             count: iters,
-            body: vec![
-                acquire(input, Port::Consume, 1, "x"),
-                acquire(output, Port::Produce, 1, "y"),
-                CoreStmt::Kernel {
-                    kernel,
-                    args: vec![
-                        BufArg {
-                            binding: "x".into(),
-                            index: 0,
-                        },
-                        BufArg {
-                            binding: "y".into(),
-                            index: 0,
-                        },
-                    ],
-                },
-                release(input, Port::Consume, 1),
-                release(output, Port::Produce, 1),
-            ],
+            body: map_step(input, output, ["x", "y"], kernel),
         }],
     }
 }
 
-fn host(name: &str, len: usize, elem: ElemType) -> HostBuffer {
-    HostBuffer {
-        name: name.into(),
-        ty: BufferType::new([len], elem),
-    }
-}
-
 /// shim -> @in -> core (y = 3x + 1) -> @out -> shim, `iters` buffers of `n` i32.
-fn stream_design(n: usize, iters: usize, depth: u32, fill: TensorAccessPattern) -> Design {
+fn stream_design(n: usize, iters: usize, depth: u32, input: TensorAccessPattern) -> Design {
     let ty = BufferType::new([n], ElemType::I32);
     Design {
         name: "stream".into(),
@@ -197,20 +108,22 @@ fn stream_design(n: usize, iters: usize, depth: u32, fill: TensorAccessPattern) 
                 host("c", n * iters, ElemType::I32),
             ],
             ops: vec![
-                SeqOp::Fill {
-                    fifo: "in".into(),
-                    arg: 0,
-                    pattern: fill,
-                },
-                SeqOp::Drain {
-                    fifo: "out".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern::linear(0, n * iters),
-                },
-                SeqOp::Wait { fifo: "out".into() },
+                fill("in", 0, input),
+                drain("out", 1, TensorAccessPattern::linear(0, n * iters)),
+                wait("out"),
             ],
         },
     }
+}
+
+/// Runs `design` on one i32 input, with the default options (timings and core counts too).
+fn run_on_i32(design: &Design, a: &[i32]) -> sim::SimRun {
+    sim::run_with(
+        design,
+        vec![HostData::I32(a.to_vec())],
+        &SimOptions::default(),
+    )
+    .unwrap()
 }
 
 fn random_i32(len: usize, seed: u64) -> Vec<i32> {
@@ -232,11 +145,7 @@ fn jit_core_maps_a_stream_through_depth_two_fifos() {
 fn fill_follows_the_4d_access_pattern_highest_dimension_first() {
     // An 8x8 row-major matrix read column by column: sizes [1, 1, 8 cols, 8 rows].
     let n = 64;
-    let transpose = TensorAccessPattern {
-        offset: 0,
-        sizes: [1, 1, 8, 8],
-        strides: [0, 0, 1, 8],
-    };
+    let transpose = pattern(0, [1, 1, 8, 8], [0, 0, 1, 8]);
     let design = stream_design(n, 1, 2, transpose);
     let a = random_i32(n, 2);
     let out = sim::run(&design, vec![HostData::I32(a.clone())]).unwrap();
@@ -264,18 +173,8 @@ fn memtile_split_and_join_keep_their_offsets() {
             fifo("c", MEM, &[SHIM], 2, full_ty),
         ],
         links: vec![
-            FifoLink {
-                srcs: vec!["a".into()],
-                dsts: vec!["a0".into(), "a1".into()],
-                src_offsets: vec![],
-                dst_offsets: vec![0, 64],
-            },
-            FifoLink {
-                srcs: vec!["c0".into(), "c1".into()],
-                dsts: vec!["c".into()],
-                src_offsets: vec![0, 64],
-                dst_offsets: vec![],
-            },
+            link(&["a"], &["a0", "a1"], vec![], vec![0, 64]),
+            link(&["c0", "c1"], &["c"], vec![0, 64], vec![]),
         ],
         workers: vec![
             map_worker(
@@ -299,27 +198,14 @@ fn memtile_split_and_join_keep_their_offsets() {
                 host("c", 128 * 4, ElemType::I32),
             ],
             ops: vec![
-                SeqOp::Fill {
-                    fifo: "a".into(),
-                    arg: 0,
-                    pattern: TensorAccessPattern::linear(0, 512),
-                },
-                SeqOp::Drain {
-                    fifo: "c".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern::linear(0, 512),
-                },
-                SeqOp::Wait { fifo: "c".into() },
+                fill("a", 0, TensorAccessPattern::linear(0, 512)),
+                drain("c", 1, TensorAccessPattern::linear(0, 512)),
+                wait("c"),
             ],
         },
     };
     let a = random_i32(512, 3);
-    let run = sim::run_with(
-        &design,
-        vec![HostData::I32(a.clone())],
-        &SimOptions::default(),
-    )
-    .unwrap();
+    let run = run_on_i32(&design, &a);
     let expected: Vec<i32> = (0..512)
         .map(|k| {
             if k % 128 < 64 {
@@ -361,33 +247,16 @@ fn broadcast_feeds_every_consumer_and_identical_cores_share_one_body() {
                 host("c", 96, ElemType::I32),
             ],
             ops: vec![
-                SeqOp::Fill {
-                    fifo: "in".into(),
-                    arg: 0,
-                    pattern: TensorAccessPattern::linear(0, 96),
-                },
-                SeqOp::Drain {
-                    fifo: "o0".into(),
-                    arg: 1,
-                    pattern: TensorAccessPattern::linear(0, 96),
-                },
-                SeqOp::Drain {
-                    fifo: "o1".into(),
-                    arg: 2,
-                    pattern: TensorAccessPattern::linear(0, 96),
-                },
-                SeqOp::Wait { fifo: "o0".into() },
-                SeqOp::Wait { fifo: "o1".into() },
+                fill("in", 0, TensorAccessPattern::linear(0, 96)),
+                drain("o0", 1, TensorAccessPattern::linear(0, 96)),
+                drain("o1", 2, TensorAccessPattern::linear(0, 96)),
+                wait("o0"),
+                wait("o1"),
             ],
         },
     };
     let a = random_i32(96, 4);
-    let run = sim::run_with(
-        &design,
-        vec![HostData::I32(a.clone())],
-        &SimOptions::default(),
-    )
-    .unwrap();
+    let run = run_on_i32(&design, &a);
     let expected = HostData::I32(a.iter().map(|&x| 3 * x + 1).collect());
     assert_eq!(run.outputs, vec![expected.clone(), expected]);
     assert_eq!(run.compiled_cores, 1);
@@ -470,19 +339,7 @@ fn two_workers_waiting_on_each_other_are_reported_with_their_holdings() {
         program: vec![
             acquire(output, Port::Produce, 1, "y"),
             acquire(input, Port::Consume, 1, "x"),
-            CoreStmt::Kernel {
-                kernel: k.clone(),
-                args: vec![
-                    BufArg {
-                        binding: "x".into(),
-                        index: 0,
-                    },
-                    BufArg {
-                        binding: "y".into(),
-                        index: 0,
-                    },
-                ],
-            },
+            call(k.clone(), &["x", "y"]),
             release(input, Port::Consume, 1),
             release(output, Port::Produce, 1),
         ],

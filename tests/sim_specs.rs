@@ -2,30 +2,20 @@
 //! its op's float64 reference within the op's documented bound; `aiec sim` reports and fails
 //! as it should.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aiec::sim::verify::{check_spec, Comparison};
 use aiec::sim::SimOptions;
 use aiec::spec::Spec;
 
-fn specs(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            specs(&path, out);
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
-        }
-    }
-}
+#[allow(dead_code)]
+mod common;
+use common::process::assert_success;
+use common::specs::{kernel_specs, matmul_toml, spec_files};
 
 #[test]
 fn every_kernel_spec_matches_its_reference_in_the_simulator() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs");
-    let mut paths = Vec::new();
-    specs(&root, &mut paths);
-    paths.sort();
+    let paths = spec_files();
     assert!(
         paths.len() >= 4,
         "expected the kernel specs, found {paths:?}"
@@ -102,14 +92,10 @@ fn aiec(args: &[&str]) -> std::process::Output {
 #[test]
 fn cli_reports_errors_and_exact_matches() {
     // An int8 matmul with fixed-shift requant: bit-exact against its reference.
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs/matmul.toml");
+    let spec = kernel_specs().join("matmul.toml");
     let out = aiec(&["sim", spec.to_str().unwrap(), "--seed", "3"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("aiec sim (stdout: {stdout})"));
     assert!(stdout.contains("max abs err  0.000000e0"), "{stdout}");
     assert!(stdout.contains("exact        262144 / 262144"), "{stdout}");
     assert!(
@@ -133,15 +119,8 @@ fn a_spec_the_device_cannot_hold_is_refused_before_simulating() {
     let path = dir.path().join("too_big.toml");
     std::fs::write(
         &path,
-        r#"op = "matmul"
-name = "too_big"
-device = "npu1"
-dtype = "int8"
-shape = { m = 512, k = 512, n = 512 }
-tile = { m = 128, k = 128, n = 128 }
-array = { columns = 4, cores_per_column = 4 }
-requant = { shift = 12, scale = 3 }
-"#,
+        matmul_toml(["matmul", "too_big", "int8"], [512; 3], [128; 3], [4, 4])
+            + "requant = { shift = 12, scale = 3 }\n",
     )
     .unwrap();
     let out = aiec(&["sim", path.to_str().unwrap()]);

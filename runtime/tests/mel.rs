@@ -38,15 +38,49 @@ fn max_error(
     worst
 }
 
+/// Our log-mel of a PCM fixture beside faster-whisper's log-mel of the same PCM.
+struct Against {
+    pcm_len: usize,
+    ours: LogMel,
+    /// The reference matrix's `[n_mels, frames]` and its data.
+    shape: Vec<usize>,
+    reference: Vec<f32>,
+}
+
+impl Against {
+    fn load(pcm_file: &str, mel_file: &str, n_mels: usize) -> Against {
+        let (_, pcm) = read_npy(pcm_file);
+        let (shape, reference) = read_npy(mel_file);
+        Against {
+            pcm_len: pcm.len(),
+            ours: log_mel(&pcm, n_mels),
+            shape,
+            reference,
+        }
+    }
+
+    /// Our frames `frames` against the reference's columns from `ref_first` are within
+    /// [`TOLERANCE`]; `what` names the comparison in the printed error.
+    fn assert_close(&self, what: &str, frames: std::ops::Range<usize>, ref_first: usize) {
+        let n = frames.len();
+        let err = max_error(
+            &self.ours,
+            frames,
+            &self.reference,
+            self.shape[1],
+            ref_first,
+        );
+        eprintln!("{what} max abs error vs faster-whisper over {n} frames: {err:e}");
+        assert!(err <= TOLERANCE, "max abs error {err}");
+    }
+}
+
 #[test]
 fn jfk_log_mel_matches_faster_whisper() {
-    let (_, pcm) = read_npy("jfk.pcm.npy");
-    let (shape, reference) = read_npy("jfk.mel.npy");
-    let ours = log_mel(&pcm, 80);
+    let jfk = Against::load("jfk.pcm.npy", "jfk.mel.npy", 80);
+    let (ours, shape) = (&jfk.ours, &jfk.shape);
     assert_eq!([ours.n_mels, ours.n_frames], [shape[0], shape[1]]);
-    let err = max_error(&ours, 0..ours.n_frames, &reference, shape[1], 0);
-    eprintln!("jfk 80-mel max abs error vs faster-whisper: {err:e}");
-    assert!(err <= TOLERANCE, "max abs error {err}");
+    jfk.assert_close("jfk 80-mel", 0..ours.n_frames, 0);
 }
 
 /// Ten seconds of sonnet001 (samples 448000..608000 of faster-whisper's decode) holding the
@@ -55,30 +89,23 @@ fn jfk_log_mel_matches_faster_whisper() {
 /// (full-clip frame = slice frame + 2800).
 #[test]
 fn sonnet_slice_log_mel_matches_faster_whisper() {
-    let (_, pcm) = read_npy("sonnet001_28s_38s.pcm.npy");
-    let (shape, reference) = read_npy("sonnet001_frames_2800_3800.mel.npy");
-    let ours = log_mel(&pcm, 80);
-    let inside = 2..(pcm.len() - 200) / HOP + 1;
-    let err = max_error(&ours, inside.clone(), &reference, shape[1], inside.start);
-    eprintln!(
-        "sonnet001 80-mel max abs error vs faster-whisper over {} frames: {err:e}",
-        inside.len()
+    let sonnet = Against::load(
+        "sonnet001_28s_38s.pcm.npy",
+        "sonnet001_frames_2800_3800.mel.npy",
+        80,
     );
+    let inside = 2..(sonnet.pcm_len - 200) / HOP + 1;
     assert!(inside.len() > 990);
-    assert!(err <= TOLERANCE, "max abs error {err}");
+    sonnet.assert_close("sonnet001 80-mel", inside.clone(), inside.start);
 }
 
 /// large-v3's 128-mel front end; reference computed by faster-whisper 1.2.1's
 /// `FeatureExtractor(feature_size=128)` on jfk (first 400 of 1101 frames stored).
 #[test]
 fn jfk_128_mel_matches_faster_whisper() {
-    let (_, pcm) = read_npy("jfk.pcm.npy");
-    let (shape, reference) = read_npy("jfk_frames_0_400.mel128.npy");
-    let ours = log_mel(&pcm, 128);
-    assert_eq!((ours.n_mels, ours.n_frames), (128, 1101));
-    let err = max_error(&ours, 0..shape[1], &reference, shape[1], 0);
-    eprintln!("jfk 128-mel max abs error vs faster-whisper: {err:e}");
-    assert!(err <= TOLERANCE, "max abs error {err}");
+    let jfk = Against::load("jfk.pcm.npy", "jfk_frames_0_400.mel128.npy", 128);
+    assert_eq!((jfk.ours.n_mels, jfk.ours.n_frames), (128, 1101));
+    jfk.assert_close("jfk 128-mel", 0..jfk.shape[1], 0);
 }
 
 #[test]

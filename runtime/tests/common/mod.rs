@@ -1,6 +1,8 @@
 //! Shared helpers of the model tests: where the model and the dev speech set are, and WER.
 #![allow(dead_code)]
 
+pub mod model_bin;
+
 use std::path::PathBuf;
 
 /// The whisper-base directory: `AIEC_TEST_MODEL_DIR`, else the installed cache. A missing
