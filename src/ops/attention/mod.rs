@@ -137,7 +137,7 @@ fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<
     let kv_base = e.muli(kb, e.index(s.kt)?)?;
     let q_base = e.muli(qb, e.index(s.qt)?)?;
     let cols = match s.mask {
-        Mask::Length => Some(visible_columns(&e, st, cnt_row, kv_base, s.kt)?),
+        Mask::Length => Some(visible_columns(e, st, cnt_row, kv_base, s.kt)?),
         Mask::None | Mask::Causal => None,
     };
     e.for_n(s.qt, |e, i| {
