@@ -57,6 +57,7 @@ crate::op_spec! {
         /// `"bf16"` or `"f32"`.
         pub out_dtype: Dtype,
     }
+    buffer_fields = "tile.m/tile.k/tile.n, depth or stack_bytes";
 }
 
 impl ConvSpec {
@@ -175,10 +176,6 @@ impl OpSpec for ConvSpec {
             a_host: self.input_layout(),
             a_row_stride: self.stride * self.c_in,
         })
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile.m/tile.k/tile.n, depth or stack_bytes"
     }
 
     /// A padded input `x ~ N(0, 1)` (border rows zero), weights `N(0, 1)`, bias; the

@@ -21,7 +21,7 @@ use crate::ops::rowwise::{self, RowwisePlan};
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, RowsShape, SpecError};
+use crate::spec::{Fields, RowsShape, SpecError};
 
 /// The name the expression reads its input element by.
 pub const INPUT: &str = "x";
@@ -36,6 +36,7 @@ crate::op_spec! {
         /// `f(x)` as an interpolated table.
         pub lut: Option<LutDef>,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 fn field(spec: &ElementwiseSpec, field: &str, message: String) -> SpecError {
@@ -79,9 +80,13 @@ pub fn build(spec: &ElementwiseSpec) -> Result<Design, DesignError> {
 impl OpSpec for ElementwiseSpec {
     /// Placement, depth, dtype, the row split, the table grid, and the body.
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "elementwise")?;
-        f.rowwise(&self.shape, self.tile_rows, &self.array)?;
+        f.rowwise_op(
+            "elementwise",
+            self.common(),
+            &self.shape,
+            self.tile_rows,
+            dev,
+        )?;
         if let Some(def) = &self.lut {
             def.grid().check(f, "lut")?;
         }
@@ -90,10 +95,6 @@ impl OpSpec for ElementwiseSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     /// Inputs `x ~ N(0, 2^2)` (for GELU: across the table and both tails).

@@ -25,22 +25,17 @@ crate::op_spec! {
         pub tile_rows: usize,
         pub table: LutSpec,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 impl OpSpec for GeluSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "gelu")?;
-        f.rowwise(&self.shape, self.tile_rows, &self.array)?;
+        f.rowwise_op("gelu", self.common(), &self.shape, self.tile_rows, dev)?;
         self.table.check(f, "table")
     }
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

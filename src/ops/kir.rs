@@ -72,6 +72,70 @@ impl<'c, 'k> Emit<'c, 'k> {
         Ok(())
     }
 
+    /// `name` on `operands` with `attributes` and `results`, not yet appended.
+    fn operation(
+        &self,
+        name: &str,
+        operands: &[Value<'c, '_>],
+        attributes: &[(Identifier<'c>, Attribute<'c>)],
+        results: &[Type<'c>],
+    ) -> Result<Operation<'c>, melior::Error> {
+        OperationBuilder::new(name, self.location)
+            .add_operands(operands)
+            .add_attributes(attributes)
+            .add_results(results)
+            .build()
+    }
+
+    /// Appends `name` on `operands` with one result of type `result`.
+    fn op(
+        &self,
+        name: &str,
+        operands: &[Value<'c, '_>],
+        result: Type<'c>,
+    ) -> KResult<Value<'c, 'k>> {
+        self.op_with(name, operands, &[], result)
+    }
+
+    /// Appends `name` on `operands` with `attributes` and one result of type `result`.
+    fn op_with(
+        &self,
+        name: &str,
+        operands: &[Value<'c, '_>],
+        attributes: &[(Identifier<'c>, Attribute<'c>)],
+        result: Type<'c>,
+    ) -> KResult<Value<'c, 'k>> {
+        self.push(self.operation(name, operands, attributes, &[result]), name)
+    }
+
+    /// Appends `name` on `operands` with `attributes`, without results.
+    fn op_void(
+        &self,
+        name: &str,
+        operands: &[Value<'c, '_>],
+        attributes: &[(Identifier<'c>, Attribute<'c>)],
+    ) -> KResult<()> {
+        self.push_void(self.operation(name, operands, attributes, &[]), name)
+    }
+
+    /// The attribute `name = value`.
+    fn named(&self, name: &str, value: Attribute<'c>) -> (Identifier<'c>, Attribute<'c>) {
+        (Identifier::new(self.context, name), value)
+    }
+
+    /// An `Emit` for the body block of a loop this one appends.
+    fn nested<'x>(&self, block: &'x Block<'c>) -> Emit<'c, 'x>
+    where
+        'k: 'x,
+    {
+        Emit {
+            context: self.context,
+            location: self.location,
+            block,
+            kernel: self.kernel,
+        }
+    }
+
     // ---- types --------------------------------------------------------------------------
 
     pub fn index_type(&self) -> Type<'c> {
@@ -107,7 +171,7 @@ impl<'c, 'k> Emit<'c, 'k> {
     fn constant(&self, value: Attribute<'c>) -> KResult<Value<'c, 'k>> {
         self.push(
             OperationBuilder::new("arith.constant", self.location)
-                .add_attributes(&[(Identifier::new(self.context, "value"), value)])
+                .add_attributes(&[self.named("value", value)])
                 .enable_result_type_inference()
                 .build(),
             "arith.constant",
@@ -133,39 +197,20 @@ impl<'c, 'k> Emit<'c, 'k> {
         memref: Value<'c, '_>,
         idx: &[Value<'c, '_>],
     ) -> KResult<()> {
-        self.push_void(
-            OperationBuilder::new("memref.store", self.location)
-                .add_operands(&[value, memref])
-                .add_operands(idx)
-                .build(),
-            "memref.store",
-        )
+        self.op_void("memref.store", &[&[value, memref], idx].concat(), &[])
     }
 
     /// `memref.get_global @name : memref<...>`.
     pub fn get_global(&self, name: &str, ty: Type<'c>) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new("memref.get_global", self.location)
-                .add_attributes(&[(
-                    Identifier::new(self.context, "name"),
-                    melior::ir::attribute::FlatSymbolRefAttribute::new(self.context, name).into(),
-                )])
-                .add_results(&[ty])
-                .build(),
-            "memref.get_global",
-        )
+        let symbol = melior::ir::attribute::FlatSymbolRefAttribute::new(self.context, name);
+        let attributes = [self.named("name", symbol.into())];
+        self.op_with("memref.get_global", &[], &attributes, ty)
     }
 
     // ---- arithmetic ---------------------------------------------------------------------
 
     pub fn bin(&self, name: &str, a: Value<'c, '_>, b: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new(name, self.location)
-                .add_operands(&[a, b])
-                .add_results(&[a.r#type()])
-                .build(),
-            name,
-        )
+        self.op(name, &[a, b], a.r#type())
     }
 
     pub fn addf(&self, a: Value<'c, '_>, b: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
@@ -207,24 +252,12 @@ impl<'c, 'k> Emit<'c, 'k> {
 
     /// A unary op whose result type is its operand's (`math.exp`, `math.log10`, ...).
     pub fn unary(&self, name: &str, a: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new(name, self.location)
-                .add_operands(&[a])
-                .add_results(&[a.r#type()])
-                .build(),
-            name,
-        )
+        self.op(name, &[a], a.r#type())
     }
 
     /// A conversion (`arith.extf`, `arith.truncf`, `arith.extsi`, `arith.sitofp`, ...).
     pub fn cast(&self, name: &str, a: Value<'c, '_>, to: Type<'c>) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new(name, self.location)
-                .add_operands(&[a])
-                .add_results(&[to])
-                .build(),
-            name,
-        )
+        self.op(name, &[a], to)
     }
 
     /// Loads an element and widens it to f32 (bf16 via `arith.extf`).
@@ -278,17 +311,9 @@ impl<'c, 'k> Emit<'c, 'k> {
         a: Value<'c, '_>,
         b: Value<'c, '_>,
     ) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new(name, self.location)
-                .add_attributes(&[(
-                    Identifier::new(self.context, "predicate"),
-                    IntegerAttribute::new(self.int_type(64), pred).into(),
-                )])
-                .add_operands(&[a, b])
-                .add_results(&[self.int_type(1)])
-                .build(),
-            name,
-        )
+        let predicate = IntegerAttribute::new(self.int_type(64), pred);
+        let attributes = [self.named("predicate", predicate.into())];
+        self.op_with(name, &[a, b], &attributes, self.int_type(1))
     }
 
     pub fn select(
@@ -297,13 +322,7 @@ impl<'c, 'k> Emit<'c, 'k> {
         a: Value<'c, '_>,
         b: Value<'c, '_>,
     ) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new("arith.select", self.location)
-                .add_operands(&[cond, a, b])
-                .add_results(&[a.r#type()])
-                .build(),
-            "arith.select",
-        )
+        self.op("arith.select", &[cond, a, b], a.r#type())
     }
 
     // ---- loops --------------------------------------------------------------------------
@@ -326,18 +345,10 @@ impl<'c, 'k> Emit<'c, 'k> {
         let step = self.index(1)?;
         let inner = Block::new(&[(self.index_type(), self.location)]);
         {
-            let e = Emit {
-                context: self.context,
-                location: self.location,
-                block: &inner,
-                kernel: self.kernel,
-            };
+            let e = self.nested(&inner);
             let iv: Value = inner.argument(0).map_err(|err| self.err(err))?.into();
             body(&e, iv)?;
-            e.push_void(
-                OperationBuilder::new("scf.yield", self.location).build(),
-                "scf.yield",
-            )?;
+            e.op_void("scf.yield", &[], &[])?;
         }
         let region = Region::new();
         region.append_block(inner);
@@ -375,21 +386,11 @@ impl<'c, 'k> Emit<'c, 'k> {
         let ty = init.r#type();
         let inner = Block::new(&[(self.index_type(), self.location), (ty, self.location)]);
         {
-            let e = Emit {
-                context: self.context,
-                location: self.location,
-                block: &inner,
-                kernel: self.kernel,
-            };
+            let e = self.nested(&inner);
             let iv: Value = inner.argument(0).map_err(|err| self.err(err))?.into();
             let acc: Value = inner.argument(1).map_err(|err| self.err(err))?.into();
             let next = body(&e, iv, acc)?;
-            e.push_void(
-                OperationBuilder::new("scf.yield", self.location)
-                    .add_operands(&[next])
-                    .build(),
-                "scf.yield",
-            )?;
+            e.op_void("scf.yield", &[next], &[])?;
         }
         let region = Region::new();
         region.append_block(inner);

@@ -5,14 +5,14 @@
 
 use crate::design::{BufferType, Design, DesignError, ElemType};
 use crate::device::DeviceModel;
+use crate::ops::emit_kernel;
 use crate::ops::kir::{Emit, KResult};
 use crate::ops::registry::{OpSpec, SpecCommon};
 use crate::ops::rowwise::{self, RowwisePlan};
-use crate::ops::{expect_args, kernel};
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, RowsShape, SpecError};
+use crate::spec::{Fields, RowsShape, SpecError};
 use melior::ir::Value;
 
 /// Mixed bound: one bf16 rounding of the output is 2^-8 relative to |y|, and the f32
@@ -194,10 +194,8 @@ pub(crate) fn build_norm_to(
         Norm::Rms => "rmsnorm",
     };
     let kernel_for = move |_core: usize, _step: Option<usize>| {
-        kernel(name, move |c, b, a| {
-            expect_args(name, a, 3)?;
-            let e = Emit::new(c, b, name);
-            emit_norm_rows(&e, [a[0], a[1], a[2]], tile_rows, cols, out, eps, norm)
+        emit_kernel(name, 3, move |e, a| {
+            emit_norm_rows(e, [a[0], a[1], a[2]], tile_rows, cols, out, eps, norm)
         })
     };
     let params = BufferType::new([norm.param_rows(), cols], elem);
@@ -231,6 +229,7 @@ crate::op_spec! {
         #[serde(default)]
         pub quantize: bool,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 /// The field rules of a norm op.
@@ -243,9 +242,7 @@ pub(crate) fn check_norm(
     epsilon: f64,
     dev: &DeviceModel,
 ) -> Result<(), SpecError> {
-    f.common(&common.array, common.depth, dev)?;
-    f.dtype_in(common.dtype, &[Dtype::Bf16, Dtype::F32], op)?;
-    f.rowwise(shape, tile_rows, &common.array)?;
+    f.rowwise_op(op, common, shape, tile_rows, dev)?;
     if !(epsilon > 0.0 && epsilon < 1.0) {
         return Err(f.fail("epsilon", format!("{epsilon} is outside (0, 1)")));
     }
@@ -296,10 +293,6 @@ impl OpSpec for LayernormSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

@@ -46,6 +46,21 @@ where
     }
 }
 
+/// A kernel written on [`kir::Emit`] that takes `buffers` buffer arguments: checks the count
+/// (an error names the kernel), then lets `body` append to the kernel's block.
+pub(crate) fn emit_kernel<F>(name: &'static str, buffers: usize, body: F) -> Kernel
+where
+    F: for<'c, 'k, 'b> Fn(&kir::Emit<'c, 'k>, &[Value<'c, 'b>]) -> Result<(), DesignError>
+        + Send
+        + Sync
+        + 'static,
+{
+    kernel(name, move |ctx, block, args| {
+        expect_args(name, args, buffers)?;
+        body(&kir::Emit::new(ctx, block, name), args)
+    })
+}
+
 /// Checks a kernel got the number of buffers it was written for.
 pub(crate) fn expect_args(
     kernel: &str,

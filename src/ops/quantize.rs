@@ -17,10 +17,10 @@ use melior::ir::Value;
 
 use crate::design::{Design, DesignError, ElemType};
 use crate::device::DeviceModel;
+use crate::ops::emit_kernel;
 use crate::ops::kir::{Cmp, Emit, KResult};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
-use crate::ops::{expect_args, kernel};
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
@@ -36,6 +36,7 @@ crate::op_spec! {
         /// Rows per FIFO buffer.
         pub tile_rows: usize,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 /// The tolerance, for reports.
@@ -98,9 +99,7 @@ fn narrow_i8<'c, 'x>(e: &Emit<'c, 'x>, v: Value<'c, 'x>) -> KResult<Value<'c, 'x
 pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
     let (tr, cols) = (spec.tile_rows, spec.shape.cols);
     let kernel_for = move |_core: usize, _step: Option<usize>| {
-        kernel("quantize", move |c, b, a| {
-            expect_args("quantize", a, 2)?;
-            let e = Emit::new(c, b, "quantize");
+        emit_kernel("quantize", 2, move |e, a| {
             let (x, y) = (a[0], a[1]);
             e.for_n(tr, |e, i| {
                 emit_quantize_row(e, y, i, cols, |e, j| e.load_f32(x, &[i, j]))
@@ -114,9 +113,7 @@ pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
 
 impl OpSpec for QuantizeSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "quantize")?;
-        f.rowwise(&self.shape, self.tile_rows, &self.array)?;
+        f.rowwise_op("quantize", self.common(), &self.shape, self.tile_rows, dev)?;
         // Output rows (cols + 4 bytes) move as whole 32-bit words.
         f.divides(
             "shape.cols",
@@ -128,10 +125,6 @@ impl OpSpec for QuantizeSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     /// Rows `N(0, s^2)` with `s` varying by row (scales differ), some exact ties (`x =

@@ -14,11 +14,14 @@ use crate::sim::inputs::InputGen;
 use crate::sim::verify::TestCase;
 use crate::spec::{Fields, SpecError};
 
-/// The fields every spec has, implemented by [`crate::op_spec!`].
+/// What [`crate::op_spec!`] implements from the declaration: the fields every spec has, and
+/// the spec fields that size per-core buffers.
 pub trait SpecHeader {
     fn name(&self) -> &str;
     fn device(&self) -> &str;
     fn as_any(&self) -> &dyn Any;
+    /// The spec fields that size per-core buffers (named when a tile runs out of memory).
+    fn buffer_fields(&self) -> &'static str;
 }
 
 /// The fields every spec shares, borrowed (what design builders take).
@@ -38,8 +41,6 @@ pub trait OpSpec: SpecHeader + Debug + Send + Sync + 'static {
     fn check(&self, f: &Fields, device: &DeviceModel) -> Result<(), SpecError>;
     /// The design the spec describes.
     fn build(&self) -> Result<Design, DesignError>;
-    /// The spec fields that size per-core buffers (named when a tile runs out of memory).
-    fn buffer_fields(&self) -> &'static str;
     /// Inputs for `aiec sim` drawn from `gen`, and the judge comparing the design's outputs
     /// with the op's float64 reference under its documented tolerance.
     fn test_case(&self, design: &Design, gen: &mut InputGen) -> TestCase;
@@ -92,10 +93,14 @@ pub fn names() -> Vec<&'static str> {
 
 /// Declares an op's spec struct: the fields every spec shares (`op`, `name`, `device`,
 /// `dtype`, `array`, `depth`, `stack_bytes`) followed by the op's own, parsed strictly
-/// (unknown keys are errors).
+/// (unknown keys are errors); then `buffer_fields = "..."`, the fields that size per-core
+/// buffers (what a resource error tells the user to reduce).
 #[macro_export]
 macro_rules! op_spec {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+    (
+        $(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }
+        buffer_fields = $buffer_fields:literal;
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -141,6 +146,9 @@ macro_rules! op_spec {
             }
             fn as_any(&self) -> &dyn std::any::Any {
                 self
+            }
+            fn buffer_fields(&self) -> &'static str {
+                $buffer_fields
             }
         }
     };

@@ -22,6 +22,7 @@ crate::op_spec! {
         pub tile_rows: usize,
         pub epsilon: f64,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 /// f64 RMS norm of a `rows x cols` matrix.
@@ -56,10 +57,6 @@ impl OpSpec for RmsnormSpec {
             self.epsilon,
             Norm::Rms,
         )
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

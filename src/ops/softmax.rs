@@ -3,16 +3,16 @@
 //! only sees columns `0..=r`; masked outputs are 0. The causal kernel needs the absolute row,
 //! so its step loop is unrolled (one kernel instance per step, each knowing its first row).
 
-use crate::design::{Design, DesignError, ElemType, KernelCtx};
+use crate::design::{Design, DesignError, ElemType};
 use crate::device::DeviceModel;
+use crate::ops::emit_kernel;
 use crate::ops::kir::{Cmp, Emit, KResult};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
-use crate::ops::{expect_args, kernel};
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::TestCase;
-use crate::spec::{Dtype, Fields, RowsShape, SpecError};
-use melior::ir::{Block, Value};
+use crate::spec::{Fields, RowsShape, SpecError};
+use melior::ir::Value;
 
 /// Absolute bound on each output (outputs are probabilities in [0, 1]): one bf16 rounding
 /// (2^-8 relative, <= 2^-8 absolute) plus f32 exp/sum error (~1e-6). For f32 output the
@@ -92,20 +92,6 @@ pub(crate) fn emit_rows<'c>(
     })
 }
 
-fn emit<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    rows: usize,
-    cols: usize,
-    elem: ElemType,
-    first_row: Option<usize>,
-) -> KResult<()> {
-    expect_args("softmax", args, 2)?;
-    let e = Emit::new(ctx, block, "softmax");
-    emit_rows(&e, args[0], args[1], rows, cols, elem, first_row)
-}
-
 pub fn build(spec: &SoftmaxSpec) -> Result<Design, DesignError> {
     let (tr, cols, elem, causal) = (
         spec.tile_rows,
@@ -121,8 +107,8 @@ pub fn build(spec: &SoftmaxSpec) -> Result<Design, DesignError> {
             let (col, r) = (core_index / cores, core_index % cores);
             col * rows_per_column + s * tr * cores + r * tr
         });
-        kernel("softmax", move |c, b, a| {
-            emit(c, b, a, tr, cols, elem, first_row)
+        emit_kernel("softmax", 2, move |e, a| {
+            emit_rows(e, a[0], a[1], tr, cols, elem, first_row)
         })
     };
     rowwise::build(&RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for).stepped(causal))
@@ -137,21 +123,16 @@ crate::op_spec! {
         #[serde(default)]
         pub causal: bool,
     }
+    buffer_fields = "tile_rows, depth or stack_bytes";
 }
 
 impl OpSpec for SoftmaxSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "softmax")?;
-        f.rowwise(&self.shape, self.tile_rows, &self.array)
+        f.rowwise_op("softmax", self.common(), &self.shape, self.tile_rows, dev)
     }
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile_rows, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

@@ -3,6 +3,23 @@
 
 use super::{ArraySpec, Dtype, SpecError};
 use crate::device::DeviceModel;
+use crate::ops::registry::SpecCommon;
+
+/// Checks that each listed field of `$spec` is at least 1, in the order given, naming it by
+/// its TOML path: `check_positive!(f, self, [beams, shape.m])` checks `self.beams` as
+/// `beams`, then `self.shape.m` as `shape.m`. The path is written once, so the name in the
+/// error cannot drift from the field checked.
+macro_rules! check_positive {
+    ($f:expr, $spec:expr, [$($head:ident $(. $tail:ident)*),+ $(,)?]) => {
+        $(
+            $f.positive(
+                concat!(stringify!($head) $(, ".", stringify!($tail))*),
+                $spec.$head $(.$tail)*,
+            )?;
+        )+
+    };
+}
+pub(crate) use check_positive;
 
 /// Checks the fields of one spec (named in every error).
 pub struct Fields<'a> {
@@ -95,7 +112,7 @@ impl<'a> Fields<'a> {
     }
     /// Rows-per-core split shared by the row-wise ops: `rows` into tiles of `tile_rows`,
     /// spread evenly over every core.
-    pub fn rowwise(
+    fn rowwise(
         &self,
         shape: &super::RowsShape,
         tile_rows: usize,
@@ -113,14 +130,31 @@ impl<'a> Fields<'a> {
         )
     }
 
-    /// The checks every spec shares: the array fits the device, and the FIFO depth.
-    pub fn common(
+    /// The field rules of a row-wise op (`rows x cols` activations in `tile_rows`-row tiles,
+    /// bf16 or f32): placement, depth, dtype and the row split.
+    pub fn rowwise_op(
         &self,
-        array: &ArraySpec,
-        depth: u32,
+        op: &str,
+        common: SpecCommon<'_>,
+        shape: &super::RowsShape,
+        tile_rows: usize,
         device: &DeviceModel,
     ) -> Result<(), SpecError> {
-        self.array(array, device)?;
-        self.depth(depth)
+        self.common(common, &[Dtype::Bf16, Dtype::F32], op, device)?;
+        self.rowwise(shape, tile_rows, &common.array)
+    }
+
+    /// The checks every spec shares: the array fits the device, the FIFO depth, and `dtype`
+    /// is one `op` supports.
+    pub fn common(
+        &self,
+        common: SpecCommon<'_>,
+        dtypes: &[Dtype],
+        op: &str,
+        device: &DeviceModel,
+    ) -> Result<(), SpecError> {
+        self.array(&common.array, device)?;
+        self.depth(common.depth)?;
+        self.dtype_in(common.dtype, dtypes, op)
     }
 }

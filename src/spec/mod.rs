@@ -16,6 +16,7 @@ use crate::design::{Design, DesignError, ElemType};
 use crate::device::{DeviceError, DeviceModel};
 use crate::ops::registry::{self, OpSpec};
 
+pub(crate) use fields::check_positive;
 pub use fields::Fields;
 pub use resources::check_design_resources;
 

@@ -3,19 +3,19 @@
 //! [`head_program`] over its heads with its online-softmax state in a FIFO it holds.
 
 use super::{Kernels, Shape};
-use crate::design::{BufferType, ElemType, Fifo, Port, Program, WorkerBody};
+use crate::design::{
+    BufferType, ElemType, Fifo, HostArg, Port, Program, Runtime, TensorAccessPattern, WorkerBody,
+};
+use crate::ops::registry::SpecCommon;
 use crate::ops::{core, memtile};
-use crate::spec::ArraySpec;
 
 /// What the columns are made of.
 pub(super) struct Topology<'a> {
-    pub array: ArraySpec,
-    pub depth: u32,
-    pub stack_bytes: usize,
+    /// Placement, FIFO depth and stack of the spec.
+    pub common: SpecCommon<'a>,
     pub shape: Shape,
     /// Heads (or (beam, head) pairs) per core, q blocks per head, kv blocks per q block.
     pub counts: [usize; 3],
-    pub kernels: &'a Kernels,
     /// Whether each core first reads the runtime length from its Q stream.
     pub read_len: bool,
 }
@@ -29,39 +29,40 @@ pub(super) struct Column {
 
 /// Declares every column's FIFOs, links and workers, in column order.
 pub(super) fn build(p: &mut Program, t: &Topology) -> Vec<Column> {
-    let (cols, rows) = (t.array.columns, t.array.cores_per_column);
-    let r_n = rows as usize;
+    let (cols, rows) = (t.common.array.columns, t.common.array.cores_per_column);
+    let (r_n, depth) = (rows as usize, t.common.depth);
     let s = t.shape;
+    let kernels = Kernels::new(s);
     let (qt, kt, d, elem) = (s.qt, s.kt, s.d, s.elem);
     let mut columns = Vec::new();
     for c in 0..cols {
         let q_in = p.fifo(
             format!("q_in{c}"),
             BufferType::new([r_n * qt, d], elem),
-            t.depth,
+            depth,
         );
         let kv_ty = BufferType::new([r_n * kt, 2 * d], elem);
-        let kv_in = p.fifo(format!("kv_in{c}"), kv_ty, t.depth);
+        let kv_in = p.fifo(format!("kv_in{c}"), kv_ty, depth);
         let o_out = p.fifo(
             format!("o_out{c}"),
             BufferType::new([r_n * qt, d], elem),
-            t.depth,
+            depth,
         );
         let (mut qs, mut kvs, mut os) = (vec![], vec![], vec![]);
         for r in 0..rows {
             let tile = core(c, r);
-            let q = p.fifo(format!("q{c}_{r}"), BufferType::new([qt, d], elem), t.depth);
+            let q = p.fifo(format!("q{c}_{r}"), BufferType::new([qt, d], elem), depth);
             let kv = p.fifo(
                 format!("kv{c}_{r}"),
                 BufferType::new([kt, 2 * d], elem),
-                t.depth,
+                depth,
             );
-            let o = p.fifo(format!("o{c}_{r}"), BufferType::new([qt, d], elem), t.depth);
+            let o = p.fifo(format!("o{c}_{r}"), BufferType::new([qt, d], elem), depth);
             let st_ty = BufferType::new([qt + 1, s.state_cols()], ElemType::F32);
             let st = p.state(format!("st{c}_{r}"), st_ty, tile);
             p.worker(tile, |w| {
-                w.stack_bytes(t.stack_bytes);
-                head_program(w, [&q, &kv, &o, &st], t);
+                w.stack_bytes(t.common.stack_bytes);
+                head_program(w, [&q, &kv, &o, &st], &kernels, t);
             });
             qs.push(q);
             kvs.push(kv);
@@ -80,9 +81,8 @@ pub(super) fn build(p: &mut Program, t: &Topology) -> Vec<Column> {
 /// runtime length from the first Q buffer); for each of its heads and each q block, reset
 /// the state, stream every kv block through the online-softmax step, then write the
 /// normalised output.
-fn head_program(w: &mut WorkerBody, [q, kv, o, st]: [&Fifo; 4], t: &Topology) {
+fn head_program(w: &mut WorkerBody, [q, kv, o, st]: [&Fifo; 4], k: &Kernels, t: &Topology) {
     let [heads, q_blocks, kv_blocks] = t.counts;
-    let k = t.kernels;
     let state = w.acquire_as("st", st, Port::Produce, 1);
     w.call(&k.setup, [state.first()]);
     if t.read_len {
@@ -106,4 +106,36 @@ fn head_program(w: &mut WorkerBody, [q, kv, o, st]: [&Fifo; 4], t: &Topology) {
         })
     });
     w.release(state);
+}
+
+/// One K/V fill per column, then a wait on each (so the shim BDs recycle). Column `c` moves
+/// `sizes = [blocks, cores, kt, 2d]` from element `first(c)` of `kv`: blocks of `kt` rows,
+/// rows `row` elements apart, the column's cores `core` elements apart.
+pub(super) fn fill_kv(
+    rt: &mut Runtime,
+    columns: &[Column],
+    kv: &HostArg,
+    sizes: [usize; 4],
+    [core, row]: [usize; 2],
+    first: impl Fn(usize) -> usize,
+) {
+    for (c, col) in columns.iter().enumerate() {
+        let pattern = TensorAccessPattern {
+            offset: first(c),
+            sizes,
+            strides: [sizes[2] * row, core, row, 1],
+        };
+        rt.fill(&col.kv_in, kv, pattern);
+    }
+    for col in columns {
+        rt.wait(&col.kv_in);
+    }
+}
+
+/// Waits for every column's Q fills and O drains (they complete last).
+pub(super) fn wait_q_and_o(rt: &mut Runtime, columns: &[Column]) {
+    for col in columns {
+        rt.wait(&col.q_in);
+        rt.wait(&col.o_out);
+    }
 }

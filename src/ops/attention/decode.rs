@@ -33,7 +33,7 @@
 //! the heads of [`super::AttentionSpec`] are; `dtype` is the element type of all four
 //! (bf16 or f32); scores, softmax state and sums are f32.
 
-use super::{columns, Kernels, Mask, Shape, TOLERANCE};
+use super::{columns, Mask, Shape, TOLERANCE};
 use crate::design::{BufferType, Design, DesignError, ElemType, Program, TensorAccessPattern};
 use crate::device::DeviceModel;
 use crate::ops::registry::OpSpec;
@@ -41,7 +41,7 @@ use crate::ops::SHIM_MAX_REPEAT;
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, SpecError};
+use crate::spec::{check_positive, Dtype, Fields, SpecError};
 
 crate::op_spec! {
     pub struct AttentionDecodeSpec {
@@ -58,6 +58,7 @@ crate::op_spec! {
         /// Score scale; defaults to `1/sqrt(head_dim)`.
         pub scale: Option<f64>,
     }
+    buffer_fields = "kv_tile, depth or stack_bytes";
 }
 
 /// The buckets a decoder of `n_ctx` positions compiles: `first`, doubling while below
@@ -137,18 +138,13 @@ impl AttentionDecodeSpec {
 
 impl OpSpec for AttentionDecodeSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "attention_decode")?;
-        for (field, v) in [
-            ("beams", self.beams),
-            ("heads", self.heads),
-            ("head_dim", self.head_dim),
-            ("n_ctx", self.n_ctx),
-            ("kv_len", self.kv_len),
-            ("kv_tile", self.kv_tile),
-        ] {
-            f.positive(field, v)?;
-        }
+        f.common(
+            self.common(),
+            &[Dtype::Bf16, Dtype::F32],
+            "attention_decode",
+            dev,
+        )?;
+        check_positive!(f, self, [beams, heads, head_dim, n_ctx, kv_len, kv_tile]);
         self.check_lengths(f)?;
         let cores = self.array.cores();
         if !self.pairs().is_multiple_of(cores) {
@@ -170,10 +166,6 @@ impl OpSpec for AttentionDecodeSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "kv_tile, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
@@ -250,7 +242,6 @@ fn build(spec: &AttentionDecodeSpec) -> Result<Design, DesignError> {
         mask: Mask::Length,
         elem,
     };
-    let kernels = Kernels::new(shape);
     let mut p = Program::new(&spec.name, &spec.device);
     let (b, h) = (spec.beams, spec.heads);
     let q_host = p.arg("Q", BufferType::new([b, h, d], elem));
@@ -260,12 +251,9 @@ fn build(spec: &AttentionDecodeSpec) -> Result<Design, DesignError> {
     let columns = columns::build(
         &mut p,
         &columns::Topology {
-            array: spec.array,
-            depth: spec.depth,
-            stack_bytes: spec.stack_bytes,
+            common: spec.common(),
             shape,
             counts: [rounds, 1, kv_blocks],
-            kernels: &kernels,
             read_len: true,
         },
     );
@@ -294,22 +282,12 @@ fn build(spec: &AttentionDecodeSpec) -> Result<Design, DesignError> {
         }
         // Per round, the first kv_len rows of each core's cache, awaited so BDs recycle.
         for round in 0..rounds {
-            for (c, col) in columns.iter().enumerate() {
-                let cache = TensorAccessPattern {
-                    offset: (round * cores + c * r_n) * n_ctx * 2 * d,
-                    sizes: [kv_blocks, r_n, kt, 2 * d],
-                    strides: [kt * 2 * d, n_ctx * 2 * d, 2 * d, 1],
-                };
-                rt.fill(&col.kv_in, &kv_host, cache);
-            }
-            for col in &columns {
-                rt.wait(&col.kv_in);
-            }
+            let (sizes, strides) = ([kv_blocks, r_n, kt, 2 * d], [n_ctx * 2 * d, 2 * d]);
+            columns::fill_kv(rt, &columns, &kv_host, sizes, strides, |c| {
+                (round * cores + c * r_n) * n_ctx * 2 * d
+            });
         }
-        for col in &columns {
-            rt.wait(&col.q_in);
-            rt.wait(&col.o_out);
-        }
+        columns::wait_q_and_o(rt, &columns);
     });
     p.build()
 }

@@ -20,11 +20,11 @@
 //! so at most 2 cores per column (the validator reports more as a channel overflow).
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Kernel, KernelCtx, Program, TensorAccessPattern,
+    BufferType, Design, DesignError, ElemType, Kernel, Program, TensorAccessPattern,
 };
+use crate::ops::emit_kernel;
 use crate::ops::kir::{Cmp, Emit, KResult};
-use crate::ops::{expect_args, kernel};
-use melior::ir::{Block, Value};
+use melior::ir::Value;
 
 mod columns;
 mod decode;
@@ -96,28 +96,14 @@ impl Shape {
 }
 
 /// Counters live in the state's last row: col 0 = kv block, col 1 = q block.
-fn emit_setup<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    s: Shape,
-) -> KResult<()> {
-    expect_args("attention_setup", args, 1)?;
-    let e = Emit::new(ctx, block, "attention_setup");
+fn emit_setup<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
     let zero = e.f32(0.0)?;
     let row = e.index(s.qt)?;
     e.store(zero, args[0], &[row, e.index(0)?])?;
     e.store(zero, args[0], &[row, e.index(1)?])
 }
 
-fn emit_init<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    s: Shape,
-) -> KResult<()> {
-    expect_args("attention_init", args, 1)?;
-    let e = Emit::new(ctx, block, "attention_init");
+fn emit_init<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
     let st = args[0];
     let zero = e.f32(0.0)?;
     let neg_inf = e.f32(f64::NEG_INFINITY)?;
@@ -131,14 +117,7 @@ fn emit_init<'c>(
     e.store(zero, st, &[e.index(s.qt)?, e.index(0)?])
 }
 
-fn emit_step<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    s: Shape,
-) -> KResult<()> {
-    expect_args("attention_step", args, 3)?;
-    let e = Emit::new(ctx, block, "attention_step");
+fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
     let (q, kv, st) = (args[0], args[1], args[2]);
     let zero = e.f32(0.0)?;
     let one = e.f32(1.0)?;
@@ -158,7 +137,7 @@ fn emit_step<'c>(
     let kv_base = e.muli(kb, e.index(s.kt)?)?;
     let q_base = e.muli(qb, e.index(s.qt)?)?;
     let cols = match s.mask {
-        Mask::Length => Some(visible_columns(&e, st, cnt_row, kv_base, s.kt)?),
+        Mask::Length => Some(visible_columns(e, st, cnt_row, kv_base, s.kt)?),
         Mask::None | Mask::Causal => None,
     };
     e.for_n(s.qt, |e, i| {
@@ -242,14 +221,7 @@ where
 
 /// Reads the runtime length from the first Q-stream buffer of a step (`LEN[0] * 256 +
 /// LEN[1]`, two integers every element type holds exactly) into the state's counter row.
-fn emit_read_len<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    s: Shape,
-) -> KResult<()> {
-    expect_args("attention_read_len", args, 2)?;
-    let e = Emit::new(ctx, block, "attention_read_len");
+fn emit_read_len<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
     let (len, st) = (args[0], args[1]);
     let row0 = e.index(0)?;
     let hi = e.load_f32(len, &[row0, e.index(0)?])?;
@@ -258,14 +230,7 @@ fn emit_read_len<'c>(
     e.store(valid, st, &[e.index(s.qt)?, e.index(2)?])
 }
 
-fn emit_finish<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    s: Shape,
-) -> KResult<()> {
-    expect_args("attention_finish", args, 2)?;
-    let e = Emit::new(ctx, block, "attention_finish");
+fn emit_finish<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
     let (st, out) = (args[0], args[1]);
     let l_col = e.index(s.d + 1)?;
     e.for_n(s.qt, |e, i| {
@@ -316,7 +281,6 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
         },
         elem,
     };
-    let kernels = Kernels::new(s);
 
     let h = spec.heads;
     let mut p = Program::new(&spec.name, &spec.device);
@@ -335,12 +299,9 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
     let columns = columns::build(
         &mut p,
         &columns::Topology {
-            array: spec.array,
-            depth: spec.depth,
-            stack_bytes: spec.stack_bytes,
+            common: spec.common(),
             shape: s,
             counts: [per_core, q_blocks, kv_blocks],
-            kernels: &kernels,
             read_len: false,
         },
     );
@@ -360,22 +321,12 @@ pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
                 rt.fill(&col.q_in, &q_host, q_pattern);
             }
             for _ in 0..q_blocks {
-                for (c, col) in columns.iter().enumerate() {
-                    let kv_pattern = TensorAccessPattern {
-                        offset: head0(c) * kv_step.0,
-                        sizes: [kv_blocks, r_n, kt, 2 * d],
-                        strides: [kt * kv_step.1, kv_step.0, kv_step.1, 1],
-                    };
-                    rt.fill(&col.kv_in, &kv_host, kv_pattern);
-                }
-                for col in &columns {
-                    rt.wait(&col.kv_in);
-                }
+                let (sizes, strides) = ([kv_blocks, r_n, kt, 2 * d], [kv_step.0, kv_step.1]);
+                columns::fill_kv(rt, &columns, &kv_host, sizes, strides, |c| {
+                    head0(c) * kv_step.0
+                });
             }
-            for col in &columns {
-                rt.wait(&col.q_in);
-                rt.wait(&col.o_out);
-            }
+            columns::wait_q_and_o(rt, &columns);
         }
     });
     p.build()
@@ -393,13 +344,11 @@ struct Kernels {
 impl Kernels {
     fn new(s: Shape) -> Self {
         Kernels {
-            setup: kernel("attention_setup", move |c, b, a| emit_setup(c, b, a, s)),
-            init: kernel("attention_init", move |c, b, a| emit_init(c, b, a, s)),
-            step: kernel("attention_step", move |c, b, a| emit_step(c, b, a, s)),
-            finish: kernel("attention_finish", move |c, b, a| emit_finish(c, b, a, s)),
-            read_len: kernel("attention_read_len", move |c, b, a| {
-                emit_read_len(c, b, a, s)
-            }),
+            setup: emit_kernel("attention_setup", 1, move |e, a| emit_setup(e, a, s)),
+            init: emit_kernel("attention_init", 1, move |e, a| emit_init(e, a, s)),
+            step: emit_kernel("attention_step", 3, move |e, a| emit_step(e, a, s)),
+            finish: emit_kernel("attention_finish", 2, move |e, a| emit_finish(e, a, s)),
+            read_len: emit_kernel("attention_read_len", 2, move |e, a| emit_read_len(e, a, s)),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::ops::SHIM_MAX_REPEAT;
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, SpecError};
+use crate::spec::{check_positive, Dtype, Fields, SpecError};
 
 crate::op_spec! {
     pub struct AttentionSpec {
@@ -28,6 +28,7 @@ crate::op_spec! {
         #[serde(default)]
         pub layout: Layout,
     }
+    buffer_fields = "q_tile/kv_tile, depth or stack_bytes";
 }
 
 /// How the host buffers order heads and rows.
@@ -70,18 +71,8 @@ impl AttentionSpec {
 
 impl OpSpec for AttentionSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Bf16, Dtype::F32], "attention")?;
-        for (field, v) in [
-            ("heads", self.heads),
-            ("q_len", self.q_len),
-            ("kv_len", self.kv_len),
-            ("head_dim", self.head_dim),
-            ("q_tile", self.q_tile),
-            ("kv_tile", self.kv_tile),
-        ] {
-            f.positive(field, v)?;
-        }
+        f.common(self.common(), &[Dtype::Bf16, Dtype::F32], "attention", dev)?;
+        check_positive!(f, self, [heads, q_len, kv_len, head_dim, q_tile, kv_tile]);
         f.divides("q_len", self.q_len, self.q_tile, "q_tile")?;
         f.divides("kv_len", self.kv_len, self.kv_tile, "kv_tile")?;
         // One head per core at a time; heads are dealt to cores round-robin.
@@ -107,10 +98,6 @@ impl OpSpec for AttentionSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         super::build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "q_tile/kv_tile, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

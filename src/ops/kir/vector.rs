@@ -5,7 +5,6 @@
 //! `convert-vector-to-llvm` turns them into SIMD instructions.
 
 use melior::ir::{
-    operation::OperationBuilder,
     r#type::{ShapedTypeLike, TypeLike},
     Attribute, Identifier, Type, Value, ValueLike,
 };
@@ -45,14 +44,8 @@ impl<'c, 'k> Emit<'c, 'k> {
         let elem = melior::ir::r#type::MemRefType::try_from(memref.r#type())
             .map_err(|e| self.err(format!("vector.load from a non-memref: {e}")))?
             .element();
-        self.push(
-            OperationBuilder::new("vector.load", self.location)
-                .add_operands(&[memref])
-                .add_operands(idx)
-                .add_results(&[self.vector_type(lanes, elem)])
-                .build(),
-            "vector.load",
-        )
+        let ty = self.vector_type(lanes, elem);
+        self.op("vector.load", &[&[memref], idx].concat(), ty)
     }
 
     /// `vector.store %v, %memref[idx]`.
@@ -62,24 +55,13 @@ impl<'c, 'k> Emit<'c, 'k> {
         memref: Value<'c, '_>,
         idx: &[Value<'c, '_>],
     ) -> KResult<()> {
-        self.push_void(
-            OperationBuilder::new("vector.store", self.location)
-                .add_operands(&[v, memref])
-                .add_operands(idx)
-                .build(),
-            "vector.store",
-        )
+        self.op_void("vector.store", &[&[v, memref], idx].concat(), &[])
     }
 
     /// `vector.broadcast %scalar : T to vector<lanes x T>`.
     pub fn splat(&self, scalar: Value<'c, '_>, lanes: usize) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new("vector.broadcast", self.location)
-                .add_operands(&[scalar])
-                .add_results(&[self.vector_type(lanes, scalar.r#type())])
-                .build(),
-            "vector.broadcast",
-        )
+        let ty = self.vector_type(lanes, scalar.r#type());
+        self.op("vector.broadcast", &[scalar], ty)
     }
 
     /// `vector.fma %a, %b, %c` = `a * b + c` lane-wise (one rounding).
@@ -89,13 +71,7 @@ impl<'c, 'k> Emit<'c, 'k> {
         b: Value<'c, '_>,
         c: Value<'c, '_>,
     ) -> KResult<Value<'c, 'k>> {
-        self.push(
-            OperationBuilder::new("vector.fma", self.location)
-                .add_operands(&[a, b, c])
-                .add_results(&[a.r#type()])
-                .build(),
-            "vector.fma",
-        )
+        self.op("vector.fma", &[a, b, c], a.r#type())
     }
 
     /// `vector.reduction <kind>, %v : vector<N x T> into T`.
@@ -104,13 +80,11 @@ impl<'c, 'k> Emit<'c, 'k> {
             vector_elem(v.r#type()).ok_or_else(|| self.err("vector.reduction of a non-vector"))?;
         let kind_attr = Attribute::parse(self.context, kind.mlir())
             .ok_or_else(|| self.err("vector.reduction kind attribute"))?;
-        self.push(
-            OperationBuilder::new("vector.reduction", self.location)
-                .add_attributes(&[(Identifier::new(self.context, "kind"), kind_attr)])
-                .add_operands(&[v])
-                .add_results(&[elem])
-                .build(),
+        self.op_with(
             "vector.reduction",
+            &[v],
+            &[self.named("kind", kind_attr)],
+            elem,
         )
     }
 }
@@ -142,14 +116,9 @@ impl<'c, 'k> Emit<'c, 'k> {
             .element();
         let pad = self.zero_of(elem)?;
         let ty = Type::vector(&[rows as u64, cols as u64], elem);
-        self.push(
-            OperationBuilder::new("vector.transfer_read", self.location)
-                .add_operands(&[memref, idx[0], idx[1], pad])
-                .add_attributes(&self.transfer_attrs("array<i32: 1, 2, 1, 0>")?)
-                .add_results(&[ty])
-                .build(),
-            "vector.transfer_read",
-        )
+        let attributes = self.transfer_attrs("array<i32: 1, 2, 1, 0>")?;
+        let operands = [memref, idx[0], idx[1], pad];
+        self.op_with("vector.transfer_read", &operands, &attributes, ty)
     }
 
     /// `vector.transfer_write %v, %memref[idx] {in_bounds}`: the inverse of [`Self::read_block`].
@@ -159,29 +128,19 @@ impl<'c, 'k> Emit<'c, 'k> {
         memref: Value<'c, '_>,
         idx: [Value<'c, '_>; 2],
     ) -> KResult<()> {
-        self.push_void(
-            OperationBuilder::new("vector.transfer_write", self.location)
-                .add_operands(&[v, memref, idx[0], idx[1]])
-                .add_attributes(&self.transfer_attrs("array<i32: 1, 1, 2, 0>")?)
-                .build(),
-            "vector.transfer_write",
-        )
+        let attributes = self.transfer_attrs("array<i32: 1, 1, 2, 0>")?;
+        let operands = [v, memref, idx[0], idx[1]];
+        self.op_void("vector.transfer_write", &operands, &attributes)
     }
 
     fn transfer_attrs(&self, segments: &str) -> KResult<Vec<(Identifier<'c>, Attribute<'c>)>> {
         Ok(vec![
-            (
-                Identifier::new(self.context, "permutation_map"),
+            self.named(
+                "permutation_map",
                 self.attr("affine_map<(d0, d1) -> (d0, d1)>")?,
             ),
-            (
-                Identifier::new(self.context, "in_bounds"),
-                self.attr("[true, true]")?,
-            ),
-            (
-                Identifier::new(self.context, "operandSegmentSizes"),
-                self.attr(segments)?,
-            ),
+            self.named("in_bounds", self.attr("[true, true]")?),
+            self.named("operandSegmentSizes", self.attr(segments)?),
         ])
     }
 
@@ -191,13 +150,7 @@ impl<'c, 'k> Emit<'c, 'k> {
         } else {
             melior::ir::attribute::FloatAttribute::new(self.context, elem, 0.0).into()
         };
-        self.push(
-            OperationBuilder::new("arith.constant", self.location)
-                .add_attributes(&[(Identifier::new(self.context, "value"), value)])
-                .add_results(&[elem])
-                .build(),
-            "arith.constant",
-        )
+        self.op_with("arith.constant", &[], &[self.named("value", value)], elem)
     }
 
     /// `vector.contract` of a `[m x k]` and a `[k x n]` block into a `[m x n]` accumulator
@@ -212,26 +165,11 @@ impl<'c, 'k> Emit<'c, 'k> {
                     affine_map<(d0, d1, d2) -> (d0, d1)>]";
         let iterators = "[#vector.iterator_type<parallel>, #vector.iterator_type<parallel>, \
                          #vector.iterator_type<reduction>]";
-        self.push(
-            OperationBuilder::new("vector.contract", self.location)
-                .add_operands(&[a, b, acc])
-                .add_attributes(&[
-                    (
-                        Identifier::new(self.context, "indexing_maps"),
-                        self.attr(maps)?,
-                    ),
-                    (
-                        Identifier::new(self.context, "iterator_types"),
-                        self.attr(iterators)?,
-                    ),
-                    (
-                        Identifier::new(self.context, "kind"),
-                        self.attr(Reduce::Add.mlir())?,
-                    ),
-                ])
-                .add_results(&[acc.r#type()])
-                .build(),
-            "vector.contract",
-        )
+        let attributes = [
+            self.named("indexing_maps", self.attr(maps)?),
+            self.named("iterator_types", self.attr(iterators)?),
+            self.named("kind", self.attr(Reduce::Add.mlir())?),
+        ];
+        self.op_with("vector.contract", &[a, b, acc], &attributes, acc.r#type())
     }
 }

@@ -6,9 +6,9 @@
 //! last 4 bytes of each A row, `sw` and `bias` in the trailer rows of each B block, in that
 //! order (see [`super::layout`]). The kernel decodes them from those bytes.
 
-use melior::ir::{Block, Value};
+use melior::ir::Value;
 
-use crate::design::{DesignError, ElemType, KernelCtx};
+use crate::design::{DesignError, ElemType};
 use crate::expr::{self, Axis, Decl, Env, Expr, LowerEnv};
 use crate::ops::kir::{Emit, KResult};
 use crate::spec::Dtype;
@@ -138,13 +138,10 @@ pub(crate) struct EpilogueKernel {
 /// `c[i][j] = f(acc[i][j], sa[i], sw[j], bias[j])`, with `sa` decoded from bytes `k..k+4`
 /// of row `i` of the last A block and the column vectors from B's trailer rows.
 pub(crate) fn emit_epilogue<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
+    e: &Emit<'c, '_>,
     args: &[Value<'c, '_>],
     ek: &EpilogueKernel,
 ) -> Result<(), DesignError> {
-    crate::ops::expect_args("linear_epilogue", args, 4)?;
-    let e = Emit::new(ctx, block, "linear_epilogue");
     let (acc, a, b, c) = (args[0], args[1], args[2], args[3]);
     let body = scalarized(&ek.epilogue.expr);
     let parts = 4 / ek.operand.bytes();

@@ -31,7 +31,7 @@ pub use layout::{LayoutError, PackedWeights};
 pub use spec::LinearSpec;
 
 use crate::design::{BufferType, Design, DesignError, ElemType, Kernel, Port, Program, WorkerBody};
-use crate::ops::kernel;
+use crate::ops::emit_kernel;
 use crate::ops::matmul::{
     emit_mac, emit_zero, mac_columns, mac_sequence, MacFifos, MacGeometry, MacHosts, MacTypes,
     MatmulShape, Tile,
@@ -74,11 +74,9 @@ pub(crate) fn build(plan: &LinearPlan) -> Result<Design, DesignError> {
         operand,
         out: plan.out,
     };
-    let zero = kernel("linear_zero", move |c, b, a| emit_zero(c, b, a, t));
-    let mac = kernel("linear_mac", move |c, b, a| emit_mac(c, b, a, t));
-    let store = kernel("linear_epilogue", move |c, b, a| {
-        emit_epilogue(c, b, a, &ek)
-    });
+    let zero = emit_kernel("linear_zero", 1, move |e, a| emit_zero(e, a, t));
+    let mac = emit_kernel("linear_mac", 3, move |e, a| emit_mac(e, a, t));
+    let store = emit_kernel("linear_epilogue", 4, move |e, a| emit_epilogue(e, a, &ek));
 
     let (kk, nn) = (plan.shape.k, plan.shape.n);
     let mut p = Program::new(c.name, c.device);

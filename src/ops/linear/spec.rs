@@ -28,6 +28,7 @@ crate::op_spec! {
         /// `"bf16"` or `"f32"`.
         pub out_dtype: Dtype,
     }
+    buffer_fields = "tile.m/tile.k/tile.n, depth or stack_bytes";
 }
 
 /// The tolerance, for reports.
@@ -46,8 +47,7 @@ pub(crate) fn check_linear(
     epilogue: &str,
     out: Dtype,
 ) -> Result<Epilogue, SpecError> {
-    f.common(&c.array, c.depth, dev)?;
-    f.dtype_in(c.dtype, &[Dtype::Int8, Dtype::Bf16], "linear")?;
+    f.common(c, &[Dtype::Int8, Dtype::Bf16], "linear", dev)?;
     if !matches!(out, Dtype::Bf16 | Dtype::F32) {
         return Err(f.fail(
             "out_dtype",
@@ -55,26 +55,7 @@ pub(crate) fn check_linear(
         ));
     }
     let ep = Epilogue::parse(epilogue, c.dtype).map_err(|m| f.fail("epilogue", m))?;
-    for (field, v) in [
-        ("shape.m", shape.m),
-        ("shape.k", shape.k),
-        ("shape.n", shape.n),
-        ("tile.m", tile.m),
-        ("tile.k", tile.k),
-        ("tile.n", tile.n),
-    ] {
-        f.positive(field, v)?;
-    }
-    let rows = c.array.cores_per_column as usize;
-    let cols = c.array.columns as usize;
-    f.divides(
-        "shape.m",
-        shape.m,
-        tile.m * rows,
-        "tile.m x cores_per_column",
-    )?;
-    f.divides("shape.k", shape.k, tile.k, "tile.k")?;
-    f.divides("shape.n", shape.n, tile.n * cols, "tile.n x columns")?;
+    crate::ops::matmul::check_split(f, &shape, &tile, &c.array)?;
     // Rows of A, B and C blocks move as whole 32-bit words.
     f.divides("tile.k", tile.k, 4, "4 (shim DMAs move 32-bit words)")?;
     f.divides("tile.n", tile.n, 4, "4 (shim DMAs move 32-bit words)")?;
@@ -140,10 +121,6 @@ impl OpSpec for LinearSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         super::build(&self.plan()?)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile.m/tile.k/tile.n, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

@@ -19,16 +19,17 @@
 //! and C back, as 4-D access patterns (highest dimension first), then waits on every `c_out`.
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Fifo, HostArg, Kernel, KernelCtx, Port, Program,
-    Runtime, TensorAccessPattern, WorkerBody,
+    BufferType, Design, DesignError, ElemType, Fifo, HostArg, Kernel, Port, Program, Runtime,
+    TensorAccessPattern, WorkerBody,
 };
 use crate::ops::kir::{Emit, KResult};
-use crate::ops::{core, expect_args, kernel, memtile};
+use crate::ops::{core, emit_kernel, memtile};
 use crate::spec::Dtype;
-use melior::ir::{Block, Value};
+use melior::ir::Value;
 
 mod spec;
 pub(crate) mod vmac;
+pub(crate) use spec::check_split;
 pub use spec::{MatmulShape, MatmulSpec, Requant};
 
 /// int8 results are bit-exact: the kernels and the reference use the same integer formula.
@@ -107,40 +108,20 @@ impl Tile {
 }
 
 /// `acc = 0` (vector stores where `tile.n` allows, see [`vmac`]).
-pub(crate) fn emit_zero<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    t: Tile,
-) -> KResult<()> {
-    expect_args("matmul_zero", args, 1)?;
-    vmac::emit_zero(&Emit::new(ctx, block, "matmul_zero"), args[0], t)
+pub(crate) fn emit_zero<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], t: Tile) -> KResult<()> {
+    vmac::emit_zero(e, args[0], t)
 }
 
 /// `acc[i][j] += sum_l a[i][l] * b[l][j]` (int8 widened to i32, bf16 to f32), `l < t.k`, in
 /// AIE-ML `mmul` blocks where the tile allows, scalar loops otherwise (see [`vmac`]). A and B
 /// buffers may be wider / taller than the tile (columns or rows past `t.k` are not read),
 /// which is how the linear op carries its epilogue vectors in them.
-pub(crate) fn emit_mac<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    t: Tile,
-) -> KResult<()> {
-    expect_args("matmul_mac", args, 3)?;
-    let e = Emit::new(ctx, block, "matmul_mac");
-    vmac::emit_mac(&e, [args[0], args[1], args[2]], t)
+pub(crate) fn emit_mac<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], t: Tile) -> KResult<()> {
+    vmac::emit_mac(e, [args[0], args[1], args[2]], t)
 }
 
 /// `c = requant(acc)` (int8) or `c = bf16(acc)`.
-fn emit_store<'c>(
-    ctx: &KernelCtx<'c, '_>,
-    block: &Block<'c>,
-    args: &[Value<'c, '_>],
-    t: Tile,
-) -> KResult<()> {
-    expect_args("matmul_store", args, 2)?;
-    let e = Emit::new(ctx, block, "matmul_store");
+fn emit_store<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], t: Tile) -> KResult<()> {
     let (acc, c) = (args[0], args[1]);
     match (t.dtype, t.requant) {
         (Dtype::Int8, Some(rq)) => {
@@ -191,9 +172,9 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
     let geo = MacGeometry::new(&spec.name, spec.shape, t, spec.array)?;
     let elem = spec.dtype.elem();
 
-    let zero = kernel("matmul_zero", move |c, b, a| emit_zero(c, b, a, t));
-    let mac = kernel("matmul_mac", move |c, b, a| emit_mac(c, b, a, t));
-    let store = kernel("matmul_store", move |c, b, a| emit_store(c, b, a, t));
+    let zero = emit_kernel("matmul_zero", 1, move |e, a| emit_zero(e, a, t));
+    let mac = emit_kernel("matmul_mac", 3, move |e, a| emit_mac(e, a, t));
+    let store = emit_kernel("matmul_store", 2, move |e, a| emit_store(e, a, t));
 
     let mut p = Program::new(&spec.name, &spec.device);
     let hosts = MacHosts {

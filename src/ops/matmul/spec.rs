@@ -9,7 +9,7 @@ use crate::ops::registry::OpSpec;
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::TestCase;
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, SpecError};
+use crate::spec::{ArraySpec, Dtype, Fields, SpecError};
 
 /// Matmul problem size `C[M x N] = A[M x K] * B[K x N]` (also used for per-core tiles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,6 +39,7 @@ crate::op_spec! {
         /// Required for int8, rejected for bf16.
         pub requant: Option<Requant>,
     }
+    buffer_fields = "tile.m/tile.k/tile.n, depth or stack_bytes";
 }
 
 impl MatmulSpec {
@@ -60,36 +61,41 @@ impl MatmulSpec {
     }
 }
 
+/// The rules of a matmul-shaped problem (the matmul, linear and conv specs): every size at
+/// least 1, and the tiles split it over the array.
+pub(crate) fn check_split(
+    f: &Fields,
+    shape: &MatmulShape,
+    tile: &MatmulShape,
+    array: &ArraySpec,
+) -> Result<(), SpecError> {
+    for (part, s) in [("shape", shape), ("tile", tile)] {
+        for (dim, v) in [("m", s.m), ("k", s.k), ("n", s.n)] {
+            f.positive(&format!("{part}.{dim}"), v)?;
+        }
+    }
+    // Cores of a column split M (row blocks); columns split N (column blocks).
+    let rows = array.cores_per_column as usize;
+    let cols = array.columns as usize;
+    f.divides(
+        "shape.m",
+        shape.m,
+        tile.m * rows,
+        "tile.m x cores_per_column",
+    )?;
+    f.divides("shape.k", shape.k, tile.k, "tile.k")?;
+    f.divides("shape.n", shape.n, tile.n * cols, "tile.n x columns")
+}
+
 impl OpSpec for MatmulSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::Int8, Dtype::Bf16], "matmul")?;
+        f.common(self.common(), &[Dtype::Int8, Dtype::Bf16], "matmul", dev)?;
         self.check_requant(f)?;
-        let (s, t) = (&self.shape, &self.tile);
-        for (field, v) in [
-            ("shape.m", s.m),
-            ("shape.k", s.k),
-            ("shape.n", s.n),
-            ("tile.m", t.m),
-            ("tile.k", t.k),
-            ("tile.n", t.n),
-        ] {
-            f.positive(field, v)?;
-        }
-        // Cores of a column split M (row blocks); columns split N (column blocks).
-        let rows = self.array.cores_per_column as usize;
-        let cols = self.array.columns as usize;
-        f.divides("shape.m", s.m, t.m * rows, "tile.m x cores_per_column")?;
-        f.divides("shape.k", s.k, t.k, "tile.k")?;
-        f.divides("shape.n", s.n, t.n * cols, "tile.n x columns")
+        check_split(f, &self.shape, &self.tile, &self.array)
     }
 
     fn build(&self) -> Result<Design, DesignError> {
         super::build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "tile.m/tile.k/tile.n, depth or stack_bytes"
     }
 
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {

@@ -7,7 +7,7 @@ use crate::ops::registry::OpSpec;
 use crate::sim::inputs::InputGen;
 use crate::sim::verify::{Comparison, TestCase};
 use crate::sim::HostData;
-use crate::spec::{Dtype, Fields, SpecError};
+use crate::spec::{check_positive, Dtype, Fields, SpecError};
 
 crate::op_spec! {
     pub struct MelSpec {
@@ -20,6 +20,7 @@ crate::op_spec! {
         /// Frames per FIFO buffer.
         pub frame_tile: usize,
     }
+    buffer_fields = "frame_tile, depth or stack_bytes";
 }
 
 impl MelSpec {
@@ -56,17 +57,8 @@ impl MelSpec {
 
 impl OpSpec for MelSpec {
     fn check(&self, f: &Fields, dev: &DeviceModel) -> Result<(), SpecError> {
-        f.common(&self.array, self.depth, dev)?;
-        f.dtype_in(self.dtype, &[Dtype::F32], "mel")?;
-        for (field, v) in [
-            ("frames", self.frames),
-            ("n_fft", self.n_fft),
-            ("hop", self.hop),
-            ("n_mels", self.n_mels),
-            ("frame_tile", self.frame_tile),
-        ] {
-            f.positive(field, v)?;
-        }
+        f.common(self.common(), &[Dtype::F32], "mel", dev)?;
+        check_positive!(f, self, [frames, n_fft, hop, n_mels, frame_tile]);
         self.check_front_end(f)?;
         f.divides(
             "frames",
@@ -78,10 +70,6 @@ impl OpSpec for MelSpec {
 
     fn build(&self) -> Result<Design, DesignError> {
         super::build(self)
-    }
-
-    fn buffer_fields(&self) -> &'static str {
-        "frame_tile, depth or stack_bytes"
     }
 
     fn test_case(&self, design: &Design, gen: &mut InputGen) -> TestCase {
