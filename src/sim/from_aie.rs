@@ -141,22 +141,14 @@ struct Hooks<'c, 'w> {
 
 impl<'c> Hooks<'c, '_> {
     fn rewrite(&self, function: &Operation<'c>) -> Result<(), SimError> {
-        let (context, worker, access_names, w) =
-            (self.context, self.worker, self.access_names, self.core);
+        let (context, worker, access_names) = (self.context, self.worker, self.access_names);
         let location = Location::unknown(context);
         let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
         // SAFETY: the argument of `function`'s entry block, alive as long as the function.
         let ctx: Value = unsafe { Value::from_raw(self.ctx) };
-        let mut found: Vec<MlirOperation> = Vec::new();
-        function.walk(WalkOrder::PreOrder, |op| {
-            if aie_ops::is_aie(&op_name(&op)) {
-                found.push(op.to_raw());
-            }
-            WalkResult::Advance
-        });
         let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
         let mut acquires = Vec::new();
-        for raw in found {
+        for raw in aie_ops_in(function) {
             // SAFETY: `raw` is an op of `function`, erased at most once below.
             let op = unsafe { OperationRef::from_raw(raw) };
             let block = op.block().ok_or_else(|| err("detached op"))?;
@@ -180,27 +172,9 @@ impl<'c> Hooks<'c, '_> {
                     let c = block.insert_operation_before(op, c);
                     c.result(0).ok().map(|r| r.to_raw())
                 };
-            let local = || -> Result<usize, SimError> {
-                let fifo = op
-                    .attribute(attr::FIFO)
-                    .map_err(|_| err("acquire/release without objFifo_name"))?
-                    .to_string();
-                let fifo = fifo.trim_start_matches('@').to_string();
-                let key = aie_ops::port_of(int_attr(&op, attr::PORT)?)
-                    .ok_or_else(|| err(format!("{}: unknown port", op_name(&op))))?;
-                worker
-                    .local
-                    .get(&(fifo.clone(), key))
-                    .copied()
-                    .ok_or_else(|| {
-                        err(format!(
-                            "core {w} uses @{fifo} ({key:?}), unknown to the design"
-                        ))
-                    })
-            };
             match op_name(&op).as_str() {
                 name::ACQUIRE => {
-                    let l = local()?;
+                    let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_acquire", &[ctx, lc, n], &[]);
                     let result = op.result(0).map_err(|_| err("acquire without result"))?;
@@ -229,7 +203,7 @@ impl<'c> Hooks<'c, '_> {
                     }
                 }
                 name::RELEASE => {
-                    let l = local()?;
+                    let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_release", &[ctx, lc, n], &[]);
                     // SAFETY: a release has no results.
@@ -249,4 +223,37 @@ impl<'c> Hooks<'c, '_> {
         }
         Ok(())
     }
+
+    /// The worker's local number of the FIFO end an acquire or release names.
+    fn local(&self, op: &OperationRef) -> Result<usize, SimError> {
+        let fifo = op
+            .attribute(attr::FIFO)
+            .map_err(|_| err("acquire/release without objFifo_name"))?
+            .to_string();
+        let fifo = fifo.trim_start_matches('@').to_string();
+        let key = aie_ops::port_of(int_attr(op, attr::PORT)?)
+            .ok_or_else(|| err(format!("{}: unknown port", op_name(op))))?;
+        self.worker
+            .local
+            .get(&(fifo.clone(), key))
+            .copied()
+            .ok_or_else(|| {
+                err(format!(
+                    "core {} uses @{fifo} ({key:?}), unknown to the design",
+                    self.core
+                ))
+            })
+    }
+}
+
+/// The `aie`/`aiex` ops inside `function`, in pre-order.
+fn aie_ops_in(function: &Operation) -> Vec<MlirOperation> {
+    let mut found = Vec::new();
+    function.walk(WalkOrder::PreOrder, |op| {
+        if aie_ops::is_aie(&op_name(&op)) {
+            found.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    found
 }
