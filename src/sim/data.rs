@@ -98,32 +98,22 @@ impl HostData {
     pub(crate) fn from_le_bytes(elem: ElemType, bytes: &[u8]) -> Self {
         match elem {
             ElemType::I8 => HostData::I8(bytes.iter().map(|&b| b as i8).collect()),
-            ElemType::I16 => HostData::I16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ),
-            ElemType::I32 => HostData::I32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            ElemType::Bf16 => HostData::Bf16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                    .collect(),
-            ),
-            ElemType::F32 => HostData::F32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
+            ElemType::I16 => HostData::I16(decode(bytes, i16::from_le_bytes)),
+            ElemType::I32 => HostData::I32(decode(bytes, i32::from_le_bytes)),
+            ElemType::Bf16 => {
+                HostData::Bf16(decode(bytes, |b| bf16::from_bits(u16::from_le_bytes(b))))
+            }
+            ElemType::F32 => HostData::F32(decode(bytes, f32::from_le_bytes)),
         }
     }
+}
+
+/// `bytes` as consecutive `N`-byte elements, each read by `from`.
+fn decode<const N: usize, T>(bytes: &[u8], from: impl Fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| from(c.try_into().expect("chunks_exact gives N bytes")))
+        .collect()
 }
 
 #[cfg(test)]
