@@ -20,7 +20,8 @@ use melior::ir::{
 use mlir_sys::{
     mlirAsmStateCreateForOperation, mlirAsmStateDestroy, mlirOpPrintingFlagsAssumeVerified,
     mlirOpPrintingFlagsCreate, mlirOpPrintingFlagsDestroy, mlirOpPrintingFlagsPrintNameLocAsPrefix,
-    mlirOperationPrintWithState, mlirValuePrintAsOperand, MlirAsmState, MlirStringRef,
+    mlirOperationPrintWithState, mlirValuePrintAsOperand, MlirAsmState, MlirStringCallback,
+    MlirStringRef,
 };
 
 use crate::design::Design;
@@ -145,6 +146,14 @@ unsafe extern "C" fn append(s: MlirStringRef, user: *mut c_void) {
     out.push_str(&String::from_utf8_lossy(bytes));
 }
 
+/// The text an MLIR C API print call writes through `append`, given that callback and its
+/// user data.
+fn collect(print: impl FnOnce(MlirStringCallback, *mut c_void)) -> String {
+    let mut s = String::new();
+    print(Some(append), &mut s as *mut String as *mut c_void);
+    s
+}
+
 fn print_err(op: &str, message: impl Into<String>) -> MlirError {
     MlirError::Print {
         op: op.to_string(),
@@ -170,31 +179,17 @@ impl Printer {
     }
 
     fn value<'a, V: ValueLike<'a>>(&self, v: V) -> String {
-        let mut s = String::new();
         // SAFETY: the value belongs to the module the state was made for.
-        unsafe {
-            mlirValuePrintAsOperand(
-                v.to_raw(),
-                self.state,
-                Some(append),
-                &mut s as *mut String as *mut c_void,
-            )
-        };
-        s
+        collect(|callback, user| unsafe {
+            mlirValuePrintAsOperand(v.to_raw(), self.state, callback, user)
+        })
     }
 
     fn upstream(&self, op: OperationRef) -> String {
-        let mut s = String::new();
         // SAFETY: as above.
-        unsafe {
-            mlirOperationPrintWithState(
-                op.to_raw(),
-                self.state,
-                Some(append),
-                &mut s as *mut String as *mut c_void,
-            )
-        };
-        s
+        collect(|callback, user| unsafe {
+            mlirOperationPrintWithState(op.to_raw(), self.state, callback, user)
+        })
     }
 
     fn results(&self, op: OperationRef) -> String {
