@@ -28,7 +28,7 @@ use mlir_sys::{
 use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
 use crate::design::BufferType;
-use crate::mlir::aie_ops::{self, attr, name};
+use crate::mlir::aie_ops::{self, attr};
 use crate::mlir::memref_type;
 
 fn err(message: impl Into<String>) -> SimError {
@@ -70,7 +70,7 @@ pub(crate) fn core_functions<'c>(
     let mut next = block.first_operation();
     while let Some(op) = next {
         match op_name(&op).as_str() {
-            name::CORE => cores.push(op),
+            n if n == aie_ops::CORE.name => cores.push(op),
             "memref.global" => globals.push((*op).clone()),
             _ => {}
         }
@@ -172,8 +172,8 @@ impl<'c> Hooks<'c, '_> {
                     let c = block.insert_operation_before(op, c);
                     c.result(0).ok().map(|r| r.to_raw())
                 };
-            match op_name(&op).as_str() {
-                name::ACQUIRE => {
+            match aie_ops::lookup(&op_name(&op)) {
+                Some(&aie_ops::ACQUIRE) => {
                     let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_acquire", &[ctx, lc, n], &[]);
@@ -182,7 +182,7 @@ impl<'c> Hooks<'c, '_> {
                     subviews.insert(result.to_raw().ptr as usize, (l, access_names[ty].clone()));
                     acquires.push(raw);
                 }
-                name::SUBVIEW_ACCESS => {
+                Some(&aie_ops::SUBVIEW_ACCESS) => {
                     let subview = op.operand(0).map_err(|_| err("access without operand"))?;
                     let (l, access) = subviews
                         .get(&(subview.to_raw().ptr as usize))
@@ -202,19 +202,22 @@ impl<'c> Hooks<'c, '_> {
                         mlirOperationDestroy(raw);
                     }
                 }
-                name::RELEASE => {
+                Some(&aie_ops::RELEASE) => {
                     let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_release", &[ctx, lc, n], &[]);
                     // SAFETY: a release has no results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                name::END => {
+                Some(&aie_ops::END) => {
                     block.insert_operation_before(op, func::r#return(&[], location));
                     // SAFETY: a terminator without results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                other => return Err(err(format!("unexpected `{other}` inside aie.core"))),
+                _ => {
+                    let other = op_name(&op);
+                    return Err(err(format!("unexpected `{other}` inside aie.core")));
+                }
             }
         }
         for raw in acquires {
