@@ -123,82 +123,143 @@ pub fn build_steps(req: &BuildRequest) -> Result<BuildSteps, BackendError> {
     req.validate()?;
     let target = req.device_info()?.target;
     let dev = req.device_symbol.as_str();
-    let design = design_arg(req);
-    let with_addresses = names::INPUT_WITH_ADDRESSES;
-    let physical = names::INPUT_PHYSICAL;
-    let with_elfs = names::INPUT_PHYSICAL_WITH_ELFS;
-    let mut steps = Vec::new();
+    let mut steps = vec![write_artefacts_step()];
+    steps.extend(physical_design_steps(&design_arg(req), target));
+    let mut elf_for_tile = BTreeMap::new();
+    let mut elfs = Vec::new();
+    for &(col, row) in &req.cores {
+        let files = CoreFiles::new(dev, col, row);
+        steps.extend(core_steps(req, target, &files));
+        elf_for_tile.insert((col, row), files.elf.clone());
+        elfs.push(files.elf);
+    }
+    steps.push(attach_elfs_step(elf_for_tile, &elfs));
+    steps.extend(instruction_steps(req));
+    steps.extend(device_image_steps(dev));
+    Ok(BuildSteps {
+        request: req.clone(),
+        target,
+        steps,
+    })
+}
 
-    steps.push(Step {
-        kind: StepKind::Internal(Internal::WriteArtefacts),
+/// `tool FLAG INPUT -o OUTPUT`: the shape of the aie-opt passes and of aie-translate's
+/// single-file translations.
+fn transform(tool: Tool, flag: String, input: &str, output: &str, purpose: &str) -> Step {
+    Step::tool(
+        tool,
+        vec![flag, input.into(), "-o".into(), output.into()],
+        &[input],
+        &[output],
+        purpose,
+    )
+}
+
+fn internal(
+    internal: Internal,
+    inputs: Vec<PathBuf>,
+    outputs: Vec<PathBuf>,
+    purpose: String,
+) -> Step {
+    Step {
+        kind: StepKind::Internal(internal),
         args: vec![],
-        inputs: vec![],
-        outputs: [
-            names::DESIGN_BIF,
-            names::MEM_TOPOLOGY,
-            names::AIE_PARTITION,
-            names::KERNELS,
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect(),
-        purpose: "bootgen image description and xclbin JSON sections".into(),
-    });
+        inputs,
+        outputs,
+        purpose,
+    }
+}
 
-    steps.push(Step::tool(
-        Tool::AieOpt,
-        vec![
+fn write_artefacts_step() -> Step {
+    let outputs = [
+        names::DESIGN_BIF,
+        names::MEM_TOPOLOGY,
+        names::AIE_PARTITION,
+        names::KERNELS,
+    ];
+    internal(
+        Internal::WriteArtefacts,
+        vec![],
+        outputs.iter().map(PathBuf::from).collect(),
+        "bootgen image description and xclbin JSON sections".into(),
+    )
+}
+
+/// The design with buffers, locks, DMAs and addresses assigned, then routed.
+fn physical_design_steps(design: &str, target: AieTarget) -> [Step; 2] {
+    let with_addresses = names::INPUT_WITH_ADDRESSES;
+    [
+        transform(
+            Tool::AieOpt,
             format!(
                 "--pass-pipeline={}",
                 pipelines::input_with_addresses(target)
             ),
-            design.clone(),
-            "-o".into(),
-            with_addresses.into(),
-        ],
-        &[&design],
-        &[with_addresses],
-        "object FIFOs to buffers/locks/DMAs; lock, BD ids and buffer addresses",
-    ));
-    steps.push(Step::tool(
-        Tool::AieOpt,
-        vec![
-            "--aie-create-pathfinder-flows".into(),
-            with_addresses.into(),
-            "-o".into(),
-            physical.into(),
-        ],
-        &[with_addresses],
-        &[physical],
-        "route the flows through the switchboxes",
-    ));
-
-    let mut elf_for_tile = BTreeMap::new();
-    let mut elfs = Vec::new();
-    let opt = format!("-O{}", req.opt_level);
-    for &(col, row) in &req.cores {
-        let f = |ext: &str| core_file(dev, col, row, ext);
-        let (lowered, ldscript, ll) = (f("opt.mlir"), f("ld.script"), f("ll"));
-        let hacked = format!("{ll}peanohack.ll"); // aiecc's name for the rewritten IR
-        let (stripped, obj, elf) = (f("stripped.ll"), f("o"), f("elf"));
-        let core = format!("core ({col}, {row})");
-
-        steps.push(Step::tool(
+            design,
+            with_addresses,
+            "object FIFOs to buffers/locks/DMAs; lock, BD ids and buffer addresses",
+        ),
+        transform(
             Tool::AieOpt,
-            vec![
-                format!(
-                    "--pass-pipeline={}",
-                    pipelines::core_to_llvm(dev, col, row, target)
-                ),
-                with_addresses.into(),
-                "-o".into(),
-                lowered.clone(),
-            ],
-            &[with_addresses],
-            &[&lowered],
+            "--aie-create-pathfinder-flows".into(),
+            with_addresses,
+            names::INPUT_PHYSICAL,
+            "route the flows through the switchboxes",
+        ),
+    ]
+}
+
+/// The files of one core's compilation, aiecc's names.
+struct CoreFiles {
+    col: u32,
+    row: u32,
+    lowered: String,
+    ldscript: String,
+    ll: String,
+    hacked: String,
+    stripped: String,
+    obj: String,
+    elf: String,
+}
+
+impl CoreFiles {
+    fn new(dev: &str, col: u32, row: u32) -> Self {
+        let f = |ext: &str| core_file(dev, col, row, ext);
+        let ll = f("ll");
+        CoreFiles {
+            col,
+            row,
+            lowered: f("opt.mlir"),
+            ldscript: f("ld.script"),
+            hacked: format!("{ll}peanohack.ll"), // aiecc's name for the rewritten IR
+            ll,
+            stripped: f("stripped.ll"),
+            obj: f("o"),
+            elf: f("elf"),
+        }
+    }
+}
+
+/// One core from the placed design to its linked ELF: lower to LLVM, translate, adapt the
+/// IR for Peano, optimise, compile, link with the core's linker script.
+fn core_steps(req: &BuildRequest, target: AieTarget, c: &CoreFiles) -> [Step; 7] {
+    let dev = req.device_symbol.as_str();
+    let with_addresses = names::INPUT_WITH_ADDRESSES;
+    let (col, row) = (c.col, c.row);
+    let core = format!("core ({col}, {row})");
+    let opt = format!("-O{}", req.opt_level);
+    [
+        transform(
+            Tool::AieOpt,
+            format!(
+                "--pass-pipeline={}",
+                pipelines::core_to_llvm(dev, col, row, target)
+            ),
+            with_addresses,
+            &c.lowered,
             &format!("{core}: extract the core body and lower it to the LLVM dialect"),
-        ));
-        steps.push(Step::tool(
+        ),
+        Step::tool(
             Tool::AieTranslate,
             vec![
                 with_addresses.into(),
@@ -207,101 +268,87 @@ pub fn build_steps(req: &BuildRequest) -> Result<BuildSteps, BackendError> {
                 format!("--tilecol={col}"),
                 format!("--tilerow={row}"),
                 "-o".into(),
-                ldscript.clone(),
+                c.ldscript.clone(),
             ],
             &[with_addresses],
-            &[&ldscript],
+            &[&c.ldscript],
             &format!("{core}: linker script placing code, stack and buffers"),
-        ));
-        steps.push(Step::tool(
+        ),
+        transform(
             Tool::AieTranslate,
-            vec![
-                "--mlir-to-llvmir".into(),
-                lowered.clone(),
-                "-o".into(),
-                ll.clone(),
-            ],
-            &[&lowered],
-            &[&ll],
+            "--mlir-to-llvmir".into(),
+            &c.lowered,
+            &c.ll,
             &format!("{core}: LLVM IR"),
-        ));
-        steps.push(Step {
-            kind: StepKind::Internal(Internal::PeanoCompat),
-            args: vec![],
-            inputs: vec![PathBuf::from(&ll)],
-            outputs: vec![PathBuf::from(&hacked)],
-            purpose: format!("{core}: drop IR syntax Peano's LLVM does not read"),
-        });
-        steps.push(Step::tool(
+        ),
+        internal(
+            Internal::PeanoCompat,
+            vec![PathBuf::from(&c.ll)],
+            vec![PathBuf::from(&c.hacked)],
+            format!("{core}: drop IR syntax Peano's LLVM does not read"),
+        ),
+        Step::tool(
             Tool::PeanoOpt,
             vec![
                 format!("--passes=default<O{}>,strip", req.opt_level),
                 "-S".into(),
-                hacked.clone(),
+                c.hacked.clone(),
                 "-o".into(),
-                stripped.clone(),
+                c.stripped.clone(),
             ],
-            &[&hacked],
-            &[&stripped],
+            &[&c.hacked],
+            &[&c.stripped],
             &format!("{core}: optimise and strip debug info"),
-        ));
-        steps.push(Step::tool(
+        ),
+        Step::tool(
             Tool::PeanoLlc,
             vec![
-                stripped.clone(),
+                c.stripped.clone(),
                 opt.clone(),
                 format!("--march={}", target.name()),
                 "--function-sections".into(),
                 "--filetype=obj".into(),
                 "-o".into(),
-                obj.clone(),
+                c.obj.clone(),
             ],
-            &[&stripped],
-            &[&obj],
+            &[&c.stripped],
+            &[&c.obj],
             &format!("{core}: compile for {}", target.name()),
-        ));
-        steps.push(Step::tool(
+        ),
+        Step::tool(
             Tool::PeanoClang,
             vec![
-                opt.clone(),
+                opt,
                 format!("--target={}", target.peano_triple()),
-                obj.clone(),
+                c.obj.clone(),
                 "-Wl,--gc-sections".into(),
                 "-Wl,--orphan-handling=error".into(),
-                format!("-Wl,-T,{ldscript}"),
+                format!("-Wl,-T,{}", c.ldscript),
                 "-o".into(),
-                elf.clone(),
+                c.elf.clone(),
             ],
-            &[&obj, &ldscript],
-            &[&elf],
+            &[&c.obj, &c.ldscript],
+            &[&c.elf],
             &format!("{core}: link the core program"),
-        ));
-        elf_for_tile.insert((col, row), elf.clone());
-        elfs.push(elf);
-    }
+        ),
+    ]
+}
 
-    let mut attach_inputs = vec![PathBuf::from(physical)];
-    attach_inputs.extend(elfs.iter().map(PathBuf::from));
-    steps.push(Step {
-        kind: StepKind::Internal(Internal::AttachElfs { elf_for_tile }),
-        args: vec![],
-        inputs: attach_inputs,
-        outputs: vec![PathBuf::from(with_elfs)],
-        purpose: "point every core at its ELF (`elf_file`) for CDO generation".into(),
-    });
+/// `elfs` are the ELFs in core order, the step's inputs after the physical design.
+fn attach_elfs_step(elf_for_tile: BTreeMap<(u32, u32), String>, elfs: &[String]) -> Step {
+    let mut inputs = vec![PathBuf::from(names::INPUT_PHYSICAL)];
+    inputs.extend(elfs.iter().map(PathBuf::from));
+    internal(
+        Internal::AttachElfs { elf_for_tile },
+        inputs,
+        vec![PathBuf::from(names::INPUT_PHYSICAL_WITH_ELFS)],
+        "point every core at its ELF (`elf_file`) for CDO generation".into(),
+    )
+}
 
-    steps.push(Step::tool(
-        Tool::AieOpt,
-        vec![
-            format!("--pass-pipeline={}", pipelines::npu_lowering()),
-            with_elfs.into(),
-            "-o".into(),
-            names::NPU_INSTS_MLIR.into(),
-        ],
-        &[with_elfs],
-        &[names::NPU_INSTS_MLIR],
-        "lower the runtime sequence to NPU instructions",
-    ));
+/// The runtime sequence as NPU instructions, then as the binary the host hands over.
+fn instruction_steps(req: &BuildRequest) -> [Step; 2] {
+    let dev = req.device_symbol.as_str();
     let mut insts_args = vec![
         "--aie-npu-to-binary".to_string(),
         "--aie-output-binary".to_string(),
@@ -315,73 +362,83 @@ pub fn build_steps(req: &BuildRequest) -> Result<BuildSteps, BackendError> {
         "-o".to_string(),
         names::INSTS_BIN.to_string(),
     ]);
-    steps.push(Step::tool(
-        Tool::AieTranslate,
-        insts_args,
-        &[names::NPU_INSTS_MLIR],
-        &[names::INSTS_BIN],
-        "instruction stream the host hands to the NPU per run",
-    ));
+    [
+        transform(
+            Tool::AieOpt,
+            format!("--pass-pipeline={}", pipelines::npu_lowering()),
+            names::INPUT_PHYSICAL_WITH_ELFS,
+            names::NPU_INSTS_MLIR,
+            "lower the runtime sequence to NPU instructions",
+        ),
+        Step::tool(
+            Tool::AieTranslate,
+            insts_args,
+            &[names::NPU_INSTS_MLIR],
+            &[names::INSTS_BIN],
+            "instruction stream the host hands to the NPU per run",
+        ),
+    ]
+}
 
+/// The array configuration as CDOs, packed into the PDI, packaged with the metadata as the
+/// xclbin.
+fn device_image_steps(dev: &str) -> [Step; 3] {
+    let with_elfs = names::INPUT_PHYSICAL_WITH_ELFS;
     let cdo = cdo_files(dev);
     let cdo_refs: Vec<&str> = cdo.iter().map(String::as_str).collect();
-    steps.push(Step::tool(
-        Tool::AieTranslate,
-        vec![
-            "--aie-generate-cdo".into(),
-            format!("--aie-device-name={dev}"),
-            with_elfs.into(),
-        ],
-        &[with_elfs],
-        &cdo_refs,
-        "array configuration (ELFs, init, core enable) as CDO",
-    ));
     let mut bootgen_inputs = vec![names::DESIGN_BIF];
     bootgen_inputs.extend(cdo_refs.iter().copied());
-    steps.push(Step::tool(
-        Tool::Bootgen,
-        vec![
-            "-arch".into(),
-            "versal".into(),
-            "-image".into(),
-            names::DESIGN_BIF.into(),
-            "-o".into(),
-            names::DESIGN_PDI.into(),
-            "-w".into(),
-        ],
-        &bootgen_inputs,
-        &[names::DESIGN_PDI],
-        "pack the CDOs into the partial device image",
-    ));
-    steps.push(Step::tool(
-        Tool::Xclbinutil,
-        vec![
-            "--add-replace-section".into(),
-            format!("MEM_TOPOLOGY:JSON:{}", names::MEM_TOPOLOGY),
-            "--add-kernel".into(),
-            names::KERNELS.into(),
-            "--add-replace-section".into(),
-            format!("AIE_PARTITION:JSON:{}", names::AIE_PARTITION),
-            "--force".into(),
-            "--quiet".into(),
-            "--output".into(),
-            names::FINAL_XCLBIN.into(),
-        ],
-        &[
-            names::MEM_TOPOLOGY,
-            names::KERNELS,
-            names::AIE_PARTITION,
-            names::DESIGN_PDI,
-        ],
-        &[names::FINAL_XCLBIN],
-        "package the PDI and metadata as the xclbin XRT loads",
-    ));
-
-    Ok(BuildSteps {
-        request: req.clone(),
-        target,
-        steps,
-    })
+    [
+        Step::tool(
+            Tool::AieTranslate,
+            vec![
+                "--aie-generate-cdo".into(),
+                format!("--aie-device-name={dev}"),
+                with_elfs.into(),
+            ],
+            &[with_elfs],
+            &cdo_refs,
+            "array configuration (ELFs, init, core enable) as CDO",
+        ),
+        Step::tool(
+            Tool::Bootgen,
+            vec![
+                "-arch".into(),
+                "versal".into(),
+                "-image".into(),
+                names::DESIGN_BIF.into(),
+                "-o".into(),
+                names::DESIGN_PDI.into(),
+                "-w".into(),
+            ],
+            &bootgen_inputs,
+            &[names::DESIGN_PDI],
+            "pack the CDOs into the partial device image",
+        ),
+        Step::tool(
+            Tool::Xclbinutil,
+            vec![
+                "--add-replace-section".into(),
+                format!("MEM_TOPOLOGY:JSON:{}", names::MEM_TOPOLOGY),
+                "--add-kernel".into(),
+                names::KERNELS.into(),
+                "--add-replace-section".into(),
+                format!("AIE_PARTITION:JSON:{}", names::AIE_PARTITION),
+                "--force".into(),
+                "--quiet".into(),
+                "--output".into(),
+                names::FINAL_XCLBIN.into(),
+            ],
+            &[
+                names::MEM_TOPOLOGY,
+                names::KERNELS,
+                names::AIE_PARTITION,
+                names::DESIGN_PDI,
+            ],
+            &[names::FINAL_XCLBIN],
+            "package the PDI and metadata as the xclbin XRT loads",
+        ),
+    ]
 }
 
 /// How the design file is named on command lines: by file name when it is already in the

@@ -15,6 +15,7 @@ use aiec_runtime::decode::{DecodeOptions, Task};
 use aiec_runtime::model::install;
 use aiec_runtime::output;
 use aiec_runtime::pipeline::Transcriber;
+use aiec_runtime::transcript::Transcript;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
@@ -195,12 +196,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         }
     }
     if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        let probe = dir.join(".aiec-write-test");
-        std::fs::write(&probe, b"")
-            .with_context(|| format!("output directory {} is not writable", dir.display()))?;
-        let _ = std::fs::remove_file(probe);
+        prepare_output_dir(dir)?;
     }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
@@ -247,52 +243,86 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("transcribing {}", input.display())),
         };
         if args.timings {
-            let stats = tr.model.backend().stats();
-            let in_backend: f64 = stats.totals().iter().map(|t| t.host.as_secs_f64()).sum();
-            eprint!(
-                "timing: {} ops\n{}",
-                tr.model.backend().name(),
-                stats.table()
-            );
-            eprintln!(
-                "timing: host outside the backend {:.3} s",
-                (seconds - in_backend).max(0.0)
-            );
-            stats.reset();
-            if let Some(sim) = &sim {
-                eprint!(
-                    "timing: parts of sim ops that ran on the host\n{}",
-                    sim.host_stats().table()
-                );
-                sim.host_stats().reset();
-            }
-            eprintln!(
-                "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",
-                input.display(),
-                transcript.duration,
-                seconds / transcript.duration.max(1e-9),
-                transcript.duration / seconds.max(1e-9)
-            );
+            print_timings(&tr, sim.as_deref(), input, seconds, transcript.duration);
         }
-        for &format in &formats {
-            match &args.output_dir {
-                Some(dir) => {
-                    let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
-                    let mut f = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    output::write(format, &transcript, &mut f)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
-                None => {
-                    let mut out = std::io::stdout().lock();
-                    output::write(format, &transcript, &mut out).context("writing to stdout")?;
-                    out.flush().ok();
-                }
-            }
-        }
+        write_outputs(&formats, args.output_dir.as_deref(), input, &transcript)?;
     }
     if failures > 0 {
         bail!("{failures} of {} inputs failed", args.inputs.len());
+    }
+    Ok(())
+}
+
+/// Creates `dir` and checks that it is writable, before the model is loaded.
+fn prepare_output_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let probe = dir.join(".aiec-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `--timings` of one file: the backend's ops, the host time outside them, the sim's host
+/// parts, and the realtime factor. Resets the stats for the next file.
+fn print_timings(
+    tr: &Transcriber,
+    sim: Option<&SimBackend>,
+    input: &Path,
+    seconds: f64,
+    duration: f64,
+) {
+    let stats = tr.model.backend().stats();
+    let in_backend: f64 = stats.totals().iter().map(|t| t.host.as_secs_f64()).sum();
+    eprint!(
+        "timing: {} ops\n{}",
+        tr.model.backend().name(),
+        stats.table()
+    );
+    eprintln!(
+        "timing: host outside the backend {:.3} s",
+        (seconds - in_backend).max(0.0)
+    );
+    stats.reset();
+    if let Some(sim) = sim {
+        eprint!(
+            "timing: parts of sim ops that ran on the host\n{}",
+            sim.host_stats().table()
+        );
+        sim.host_stats().reset();
+    }
+    eprintln!(
+        "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",
+        input.display(),
+        duration,
+        seconds / duration.max(1e-9),
+        duration / seconds.max(1e-9)
+    );
+}
+
+/// Every `-f` format of one transcript: `<stem>.<ext>` files in `output_dir`, else stdout.
+fn write_outputs(
+    formats: &[output::Format],
+    output_dir: Option<&Path>,
+    input: &Path,
+    transcript: &Transcript,
+) -> anyhow::Result<()> {
+    for &format in formats {
+        match output_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
+                let mut f = std::fs::File::create(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                output::write(format, transcript, &mut f)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                output::write(format, transcript, &mut out).context("writing to stdout")?;
+                out.flush().ok();
+            }
+        }
     }
     Ok(())
 }

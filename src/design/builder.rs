@@ -194,6 +194,16 @@ impl Program {
         }
     }
 
+    /// `end` (a worker's tile or the shim) as the `port` end of each FIFO it uses.
+    fn attach(&mut self, ends: Vec<(Fifo, Port)>, end: End) {
+        for (fifo, port) in ends {
+            match port {
+                Port::Produce => self.set_producer(&fifo, end),
+                Port::Consume => self.add_consumer(&fifo, end),
+            }
+        }
+    }
+
     fn add_consumer(&mut self, fifo: &Fifo, end: End) {
         let decl = &mut self.fifos[fifo.index];
         if !decl.consumers.contains(&end) {
@@ -251,12 +261,7 @@ impl Program {
             stack_bytes: DEFAULT_STACK_BYTES,
         };
         body(&mut w);
-        for (fifo, port) in std::mem::take(&mut w.ends) {
-            match port {
-                Port::Produce => self.set_producer(&fifo, End::Tile(tile)),
-                Port::Consume => self.add_consumer(&fifo, End::Tile(tile)),
-            }
-        }
+        self.attach(std::mem::take(&mut w.ends), End::Tile(tile));
         self.workers.push(Worker {
             tile,
             program: w.stmts,
@@ -268,17 +273,11 @@ impl Program {
     pub fn sequence(&mut self, body: impl FnOnce(&mut Runtime)) {
         let mut rt = Runtime {
             ops: std::mem::take(&mut self.ops),
-            fills: Vec::new(),
-            drains: Vec::new(),
+            ends: Vec::new(),
         };
         body(&mut rt);
         self.ops = rt.ops;
-        for f in rt.fills {
-            self.set_producer(&f, End::Shim);
-        }
-        for f in rt.drains {
-            self.add_consumer(&f, End::Shim);
-        }
+        self.attach(rt.ends, End::Shim);
     }
 
     /// Resolves the FIFO ends and returns the design; a FIFO without both ends is an error.
@@ -433,29 +432,37 @@ impl WorkerBody {
 /// The runtime sequence under construction (`aie.runtime_sequence`).
 pub struct Runtime {
     ops: Vec<SeqOp>,
-    fills: Vec<Fifo>,
-    drains: Vec<Fifo>,
+    /// The FIFO ends the shim takes: a fill's producer, a drain's consumer.
+    ends: Vec<(Fifo, Port)>,
 }
 
 impl Runtime {
     /// Host buffer `arg`, read through `tap`, into `fifo` (the shim produces it).
     pub fn fill(&mut self, fifo: &Fifo, arg: &HostArg, tap: TensorAccessPattern) {
-        self.fills.push(fifo.clone());
-        self.ops.push(SeqOp::Fill {
-            fifo: fifo.name.clone(),
-            arg: arg.index,
-            pattern: tap,
-        });
+        self.transfer(fifo, Port::Produce, arg, tap);
     }
 
     /// `fifo` into host buffer `arg`, written through `tap` (the shim consumes it).
     pub fn drain(&mut self, fifo: &Fifo, arg: &HostArg, tap: TensorAccessPattern) {
-        self.drains.push(fifo.clone());
-        self.ops.push(SeqOp::Drain {
-            fifo: fifo.name.clone(),
-            arg: arg.index,
-            pattern: tap,
+        self.transfer(fifo, Port::Consume, arg, tap);
+    }
+
+    /// A shim DMA between host buffer `arg` and `fifo`, whose `shim` end the shim is.
+    fn transfer(&mut self, fifo: &Fifo, shim: Port, arg: &HostArg, pattern: TensorAccessPattern) {
+        let (name, arg) = (fifo.name.clone(), arg.index);
+        self.ops.push(match shim {
+            Port::Produce => SeqOp::Fill {
+                fifo: name,
+                arg,
+                pattern,
+            },
+            Port::Consume => SeqOp::Drain {
+                fifo: name,
+                arg,
+                pattern,
+            },
         });
+        self.ends.push((fifo.clone(), shim));
     }
 
     /// `aiex.npu.dma_wait` on `fifo`'s transfers.

@@ -14,22 +14,6 @@
 
 use crate::design::Port;
 
-/// Op names, usable as `match` patterns.
-pub mod name {
-    pub const DEVICE: &str = "aie.device";
-    pub const TILE: &str = "aie.tile";
-    pub const OBJECTFIFO: &str = "aie.objectfifo";
-    pub const LINK: &str = "aie.objectfifo.link";
-    pub const CORE: &str = "aie.core";
-    pub const END: &str = "aie.end";
-    pub const ACQUIRE: &str = "aie.objectfifo.acquire";
-    pub const RELEASE: &str = "aie.objectfifo.release";
-    pub const SUBVIEW_ACCESS: &str = "aie.objectfifo.subview.access";
-    pub const RUNTIME_SEQUENCE: &str = "aie.runtime_sequence";
-    pub const DMA_MEMCPY_ND: &str = "aiex.npu.dma_memcpy_nd";
-    pub const DMA_WAIT: &str = "aiex.npu.dma_wait";
-}
-
 /// Attribute names that more than one user reads.
 pub mod attr {
     pub const SYM_NAME: &str = "sym_name";
@@ -54,7 +38,8 @@ pub enum Syntax {
     Custom,
 }
 
-/// One op of the contract.
+/// One op of the contract. Its name is written only here: users match an op on its entry
+/// (`match lookup(name) { Some(&CORE) => .. }`), or read `CORE.name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AieOp {
     pub name: &'static str,
@@ -83,7 +68,7 @@ const fn op(name: &'static str, attributes: &'static [&'static str], syntax: Syn
 pub const DEVICE: AieOp = AieOp {
     regions: 1,
     ..op(
-        name::DEVICE,
+        "aie.device",
         &[attr::DEVICE, attr::SYM_NAME],
         Syntax::Custom,
     )
@@ -91,7 +76,7 @@ pub const DEVICE: AieOp = AieOp {
 pub const TILE: AieOp = AieOp {
     results: 1,
     ..op(
-        name::TILE,
+        "aie.tile",
         &[attr::COL, attr::ROW],
         Syntax::Line("{=}aie.tile({#col}, {#row})"),
     )
@@ -100,7 +85,7 @@ pub const OBJECTFIFO: AieOp = AieOp {
     operands: &["producer tile", "consumer tile"],
     variadic: true,
     ..op(
-        name::OBJECTFIFO,
+        "aie.objectfifo",
         &[
             attr::SYM_NAME,
             "elemNumber",
@@ -117,7 +102,7 @@ pub const OBJECTFIFO: AieOp = AieOp {
     )
 };
 pub const LINK: AieOp = op(
-    name::LINK,
+    "aie.objectfifo.link",
     &["fifoIns", "fifoOuts", "src_offsets", "dst_offsets"],
     Syntax::Line("aie.objectfifo.link {fifoIns} -> {fifoOuts}({src_offsets} {dst_offsets})"),
 );
@@ -126,19 +111,19 @@ pub const CORE: AieOp = AieOp {
     results: 1,
     regions: 1,
     // `stack_size` is elided when it is the ODS default.
-    ..op(name::CORE, &[attr::STACK_SIZE], Syntax::Custom)
+    ..op("aie.core", &[attr::STACK_SIZE], Syntax::Custom)
 };
-pub const END: AieOp = op(name::END, &[], Syntax::Line("aie.end"));
+pub const END: AieOp = op("aie.end", &[], Syntax::Line("aie.end"));
 pub const ACQUIRE: AieOp = AieOp {
     results: 1,
     ..op(
-        name::ACQUIRE,
+        "aie.objectfifo.acquire",
         &[attr::FIFO, attr::PORT, attr::SIZE],
         Syntax::Line("{=}aie.objectfifo.acquire {objFifo_name}({port port}, {#size}) : {->}"),
     )
 };
 pub const RELEASE: AieOp = op(
-    name::RELEASE,
+    "aie.objectfifo.release",
     &[attr::FIFO, attr::PORT, attr::SIZE],
     Syntax::Line("aie.objectfifo.release {objFifo_name}({port port}, {#size})"),
 );
@@ -146,20 +131,20 @@ pub const SUBVIEW_ACCESS: AieOp = AieOp {
     operands: &["subview"],
     results: 1,
     ..op(
-        name::SUBVIEW_ACCESS,
+        "aie.objectfifo.subview.access",
         &[attr::INDEX],
         Syntax::Line("{=}aie.objectfifo.subview.access {%0}[{#index}] : {%0:type} -> {->}"),
     )
 };
 pub const RUNTIME_SEQUENCE: AieOp = AieOp {
     regions: 1,
-    ..op(name::RUNTIME_SEQUENCE, &[attr::SYM_NAME], Syntax::Custom)
+    ..op("aie.runtime_sequence", &[attr::SYM_NAME], Syntax::Custom)
 };
 pub const DMA_MEMCPY_ND: AieOp = AieOp {
     operands: &["host memref"],
     // Default-valued `issue_token` is elided.
     ..op(
-        name::DMA_MEMCPY_ND,
+        "aiex.npu.dma_memcpy_nd",
         &[
             "operandSegmentSizes",
             "static_offsets",
@@ -173,7 +158,7 @@ pub const DMA_MEMCPY_ND: AieOp = AieOp {
     )
 };
 pub const DMA_WAIT: AieOp = op(
-    name::DMA_WAIT,
+    "aiex.npu.dma_wait",
     &["symbol"],
     Syntax::Line("aiex.npu.dma_wait {{symbol = {symbol}}}"),
 );

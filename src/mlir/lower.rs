@@ -416,7 +416,7 @@ impl<'c> Builder<'c> {
             } = step
             else {
                 return Err(MlirError::invalid(
-                    aie_ops::name::DMA_MEMCPY_ND,
+                    aie_ops::DMA_MEMCPY_ND.name,
                     "no DMA schedule",
                 ));
             };
@@ -428,7 +428,7 @@ impl<'c> Builder<'c> {
             let strides: Vec<i64> = pattern.strides.iter().map(|&s| s as i64).collect();
             let memref = block
                 .argument(arg)
-                .map_err(build_err(aie_ops::name::RUNTIME_SEQUENCE))?;
+                .map_err(build_err(aie_ops::RUNTIME_SEQUENCE.name))?;
             let mut attrs = vec![
                 ("operandSegmentSizes", self.attr("array<i32: 1, 0, 0, 0>")?),
                 ("static_offsets", list(&[0, 0, 0, pattern.offset as i64])?),

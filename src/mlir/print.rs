@@ -20,12 +20,13 @@ use melior::ir::{
 use mlir_sys::{
     mlirAsmStateCreateForOperation, mlirAsmStateDestroy, mlirOpPrintingFlagsAssumeVerified,
     mlirOpPrintingFlagsCreate, mlirOpPrintingFlagsDestroy, mlirOpPrintingFlagsPrintNameLocAsPrefix,
-    mlirOperationPrintWithState, mlirValuePrintAsOperand, MlirAsmState, MlirStringRef,
+    mlirOperationPrintWithState, mlirValuePrintAsOperand, MlirAsmState, MlirStringCallback,
+    MlirStringRef,
 };
 
 use crate::design::Design;
 
-use super::aie_ops::{self, attr, Syntax};
+use super::aie_ops::{self, attr, AieOp, Syntax};
 use super::{context, lower, verify, MlirError};
 
 const INDENT: &str = "  ";
@@ -145,6 +146,14 @@ unsafe extern "C" fn append(s: MlirStringRef, user: *mut c_void) {
     out.push_str(&String::from_utf8_lossy(bytes));
 }
 
+/// The text an MLIR C API print call writes through `append`, given that callback and its
+/// user data.
+fn collect(print: impl FnOnce(MlirStringCallback, *mut c_void)) -> String {
+    let mut s = String::new();
+    print(Some(append), &mut s as *mut String as *mut c_void);
+    s
+}
+
 fn print_err(op: &str, message: impl Into<String>) -> MlirError {
     MlirError::Print {
         op: op.to_string(),
@@ -170,31 +179,17 @@ impl Printer {
     }
 
     fn value<'a, V: ValueLike<'a>>(&self, v: V) -> String {
-        let mut s = String::new();
         // SAFETY: the value belongs to the module the state was made for.
-        unsafe {
-            mlirValuePrintAsOperand(
-                v.to_raw(),
-                self.state,
-                Some(append),
-                &mut s as *mut String as *mut c_void,
-            )
-        };
-        s
+        collect(|callback, user| unsafe {
+            mlirValuePrintAsOperand(v.to_raw(), self.state, callback, user)
+        })
     }
 
     fn upstream(&self, op: OperationRef) -> String {
-        let mut s = String::new();
         // SAFETY: as above.
-        unsafe {
-            mlirOperationPrintWithState(
-                op.to_raw(),
-                self.state,
-                Some(append),
-                &mut s as *mut String as *mut c_void,
-            )
-        };
-        s
+        collect(|callback, user| unsafe {
+            mlirOperationPrintWithState(op.to_raw(), self.state, callback, user)
+        })
     }
 
     fn results(&self, op: OperationRef) -> String {
@@ -208,11 +203,12 @@ impl Printer {
     fn op(&self, out: &mut String, op: OperationRef, depth: usize) -> Result<(), MlirError> {
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
         let pad = INDENT.repeat(depth);
-        match aie_ops::lookup(&name).map(|c| c.syntax) {
+        let contract = aie_ops::lookup(&name);
+        match contract.map(|c| c.syntax) {
             Some(Syntax::Line(template)) => {
                 writeln!(out, "{pad}{}", self.line(op, &name, template)?).ok();
             }
-            Some(Syntax::Custom) => self.custom(out, op, &name, depth)?,
+            Some(Syntax::Custom) => self.custom(out, op, contract, depth)?,
             None if name == "builtin.module" => {
                 writeln!(out, "{pad}module {{").ok();
                 self.region_body(out, op, 0, depth + 1, false)?;
@@ -307,12 +303,13 @@ impl Printer {
         &self,
         out: &mut String,
         op: OperationRef,
-        name: &str,
+        contract: Option<&AieOp>,
         depth: usize,
     ) -> Result<(), MlirError> {
         let pad = INDENT.repeat(depth);
-        match name {
-            aie_ops::name::DEVICE => {
+        let name = contract.map_or("", |c| c.name);
+        match contract {
+            Some(&aie_ops::DEVICE) => {
                 let dev = device_name(int_attr(op, name, attr::DEVICE)?)
                     .ok_or_else(|| print_err(name, "unknown device enum value"))?;
                 let sym = symbol(attribute(op, name, attr::SYM_NAME)?);
@@ -326,7 +323,7 @@ impl Printer {
                 self.region_body(out, op, 0, depth + 1, true)?;
                 writeln!(out, "{pad}}}").ok();
             }
-            aie_ops::name::CORE => {
+            Some(&aie_ops::CORE) => {
                 let tile = op
                     .operand(0)
                     .map_err(|_| print_err(name, "no tile operand"))?;
@@ -341,8 +338,8 @@ impl Printer {
                     writeln!(out, "{pad}}} {{stack_size = {stack} : i32}}").ok();
                 }
             }
-            aie_ops::name::RUNTIME_SEQUENCE => self.runtime_sequence(out, op, depth)?,
-            aie_ops::name::DMA_MEMCPY_ND => {
+            Some(&aie_ops::RUNTIME_SEQUENCE) => self.runtime_sequence(out, op, depth)?,
+            Some(&aie_ops::DMA_MEMCPY_ND) => {
                 writeln!(out, "{pad}{}", self.dma_memcpy_nd(op)?).ok();
             }
             _ => return Err(print_err(name, "no custom syntax known for this op")),
@@ -356,7 +353,7 @@ impl Printer {
         op: OperationRef,
         depth: usize,
     ) -> Result<(), MlirError> {
-        let name = aie_ops::name::RUNTIME_SEQUENCE;
+        let name = aie_ops::RUNTIME_SEQUENCE.name;
         let pad = INDENT.repeat(depth);
         let region = op.region(0).map_err(|_| print_err(name, "no region"))?;
         let block = region
@@ -388,7 +385,7 @@ impl Printer {
     }
 
     fn dma_memcpy_nd(&self, op: OperationRef) -> Result<String, MlirError> {
-        let name = aie_ops::name::DMA_MEMCPY_ND;
+        let name = aie_ops::DMA_MEMCPY_ND.name;
         let memref = op.operand(0).map_err(|_| print_err(name, "no memref"))?;
         let list = |key: &str| -> Result<String, MlirError> {
             let a = DenseI64ArrayAttribute::try_from(attribute(op, name, key)?)

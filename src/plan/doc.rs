@@ -19,6 +19,27 @@ pub struct Rows {
     pub cols: usize,
 }
 
+/// `heads` independent heads of `q_len` queries over `kv_len` keys: the shape a forward op
+/// wants and its attention spec has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub q_len: usize,
+    pub kv_len: usize,
+    pub head_dim: usize,
+}
+
+/// One decoder step of self attention for `beams` beams, reading `kv_len` (the bucket) of
+/// the cache's `n_ctx` rows: the shape a forward op wants and its spec has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DecodeShape {
+    pub beams: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub n_ctx: usize,
+    pub kv_len: usize,
+}
+
 /// Columns and cores per column the op runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Array {
@@ -54,10 +75,8 @@ pub enum Body {
         out_dtype: &'static str,
     },
     Attention {
-        heads: usize,
-        q_len: usize,
-        kv_len: usize,
-        head_dim: usize,
+        #[serde(flatten)]
+        shape: AttentionShape,
         q_tile: usize,
         kv_tile: usize,
         causal: bool,
@@ -67,11 +86,8 @@ pub enum Body {
     },
     /// One decoder step of self attention over a persistent KV cache, `kv_len` the bucket.
     AttentionDecode {
-        beams: usize,
-        heads: usize,
-        head_dim: usize,
-        n_ctx: usize,
-        kv_len: usize,
+        #[serde(flatten)]
+        shape: DecodeShape,
         kv_tile: usize,
     },
     Layernorm {
@@ -116,20 +132,12 @@ impl Body {
                 stride,
                 ..
             } => format!("{frames}x{c_in} -> {c_out} s{stride}"),
-            Body::Attention {
-                heads,
-                q_len,
-                kv_len,
-                head_dim,
-                ..
-            } => format!("{heads}h {q_len}x{kv_len}x{head_dim}"),
-            Body::AttentionDecode {
-                beams,
-                heads,
-                head_dim,
-                kv_len,
-                ..
-            } => format!("{beams}b x {heads}h 1x{kv_len}x{head_dim}"),
+            Body::Attention { shape: a, .. } => {
+                format!("{}h {}x{}x{}", a.heads, a.q_len, a.kv_len, a.head_dim)
+            }
+            Body::AttentionDecode { shape: a, .. } => {
+                format!("{}b x {}h 1x{}x{}", a.beams, a.heads, a.kv_len, a.head_dim)
+            }
             Body::Layernorm { shape, .. } | Body::Quantize { shape, .. } => {
                 format!("{}x{}", shape.rows, shape.cols)
             }

@@ -16,6 +16,7 @@
 
 use aiec_runtime::model::WhisperDims;
 
+use super::doc::{AttentionShape, DecodeShape};
 use super::{PlanError, Precision};
 use crate::ops::attention::kv_len_buckets;
 
@@ -60,20 +61,11 @@ pub enum Want {
     /// `heads` independent heads of `q_len` queries over `kv_len` keys; `token_major` host
     /// buffers for the cross attention (as the projections write them).
     Attention {
-        heads: usize,
-        q_len: usize,
-        kv_len: usize,
-        head_dim: usize,
+        shape: AttentionShape,
         token_major: bool,
     },
     /// One decoder step of self attention, reading `kv_len` (the bucket) of `n_ctx` rows.
-    AttentionDecode {
-        beams: usize,
-        heads: usize,
-        head_dim: usize,
-        n_ctx: usize,
-        kv_len: usize,
-    },
+    AttentionDecode(DecodeShape),
     Layernorm {
         rows: usize,
         cols: usize,
@@ -97,20 +89,14 @@ impl Want {
                 stride,
             } => format!("conv {frames}x{c_in} -> {c_out} stride {stride}"),
             Want::Linear { m, k, n, .. } => format!("linear {m}x{k}x{n}"),
-            Want::Attention {
-                heads,
-                q_len,
-                kv_len,
-                head_dim,
-                ..
-            } => format!("attention {heads}h {q_len}x{kv_len}x{head_dim}"),
-            Want::AttentionDecode {
-                beams,
-                heads,
-                head_dim,
-                kv_len,
-                ..
-            } => format!("attention_decode {beams}b {heads}h 1x{kv_len}x{head_dim}"),
+            Want::Attention { shape: a, .. } => format!(
+                "attention {}h {}x{}x{}",
+                a.heads, a.q_len, a.kv_len, a.head_dim
+            ),
+            Want::AttentionDecode(a) => format!(
+                "attention_decode {}b {}h 1x{}x{}",
+                a.beams, a.heads, a.kv_len, a.head_dim
+            ),
             Want::Layernorm { rows, cols } => format!("layernorm {rows}x{cols}"),
             Want::Quantize { rows, cols } => format!("quantize {rows}x{cols}"),
         }
@@ -202,10 +188,12 @@ impl Shapes {
         (self.precision == Precision::Int8).then_some(u)
     }
 
+    /// The encoder's uses: the frontend, then every layer, then the final layer norm and the
+    /// decoder's cross-attention K/V (computed once per window).
     fn encoder(&self) -> Vec<Use> {
         use LinearEpilogue::{Bias, BiasGelu};
         let d = &self.dims;
-        let (dm, frames, ctx, l) = (d.d_model, 2 * d.n_audio_ctx, d.n_audio_ctx, d.n_layers_enc);
+        let (dm, ctx, l) = (d.d_model, d.n_audio_ctx, d.n_layers_enc);
         let ln = Want::Layernorm {
             rows: ctx,
             cols: dm,
@@ -223,9 +211,71 @@ impl Shapes {
                 n,
             ))
         };
+        // Per layer: `l` uses of an op of `encoder.layers[*]`.
+        let layer = |entry: &str, forward: &str, want| {
+            Some(window(
+                entry,
+                &format!("encoder.layers[*].{forward}"),
+                want,
+                l,
+            ))
+        };
+        let layer_q = |forward: &str, cols| q(&format!("encoder.layers[*].{forward}"), cols, l);
+        let attention = Want::Attention {
+            shape: AttentionShape {
+                heads: d.n_heads_enc,
+                q_len: ctx,
+                kv_len: ctx,
+                head_dim: dm / d.n_heads_enc,
+            },
+            token_major: false,
+        };
+        let mut v = self.encoder_frontend();
+        v.extend(
+            [
+                layer("enc_layernorm", "self_attn_layer_norm", ln),
+                layer_q("self_attn_layer_norm.quantize", dm),
+                layer("enc_qkv", "self_attn.qkv", linear(ctx, dm, 3 * dm, Bias)),
+                layer("enc_attention", "self_attn", attention),
+                layer_q("self_attn.quantize", dm),
+                layer(
+                    "enc_out_proj",
+                    "self_attn.out_proj",
+                    linear(ctx, dm, dm, Bias),
+                ),
+                layer("enc_layernorm", "ffn_layer_norm", ln),
+                layer_q("ffn_layer_norm.quantize", dm),
+                layer(
+                    "enc_fc1",
+                    "ffn.fc1+gelu",
+                    linear(ctx, dm, d.ffn_dim, BiasGelu),
+                ),
+                layer_q("ffn.gelu.quantize", d.ffn_dim),
+                layer("enc_fc2", "ffn.fc2", linear(ctx, d.ffn_dim, dm, Bias)),
+                Some(window("enc_layernorm", "encoder.layer_norm", ln, 1)),
+                q("encoder.layer_norm.quantize", dm, 1),
+                // Cross-attention K/V of every decoder layer: once per window, over the frames.
+                Some(window(
+                    "dec_cross_kv",
+                    "decoder.layers[*].cross_attn.kv",
+                    linear(ctx, dm, 2 * dm, Bias),
+                    d.n_layers_dec,
+                )),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        v
+    }
+
+    /// Log-mel, then the two convolutions (conv2 reads conv1's 3000 frames with stride 2:
+    /// 1500 out).
+    fn encoder_frontend(&self) -> Vec<Use> {
+        let d = &self.dims;
+        let frames = 2 * d.n_audio_ctx;
         let conv = |c_in, stride| Want::Conv {
             c_in,
-            c_out: dm,
+            c_out: d.d_model,
             frames,
             stride,
         };
@@ -233,83 +283,11 @@ impl Shapes {
             frames,
             n_mels: d.n_mels,
         };
-        let attention = Want::Attention {
-            heads: d.n_heads_enc,
-            q_len: ctx,
-            kv_len: ctx,
-            head_dim: dm / d.n_heads_enc,
-            token_major: false,
-        };
-        let layer = "encoder.layers[*]";
-        [
-            Some(window("mel", "frontend.log_mel", mel, 1)),
-            // conv2 reads conv1's 3000 frames with stride 2: 1500 out.
-            Some(window(
-                "enc_conv1",
-                "encoder.conv1+gelu",
-                conv(d.n_mels, 1),
-                1,
-            )),
-            Some(window("enc_conv2", "encoder.conv2+gelu", conv(dm, 2), 1)),
-            Some(window(
-                "enc_layernorm",
-                &format!("{layer}.self_attn_layer_norm"),
-                ln,
-                l,
-            )),
-            q(&format!("{layer}.self_attn_layer_norm.quantize"), dm, l),
-            Some(window(
-                "enc_qkv",
-                &format!("{layer}.self_attn.qkv"),
-                linear(ctx, dm, 3 * dm, Bias),
-                l,
-            )),
-            Some(window(
-                "enc_attention",
-                &format!("{layer}.self_attn"),
-                attention,
-                l,
-            )),
-            q(&format!("{layer}.self_attn.quantize"), dm, l),
-            Some(window(
-                "enc_out_proj",
-                &format!("{layer}.self_attn.out_proj"),
-                linear(ctx, dm, dm, Bias),
-                l,
-            )),
-            Some(window(
-                "enc_layernorm",
-                &format!("{layer}.ffn_layer_norm"),
-                ln,
-                l,
-            )),
-            q(&format!("{layer}.ffn_layer_norm.quantize"), dm, l),
-            Some(window(
-                "enc_fc1",
-                &format!("{layer}.ffn.fc1+gelu"),
-                linear(ctx, dm, d.ffn_dim, BiasGelu),
-                l,
-            )),
-            q(&format!("{layer}.ffn.gelu.quantize"), d.ffn_dim, l),
-            Some(window(
-                "enc_fc2",
-                &format!("{layer}.ffn.fc2"),
-                linear(ctx, d.ffn_dim, dm, Bias),
-                l,
-            )),
-            Some(window("enc_layernorm", "encoder.layer_norm", ln, 1)),
-            q("encoder.layer_norm.quantize", dm, 1),
-            // Cross-attention K/V of every decoder layer: once per window, over the frames.
-            Some(window(
-                "dec_cross_kv",
-                "decoder.layers[*].cross_attn.kv",
-                linear(ctx, dm, 2 * dm, Bias),
-                d.n_layers_dec,
-            )),
+        vec![
+            window("mel", "frontend.log_mel", mel, 1),
+            window("enc_conv1", "encoder.conv1+gelu", conv(d.n_mels, 1), 1),
+            window("enc_conv2", "encoder.conv2+gelu", conv(d.d_model, 2), 1),
         ]
-        .into_iter()
-        .flatten()
-        .collect()
     }
 
     /// The self-attention uses of a step: one entry per KV length bucket, each run by the
@@ -329,13 +307,13 @@ impl Shapes {
                 let u = Use {
                     entry,
                     forward: "decoder.step.layers[*].self_attn".into(),
-                    want: Want::AttentionDecode {
+                    want: Want::AttentionDecode(DecodeShape {
                         beams: self.beams,
                         heads: d.n_heads_dec,
                         head_dim: d.d_model / d.n_heads_dec,
                         n_ctx: d.n_text_ctx,
                         kv_len,
-                    },
+                    }),
                     per_window: 0,
                     per_step: d.n_layers_dec,
                     steps: Some((low, kv_len)),
@@ -367,10 +345,12 @@ impl Shapes {
             self.quantize(s(entry, forward, Want::Quantize { rows: r, cols }, n))
         };
         let cross = Want::Attention {
-            heads: d.n_heads_dec,
-            q_len: b,
-            kv_len: d.n_audio_ctx,
-            head_dim: dm / d.n_heads_dec,
+            shape: AttentionShape {
+                heads: d.n_heads_dec,
+                q_len: b,
+                kv_len: d.n_audio_ctx,
+                head_dim: dm / d.n_heads_dec,
+            },
             token_major: true,
         };
         let proj = linear(r, dm, dm, Bias);

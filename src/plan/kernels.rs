@@ -45,6 +45,23 @@ impl Namer<'_> {
         format!("{}_{device}{entry}{precision}", self.opts.spec_prefix)
     }
 
+    /// One spec per tiling, its array and body from `spec`.
+    fn docs<T>(
+        &self,
+        entry: &str,
+        dtype: &'static str,
+        tilings: Vec<T>,
+        spec: impl Fn(T) -> (Array, Body),
+    ) -> Vec<SpecDoc> {
+        tilings
+            .into_iter()
+            .map(|t| {
+                let (array, body) = spec(t);
+                self.doc(entry, dtype, array, body)
+            })
+            .collect()
+    }
+
     fn doc(&self, entry: &str, dtype: &'static str, array: Array, body: Body) -> SpecDoc {
         SpecDoc {
             op: body.op(),
@@ -77,11 +94,16 @@ fn linear_doc(namer: &Namer, entry: &str, t: MatmulTiling, epilogue: LinearEpilo
 
 /// The candidate specs for `want`, best first.
 pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> Vec<SpecDoc> {
-    let rows = |rows, cols| Rows { rows, cols };
+    let rowwise = |r, body: &dyn Fn(usize) -> Body| {
+        let tilings = tiling::rowwise_candidates(r, dev);
+        namer.docs(entry, "bf16", tilings, |(array, tile_rows)| {
+            (array, body(tile_rows))
+        })
+    };
     match want {
-        Want::Mel { frames, n_mels } => tiling::mel_candidates(frames, dev)
-            .into_iter()
-            .map(|(array, frame_tile)| {
+        Want::Mel { frames, n_mels } => {
+            let tilings = tiling::mel_candidates(frames, dev);
+            namer.docs(entry, "f32", tilings, |(array, frame_tile)| {
                 let body = Body::Mel {
                     frames,
                     n_fft: crate::ops::mel::N_FFT,
@@ -90,9 +112,9 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
                     sample_rate: crate::ops::mel::SAMPLE_RATE,
                     frame_tile,
                 };
-                namer.doc(entry, "f32", array, body)
+                (array, body)
             })
-            .collect(),
+        }
         Want::Linear { m, k, n, epilogue } => tiling::matmul_candidates(m, k, n, dev)
             .into_iter()
             .map(|t| linear_doc(namer, entry, t, epilogue))
@@ -102,9 +124,9 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
             c_out,
             frames,
             stride,
-        } => tiling::conv_candidates((frames - 1) / stride + 1, c_in, c_out, dev)
-            .into_iter()
-            .map(|t| {
+        } => {
+            let tilings = tiling::conv_candidates((frames - 1) / stride + 1, c_in, c_out, dev);
+            namer.docs(entry, "bf16", tilings, |t| {
                 let body = Body::Conv {
                     c_in,
                     c_out,
@@ -114,72 +136,38 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
                     epilogue: "gelu(acc + bias[col])".into(),
                     out_dtype: "bf16",
                 };
-                namer.doc(entry, "bf16", t.array, body)
+                (t.array, body)
             })
-            .collect(),
-        Want::Attention {
-            heads,
-            q_len,
-            kv_len,
-            head_dim,
-            token_major,
-        } => tiling::attention_candidates(heads, q_len, kv_len, dev)
-            .into_iter()
-            .map(|(array, q_tile, kv_tile)| {
+        }
+        Want::Attention { shape, token_major } => {
+            let tilings = tiling::attention_candidates(shape.heads, shape.q_len, shape.kv_len, dev);
+            namer.docs(entry, "bf16", tilings, |(array, q_tile, kv_tile)| {
                 let body = Body::Attention {
-                    heads,
-                    q_len,
-                    kv_len,
-                    head_dim,
+                    shape,
                     q_tile,
                     kv_tile,
                     causal: false,
                     layout: token_major.then_some("token_major"),
                 };
-                namer.doc(entry, "bf16", array, body)
+                (array, body)
             })
-            .collect(),
-        Want::Layernorm { rows: r, cols } => tiling::rowwise_candidates(r, dev)
-            .into_iter()
-            .map(|(array, tile_rows)| {
-                let body = Body::Layernorm {
-                    shape: rows(r, cols),
-                    tile_rows,
-                    epsilon: LAYERNORM_EPSILON,
-                };
-                namer.doc(entry, "bf16", array, body)
+        }
+        Want::Layernorm { rows, cols } => rowwise(rows, &|tile_rows| Body::Layernorm {
+            shape: Rows { rows, cols },
+            tile_rows,
+            epsilon: LAYERNORM_EPSILON,
+        }),
+        Want::Quantize { rows, cols } => rowwise(rows, &|tile_rows| Body::Quantize {
+            shape: Rows { rows, cols },
+            tile_rows,
+        }),
+        Want::AttentionDecode(shape) => {
+            let tilings =
+                tiling::attention_decode_candidates(shape.beams * shape.heads, shape.kv_len, dev);
+            namer.docs(entry, "bf16", tilings, |(array, kv_tile)| {
+                (array, Body::AttentionDecode { shape, kv_tile })
             })
-            .collect(),
-        Want::Quantize { rows: r, cols } => tiling::rowwise_candidates(r, dev)
-            .into_iter()
-            .map(|(array, tile_rows)| {
-                let body = Body::Quantize {
-                    shape: rows(r, cols),
-                    tile_rows,
-                };
-                namer.doc(entry, "bf16", array, body)
-            })
-            .collect(),
-        Want::AttentionDecode {
-            beams,
-            heads,
-            head_dim,
-            n_ctx,
-            kv_len,
-        } => tiling::attention_decode_candidates(beams * heads, kv_len, dev)
-            .into_iter()
-            .map(|(array, kv_tile)| {
-                let body = Body::AttentionDecode {
-                    beams,
-                    heads,
-                    head_dim,
-                    n_ctx,
-                    kv_len,
-                    kv_tile,
-                };
-                namer.doc(entry, "bf16", array, body)
-            })
-            .collect(),
+        }
     }
 }
 

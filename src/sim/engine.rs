@@ -239,47 +239,49 @@ impl<'h> Shared<'h> {
 
     /// Releases `n` buffers; releasing more than held is a design error.
     pub fn release(&self, actor: usize, port: PortRef, n: u64) -> Result<(), Stop> {
-        let mut st = self.lock();
-        if st.error.is_some() {
-            return Err(Stop::Aborted);
-        }
+        let mut st = self.lock_running()?;
         if let Err(held) = st.fifos[port.fifo].release(port.side, port.cursor, n) {
-            let error = SimError::Protocol {
-                actor: self.actors[actor].name.clone(),
-                message: format!(
-                    "releases {n} buffer(s) of @{} ({}) but holds {held}",
-                    self.wiring.fifos[port.fifo].name,
-                    side_name(port.side)
-                ),
-            };
-            self.fail(&mut st, error);
-            return Err(Stop::Aborted);
+            let what = format!("releases {n} buffer(s)");
+            return Err(self.misuse(&mut st, actor, port, &what, held));
         }
         Ok(())
     }
 
     /// Pointer to the `index`-th held buffer of `port`.
     pub fn held_buffer(&self, actor: usize, port: PortRef, index: u64) -> Result<*mut u8, Stop> {
-        let mut st = self.lock();
-        if st.error.is_some() {
-            return Err(Stop::Aborted);
-        }
+        let mut st = self.lock_running()?;
         match st.fifos[port.fifo].slot(port.side, port.cursor, index) {
             Some(slot) => Ok(self.slot_ptr(port.fifo, slot)),
             None => {
                 let held = st.fifos[port.fifo].cursor(port.side, port.cursor).held;
-                let error = SimError::Protocol {
-                    actor: self.actors[actor].name.clone(),
-                    message: format!(
-                        "accesses buffer {index} of @{} ({}) but holds {held}",
-                        self.wiring.fifos[port.fifo].name,
-                        side_name(port.side)
-                    ),
-                };
-                self.fail(&mut st, error);
-                Err(Stop::Aborted)
+                let what = format!("accesses buffer {index}");
+                Err(self.misuse(&mut st, actor, port, &what, held))
             }
         }
+    }
+
+    /// The state, unless the run has already failed.
+    fn lock_running(&self) -> Result<MutexGuard<'_, State>, Stop> {
+        let st = self.lock();
+        if st.error.is_some() {
+            return Err(Stop::Aborted);
+        }
+        Ok(st)
+    }
+
+    /// Fails the run with `actor`'s misuse of `port`: it did `what` while holding `held`
+    /// buffers.
+    fn misuse(&self, st: &mut State, actor: usize, port: PortRef, what: &str, held: u64) -> Stop {
+        let error = SimError::Protocol {
+            actor: self.actors[actor].name.clone(),
+            message: format!(
+                "{what} of @{} ({}) but holds {held}",
+                self.wiring.fifos[port.fifo].name,
+                side_name(port.side)
+            ),
+        };
+        self.fail(st, error);
+        Stop::Aborted
     }
 
     pub fn finish(&self, actor: usize) {

@@ -119,6 +119,12 @@ impl FifoState {
 mod tests {
     use super::*;
 
+    /// One buffer through `cursor` of `side`: acquired (it must be free) and released.
+    fn acquire_and_release_one(f: &mut FifoState, side: Side, cursor: usize) {
+        assert!(f.try_acquire(side, cursor, 1));
+        f.release(side, cursor, 1).unwrap();
+    }
+
     #[test]
     fn producer_blocks_when_ring_is_full_and_consumer_frees_in_order() {
         let mut f = FifoState::new(2, 1, 1);
@@ -148,29 +154,29 @@ mod tests {
         assert!(!f.try_acquire(Side::Produce, 0, 4));
     }
 
+    /// With two cursors on the `many` side, `other` can take the buffer only once both
+    /// passed it on.
+    fn other_side_waits_for_both_cursors(f: &mut FifoState, many: Side, other: Side) {
+        acquire_and_release_one(f, many, 0);
+        assert!(!f.can_acquire(other, 0, 1));
+        acquire_and_release_one(f, many, 1);
+        assert!(f.can_acquire(other, 0, 1));
+    }
+
     #[test]
     fn broadcast_frees_only_when_every_consumer_released() {
         let mut f = FifoState::new(1, 1, 2);
-        assert!(f.try_acquire(Side::Produce, 0, 1));
-        f.release(Side::Produce, 0, 1).unwrap();
-        assert!(f.try_acquire(Side::Consume, 0, 1));
-        f.release(Side::Consume, 0, 1).unwrap();
-        assert!(!f.try_acquire(Side::Produce, 0, 1));
-        assert!(!f.try_acquire(Side::Consume, 0, 1));
-        assert!(f.try_acquire(Side::Consume, 1, 1));
-        f.release(Side::Consume, 1, 1).unwrap();
-        assert!(f.try_acquire(Side::Produce, 0, 1));
+        acquire_and_release_one(&mut f, Side::Produce, 0);
+        other_side_waits_for_both_cursors(&mut f, Side::Consume, Side::Produce);
+        // Each consumer saw the one buffer once.
+        assert!(!f.can_acquire(Side::Consume, 0, 1));
+        assert!(!f.can_acquire(Side::Consume, 1, 1));
     }
 
     #[test]
     fn join_fills_only_when_every_producer_released() {
         let mut f = FifoState::new(1, 2, 1);
-        assert!(f.try_acquire(Side::Produce, 0, 1));
-        f.release(Side::Produce, 0, 1).unwrap();
-        assert!(!f.can_acquire(Side::Consume, 0, 1));
-        assert!(f.try_acquire(Side::Produce, 1, 1));
-        f.release(Side::Produce, 1, 1).unwrap();
-        assert!(f.can_acquire(Side::Consume, 0, 1));
+        other_side_waits_for_both_cursors(&mut f, Side::Produce, Side::Consume);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use mlir_sys::{
 use super::wiring::{Wiring, WorkerWiring};
 use super::SimError;
 use crate::design::BufferType;
-use crate::mlir::aie_ops::{self, attr, name};
+use crate::mlir::aie_ops::{self, attr};
 use crate::mlir::memref_type;
 
 fn err(message: impl Into<String>) -> SimError {
@@ -70,7 +70,7 @@ pub(crate) fn core_functions<'c>(
     let mut next = block.first_operation();
     while let Some(op) = next {
         match op_name(&op).as_str() {
-            name::CORE => cores.push(op),
+            n if n == aie_ops::CORE.name => cores.push(op),
             "memref.global" => globals.push((*op).clone()),
             _ => {}
         }
@@ -141,22 +141,14 @@ struct Hooks<'c, 'w> {
 
 impl<'c> Hooks<'c, '_> {
     fn rewrite(&self, function: &Operation<'c>) -> Result<(), SimError> {
-        let (context, worker, access_names, w) =
-            (self.context, self.worker, self.access_names, self.core);
+        let (context, worker, access_names) = (self.context, self.worker, self.access_names);
         let location = Location::unknown(context);
         let i64t: Type = melior::ir::r#type::IntegerType::new(context, 64).into();
         // SAFETY: the argument of `function`'s entry block, alive as long as the function.
         let ctx: Value = unsafe { Value::from_raw(self.ctx) };
-        let mut found: Vec<MlirOperation> = Vec::new();
-        function.walk(WalkOrder::PreOrder, |op| {
-            if aie_ops::is_aie(&op_name(&op)) {
-                found.push(op.to_raw());
-            }
-            WalkResult::Advance
-        });
         let mut subviews: HashMap<usize, (usize, String)> = HashMap::new();
         let mut acquires = Vec::new();
-        for raw in found {
+        for raw in aie_ops_in(function) {
             // SAFETY: `raw` is an op of `function`, erased at most once below.
             let op = unsafe { OperationRef::from_raw(raw) };
             let block = op.block().ok_or_else(|| err("detached op"))?;
@@ -180,27 +172,9 @@ impl<'c> Hooks<'c, '_> {
                     let c = block.insert_operation_before(op, c);
                     c.result(0).ok().map(|r| r.to_raw())
                 };
-            let local = || -> Result<usize, SimError> {
-                let fifo = op
-                    .attribute(attr::FIFO)
-                    .map_err(|_| err("acquire/release without objFifo_name"))?
-                    .to_string();
-                let fifo = fifo.trim_start_matches('@').to_string();
-                let key = aie_ops::port_of(int_attr(&op, attr::PORT)?)
-                    .ok_or_else(|| err(format!("{}: unknown port", op_name(&op))))?;
-                worker
-                    .local
-                    .get(&(fifo.clone(), key))
-                    .copied()
-                    .ok_or_else(|| {
-                        err(format!(
-                            "core {w} uses @{fifo} ({key:?}), unknown to the design"
-                        ))
-                    })
-            };
-            match op_name(&op).as_str() {
-                name::ACQUIRE => {
-                    let l = local()?;
+            match aie_ops::lookup(&op_name(&op)) {
+                Some(&aie_ops::ACQUIRE) => {
+                    let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_acquire", &[ctx, lc, n], &[]);
                     let result = op.result(0).map_err(|_| err("acquire without result"))?;
@@ -208,7 +182,7 @@ impl<'c> Hooks<'c, '_> {
                     subviews.insert(result.to_raw().ptr as usize, (l, access_names[ty].clone()));
                     acquires.push(raw);
                 }
-                name::SUBVIEW_ACCESS => {
+                Some(&aie_ops::SUBVIEW_ACCESS) => {
                     let subview = op.operand(0).map_err(|_| err("access without operand"))?;
                     let (l, access) = subviews
                         .get(&(subview.to_raw().ptr as usize))
@@ -228,19 +202,22 @@ impl<'c> Hooks<'c, '_> {
                         mlirOperationDestroy(raw);
                     }
                 }
-                name::RELEASE => {
-                    let l = local()?;
+                Some(&aie_ops::RELEASE) => {
+                    let l = self.local(&op)?;
                     let (lc, n) = (constant(l as i64), constant(int_attr(&op, attr::SIZE)?));
                     call("aiec_sim_release", &[ctx, lc, n], &[]);
                     // SAFETY: a release has no results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                name::END => {
+                Some(&aie_ops::END) => {
                     block.insert_operation_before(op, func::r#return(&[], location));
                     // SAFETY: a terminator without results.
                     unsafe { mlirOperationDestroy(raw) };
                 }
-                other => return Err(err(format!("unexpected `{other}` inside aie.core"))),
+                _ => {
+                    let other = op_name(&op);
+                    return Err(err(format!("unexpected `{other}` inside aie.core")));
+                }
             }
         }
         for raw in acquires {
@@ -249,4 +226,37 @@ impl<'c> Hooks<'c, '_> {
         }
         Ok(())
     }
+
+    /// The worker's local number of the FIFO end an acquire or release names.
+    fn local(&self, op: &OperationRef) -> Result<usize, SimError> {
+        let fifo = op
+            .attribute(attr::FIFO)
+            .map_err(|_| err("acquire/release without objFifo_name"))?
+            .to_string();
+        let fifo = fifo.trim_start_matches('@').to_string();
+        let key = aie_ops::port_of(int_attr(op, attr::PORT)?)
+            .ok_or_else(|| err(format!("{}: unknown port", op_name(op))))?;
+        self.worker
+            .local
+            .get(&(fifo.clone(), key))
+            .copied()
+            .ok_or_else(|| {
+                err(format!(
+                    "core {} uses @{fifo} ({key:?}), unknown to the design",
+                    self.core
+                ))
+            })
+    }
+}
+
+/// The `aie`/`aiex` ops inside `function`, in pre-order.
+fn aie_ops_in(function: &Operation) -> Vec<MlirOperation> {
+    let mut found = Vec::new();
+    function.walk(WalkOrder::PreOrder, |op| {
+        if aie_ops::is_aie(&op_name(&op)) {
+            found.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    found
 }

@@ -135,18 +135,7 @@ pub(crate) fn from_validate(design: &Design, e: ValidateError) -> SimError {
 
 impl Wiring {
     pub fn new(design: &Design, info: &DesignInfo) -> Result<Wiring, SimError> {
-        for f in &design.fifos {
-            if f.ty.shape.len() > 4 {
-                return Err(invalid(
-                    design,
-                    format!(
-                        "object FIFO @{} has buffer type {}: the simulator handles ranks 1 to 4",
-                        f.name,
-                        f.ty.mlir()
-                    ),
-                ));
-            }
-        }
+        check_ranks(design)?;
         check_memory(design, info)?;
         let fifos = design
             .fifos
@@ -160,48 +149,6 @@ impl Wiring {
                 consumer_cursors: ends.consumer_cursors(),
             })
             .collect();
-        let workers = info
-            .workers
-            .iter()
-            .map(|w| {
-                let ports = w
-                    .ports
-                    .iter()
-                    .map(|&e| (PortRef::from(e), design.fifos[e.fifo].ty.clone()))
-                    .collect();
-                let local = w
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| ((design.fifos[e.fifo].name.clone(), e.port), i))
-                    .collect();
-                WorkerWiring {
-                    tile: w.tile,
-                    ports,
-                    local,
-                }
-            })
-            .collect();
-        let mut movers = Vec::new();
-        for link in &info.links {
-            for m in &link.moves {
-                let (src, dst) = (&design.fifos[m.src.fifo], &design.fifos[m.dst.fifo]);
-                movers.push(LinkMover {
-                    name: format!(
-                        "memtile {} link @{} -> @{}",
-                        tile_name(link.tile),
-                        src.name,
-                        dst.name
-                    ),
-                    src: m.src.into(),
-                    dst: m.dst.into(),
-                    src_offset: m.src_offset,
-                    dst_offset: m.dst_offset,
-                    len: m.len,
-                    elem_bytes: dst.ty.elem.bytes(),
-                });
-            }
-        }
         let dmas = info
             .shim_dmas
             .iter()
@@ -216,31 +163,102 @@ impl Wiring {
                 }
             })
             .collect();
-        let steps = design
-            .sequence
-            .ops
-            .iter()
-            .zip(&info.sequence)
-            .map(|(op, step)| match (op, *step) {
-                (
-                    SeqOp::Fill { arg, pattern, .. } | SeqOp::Drain { arg, pattern, .. },
-                    SeqStep::Transfer { dma, .. },
-                ) => Step::Transfer {
-                    dma,
-                    arg: *arg,
-                    pattern: pattern.clone(),
-                },
-                (_, SeqStep::Transfer { dma, .. } | SeqStep::Wait { dma }) => Step::Wait { dma },
-            })
-            .collect();
         Ok(Wiring {
             fifos,
-            workers,
-            movers,
+            workers: workers(design, info),
+            movers: link_movers(design, info),
             dmas,
-            steps,
+            steps: sequence_steps(design, info),
         })
     }
+}
+
+/// The buffer ranks the simulator addresses: 1 to 4.
+fn check_ranks(design: &Design) -> Result<(), SimError> {
+    for f in &design.fifos {
+        if f.ty.shape.len() > 4 {
+            return Err(invalid(
+                design,
+                format!(
+                    "object FIFO @{} has buffer type {}: the simulator handles ranks 1 to 4",
+                    f.name,
+                    f.ty.mlir()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every worker's FIFO ends with their buffer types, and the local number of each.
+fn workers(design: &Design, info: &DesignInfo) -> Vec<WorkerWiring> {
+    info.workers
+        .iter()
+        .map(|w| {
+            let ports = w
+                .ports
+                .iter()
+                .map(|&e| (PortRef::from(e), design.fifos[e.fifo].ty.clone()))
+                .collect();
+            let local = w
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ((design.fifos[e.fifo].name.clone(), e.port), i))
+                .collect();
+            WorkerWiring {
+                tile: w.tile,
+                ports,
+                local,
+            }
+        })
+        .collect()
+}
+
+/// One mover per memtile DMA channel of every link.
+fn link_movers(design: &Design, info: &DesignInfo) -> Vec<LinkMover> {
+    let mut movers = Vec::new();
+    for link in &info.links {
+        for m in &link.moves {
+            let (src, dst) = (&design.fifos[m.src.fifo], &design.fifos[m.dst.fifo]);
+            movers.push(LinkMover {
+                name: format!(
+                    "memtile {} link @{} -> @{}",
+                    tile_name(link.tile),
+                    src.name,
+                    dst.name
+                ),
+                src: m.src.into(),
+                dst: m.dst.into(),
+                src_offset: m.src_offset,
+                dst_offset: m.dst_offset,
+                len: m.len,
+                elem_bytes: dst.ty.elem.bytes(),
+            });
+        }
+    }
+    movers
+}
+
+/// The runtime sequence with each transfer's shim channel resolved.
+fn sequence_steps(design: &Design, info: &DesignInfo) -> Vec<Step> {
+    design
+        .sequence
+        .ops
+        .iter()
+        .zip(&info.sequence)
+        .map(|(op, step)| match (op, *step) {
+            (
+                SeqOp::Fill { arg, pattern, .. } | SeqOp::Drain { arg, pattern, .. },
+                SeqStep::Transfer { dma, .. },
+            ) => Step::Transfer {
+                dma,
+                arg: *arg,
+                pattern: pattern.clone(),
+            },
+            (_, SeqStep::Transfer { dma, .. } | SeqStep::Wait { dma }) => Step::Wait { dma },
+        })
+        .collect()
 }
 
 /// Every tile's data memory (FIFO and link buffers, stack, constant tables) against the

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{lookup, tile_name, ValidateError};
 use crate::design::info::{DesignInfo, FifoEnd, SeqStep, ShimDma};
-use crate::design::{Design, Port, SeqOp, TensorAccessPattern, TileId};
+use crate::design::{
+    Design, ObjectFifo, Port, RuntimeSequence, SeqOp, TensorAccessPattern, TileId,
+};
 
 /// Largest element index a pattern touches (relative to the buffer start).
 pub fn last_index(p: &TensorAccessPattern) -> usize {
@@ -47,58 +49,9 @@ pub(super) fn schedule(
         };
         let what = format!("aiex.npu.dma_memcpy_nd #{i} (metadata = @{fifo})");
         let (fi, f) = lookup(design, &info.fifo_index, &what, fifo)?;
+        let (tile, cursor) = shim_end(info, fi, f, port, &what)?;
+        check_host_transfer(seq, i, arg, pattern, f, &what)?;
         let bad = |message: String| Err(ValidateError::invalid(&what, message));
-        let shim_row = info.device.shim_row;
-        let (tile, cursor) = match port {
-            Port::Produce if f.producer.row != shim_row => {
-                return bad(format!(
-                    "fills @{fifo}, whose producer {} is not a shim tile",
-                    tile_name(f.producer)
-                ))
-            }
-            Port::Produce => (f.producer, 0),
-            Port::Consume => match f.consumers.iter().find(|c| c.row == shim_row) {
-                None => return bad(format!("drains @{fifo}, which no shim tile consumes")),
-                Some(&shim) => (shim, info.fifos[fi].consumer_cursor(shim, 0).unwrap_or(0)),
-            },
-        };
-        let Some(host) = seq.args.get(arg) else {
-            return bad(format!(
-                "host buffer %arg{arg} does not exist ({} arguments)",
-                seq.args.len()
-            ));
-        };
-        if host.ty.elem != f.ty.elem {
-            return bad(format!(
-                "host buffer {} and @{fifo} ({}) have different element types",
-                host.ty.mlir(),
-                f.ty.mlir()
-            ));
-        }
-        if pattern.sizes.contains(&0) {
-            return bad("an access-pattern size is 0".into());
-        }
-        let last = last_index(pattern);
-        if last >= host.ty.numel() {
-            return Err(ValidateError::OutOfBounds {
-                message: format!(
-                    "access pattern reaches element {last} of {} (%arg{arg} has {} elements)",
-                    host.ty.mlir(),
-                    host.ty.numel()
-                ),
-                op: what,
-                seq_op: i,
-                index: last,
-                len: host.ty.numel(),
-            });
-        }
-        if !pattern.len().is_multiple_of(f.ty.numel()) {
-            return bad(format!(
-                "moves {} elements, not a whole number of {}-element @{fifo} objects",
-                pattern.len(),
-                f.ty.numel()
-            ));
-        }
         let awaited = awaited_later(&seq.ops[i + 1..], fifo);
         if port == Port::Consume && !awaited {
             return bad(format!("drain of @{fifo} is never awaited (add a dma_wait before the sequence ends or reuses the FIFO)"));
@@ -129,6 +82,81 @@ pub(super) fn schedule(
         });
     }
     Ok((dmas, steps))
+}
+
+/// The shim tile and cursor of `f`'s end a fill (`Produce`) or drain (`Consume`) moves.
+fn shim_end(
+    info: &DesignInfo,
+    fi: usize,
+    f: &ObjectFifo,
+    port: Port,
+    what: &str,
+) -> Result<(TileId, usize), ValidateError> {
+    let bad = |message: String| Err(ValidateError::invalid(what, message));
+    let (fifo, shim_row) = (&f.name, info.device.shim_row);
+    match port {
+        Port::Produce if f.producer.row != shim_row => bad(format!(
+            "fills @{fifo}, whose producer {} is not a shim tile",
+            tile_name(f.producer)
+        )),
+        Port::Produce => Ok((f.producer, 0)),
+        Port::Consume => match f.consumers.iter().find(|c| c.row == shim_row) {
+            None => bad(format!("drains @{fifo}, which no shim tile consumes")),
+            Some(&shim) => Ok((shim, info.fifos[fi].consumer_cursor(shim, 0).unwrap_or(0))),
+        },
+    }
+}
+
+/// Sequence op `i` against its host buffer `%arg{arg}` and FIFO `f`: the same element type,
+/// a pattern inside the buffer, whole FIFO objects.
+fn check_host_transfer(
+    seq: &RuntimeSequence,
+    i: usize,
+    arg: usize,
+    pattern: &TensorAccessPattern,
+    f: &ObjectFifo,
+    what: &str,
+) -> Result<(), ValidateError> {
+    let bad = |message: String| Err(ValidateError::invalid(what, message));
+    let fifo = &f.name;
+    let Some(host) = seq.args.get(arg) else {
+        return bad(format!(
+            "host buffer %arg{arg} does not exist ({} arguments)",
+            seq.args.len()
+        ));
+    };
+    if host.ty.elem != f.ty.elem {
+        return bad(format!(
+            "host buffer {} and @{fifo} ({}) have different element types",
+            host.ty.mlir(),
+            f.ty.mlir()
+        ));
+    }
+    if pattern.sizes.contains(&0) {
+        return bad("an access-pattern size is 0".into());
+    }
+    let last = last_index(pattern);
+    if last >= host.ty.numel() {
+        return Err(ValidateError::OutOfBounds {
+            message: format!(
+                "access pattern reaches element {last} of {} (%arg{arg} has {} elements)",
+                host.ty.mlir(),
+                host.ty.numel()
+            ),
+            op: what.to_string(),
+            seq_op: i,
+            index: last,
+            len: host.ty.numel(),
+        });
+    }
+    if !pattern.len().is_multiple_of(f.ty.numel()) {
+        return bad(format!(
+            "moves {} elements, not a whole number of {}-element @{fifo} objects",
+            pattern.len(),
+            f.ty.numel()
+        ));
+    }
+    Ok(())
 }
 
 /// `dma_wait` on `fifo`: frees the BDs of its transfers in flight.
