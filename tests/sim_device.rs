@@ -6,7 +6,9 @@ use std::process::Command;
 
 use aiec::simdevice::SimBackend;
 use aiec_runtime::backend::cpu::CpuBackend;
-use aiec_runtime::backend::{Backend, Epilogue, LinearWeights, Precision};
+use aiec_runtime::backend::{
+    AttentionCall, Backend, Epilogue, KvSource, LinearWeights, NormWeights, Precision, Queries,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -81,8 +83,8 @@ fn linear_on_both(
     );
     let mut ys = vec![0.0; rows * n];
     let mut yc = vec![0.0; rows * n];
-    sim.linear(&*ws, &x, rows, epilogue, &mut ys);
-    cpu.linear(&*wc, &x, rows, epilogue, &mut yc);
+    sim.linear(&*ws, &x, epilogue, &mut ys);
+    cpu.linear(&*wc, &x, epilogue, &mut yc);
     LinearRun {
         sim,
         refs,
@@ -159,12 +161,8 @@ fn layernorm_matches_the_f64_reference_and_the_cpu_backend() {
     let beta = normal(&mut rng, cols, 0.5);
     let sim = SimBackend::new(Precision::Bf16).unwrap();
     let cpu = CpuBackend::new(Precision::F32);
-    let ns = sim
-        .prepare_layer_norm("ln", gamma.clone(), beta.clone())
-        .unwrap();
-    let nc = cpu
-        .prepare_layer_norm("ln", gamma.clone(), beta.clone())
-        .unwrap();
+    let ns = sim.prepare_layer_norm(norm_weights(&gamma, &beta)).unwrap();
+    let nc = cpu.prepare_layer_norm(norm_weights(&gamma, &beta)).unwrap();
     let mut ys = vec![0.0; rows * cols];
     let mut yc = vec![0.0; rows * cols];
     sim.layer_norm(&*ns, &x, &mut ys);
@@ -317,11 +315,30 @@ fn fused_rows(data: &[f32], width: usize, n_new: usize) -> aiec_runtime::backend
     }
 }
 
+/// An attention call of `heads` heads that keeps no weights.
+fn call<'a>(heads: usize, q: Queries<'a>, kv: KvSource<'a>) -> AttentionCall<'a> {
+    AttentionCall {
+        heads,
+        q,
+        kv,
+        keep_heads: &[],
+    }
+}
+
+/// A layer norm named `ln`.
+fn norm_weights(gamma: &[f32], beta: &[f32]) -> NormWeights {
+    NormWeights {
+        name: "ln".into(),
+        gamma: gamma.to_vec(),
+        beta: beta.to_vec(),
+    }
+}
+
 /// Attention of bf16 Q/K/V with f32 scores (the attention op's bound): every output is a
 /// convex combination of V rows, so `|o - ref| <= 2^-7 max|V|` against the cpu's f32.
 #[test]
 fn encoder_and_cross_attention_match_the_cpu_backend() {
-    use aiec_runtime::backend::{KvShape, KvSource, Queries};
+    use aiec_runtime::backend::KvShape;
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (heads, d, rows) = (4, 32, 20);
     let width = 3 * heads * d;
@@ -341,8 +358,8 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
         v_offset: 2 * heads * d,
     };
     let (mut os, mut oc) = (vec![0.0; rows * heads * d], vec![0.0; rows * heads * d]);
-    sim.attention(heads, q, inline, &mut os, &[]);
-    cpu.attention(heads, q, inline, &mut oc, &[]);
+    sim.attention(call(heads, q, inline), &mut os);
+    cpu.attention(call(heads, q, inline), &mut oc);
     let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= vmax / 128.0);
     assert!(
         close(&os, &oc),
@@ -365,8 +382,8 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
         len: rows,
     };
     let (mut os, mut oc) = (vec![0.0; 3 * heads * d], vec![0.0; 3 * heads * d]);
-    sim.attention(heads, q3, shared, &mut os, &[]);
-    cpu.attention(heads, q3, shared, &mut oc, &[]);
+    sim.attention(call(heads, q3, shared), &mut os);
+    cpu.attention(call(heads, q3, shared), &mut oc);
     assert!(
         close(&os, &oc),
         "cross attention differs beyond 2^-7 max|V|"
@@ -379,7 +396,7 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
 /// on the attention_decode design against the cpu's f32: `|o - ref| <= 2^-7 max|V|`.
 #[test]
 fn decoder_step_attention_matches_the_cpu_backend() {
-    use aiec_runtime::backend::{KvShape, KvSource, Queries};
+    use aiec_runtime::backend::KvShape;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (heads, d, beams, valid) = (4, 32, 2, 7);
     let width = 3 * heads * d;
@@ -411,8 +428,8 @@ fn decoder_step_attention_matches_the_cpu_backend() {
         layer: 1,
         past: valid - 1,
     };
-    sim.attention(heads, q, step(&*ss), &mut os, &[]);
-    cpu.attention(heads, q, step(&*sc), &mut oc, &[]);
+    sim.attention(call(heads, q, step(&*ss)), &mut os);
+    cpu.attention(call(heads, q, step(&*sc)), &mut oc);
     for (i, (s, c)) in os.iter().zip(&oc).enumerate() {
         assert!((s - c).abs() <= vmax / 128.0, "o[{i}]: sim {s} vs cpu {c}");
     }

@@ -115,30 +115,33 @@ fn render_txt(t: &Transcript) -> String {
 }
 
 fn render_srt(t: &Transcript) -> String {
-    let mut out = String::new();
-    for (i, s) in t.segments.iter().enumerate() {
-        let _ = write!(
-            out,
-            "{}\n{} --> {}\n{}\n\n",
-            i + 1,
-            timestamp(s.start, true, ','),
-            timestamp(s.end, true, ','),
-            cue_text(s)
-        );
-    }
-    out
+    render_cues(t, "", true, (true, ','))
 }
 
 /// WebVTT as whisper writes it: hours shown only when non-zero (`01:02.500`), which the
 /// WebVTT grammar allows.
 fn render_vtt(t: &Transcript) -> String {
-    let mut out = String::from("WEBVTT\n\n");
-    for s in &t.segments {
+    render_cues(t, "WEBVTT\n\n", false, (false, '.'))
+}
+
+/// Subtitle cues after `header`: each `start --> end`, its text and a blank line, with
+/// the cue number before it if `numbered`. `(always_hours, marker)` are [`timestamp`]'s.
+fn render_cues(
+    t: &Transcript,
+    header: &str,
+    numbered: bool,
+    (always_hours, marker): (bool, char),
+) -> String {
+    let mut out = String::from(header);
+    for (i, s) in t.segments.iter().enumerate() {
+        if numbered {
+            let _ = writeln!(out, "{}", i + 1);
+        }
         let _ = write!(
             out,
             "{} --> {}\n{}\n\n",
-            timestamp(s.start, false, '.'),
-            timestamp(s.end, false, '.'),
+            timestamp(s.start, always_hours, marker),
+            timestamp(s.end, always_hours, marker),
             cue_text(s)
         );
     }

@@ -20,15 +20,13 @@ use crate::ops::linear::layout::{activations_with_scales, quantize_row};
 use crate::ops::linear::LinearSpec;
 use crate::plan::tiling::{self, MatmulTiling};
 use crate::sim::HostData;
-use aiec_runtime::backend::{LinearWeights, PreparedLinear};
-use std::any::Any;
+use aiec_runtime::backend::{LinearShape, LinearWeights, PreparedLinear};
 use std::time::Duration;
 
 /// A dense layer packed for the linear design.
 pub struct SimLinear {
     pub name: String,
-    k: usize,
-    n: usize,
+    shape: LinearShape,
     n_padded: usize,
     has_bias: bool,
     precision: SimPrecision,
@@ -37,14 +35,8 @@ pub struct SimLinear {
 }
 
 impl PreparedLinear for SimLinear {
-    fn in_dim(&self) -> usize {
-        self.k
-    }
-    fn out_dim(&self) -> usize {
-        self.n
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn shape(&self) -> LinearShape {
+        self.shape
     }
 }
 
@@ -139,8 +131,7 @@ impl SimLinear {
                 })?;
         Ok(SimLinear {
             name: w.name,
-            k,
-            n,
+            shape: LinearShape { n, k },
             n_padded,
             has_bias: w.bias.is_some(),
             precision,
@@ -155,7 +146,7 @@ impl SimLinear {
         rows: usize,
         gelu: bool,
     ) -> Result<(Vec<f32>, Duration), SimDeviceError> {
-        let (k, n) = (self.k, self.n);
+        let LinearShape { n, k } = self.shape;
         let ep = epilogue(self.precision, self.has_bias, gelu);
         let key = format!("linear {} {rows}x{k}x{n} {ep}", dtype(self.precision));
         let p = self.precision;

@@ -57,8 +57,8 @@ use std::time::{Duration, Instant};
 use aiec_runtime::backend::cpu::kv::cpu_kv;
 use aiec_runtime::backend::cpu::{im2col, CpuBackend};
 use aiec_runtime::backend::{
-    Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource, LinearWeights,
-    OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
+    AttentionCall, Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource,
+    LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm,
 };
 use linear::SimLinear;
 use rowwise::SimNorm;
@@ -121,16 +121,17 @@ impl SimBackend {
         self.host.time(kind, f)
     }
 
+    /// A product on the `linear` design as the call of `kind` that started at `started`;
+    /// a residual `+=` runs on the host.
     fn linear_into(
         &self,
-        kind: OpKind,
+        (kind, started): (OpKind, Instant),
         w: &SimLinear,
         x: &[f32],
-        rows: usize,
         epi: Epilogue,
         out: &mut [f32],
     ) {
-        let started = Instant::now();
+        let rows = w.rows_of(x);
         let (y, device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
         if epi.accumulate {
             self.on_host(kind, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
@@ -184,14 +185,9 @@ impl Backend for SimBackend {
             })
     }
 
-    fn prepare_layer_norm(
-        &self,
-        name: &str,
-        gamma: Vec<f32>,
-        beta: Vec<f32>,
-    ) -> Result<Box<dyn PreparedNorm>, BackendError> {
-        aiec_runtime::backend::check_norm_shape(name, &gamma, &beta)?;
-        Ok(Box::new(SimNorm::new(name, gamma, beta)))
+    fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {
+        w.validate()?;
+        Ok(Box::new(SimNorm::new(w)))
     }
 
     fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
@@ -206,31 +202,17 @@ impl Backend for SimBackend {
         let started = Instant::now();
         let w = sim_linear(w);
         let cols = self.on_host(OpKind::Conv, || im2col(input, w.in_dim() / 3));
-        let rows = input.frames.div_ceil(input.stride);
-        let (y, device) = w.run(&cols, rows, epi.gelu).unwrap_or_else(|e| fail(e));
-        if epi.accumulate {
-            self.on_host(OpKind::Conv, || {
-                out.iter_mut().zip(&y).for_each(|(o, v)| *o += v)
-            });
-        } else {
-            out[..y.len()].copy_from_slice(&y);
-        }
-        self.record(OpKind::Conv, started, device);
+        self.linear_into((OpKind::Conv, started), w, &cols, epi, out)
     }
 
-    fn linear(
-        &self,
-        w: &dyn PreparedLinear,
-        x: &[f32],
-        rows: usize,
-        epi: Epilogue,
-        out: &mut [f32],
-    ) {
-        self.linear_into(OpKind::Linear, sim_linear(w), x, rows, epi, out)
+    fn linear(&self, w: &dyn PreparedLinear, x: &[f32], epi: Epilogue, out: &mut [f32]) {
+        let call = (OpKind::Linear, Instant::now());
+        self.linear_into(call, sim_linear(w), x, epi, out)
     }
 
-    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], rows: usize, out: &mut [f32]) {
-        self.linear_into(OpKind::Logits, sim_linear(w), x, rows, Epilogue::NONE, out)
+    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], out: &mut [f32]) {
+        let call = (OpKind::Logits, Instant::now());
+        self.linear_into(call, sim_linear(w), x, Epilogue::NONE, out)
     }
 
     fn layer_norm(&self, norm: &dyn PreparedNorm, x: &[f32], out: &mut [f32]) {
@@ -278,15 +260,14 @@ impl Backend for SimBackend {
         self.record(OpKind::KvReorder, started, Duration::ZERO);
     }
 
-    fn attention(
-        &self,
-        heads: usize,
-        q: Queries,
-        kv: KvSource,
-        out: &mut [f32],
-        keep_heads: &[usize],
-    ) -> Vec<Vec<f32>> {
+    fn attention(&self, call: AttentionCall, out: &mut [f32]) -> Vec<Vec<f32>> {
         let started = Instant::now();
+        let AttentionCall {
+            heads,
+            q,
+            kv,
+            keep_heads,
+        } = call;
         let d = match kv {
             KvSource::Causal { cache, .. } | KvSource::Shared { cache, .. } => {
                 cache.shape().head_dim
@@ -326,9 +307,7 @@ impl Backend for SimBackend {
             return Vec::new();
         }
         let Some(kv_rows) = on_device else {
-            let w = self.on_host(OpKind::Attention, || {
-                self.cpu.attention(heads, q, kv, out, keep_heads)
-            });
+            let w = self.on_host(OpKind::Attention, || self.cpu.attention(call, out));
             self.record(OpKind::Attention, started, Duration::ZERO);
             return w;
         };

@@ -1,14 +1,13 @@
 //! Layer norm and GELU on the row-wise designs (bf16 in and out, f32 inside), one spec per row
 //! count from the plan's row-wise tiling search ([`crate::plan::tiling::rowwise_candidates`]).
 
-use std::any::Any;
 use std::time::Duration;
 
 use super::kernels::{self, narrow};
 use super::linear::npu1;
 use super::SimDeviceError;
 use crate::plan::tiling;
-use aiec_runtime::backend::PreparedNorm;
+use aiec_runtime::backend::{NormWeights, PreparedNorm};
 
 /// Whisper's layernorm epsilon.
 const EPSILON: f64 = 1e-5;
@@ -24,18 +23,15 @@ impl PreparedNorm for SimNorm {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SimNorm {
-    pub fn new(name: &str, gamma: Vec<f32>, beta: Vec<f32>) -> Self {
-        let dim = gamma.len();
-        let mut params = gamma;
-        params.extend(beta);
+    pub fn new(w: NormWeights) -> Self {
+        let dim = w.gamma.len();
+        let mut params = w.gamma;
+        params.extend(w.beta);
         SimNorm {
-            name: name.to_string(),
+            name: w.name,
             params,
             dim,
         }

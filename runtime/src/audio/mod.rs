@@ -18,9 +18,9 @@ use std::io::{self, Cursor, Read};
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -135,7 +135,52 @@ struct Decoded {
 }
 
 fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Decoded, AudioError> {
-    let err_name = || name.to_string();
+    let mut format = open_container(bytes, hint_ext, name)?;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| AudioError::NoAudioTrack {
+            name: name.to_string(),
+        })?;
+    let track_id = track.id;
+    let track_rate = track.codec_params.sample_rate;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| AudioError::Unsupported {
+            name: name.to_string(),
+            detail: e.to_string(),
+        })?;
+    let packets = decode_packets(&mut *format, &mut *decoder, track_id, name)?;
+    let (samples, skipped) = (packets.samples, packets.skipped);
+    // Damaged packets and nothing audible around them: the decoder was fed garbage.
+    if skipped > 0 && samples.iter().all(|&s| s == 0.0) {
+        return Err(AudioError::Corrupt {
+            name: name.to_string(),
+            decoded_samples: samples.len(),
+            detail: format!("{skipped} undecodable packets and no other sound"),
+        });
+    }
+    let rate = match packets.rate.or(track_rate) {
+        Some(0) | None if samples.is_empty() => 0,
+        Some(0) | None => {
+            return Err(AudioError::BadSampleRate {
+                name: name.to_string(),
+                rate: 0,
+            })
+        }
+        Some(r) => r,
+    };
+    Ok(Decoded { samples, rate })
+}
+
+/// Probes the container of `bytes` (gapless: mp3/aac encoder delay and padding trimmed, as
+/// ffmpeg, and so faster-whisper, does).
+fn open_container(
+    bytes: Vec<u8>,
+    hint_ext: Option<&str>,
+    name: &str,
+) -> Result<Box<dyn FormatReader>, AudioError> {
     let container = sniff_container(&bytes);
     let source = MediaSourceStream::new(
         Box::new(Cursor::new(bytes)),
@@ -145,7 +190,6 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
     if let Some(ext) = hint_ext {
         hint.with_extension(ext);
     }
-    // Gapless: trim mp3/aac encoder delay and padding, as ffmpeg (and so faster-whisper) does.
     let format_options = FormatOptions {
         enable_gapless: true,
         ..FormatOptions::default()
@@ -153,7 +197,7 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
     let probed = symphonia::default::get_probe()
         .format(&hint, source, &format_options, &MetadataOptions::default())
         .map_err(|e| AudioError::NotAudio {
-            name: err_name(),
+            name: name.to_string(),
             // The probe scans to the end for a marker; failing that says only "nothing
             // matched", so the file's own magic bytes tell a damaged file from a non-audio one.
             reason: match container {
@@ -161,24 +205,38 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
                 None => "no known container format recognised".to_string(),
             },
         })?;
-    let mut format = probed.format;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| AudioError::NoAudioTrack { name: err_name() })?;
-    let track_id = track.id;
-    let mut rate = track.codec_params.sample_rate;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| AudioError::Unsupported {
-            name: err_name(),
-            detail: e.to_string(),
-        })?;
+    Ok(probed.format)
+}
 
-    let mut samples: Vec<f32> = Vec::new();
+/// What the packets of a track decoded to.
+struct Packets {
+    /// Mono samples.
+    samples: Vec<f32>,
+    /// The rate of the last decoded buffer (none if nothing decoded).
+    rate: Option<u32>,
+    /// Packets skipped as malformed or undecodable.
+    skipped: usize,
+}
+
+/// Decodes every packet of track `track_id` and mixes it down to mono; skips up to
+/// [`MAX_SKIPPED_PACKETS`] damaged packets.
+fn decode_packets(
+    format: &mut dyn FormatReader,
+    decoder: &mut dyn Decoder,
+    track_id: u32,
+    name: &str,
+) -> Result<Packets, AudioError> {
+    let mut out = Packets {
+        samples: Vec::new(),
+        rate: None,
+        skipped: 0,
+    };
+    let corrupt = |out: &Packets, e: SymphoniaError| AudioError::Corrupt {
+        name: name.to_string(),
+        decoded_samples: out.samples.len(),
+        detail: e.to_string(),
+    };
     let mut interleaved: Option<SampleBuffer<f32>> = None;
-    let mut skipped = 0usize;
     loop {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
@@ -187,18 +245,12 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
             // A chained stream (e.g. a new ogg logical stream) would need a new decoder;
             // Whisper inputs are one stream, so the first one is the audio.
             Err(SymphoniaError::ResetRequired) => break,
-            Err(SymphoniaError::DecodeError(detail)) if skipped < MAX_SKIPPED_PACKETS => {
-                skipped += 1;
+            Err(SymphoniaError::DecodeError(detail)) if out.skipped < MAX_SKIPPED_PACKETS => {
+                out.skipped += 1;
                 tracing::warn!("{name}: skipping malformed packet: {detail}");
                 continue;
             }
-            Err(e) => {
-                return Err(AudioError::Corrupt {
-                    name: err_name(),
-                    decoded_samples: samples.len(),
-                    detail: e.to_string(),
-                })
-            }
+            Err(e) => return Err(corrupt(&out, e)),
         };
         if packet.track_id() != track_id {
             continue;
@@ -208,53 +260,29 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
             // A damaged packet surfaces as malformed data or as a feature the decoder does
             // not know (garbage bits read as e.g. AAC prediction); either way skip it.
             Err(SymphoniaError::DecodeError(detail) | SymphoniaError::Unsupported(detail))
-                if skipped < MAX_SKIPPED_PACKETS =>
+                if out.skipped < MAX_SKIPPED_PACKETS =>
             {
-                skipped += 1;
+                out.skipped += 1;
                 tracing::warn!("{name}: skipping undecodable packet: {detail}");
                 continue;
             }
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => {
-                return Err(AudioError::Corrupt {
-                    name: err_name(),
-                    decoded_samples: samples.len(),
-                    detail: e.to_string(),
-                })
-            }
+            Err(e) => return Err(corrupt(&out, e)),
         };
         let spec = *audio.spec();
         let channels = spec.channels.count();
         if audio.frames() == 0 || channels == 0 {
             continue;
         }
-        rate = Some(spec.rate);
+        out.rate = Some(spec.rate);
         let buffer = match &mut interleaved {
             Some(b) if b.capacity() >= audio.capacity() * channels => b,
             slot => slot.insert(SampleBuffer::new(audio.capacity() as u64, spec)),
         };
         buffer.copy_interleaved_ref(audio);
-        downmix_into(buffer.samples(), channels, &mut samples);
+        downmix_into(buffer.samples(), channels, &mut out.samples);
     }
-    // Damaged packets and nothing audible around them: the decoder was fed garbage.
-    if skipped > 0 && samples.iter().all(|&s| s == 0.0) {
-        return Err(AudioError::Corrupt {
-            name: err_name(),
-            decoded_samples: samples.len(),
-            detail: format!("{skipped} undecodable packets and no other sound"),
-        });
-    }
-    let rate = match rate {
-        Some(0) | None if samples.is_empty() => 0,
-        Some(0) | None => {
-            return Err(AudioError::BadSampleRate {
-                name: err_name(),
-                rate: 0,
-            })
-        }
-        Some(r) => r,
-    };
-    Ok(Decoded { samples, rate })
+    Ok(out)
 }
 
 /// The container a file's leading magic bytes announce, if any.

@@ -3,8 +3,8 @@
 //! beam bookkeeping, logit filters and sampling, timestamp rules and text.
 //!
 //! Weights are handed over once at load ([`Backend::prepare_linear`],
-//! [`Backend::prepare_layer_norm`]) and come back as opaque handles, so each backend can
-//! quantise, pack or upload them its own way. Keys and values live in backend-owned
+//! [`Backend::prepare_layer_norm`]) and come back as opaque handles ([`AsAny`] gets a
+//! backend its own type back), so each backend can quantise, pack or upload them its own way. Keys and values live in backend-owned
 //! [`KvCache`]s: the decoder's self-attention cache persists across steps (the valid length
 //! is passed with every call), and a window's cross-attention K/V are written once.
 //!
@@ -83,32 +83,76 @@ impl LinearWeights {
     }
 }
 
-/// Checks a layer norm's `gamma` and `beta`: equal, non-zero lengths.
-pub fn check_norm_shape(name: &str, gamma: &[f32], beta: &[f32]) -> Result<(), BackendError> {
-    if gamma.is_empty() || gamma.len() != beta.len() {
-        return Err(BackendError::NormShape {
-            name: name.to_string(),
-            gamma: gamma.len(),
-            beta: beta.len(),
-        });
+/// A layer norm's weights as the model stores them: `gamma` and `beta`, one value per column.
+pub struct NormWeights {
+    pub name: String,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl NormWeights {
+    /// Checks that `gamma` and `beta` have equal, non-zero lengths.
+    pub fn validate(&self) -> Result<(), BackendError> {
+        if self.gamma.is_empty() || self.gamma.len() != self.beta.len() {
+            return Err(BackendError::NormShape {
+                name: self.name.clone(),
+                gamma: self.gamma.len(),
+                beta: self.beta.len(),
+            });
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Lets a backend get the concrete type back from a handle it made (every `'static` type has
+/// it, so the handle traits need no `as_any` of their own).
+pub trait AsAny: Any {
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The widths of a dense layer: `k` inputs, `n` outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub n: usize,
+    pub k: usize,
 }
 
 /// A backend's own form of a dense layer (packed, quantised, on the device...).
-pub trait PreparedLinear: Send + Sync {
+pub trait PreparedLinear: AsAny + Send + Sync {
+    fn shape(&self) -> LinearShape;
     /// Input width `k`.
-    fn in_dim(&self) -> usize;
+    fn in_dim(&self) -> usize {
+        self.shape().k
+    }
     /// Output width `n`.
-    fn out_dim(&self) -> usize;
-    /// For the backend that made it, to get its concrete type back.
-    fn as_any(&self) -> &dyn Any;
+    fn out_dim(&self) -> usize {
+        self.shape().n
+    }
+    /// The number of rows of `x` (`[rows, k]`).
+    fn rows_of(&self, x: &[f32]) -> usize {
+        let k = self.in_dim();
+        debug_assert_eq!(
+            x.len() % k,
+            0,
+            "input is not a whole number of {k}-wide rows"
+        );
+        x.len() / k
+    }
 }
 
 /// A backend's own form of a layer norm's `gamma` and `beta`.
-pub trait PreparedNorm: Send + Sync {
+pub trait PreparedNorm: AsAny + Send + Sync {
     fn dim(&self) -> usize;
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// What happens to a product `x Wᵀ + b` before it is stored.
@@ -165,10 +209,8 @@ pub struct KvShape {
 }
 
 /// Backend-owned keys and values (device buffers that persist across calls).
-pub trait KvCache: Send + Sync {
+pub trait KvCache: AsAny + Send + Sync {
     fn shape(&self) -> KvShape;
-    fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// Rows holding new keys and values: row `r` of `data` starts at `r * stride`; its key is at
@@ -222,6 +264,16 @@ pub enum KvSource<'a> {
     },
 }
 
+/// One attention call: `heads` heads of the query rows `q` over the keys and values of `kv`;
+/// the softmax weights of the heads in `keep_heads` come back.
+#[derive(Clone, Copy)]
+pub struct AttentionCall<'a> {
+    pub heads: usize,
+    pub q: Queries<'a>,
+    pub kv: KvSource<'a>,
+    pub keep_heads: &'a [usize],
+}
+
 /// The tensor ops of the Whisper forward. Every call is counted in [`Backend::stats`].
 pub trait Backend: Send + Sync {
     /// Short name for messages (`cpu-f32`, `sim`, ...).
@@ -231,12 +283,7 @@ pub trait Backend: Send + Sync {
     fn prepare_linear(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError>;
 
     /// Takes a layer norm's `gamma` and `beta` once, at load.
-    fn prepare_layer_norm(
-        &self,
-        name: &str,
-        gamma: Vec<f32>,
-        beta: Vec<f32>,
-    ) -> Result<Box<dyn PreparedNorm>, BackendError>;
+    fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError>;
 
     /// log10 mel power of `n_frames` frames: frame `f` is the `N_FFT` samples of `signal`
     /// from `f * HOP` (the caller pads). Writes `out[f * n_mels + m]`. The file-wide
@@ -248,18 +295,11 @@ pub trait Backend: Send + Sync {
     /// `[ceil(frames / stride), c_out]` through `epi`.
     fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]);
 
-    /// `out[rows, n] (=|+=) epi(x[rows, k] · Wᵀ + b)`.
-    fn linear(
-        &self,
-        w: &dyn PreparedLinear,
-        x: &[f32],
-        rows: usize,
-        epi: Epilogue,
-        out: &mut [f32],
-    );
+    /// `out[rows, n] (=|+=) epi(x[rows, k] · Wᵀ + b)`; `rows` is `x.len() / k`.
+    fn linear(&self, w: &dyn PreparedLinear, x: &[f32], epi: Epilogue, out: &mut [f32]);
 
-    /// The vocabulary projection of final-norm rows: `out[rows, n_vocab] = x · Wᵀ`.
-    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], rows: usize, out: &mut [f32]);
+    /// The vocabulary projection of final-norm rows: `out[rows, n_vocab] = x[rows, d] · Wᵀ`.
+    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], out: &mut [f32]);
 
     /// Layer norm (epsilon 1e-5) of each `dim`-wide row of `x` into `out`.
     fn layer_norm(&self, norm: &dyn PreparedNorm, x: &[f32], out: &mut [f32]);
@@ -281,16 +321,10 @@ pub trait Backend: Send + Sync {
     /// shrink the batch). Only the first `len` positions are valid.
     fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize);
 
-    /// Scaled dot-product attention of `heads` heads: writes `out[rows, heads × head_dim]`
-    /// and returns, for each head in `keep_heads`, its `[rows, len]` softmax weights.
-    fn attention(
-        &self,
-        heads: usize,
-        q: Queries,
-        kv: KvSource,
-        out: &mut [f32],
-        keep_heads: &[usize],
-    ) -> Vec<Vec<f32>>;
+    /// Scaled dot-product attention of `call.heads` heads: writes
+    /// `out[rows, heads × head_dim]` and returns, for each head in `call.keep_heads`, its
+    /// `[rows, len]` softmax weights.
+    fn attention(&self, call: AttentionCall, out: &mut [f32]) -> Vec<Vec<f32>>;
 
     /// Launches and time per op kind since the backend was made (or last reset).
     fn stats(&self) -> &OpStats;

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::logits::LogitRules;
 use crate::whisper::ops::{log_softmax, softmax_in_place};
-use crate::whisper::{CrossKv, Decoder};
+use crate::whisper::{CrossKv, Decoder, DecoderState};
 
 /// The chosen hypothesis of one window.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ fn pick_best(mut hyps: Vec<Hyp>, length_penalty: f64) -> Hyp {
 fn beam_search(
     decoder: &Decoder,
     cross: &CrossKv,
-    mut state: crate::whisper::DecoderState,
+    mut state: DecoderState,
     first_logits: Vec<f32>,
     p: &SearchParams,
     beam: usize,
@@ -177,12 +177,7 @@ fn beam_search(
             .iter()
             .map(|h| vec![*h.tokens.last().unwrap()])
             .collect();
-        let out = decoder.forward(&mut state, &feed, cross, &[]);
-        let all = decoder.logits(&out.hidden);
-        logits_rows = all
-            .chunks_exact(decoder.n_vocab)
-            .map(|r| r.to_vec())
-            .collect();
+        logits_rows = step_logits(decoder, &mut state, &feed, cross);
         live = next;
     }
     if finished.is_empty() {
@@ -195,7 +190,7 @@ fn beam_search(
 fn sample(
     decoder: &Decoder,
     cross: &CrossKv,
-    mut state: crate::whisper::DecoderState,
+    mut state: DecoderState,
     first_logits: Vec<f32>,
     p: &SearchParams,
     n: usize,
@@ -235,14 +230,25 @@ fn sample(
         if done.iter().all(|&d| d) {
             break;
         }
-        let out = decoder.forward(&mut state, &feed, cross, &[]);
-        let all = decoder.logits(&out.hidden);
-        logits_rows = all
-            .chunks_exact(decoder.n_vocab)
-            .map(|r| r.to_vec())
-            .collect();
+        logits_rows = step_logits(decoder, &mut state, &feed, cross);
     }
     pick_best(hyps, p.length_penalty)
+}
+
+/// One decoder step of every sequence (`feed[i]` its new tokens): the logits, a row per
+/// sequence.
+fn step_logits(
+    decoder: &Decoder,
+    state: &mut DecoderState,
+    feed: &[Vec<u32>],
+    cross: &CrossKv,
+) -> Vec<Vec<f32>> {
+    let out = decoder.forward(state, feed, cross, &[]);
+    decoder
+        .logits(&out.hidden)
+        .chunks_exact(decoder.n_vocab)
+        .map(|r| r.to_vec())
+        .collect()
 }
 
 fn sample_token(logits: &[f32], temperature: f64, rng: &mut impl Rng) -> u32 {

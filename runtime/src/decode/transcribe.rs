@@ -57,47 +57,21 @@ pub fn transcribe(
     let sp = &ctx.specials;
     let content_frames = mel.n_frames.saturating_sub(1);
     let duration = content_frames as f64 / FRAMES_PER_SECOND;
-    let model = ctx.model;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
-
-    // Language: given, English for English-only models, else detected on the first window.
-    let mut first_window: Option<CrossKv> = None;
-    let (language, language_probability) = match (&opts.language, ctx.multilingual()) {
-        (_, false) => ("en".to_string(), 1.0),
-        (Some(code), true) => (code.clone(), 1.0),
-        (None, true) => {
-            let size = content_frames.min(N_FRAMES);
-            let cross = encode_window(model, mel, 0, size);
-            let probs = ctx.detect_language(&cross)?;
-            first_window = Some(cross);
-            probs[0].clone()
-        }
-    };
-    let task_token = match opts.task {
-        Task::Transcribe => sp.transcribe,
-        Task::Translate => sp.translate,
-    };
-    let mut sot_sequence = vec![sp.sot];
-    if ctx.multilingual() {
-        let lang_token = ctx
-            .tokenizer
-            .language_token(&language)
-            .ok_or_else(|| DecodeError::UnknownLanguage(language.clone()))?;
-        sot_sequence.push(lang_token);
-        sot_sequence.push(task_token);
-    }
-
+    let (language, language_probability, mut first_window) =
+        choose_language(ctx, mel, opts, content_frames)?;
+    let sot_sequence = sot_sequence(ctx, &language, opts.task)?;
     let suppress = ctx.suppress_list(opts);
-    let suppress_begin: Vec<u32> = if ctx.config.suppress_ids_begin.is_empty() {
-        ctx.tokenizer
-            .encode(" ")
-            .into_iter()
-            .chain([sp.eot])
-            .collect()
-    } else {
-        ctx.config.suppress_ids_begin.clone()
-    };
+    let suppress_begin = suppress_at_begin(ctx);
     let max_initial_timestamp_index = (opts.max_initial_timestamp / TIME_PRECISION).round() as u32;
+    let rules = || LogitRules {
+        specials: sp,
+        suppress: &suppress,
+        suppress_begin: &suppress_begin,
+        suppress_blank: opts.suppress_blank,
+        timestamps: !opts.without_timestamps,
+        max_initial_timestamp_index: Some(max_initial_timestamp_index),
+    };
 
     let mut all_tokens: Vec<u32> = Vec::new();
     if let Some(p) = &opts.initial_prompt {
@@ -117,45 +91,15 @@ pub fn transcribe(
         let segment_duration = segment_size as f64 / FRAMES_PER_SECOND;
         let cross = match first_window.take() {
             Some(c) if seek == 0 => c,
-            _ => encode_window(model, mel, seek, segment_size),
+            _ => encode_window(ctx.model, mel, seek, segment_size),
         };
-
         let previous = &all_tokens[prompt_reset_since..];
-        let mut prompt = Vec::new();
-        if !previous.is_empty() {
-            prompt.push(sp.sot_prev);
-            let keep = MAX_LENGTH / 2 - 1;
-            prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
-        }
-        let sot_index = prompt.len();
-        prompt.extend_from_slice(&sot_sequence);
-        if opts.without_timestamps {
-            prompt.push(sp.no_timestamps);
-        }
-
-        let rules = || LogitRules {
-            specials: sp,
-            suppress: &suppress,
-            suppress_begin: &suppress_begin,
-            suppress_blank: opts.suppress_blank,
-            timestamps: !opts.without_timestamps,
-            max_initial_timestamp_index: Some(max_initial_timestamp_index),
-        };
+        let (prompt, sot_index) = window_prompt(sp, previous, &sot_sequence, opts);
         let decoded = decode_with_fallback(ctx, &cross, &prompt, sot_index, opts, &rules, &mut rng);
-
-        if let Some(threshold) = opts.no_speech_threshold {
-            let mut skip = decoded.result.no_speech_prob > threshold;
-            if opts
-                .log_prob_threshold
-                .is_some_and(|lp| decoded.avg_logprob > lp)
-            {
-                skip = false;
-            }
-            if skip {
-                seek += segment_size;
-                report(&mut progress, seek.min(content_frames), content_frames);
-                continue;
-            }
+        if is_silence(&decoded, opts) {
+            seek += segment_size;
+            report(&mut progress, seek.min(content_frames), content_frames);
+            continue;
         }
 
         let previous_seek = seek;
@@ -169,7 +113,6 @@ pub fn transcribe(
             seek,
         );
         seek = next_seek;
-
         if opts.word_timestamps {
             add_word_timestamps(
                 ctx,
@@ -181,26 +124,12 @@ pub fn transcribe(
                 &mut last_speech_timestamp,
             );
         }
-
         for piece in pieces {
-            let text = ctx.tokenizer.decode(&piece.tokens);
-            if piece.start == piece.end || text.trim().is_empty() {
-                continue;
+            if let Some(segment) = segment(ctx, piece, previous_seek, segments.len() + 1, &decoded)
+            {
+                all_tokens.extend(&segment.tokens);
+                segments.push(segment);
             }
-            all_tokens.extend(&piece.tokens);
-            segments.push(Segment {
-                id: segments.len() + 1,
-                seek: previous_seek,
-                start: round3(piece.start),
-                end: round3(piece.end),
-                text,
-                tokens: piece.tokens,
-                temperature: decoded.temperature,
-                avg_logprob: decoded.avg_logprob,
-                compression_ratio: decoded.compression_ratio,
-                no_speech_prob: decoded.result.no_speech_prob,
-                words: piece.words,
-            });
         }
         if !opts.condition_on_previous_text
             || decoded.temperature > opts.prompt_reset_on_temperature
@@ -214,6 +143,119 @@ pub fn transcribe(
         language_probability,
         duration,
         segments,
+    })
+}
+
+/// The language and its probability: given, English for English-only models, else detected
+/// on the first window (whose cross-attention K/V come back for its decoding).
+fn choose_language(
+    ctx: &Context,
+    mel: &LogMel,
+    opts: &DecodeOptions,
+    content_frames: usize,
+) -> Result<(String, f64, Option<CrossKv>), DecodeError> {
+    Ok(match (&opts.language, ctx.multilingual()) {
+        (_, false) => ("en".to_string(), 1.0, None),
+        (Some(code), true) => (code.clone(), 1.0, None),
+        (None, true) => {
+            let size = content_frames.min(N_FRAMES);
+            let cross = encode_window(ctx.model, mel, 0, size);
+            let (language, probability) = ctx.detect_language(&cross)?[0].clone();
+            (language, probability, Some(cross))
+        }
+    })
+}
+
+/// Start of transcript, then (multilingual models) the language and task tokens.
+fn sot_sequence(ctx: &Context, language: &str, task: Task) -> Result<Vec<u32>, DecodeError> {
+    let sp = &ctx.specials;
+    let mut sot_sequence = vec![sp.sot];
+    if ctx.multilingual() {
+        let lang_token = ctx
+            .tokenizer
+            .language_token(language)
+            .ok_or_else(|| DecodeError::UnknownLanguage(language.to_string()))?;
+        sot_sequence.push(lang_token);
+        sot_sequence.push(match task {
+            Task::Transcribe => sp.transcribe,
+            Task::Translate => sp.translate,
+        });
+    }
+    Ok(sot_sequence)
+}
+
+/// Tokens suppressed at the first sampled position: the model's list, else a blank and
+/// end-of-text.
+fn suppress_at_begin(ctx: &Context) -> Vec<u32> {
+    if ctx.config.suppress_ids_begin.is_empty() {
+        ctx.tokenizer
+            .encode(" ")
+            .into_iter()
+            .chain([ctx.specials.eot])
+            .collect()
+    } else {
+        ctx.config.suppress_ids_begin.clone()
+    }
+}
+
+/// A window's prompt: the previous text (its last half context) after `sot_prev`, the start
+/// sequence, and `no_timestamps` if asked; and the index of the start of transcript in it.
+fn window_prompt(
+    sp: &Specials,
+    previous: &[u32],
+    sot_sequence: &[u32],
+    opts: &DecodeOptions,
+) -> (Vec<u32>, usize) {
+    let mut prompt = Vec::new();
+    if !previous.is_empty() {
+        prompt.push(sp.sot_prev);
+        let keep = MAX_LENGTH / 2 - 1;
+        prompt.extend_from_slice(&previous[previous.len().saturating_sub(keep)..]);
+    }
+    let sot_index = prompt.len();
+    prompt.extend_from_slice(sot_sequence);
+    if opts.without_timestamps {
+        prompt.push(sp.no_timestamps);
+    }
+    (prompt, sot_index)
+}
+
+/// Whether a window is skipped as silence: no-speech probability above the threshold, unless
+/// the decoding is confident enough.
+fn is_silence(decoded: &Decoded, opts: &DecodeOptions) -> bool {
+    let Some(threshold) = opts.no_speech_threshold else {
+        return false;
+    };
+    decoded.result.no_speech_prob > threshold
+        && !opts
+            .log_prob_threshold
+            .is_some_and(|lp| decoded.avg_logprob > lp)
+}
+
+/// A piece of a window decoded from `seek` as the segment `id`; none for an empty piece.
+fn segment(
+    ctx: &Context,
+    piece: Piece,
+    seek: usize,
+    id: usize,
+    decoded: &Decoded,
+) -> Option<Segment> {
+    let text = ctx.tokenizer.decode(&piece.tokens);
+    if piece.start == piece.end || text.trim().is_empty() {
+        return None;
+    }
+    Some(Segment {
+        id,
+        seek,
+        start: round3(piece.start),
+        end: round3(piece.end),
+        text,
+        tokens: piece.tokens,
+        temperature: decoded.temperature,
+        avg_logprob: decoded.avg_logprob,
+        compression_ratio: decoded.compression_ratio,
+        no_speech_prob: decoded.result.no_speech_prob,
+        words: piece.words,
     })
 }
 

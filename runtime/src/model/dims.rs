@@ -99,54 +99,54 @@ impl WhisperDims {
         let d = self.d_model;
         let mut t: Vec<(String, Vec<usize>)> = Vec::new();
         let mut add = |name: String, shape: &[usize]| t.push((name, shape.to_vec()));
-        let norm = |add: &mut dyn FnMut(String, &[usize]), prefix: &str| {
-            add(format!("{prefix}/gamma"), &[d]);
-            add(format!("{prefix}/beta"), &[d]);
-        };
-        let linear =
-            |add: &mut dyn FnMut(String, &[usize]), prefix: &str, out: usize, inp: usize| {
-                add(format!("{prefix}/weight"), &[out, inp]);
-                add(format!("{prefix}/bias"), &[out]);
+        // A pre-norm sub-layer `{prefix}`: its layer norm, then `linear_{i}` of the
+        // `[out, in]` shapes in order.
+        let sub_layer =
+            |add: &mut dyn FnMut(String, &[usize]), prefix: &str, linears: &[(usize, usize)]| {
+                add(format!("{prefix}/layer_norm/gamma"), &[d]);
+                add(format!("{prefix}/layer_norm/beta"), &[d]);
+                for (i, &(out, inp)) in linears.iter().enumerate() {
+                    add(format!("{prefix}/linear_{i}/weight"), &[out, inp]);
+                    add(format!("{prefix}/linear_{i}/bias"), &[out]);
+                }
             };
+        // An encoder or decoder stack `{name}`: positions, `n_layers` layers of the
+        // `(name, linears)` sub-layers, the final layer norm.
+        let stack = |add: &mut dyn FnMut(String, &[usize]),
+                     (name, n_ctx, n_layers): (&str, usize, usize),
+                     sub_layers: &[(&str, &[(usize, usize)])]| {
+            add(format!("{name}/position_encodings/encodings"), &[n_ctx, d]);
+            for i in 0..n_layers {
+                for (sub, linears) in sub_layers {
+                    sub_layer(&mut *add, &format!("{name}/layer_{i}/{sub}"), linears);
+                }
+            }
+            add(format!("{name}/layer_norm/gamma"), &[d]);
+            add(format!("{name}/layer_norm/beta"), &[d]);
+        };
+        let self_attention: &[(usize, usize)] = &[(3 * d, d), (d, d)];
+        let cross_attention: &[(usize, usize)] = &[(d, d), (2 * d, d), (d, d)];
+        let ffn: &[(usize, usize)] = &[(self.ffn_dim, d), (d, self.ffn_dim)];
 
         add("encoder/conv1/weight".into(), &[d, self.n_mels, 3]);
         add("encoder/conv1/bias".into(), &[d]);
         add("encoder/conv2/weight".into(), &[d, d, 3]);
         add("encoder/conv2/bias".into(), &[d]);
-        add(
-            "encoder/position_encodings/encodings".into(),
-            &[self.n_audio_ctx, d],
+        stack(
+            &mut add,
+            ("encoder", self.n_audio_ctx, self.n_layers_enc),
+            &[("self_attention", self_attention), ("ffn", ffn)],
         );
-        for i in 0..self.n_layers_enc {
-            let p = format!("encoder/layer_{i}");
-            norm(&mut add, &format!("{p}/self_attention/layer_norm"));
-            linear(&mut add, &format!("{p}/self_attention/linear_0"), 3 * d, d);
-            linear(&mut add, &format!("{p}/self_attention/linear_1"), d, d);
-            norm(&mut add, &format!("{p}/ffn/layer_norm"));
-            linear(&mut add, &format!("{p}/ffn/linear_0"), self.ffn_dim, d);
-            linear(&mut add, &format!("{p}/ffn/linear_1"), d, self.ffn_dim);
-        }
-        norm(&mut add, "encoder/layer_norm");
-
         add("decoder/embeddings/weight".into(), &[self.n_vocab, d]);
-        add(
-            "decoder/position_encodings/encodings".into(),
-            &[self.n_text_ctx, d],
+        stack(
+            &mut add,
+            ("decoder", self.n_text_ctx, self.n_layers_dec),
+            &[
+                ("self_attention", self_attention),
+                ("attention", cross_attention),
+                ("ffn", ffn),
+            ],
         );
-        for i in 0..self.n_layers_dec {
-            let p = format!("decoder/layer_{i}");
-            norm(&mut add, &format!("{p}/self_attention/layer_norm"));
-            linear(&mut add, &format!("{p}/self_attention/linear_0"), 3 * d, d);
-            linear(&mut add, &format!("{p}/self_attention/linear_1"), d, d);
-            norm(&mut add, &format!("{p}/attention/layer_norm"));
-            linear(&mut add, &format!("{p}/attention/linear_0"), d, d);
-            linear(&mut add, &format!("{p}/attention/linear_1"), 2 * d, d);
-            linear(&mut add, &format!("{p}/attention/linear_2"), d, d);
-            norm(&mut add, &format!("{p}/ffn/layer_norm"));
-            linear(&mut add, &format!("{p}/ffn/linear_0"), self.ffn_dim, d);
-            linear(&mut add, &format!("{p}/ffn/linear_1"), d, self.ffn_dim);
-        }
-        norm(&mut add, "decoder/layer_norm");
         add("decoder/projection/weight".into(), &[self.n_vocab, d]);
         t
     }

@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use super::layers::{Keys, Mlp, MultiHeadAttention};
+use super::layers::{
+    Block::{Cross, SelfAttention},
+    Keys, Mlp, MultiHeadAttention,
+};
 use super::weights::{layer_norm, linear, WeightSource};
 use crate::backend::{Backend, KvCache, KvShape, PreparedLinear, PreparedNorm};
 use crate::model::{ModelError, WhisperDims};
@@ -59,18 +62,8 @@ impl Decoder {
             .map(|i| {
                 let p = format!("decoder/layer_{i}");
                 Ok(DecoderLayer {
-                    self_attention: MultiHeadAttention::load_self(
-                        w,
-                        &format!("{p}/self_attention"),
-                        d,
-                        heads,
-                    )?,
-                    cross_attention: MultiHeadAttention::load_cross(
-                        w,
-                        &format!("{p}/attention"),
-                        d,
-                        heads,
-                    )?,
+                    self_attention: MultiHeadAttention::load(w, &p, SelfAttention, d, heads)?,
+                    cross_attention: MultiHeadAttention::load(w, &p, Cross, d, heads)?,
                     mlp: Mlp::load(w, &format!("{p}/ffn"), d, dims.ffn_dim)?,
                 })
             })
@@ -91,10 +84,7 @@ impl Decoder {
         Ok(Self {
             backend: w.backend.clone(),
             embeddings,
-            positions: w.f32(
-                "decoder/position_encodings/encodings",
-                &[dims.n_text_ctx, d],
-            )?,
+            positions: w.positions("decoder", dims.n_text_ctx, d)?,
             layers,
             final_norm: layer_norm(w, "decoder/layer_norm", d)?,
             projection,
@@ -145,7 +135,7 @@ impl Decoder {
         let rows = hidden_rows.len() / self.d_model;
         let mut out = vec![0.0f32; rows * self.n_vocab];
         self.backend
-            .logits(&*self.projection, hidden_rows, rows, &mut out);
+            .logits(&*self.projection, hidden_rows, &mut out);
         out
     }
 

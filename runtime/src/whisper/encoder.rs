@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::layers::{Keys, Mlp, MultiHeadAttention};
+use super::layers::{Block::SelfAttention, Keys, Mlp, MultiHeadAttention};
 use super::weights::{layer_norm, WeightSource};
 use crate::backend::{Backend, ConvInput, ConvLayout, Epilogue, PreparedLinear, PreparedNorm};
 use crate::model::{ModelError, WhisperDims};
@@ -40,12 +40,7 @@ impl Encoder {
             .map(|i| {
                 let p = format!("encoder/layer_{i}");
                 Ok(EncoderLayer {
-                    attention: MultiHeadAttention::load_self(
-                        w,
-                        &format!("{p}/self_attention"),
-                        d,
-                        dims.n_heads_enc,
-                    )?,
+                    attention: MultiHeadAttention::load(w, &p, SelfAttention, d, dims.n_heads_enc)?,
                     mlp: Mlp::load(w, &format!("{p}/ffn"), d, dims.ffn_dim)?,
                 })
             })
@@ -54,10 +49,7 @@ impl Encoder {
             backend: w.backend.clone(),
             conv1: conv("conv1", dims.n_mels)?,
             conv2: conv("conv2", d)?,
-            positions: w.f32(
-                "encoder/position_encodings/encodings",
-                &[dims.n_audio_ctx, d],
-            )?,
+            positions: w.positions("encoder", dims.n_audio_ctx, d)?,
             layers,
             final_norm: layer_norm(w, "encoder/layer_norm", d)?,
             d_model: d,

@@ -4,7 +4,8 @@
 //! result into the residual stream through the output product's epilogue.
 
 use crate::backend::{
-    Backend, Epilogue, KvCache, KvRows, KvSource, PreparedLinear, PreparedNorm, Queries,
+    AttentionCall, Backend, Epilogue, KvCache, KvRows, KvSource, PreparedLinear, PreparedNorm,
+    Queries,
 };
 use crate::model::ModelError;
 
@@ -30,6 +31,17 @@ pub enum Keys<'a> {
     },
 }
 
+/// The attention blocks of a CTranslate2 Whisper layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// `{layer}/self_attention`: `linear_0` is the fused q|k|v projection, `linear_1` the
+    /// output.
+    SelfAttention,
+    /// `{layer}/attention`: `linear_0` is q, `linear_1` the fused k|v projection of the
+    /// audio, `linear_2` the output.
+    Cross,
+}
+
 pub struct MultiHeadAttention {
     norm: Box<dyn PreparedNorm>,
     /// Self attention: the fused q|k|v projection `[3d]`; cross attention: q `[d]`.
@@ -42,35 +54,33 @@ pub struct MultiHeadAttention {
 }
 
 impl MultiHeadAttention {
-    /// CTranslate2's `{prefix}/layer_norm`, `linear_0` (q|k|v) and `linear_1` (out).
-    pub fn load_self(
+    /// `block` of the layer `layer` (e.g. `decoder/layer_3`): its `layer_norm` and
+    /// projections (see [`Block`]), `d` wide in `heads` heads.
+    pub fn load(
         w: &WeightSource,
-        prefix: &str,
+        layer: &str,
+        block: Block,
         d: usize,
         heads: usize,
     ) -> Result<Self, ModelError> {
+        let cross = block == Block::Cross;
+        let prefix = format!(
+            "{layer}/{}",
+            if cross { "attention" } else { "self_attention" }
+        );
+        let norm = layer_norm(w, &format!("{prefix}/layer_norm"), d)?;
+        let query_width = if cross { d } else { 3 * d };
+        let query = linear(w, &format!("{prefix}/linear_0"), query_width, d)?;
+        let cross_kv = match cross {
+            true => Some(linear(w, &format!("{prefix}/linear_1"), 2 * d, d)?),
+            false => None,
+        };
+        let out_name = if cross { "linear_2" } else { "linear_1" };
         Ok(Self {
-            norm: layer_norm(w, &format!("{prefix}/layer_norm"), d)?,
-            query: linear(w, &format!("{prefix}/linear_0"), 3 * d, d)?,
-            cross_kv: None,
-            out: linear(w, &format!("{prefix}/linear_1"), d, d)?,
-            heads,
-            d,
-        })
-    }
-
-    /// `{prefix}/layer_norm`, `linear_0` (q), `linear_1` (k|v of the audio), `linear_2`.
-    pub fn load_cross(
-        w: &WeightSource,
-        prefix: &str,
-        d: usize,
-        heads: usize,
-    ) -> Result<Self, ModelError> {
-        Ok(Self {
-            norm: layer_norm(w, &format!("{prefix}/layer_norm"), d)?,
-            query: linear(w, &format!("{prefix}/linear_0"), d, d)?,
-            cross_kv: Some(linear(w, &format!("{prefix}/linear_1"), 2 * d, d)?),
-            out: linear(w, &format!("{prefix}/linear_2"), d, d)?,
+            norm,
+            query,
+            cross_kv,
+            out: linear(w, &format!("{prefix}/{out_name}"), d, d)?,
             heads,
             d,
         })
@@ -92,7 +102,7 @@ impl MultiHeadAttention {
         let d = self.d;
         let t = audio.len() / d;
         let mut kv = vec![0.0f32; t * 2 * d];
-        be.linear(proj, audio, t, Epilogue::NONE, &mut kv);
+        be.linear(proj, audio, Epilogue::NONE, &mut kv);
         let rows = KvRows {
             data: &kv,
             stride: 2 * d,
@@ -118,7 +128,7 @@ impl MultiHeadAttention {
         be.layer_norm(&*self.norm, x, &mut hn);
         let width = self.query.out_dim();
         let mut q = vec![0.0f32; rows * width];
-        be.linear(&*self.query, &hn, rows, Epilogue::NONE, &mut q);
+        be.linear(&*self.query, &hn, Epilogue::NONE, &mut q);
         let (batch, kv) = match keys {
             Keys::Own => (
                 1,
@@ -154,8 +164,14 @@ impl MultiHeadAttention {
             per_batch: rows / batch,
         };
         let mut attn = vec![0.0f32; rows * d];
-        let weights = be.attention(self.heads, queries, kv, &mut attn, keep_heads);
-        be.linear(&*self.out, &attn, rows, Epilogue::RESIDUAL, x);
+        let call = AttentionCall {
+            heads: self.heads,
+            q: queries,
+            kv,
+            keep_heads,
+        };
+        let weights = be.attention(call, &mut attn);
+        be.linear(&*self.out, &attn, Epilogue::RESIDUAL, x);
         weights
     }
 }
@@ -181,7 +197,7 @@ impl Mlp {
         let mut hn = vec![0.0f32; x.len()];
         be.layer_norm(&*self.norm, x, &mut hn);
         let mut f = vec![0.0f32; rows * self.fc1.out_dim()];
-        be.linear(&*self.fc1, &hn, rows, Epilogue::GELU, &mut f);
-        be.linear(&*self.fc2, &f, rows, Epilogue::RESIDUAL, x);
+        be.linear(&*self.fc1, &hn, Epilogue::GELU, &mut f);
+        be.linear(&*self.fc2, &f, Epilogue::RESIDUAL, x);
     }
 }

@@ -62,7 +62,9 @@ pub fn linear_into(
     debug_assert_eq!(x.len(), m * k);
     debug_assert_eq!(y.len(), m * n);
     if m <= SKINNY_MAX_ROWS {
-        skinny::forward(x, m, weight, bias, n, k, y);
+        stream_columns(m, n, bias, y, |j, out| {
+            skinny::dot_rows(x, m, k, &weight[j * k..(j + 1) * k], out)
+        });
         return;
     }
     match bias {
@@ -104,21 +106,23 @@ pub fn linear_into(
 /// costs more than the arithmetic.
 const SKINNY_MAX_ROWS: usize = 8;
 
+pub use skinny::stream_columns;
+
 mod skinny {
     use rayon::prelude::*;
 
     /// Output columns per parallel task.
     const COLS_PER_TASK: usize = 256;
 
-    /// `y[m,n] = x[m,k] · W[n,k]ᵀ + b` streaming each weight row once for all `m` rows.
-    pub fn forward(
-        x: &[f32],
+    /// `y[m, n] = x[m, k] · W[n, k]ᵀ + b` streaming each weight row once for all `m` rows:
+    /// `column(j, out)` writes the `m` products with weight row `j` into `out`, then `bias[j]`
+    /// is added. The f32 and the bf16 weights share it.
+    pub fn stream_columns(
         m: usize,
-        w: &[f32],
-        bias: Option<&[f32]>,
         n: usize,
-        k: usize,
+        bias: Option<&[f32]>,
         y: &mut [f32],
+        column: impl Fn(usize, &mut [f32]) + Sync,
     ) {
         // Column-major scratch so each task owns a contiguous block of outputs. Weight rows
         // are read in order, one continuous stream the hardware prefetcher follows.
@@ -129,8 +133,7 @@ mod skinny {
                 let j0 = task * COLS_PER_TASK;
                 for (jj, out) in block.chunks_exact_mut(m).enumerate() {
                     let j = j0 + jj;
-                    let wr = &w[j * k..(j + 1) * k];
-                    dot_rows(x, m, k, wr, out);
+                    column(j, out);
                     if let Some(b) = bias {
                         out.iter_mut().for_each(|v| *v += b[j]);
                     }
@@ -144,7 +147,7 @@ mod skinny {
     }
 
     /// `out[i] = x_i · w` for the `m` rows of `x`.
-    fn dot_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
+    pub(super) fn dot_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2")

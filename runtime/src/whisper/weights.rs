@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, LinearWeights, PreparedLinear, PreparedNorm};
+use crate::backend::{Backend, LinearWeights, NormWeights, PreparedLinear, PreparedNorm};
 use crate::model::{ModelBin, ModelError};
 
 /// Where layer weights come from (the parsed `model.bin`) and who takes them.
@@ -15,6 +15,14 @@ pub struct WeightSource<'a> {
 impl WeightSource<'_> {
     pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         self.bin.weight_f32(name, shape)
+    }
+
+    /// The `[n_ctx, d]` position encodings of the `encoder` or `decoder` stack.
+    pub fn positions(&self, stack: &str, n_ctx: usize, d: usize) -> Result<Vec<f32>, ModelError> {
+        self.f32(
+            &format!("{stack}/position_encodings/encodings"),
+            &[n_ctx, d],
+        )
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -63,9 +71,9 @@ pub fn layer_norm(
     prefix: &str,
     d: usize,
 ) -> Result<Box<dyn PreparedNorm>, ModelError> {
-    Ok(w.backend.prepare_layer_norm(
-        prefix,
-        w.f32(&format!("{prefix}/gamma"), &[d])?,
-        w.f32(&format!("{prefix}/beta"), &[d])?,
-    )?)
+    Ok(w.backend.prepare_layer_norm(NormWeights {
+        name: prefix.to_string(),
+        gamma: w.f32(&format!("{prefix}/gamma"), &[d])?,
+        beta: w.f32(&format!("{prefix}/beta"), &[d])?,
+    })?)
 }

@@ -18,73 +18,53 @@ pub struct HeadKv<'a> {
     pub len: usize,
 }
 
-/// For each query row `i` (`q[i * q_stride..][..hd]`), attends over the first `visible(i)`
-/// positions (all `kv.len` when `visible` is `None`; a causal limit otherwise). Writes
-/// `out[i * out_stride..][..hd]`; returns the weights `[rows, kv.len]` if `keep`.
-#[allow(clippy::too_many_arguments)]
-pub fn attend_rows(
-    q: &[f32],
-    q_stride: usize,
-    rows: usize,
-    hd: usize,
-    kv: &HeadKv,
-    visible: Option<&dyn Fn(usize) -> usize>,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-    keep: bool,
-) -> Option<Vec<f32>> {
+/// A few query rows of one head: row `i` is `q[i * q_stride..][..hd]` and attends over the
+/// first `visible(i)` positions (all of them when `visible` is `None`; a causal limit
+/// otherwise), its scores scaled by `scale`. Output row `i` goes to
+/// `out[i * out_stride..][..hd]`; `keep` asks for the softmax weights.
+pub struct RowQueries<'a> {
+    pub q: &'a [f32],
+    pub q_stride: usize,
+    pub rows: usize,
+    pub hd: usize,
+    pub visible: Option<&'a dyn Fn(usize) -> usize>,
+    pub scale: f32,
+    pub out_stride: usize,
+    pub keep: bool,
+}
+
+/// Attends the rows of `rq` over `kv` into `out`; returns the weights `[rows, kv.len]` if
+/// `rq.keep`.
+pub fn attend_rows(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU features were just detected.
-            return unsafe {
-                attend_rows_avx2(
-                    q, q_stride, rows, hd, kv, visible, scale, out, out_stride, keep,
-                )
-            };
+            return unsafe { attend_rows_avx2(rq, kv, out) };
         }
     }
-    attend_rows_impl(
-        q, q_stride, rows, hd, kv, visible, scale, out, out_stride, keep,
-    )
+    attend_rows_impl(rq, kv, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn attend_rows_avx2(
-    q: &[f32],
-    q_stride: usize,
-    rows: usize,
-    hd: usize,
-    kv: &HeadKv,
-    visible: Option<&dyn Fn(usize) -> usize>,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-    keep: bool,
-) -> Option<Vec<f32>> {
-    attend_rows_impl(
-        q, q_stride, rows, hd, kv, visible, scale, out, out_stride, keep,
-    )
+unsafe fn attend_rows_avx2(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
+    attend_rows_impl(rq, kv, out)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attend_rows_impl(
-    q: &[f32],
-    q_stride: usize,
-    rows: usize,
-    hd: usize,
-    kv: &HeadKv,
-    visible: Option<&dyn Fn(usize) -> usize>,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-    keep: bool,
-) -> Option<Vec<f32>> {
+fn attend_rows_impl(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
+    let RowQueries {
+        q,
+        q_stride,
+        rows,
+        hd,
+        visible,
+        scale,
+        out_stride,
+        keep,
+    } = *rq;
     let (len, ks) = (kv.len, kv.kt_stride);
     assert!(hd > 0 && kv.kt.len() >= (hd - 1) * ks + len && kv.v.len() >= len * hd);
     let visible: Vec<usize> = (0..rows)
@@ -189,7 +169,17 @@ mod tests {
         let causal = |i: usize| 70 + i;
         for limit in [None, Some(&causal as &dyn Fn(usize) -> usize)] {
             let mut out = vec![0.0f32; rows * hd];
-            let w = attend_rows(&q, hd, rows, hd, &kv, limit, 0.125, &mut out, hd, true).unwrap();
+            let rq = RowQueries {
+                q: &q,
+                q_stride: hd,
+                rows,
+                hd,
+                visible: limit,
+                scale: 0.125,
+                out_stride: hd,
+                keep: true,
+            };
+            let w = attend_rows(&rq, &kv, &mut out).unwrap();
             for i in 0..rows {
                 let n = limit.map_or(len, |f| f(i));
                 let r = reference(&q[i * hd..(i + 1) * hd], &k, &v, hd, n, 0.125);

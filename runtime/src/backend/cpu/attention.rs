@@ -5,9 +5,9 @@
 
 use rayon::prelude::*;
 
-use super::attend::{attend_rows, HeadKv};
+use super::attend::{attend_rows, HeadKv, RowQueries};
 use super::kv::cpu_kv;
-use crate::backend::{KvSource, Queries};
+use crate::backend::{AttentionCall, KvSource, Queries};
 use crate::whisper::ops::{matmul_strided, softmax_in_place};
 
 /// Up to this many query rows, a head runs as direct per-row loops (decoder steps).
@@ -45,13 +45,13 @@ struct Task<'a> {
     causal_past: Option<usize>,
 }
 
-pub fn attend(
-    heads: usize,
-    q: Queries,
-    kv: KvSource,
-    out: &mut [f32],
-    keep_heads: &[usize],
-) -> Vec<Vec<f32>> {
+pub fn attend(call: AttentionCall, out: &mut [f32]) -> Vec<Vec<f32>> {
+    let AttentionCall {
+        heads,
+        q,
+        kv,
+        keep_heads,
+    } = call;
     let rows = q.rows();
     let d = out.len() / rows.max(1);
     let hd = d / heads;
@@ -148,10 +148,17 @@ fn attend_head(
             v: v.v,
             len,
         };
-        let limit = visible.as_ref().map(|f| f as &dyn Fn(usize) -> usize);
-        let w = attend_rows(
-            q, q_stride, rows, hd, &head, limit, scale, &mut out, hd, keep,
-        );
+        let rq = RowQueries {
+            q,
+            q_stride,
+            rows,
+            hd,
+            visible: visible.as_ref().map(|f| f as &dyn Fn(usize) -> usize),
+            scale,
+            out_stride: hd,
+            keep,
+        };
+        let w = attend_rows(&rq, &head, &mut out);
         return (out, w);
     }
     let mut scores = vec![0.0f32; rows * len];

@@ -9,8 +9,6 @@ use crate::whisper::ops;
 
 /// Up to this many rows a product streams the weights (as the f32 GEMV does).
 const STREAM_MAX_ROWS: usize = 8;
-/// Output columns per parallel task of the streaming product.
-const COLS_PER_TASK: usize = 256;
 
 pub struct Bf16Linear {
     /// `[n, k]` bf16 bit patterns.
@@ -42,24 +40,9 @@ impl Bf16Linear {
             ops::linear_into(x, rows, &wide, self.bias.as_deref(), n, k, y);
             return;
         }
-        // Column-major scratch so each task owns a contiguous block of outputs.
-        let mut yt = vec![0.0f32; n * rows];
-        yt.par_chunks_mut(COLS_PER_TASK * rows)
-            .enumerate()
-            .for_each(|(task, block)| {
-                for (jj, out) in block.chunks_exact_mut(rows).enumerate() {
-                    let j = task * COLS_PER_TASK + jj;
-                    dot_rows(x, rows, k, &self.w[j * k..(j + 1) * k], out);
-                    if let Some(b) = &self.bias {
-                        out.iter_mut().for_each(|v| *v += b[j]);
-                    }
-                }
-            });
-        for i in 0..rows {
-            for j in 0..n {
-                y[i * n + j] = yt[j * rows + i];
-            }
-        }
+        ops::stream_columns(rows, n, self.bias.as_deref(), y, |j, out| {
+            dot_rows(x, rows, k, &self.w[j * k..(j + 1) * k], out)
+        });
     }
 }
 

@@ -154,16 +154,20 @@ pub fn accumulate(kernel: Kernel, xq: &[i8], rows: usize, p: &PackedI8, acc: &mu
         p.blocks
     };
     let run = |(task, out): (usize, &mut [i32])| {
-        let blk0 = task * blocks_per_task;
-        let nblk = out.len() / per_block;
+        let t = Blocks {
+            p,
+            rows,
+            blk0: task * blocks_per_task,
+            nblk: out.len() / per_block,
+        };
         match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::Vnni` is only offered when the CPU has the features.
-            Kernel::Vnni => unsafe { vnni::blocks(&xu, rows, p, blk0, nblk, out) },
+            Kernel::Vnni => unsafe { vnni::blocks(&xu, t, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX2.
-            Kernel::Avx2 => unsafe { avx2::blocks(xq, rows, p, blk0, nblk, out) },
-            _ => scalar_blocks(xq, rows, p, blk0, nblk, out),
+            Kernel::Avx2 => unsafe { avx2::blocks(xq, t, out) },
+            _ => scalar_blocks(xq, t, out),
         }
     };
     let acc = &mut acc[..p.blocks * per_block];
@@ -176,7 +180,28 @@ pub fn accumulate(kernel: Kernel, xq: &[i8], rows: usize, p: &PackedI8, acc: &mu
     }
 }
 
-fn scalar_blocks(xq: &[i8], rows: usize, p: &PackedI8, blk0: usize, nblk: usize, out: &mut [i32]) {
+/// One task of [`accumulate`]: blocks `blk0 .. blk0 + nblk` of `p` against all `rows` rows
+/// of the activations (`[rows, k4]`), into `out` `[nblk, rows, 16]`.
+#[derive(Clone, Copy)]
+struct Blocks<'a> {
+    p: &'a PackedI8,
+    rows: usize,
+    blk0: usize,
+    nblk: usize,
+}
+
+impl<'a> Blocks<'a> {
+    /// `(p, rows, blk0, nblk)` after checking that activations of `x_len` bytes and an
+    /// output of `out_len` sums hold the task (the SIMD kernels index them unchecked).
+    fn checked(self, x_len: usize, out_len: usize) -> (&'a PackedI8, usize, usize, usize) {
+        let Blocks { p, rows, nblk, .. } = self;
+        assert!(x_len >= rows * p.k4 && out_len >= nblk * rows * BLOCK_COLS);
+        (p, rows, self.blk0, nblk)
+    }
+}
+
+fn scalar_blocks(xq: &[i8], t: Blocks, out: &mut [i32]) {
+    let (p, rows, blk0, nblk) = t.checked(xq.len(), out.len());
     let groups = p.k4 / 4;
     for b in 0..nblk {
         let w = &p.data[(blk0 + b) * p.k4 * BLOCK_COLS..][..p.k4 * BLOCK_COLS];
@@ -198,20 +223,30 @@ fn scalar_blocks(xq: &[i8], rows: usize, p: &PackedI8, blk0: usize, nblk: usize,
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{PackedI8, BLOCK_COLS, TILE_ROWS};
+    use super::{Blocks, PackedI8, BLOCK_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
+
+    /// `tile::<R, B>` for a run-time row count `R` (1 to [`TILE_ROWS`]): the accumulators of
+    /// a compile-time tile stay in registers.
+    macro_rules! tile_of_rows {
+        ($r:expr, $b:literal, $args:expr, $o:expr) => {
+            match $r {
+                8 => tile::<8, $b>($args, $o),
+                7 => tile::<7, $b>($args, $o),
+                6 => tile::<6, $b>($args, $o),
+                5 => tile::<5, $b>($args, $o),
+                4 => tile::<4, $b>($args, $o),
+                3 => tile::<3, $b>($args, $o),
+                2 => tile::<2, $b>($args, $o),
+                _ => tile::<1, $b>($args, $o),
+            }
+        };
+    }
 
     /// Blocks `blk0 .. blk0 + nblk` for all rows, two blocks at a time where possible.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn blocks(
-        xu: &[u8],
-        rows: usize,
-        p: &PackedI8,
-        blk0: usize,
-        nblk: usize,
-        out: &mut [i32],
-    ) {
-        assert!(xu.len() >= rows * p.k4 && out.len() >= nblk * rows * BLOCK_COLS);
+    pub unsafe fn blocks(xu: &[u8], t: Blocks, out: &mut [i32]) {
+        let (p, rows, blk0, nblk) = t.checked(xu.len(), out.len());
         for r0 in (0..rows).step_by(TILE_ROWS) {
             let r = TILE_ROWS.min(rows - r0);
             let mut b = 0;
@@ -220,23 +255,10 @@ mod vnni {
                 let args = (xu.as_ptr().add(r0 * p.k4), rows, p, blk0 + b);
                 let o = out.as_mut_ptr().add((b * rows + r0) * BLOCK_COLS);
                 // 8 rows × 2 blocks is 16 accumulators + 3 operands of the 32 zmm registers.
-                match (r, pair) {
-                    (8, true) => tile::<8, 2>(args, o),
-                    (7, true) => tile::<7, 2>(args, o),
-                    (6, true) => tile::<6, 2>(args, o),
-                    (5, true) => tile::<5, 2>(args, o),
-                    (4, true) => tile::<4, 2>(args, o),
-                    (3, true) => tile::<3, 2>(args, o),
-                    (2, true) => tile::<2, 2>(args, o),
-                    (_, true) => tile::<1, 2>(args, o),
-                    (8, false) => tile::<8, 1>(args, o),
-                    (7, false) => tile::<7, 1>(args, o),
-                    (6, false) => tile::<6, 1>(args, o),
-                    (5, false) => tile::<5, 1>(args, o),
-                    (4, false) => tile::<4, 1>(args, o),
-                    (3, false) => tile::<3, 1>(args, o),
-                    (2, false) => tile::<2, 1>(args, o),
-                    (_, false) => tile::<1, 1>(args, o),
+                if pair {
+                    tile_of_rows!(r, 2, args, o)
+                } else {
+                    tile_of_rows!(r, 1, args, o)
                 }
                 b += if pair { 2 } else { 1 };
             }
@@ -278,22 +300,15 @@ mod vnni {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{PackedI8, BLOCK_COLS};
+    use super::{Blocks, BLOCK_COLS};
     use std::arch::x86_64::*;
 
     /// One row and one block at a time: each 16-byte quarter of a group (4 columns × 4 k)
     /// is sign-extended to 16 bits and multiplied pairwise with the row's 4 values, leaving
     /// two partial sums per column that are added at the end.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn blocks(
-        xq: &[i8],
-        rows: usize,
-        p: &PackedI8,
-        blk0: usize,
-        nblk: usize,
-        out: &mut [i32],
-    ) {
-        assert!(xq.len() >= rows * p.k4 && out.len() >= nblk * rows * BLOCK_COLS);
+    pub unsafe fn blocks(xq: &[i8], t: Blocks, out: &mut [i32]) {
+        let (p, rows, blk0, nblk) = t.checked(xq.len(), out.len());
         let block_bytes = p.k4 * BLOCK_COLS;
         for b in 0..nblk {
             let w = p.data.as_ptr().add((blk0 + b) * block_bytes);

@@ -2,8 +2,6 @@
 //! keys transposed `[batch, heads, head_dim, capacity]`, values
 //! `[batch, heads, capacity, head_dim]` (see [`super::attend::HeadKv`]).
 
-use std::any::Any;
-
 use super::attend::HeadKv;
 use crate::backend::{KvCache, KvRows, KvShape};
 
@@ -18,12 +16,6 @@ pub struct CpuKv {
 impl KvCache for CpuKv {
     fn shape(&self) -> KvShape {
         self.shape
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 

