@@ -7,11 +7,13 @@
 //! core has 2 input channels, taken by A and B), and this layout lets a plain 4-D pattern
 //! move both; writing it here means no call re-lays activations out on the host.
 //!
-//! The rule (identical in the runtime's cpu int8 path, [`crate::ops::linear::layout::quantize_row`]):
-//! `scale = max|x| / 127` in f32 (an all-zero row: scale 1), `q = round(x / scale)` with the
-//! f32 quotient rounded half away from zero (`f32::round`), clamped to `[-127, 127]`. The
-//! kernel rounds without `math.round` (a libm call on the host, nothing on the core): `t =
-//! trunc(y)` by `fptosi`, then `t +- 1` when the exact remainder `y - t` reaches `+-0.5`.
+//! The rule is the runtime's ([`aiec_runtime::quant`], which the cpu int8 path and the sim
+//! backend's host-side quantiser call): `inv = 127 / max|x|` and `scale = max|x| / 127` in f32
+//! (an all-zero row: both 0), `q = x · inv` rounded to nearest, **ties to even**, clamped to
+//! `[-127, 127]`. One rule everywhere is what makes the sim and cpu int8 accumulators
+//! bit-identical. The kernel rounds without `math.roundeven` (a libm call on the host, not an
+//! AIE instruction): adding and subtracting `1.5 · 2^23` rounds an f32 of magnitude below
+//! `2^22` to an integer in the default rounding mode, ties to even, as IEEE addition does.
 
 use melior::ir::Value;
 
@@ -61,10 +63,11 @@ where
     let max = e.fold_n(cols, zero, |e, j, m| {
         e.maxf(m, e.unary("math.absf", value(e, j)?)?)
     })?;
+    let nonzero = e.cmpf(Cmp::Gt, max, zero)?;
     let scale = e.divf(max, e.f32(127.0)?)?;
-    let scale = e.select(e.cmpf(Cmp::Gt, max, zero)?, scale, e.f32(1.0)?)?;
+    let inv = e.select(nonzero, e.divf(e.f32(127.0)?, max)?, zero)?;
     e.for_n(cols, |e, j| {
-        let q = quantize(e, e.divf(value(e, j)?, scale)?)?;
+        let q = quantize(e, e.mulf(value(e, j)?, inv)?)?;
         e.store(narrow_i8(e, q)?, y, &[i, j])
     })?;
     let bits = e.cast("arith.bitcast", scale, e.int_type(32))?;
@@ -76,17 +79,16 @@ where
     Ok(())
 }
 
-/// `round(y)` half away from zero, clamped to [-127, 127], as i32.
+/// `1.5 · 2^23`: `(y + R) - R` is `y` rounded to an integer, ties to even, for `|y| < 2^22`.
+const ROUNDER: f64 = 12_582_912.0;
+
+/// `y` rounded to nearest (ties to even), clamped to [-127, 127], as i32.
 fn quantize<'c, 'x>(e: &Emit<'c, 'x>, y: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+    // Clamping first keeps |y| far below 2^22 (and is the same as clamping the rounded value,
+    // since +-127 are integers).
     let y = e.minf(e.maxf(y, e.f32(-127.0)?)?, e.f32(127.0)?)?;
-    let i32t = e.int_type(32);
-    let t = e.cast("arith.fptosi", y, i32t)?;
-    // Exact: |y| <= 127, so y - trunc(y) has no rounding.
-    let frac = e.subf(y, e.cast("arith.sitofp", t, e.f32_type())?)?;
-    let (zero, one, minus) = (e.int(32, 0)?, e.int(32, 1)?, e.int(32, -1)?);
-    let up = e.select(e.cmpf(Cmp::Lt, frac, e.f32(0.5)?)?, zero, one)?;
-    let down = e.select(e.cmpf(Cmp::Gt, frac, e.f32(-0.5)?)?, zero, minus)?;
-    e.addi(t, e.addi(up, down)?)
+    let rounded = e.subf(e.addf(y, e.f32(ROUNDER)?)?, e.f32(ROUNDER)?)?;
+    e.cast("arith.fptosi", rounded, e.int_type(32))
 }
 
 /// i32 -> i8 through `index` (mlir-aie's aievec conversion crashes on a scalar `trunci`; see
@@ -166,15 +168,17 @@ pub fn reference(x: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut want, mut allowed) = (Vec::new(), Vec::new());
     for row in x.chunks(cols) {
         let max = row.iter().fold(0f64, |m, v| m.max(v.abs()));
-        // max/127 rounded once to f32: what the f32 division gives.
-        let scale = if max > 0.0 {
-            (max / 127.0) as f32 as f64
+        // max/127 and 127/max rounded once to f32: what the f32 divisions give.
+        let (scale, inv) = if max > 0.0 {
+            ((max / 127.0) as f32 as f64, (127.0 / max) as f32 as f64)
         } else {
-            1.0
+            (0.0, 0.0)
         };
         for v in row {
-            let y = v / scale;
-            let q = y.round().clamp(-127.0, 127.0);
+            let y = v * inv;
+            let q = y.round_ties_even().clamp(-127.0, 127.0);
+            // The kernel's product is rounded to f32 first: near a half integer it may land on
+            // the other side.
             let near_tie = ((y.abs().fract()) - 0.5).abs() < y.abs().max(1.0) * 2f64.powi(-20);
             want.push(q);
             allowed.push(if near_tie { 1.0 } else { 0.0 });

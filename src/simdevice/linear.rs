@@ -51,7 +51,9 @@ fn dtype(p: SimPrecision) -> &'static str {
 fn epilogue(p: SimPrecision, bias: bool, gelu: bool) -> String {
     let acc = match p {
         SimPrecision::Bf16 => "acc",
-        SimPrecision::Int8 => "acc * sa[row] * sw[col]",
+        // The cpu int8 path's order ([`aiec_runtime::quant::dequantize`]), so that the two
+        // devices' outputs are bit-identical when their accumulators are.
+        SimPrecision::Int8 => "acc * (sa[row] * sw[col])",
     };
     let body = if bias {
         format!("{acc} + bias[col]")
@@ -165,7 +167,7 @@ impl SimLinear {
                 HostData::I8(activations_with_scales(&q.concat(), &scales, k))
             }
         };
-        let launch = kernel.launch(vec![a_host, self.packed.clone()])?;
+        let launch = kernel.launch_ref(&[&a_host, &self.packed])?;
         let c = &launch.outputs[0];
         let mut y = Vec::with_capacity(rows * n);
         for r in 0..rows {

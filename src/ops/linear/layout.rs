@@ -15,10 +15,10 @@
 //!   column block ends with its columns' vectors.
 //! - **C**: `[M, N]` of `out_dtype`.
 //!
-//! Quantisation (weights per output channel, activations per row; the runtime's cpu int8
-//! path uses the same rule): symmetric, `scale = max|x| / 127` computed in f32,
-//! `q = round(x / scale)` with `f32::round` (half away from zero) clamped to `[-127, 127]`;
-//! an all-zero row gets scale 1 and `q = 0`.
+//! Quantisation (weights per output channel, activations per row) is the runtime's one rule,
+//! [`aiec_runtime::quant::quantize_row`], shared with the cpu int8 path and the `quantize` op:
+//! symmetric, `scale = max|x| / 127` in f32, `q = x · (127 / max|x|)` rounded to nearest, ties
+//! to even, clamped to `[-127, 127]`; an all-zero row gets scale 0 and `q = 0`.
 
 use half::bf16;
 
@@ -45,15 +45,8 @@ pub enum LayoutError {
 
 /// Quantises one row by the symmetric rule of the module docs: `(q, scale)`.
 pub fn quantize_row(x: &[f32]) -> (Vec<i8>, f32) {
-    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 || !max.is_finite() {
-        return (vec![0; x.len()], 1.0);
-    }
-    let scale = max / 127.0;
-    let q = x
-        .iter()
-        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
-        .collect();
+    let mut q = vec![0i8; x.len()];
+    let scale = aiec_runtime::quant::quantize_row(x, &mut q);
     (q, scale)
 }
 
@@ -188,16 +181,16 @@ mod tests {
     use crate::spec::Dtype;
 
     #[test]
-    fn quantisation_rounds_half_away_and_handles_zero_rows() {
-        // max 127 -> scale 1: 2.5 -> 3, -2.5 -> -3, -0.5 -> -1.
-        let (q, s) = quantize_row(&[127.0, 2.5, -2.5, -0.5, 0.4]);
+    fn quantisation_rounds_ties_to_even_and_handles_zero_rows() {
+        // max 127 -> scale 1: 2.5 -> 2, -2.5 -> -2, -0.5 -> 0, 3.5 -> 4.
+        let (q, s) = quantize_row(&[127.0, 2.5, -2.5, -0.5, 0.4, 3.5]);
         assert_eq!(s, 1.0);
-        assert_eq!(q, vec![127, 3, -3, -1, 0]);
-        assert_eq!(quantize_row(&[0.0, 0.0]), (vec![0, 0], 1.0));
+        assert_eq!(q, vec![127, 2, -2, 0, 0, 4]);
+        assert_eq!(quantize_row(&[0.0, 0.0]), (vec![0, 0], 0.0));
         let (q, s) = quantize_row(&[-3.0, 1.0]);
         assert_eq!(s, 3.0 / 127.0);
         assert_eq!(q[0], -127);
-        assert_eq!(q[1], (1.0f32 / s).round() as i8);
+        assert_eq!(q[1], (1.0f32 * (127.0 / 3.0)).round_ties_even() as i8);
     }
 
     #[test]
@@ -210,15 +203,16 @@ mod tests {
         let HostData::I8(b) = &p.b else { panic!() };
         assert_eq!(b.len(), (3 + 8) * 2);
         let sw = p.weight_scales.unwrap();
-        assert_eq!(sw, vec![2.0 / 127.0, 1.0]);
-        // column 0: 1.2 / sw = 76.2 -> 76, -2 -> -127, 0.5 -> 31.75 -> 32; column 1 all zero.
+        assert_eq!(sw, vec![2.0 / 127.0, 0.0]);
+        // column 0: 1.2 · 127/2 = 76.2 -> 76, -2 -> -127, 0.5 -> 31.75 -> 32; column 1 all zero
+        // (scale 0).
         assert_eq!([b[0], b[2], b[4]], [76, -127, 32]);
         assert_eq!([b[1], b[3], b[5]], [0, 0, 0]);
         let word = |v: usize, j: usize| {
             let bytes: Vec<u8> = (0..4).map(|p| b[(3 + 4 * v + p) * 2 + j] as u8).collect();
             f32::from_le_bytes(bytes.try_into().unwrap())
         };
-        assert_eq!([word(0, 0), word(0, 1)], [sw[0], 1.0]);
+        assert_eq!([word(0, 0), word(0, 1)], [sw[0], 0.0]);
         assert_eq!([word(1, 0), word(1, 1)], bias);
         let missing = pack_weights(|_, _| 0.0, None, [3, 2], &ep, ElemType::I8);
         assert_eq!(missing.unwrap_err(), LayoutError::MissingBias);
