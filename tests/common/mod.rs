@@ -6,3 +6,4 @@ pub mod layout;
 pub mod process;
 pub mod rng;
 pub mod specs;
+pub mod wer;

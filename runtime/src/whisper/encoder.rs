@@ -30,12 +30,7 @@ pub struct Encoder {
 impl Encoder {
     pub fn load(w: &WeightSource, dims: &WhisperDims) -> Result<Self, ModelError> {
         let d = dims.d_model;
-        let conv = |name: &str, c_in: usize| -> Result<Box<dyn PreparedLinear>, ModelError> {
-            let prefix = format!("encoder/{name}");
-            let weight = w.f32(&format!("{prefix}/weight"), &[d, c_in, 3])?;
-            let bias = w.f32(&format!("{prefix}/bias"), &[d])?;
-            w.prepare(&prefix, weight, Some(bias), d, c_in * 3)
-        };
+        let conv = |name: &str, c_in: usize| w.prepare_conv(&format!("encoder/{name}"), c_in, d);
         let layers = (0..dims.n_layers_enc)
             .map(|i| {
                 let p = format!("encoder/layer_{i}");

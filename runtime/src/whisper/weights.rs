@@ -47,6 +47,25 @@ impl WeightSource<'_> {
             k,
         })?)
     }
+
+    /// A k = 3 convolution's `weight` `[c_out, c_in, 3]` and bias, prepared by the backend as
+    /// the im2col product `[c_out, 3 c_in]`.
+    pub fn prepare_conv(
+        &self,
+        prefix: &str,
+        c_in: usize,
+        c_out: usize,
+    ) -> Result<Box<dyn PreparedLinear>, ModelError> {
+        let weight = self.f32(&format!("{prefix}/weight"), &[c_out, c_in, 3])?;
+        let bias = self.f32(&format!("{prefix}/bias"), &[c_out])?;
+        Ok(self.backend.prepare_conv(LinearWeights {
+            name: prefix.to_string(),
+            weight,
+            bias: Some(bias),
+            n: c_out,
+            k: c_in * 3,
+        })?)
+    }
 }
 
 /// `prefix/weight [out, in]` and, if present, `prefix/bias [out]`.

@@ -1,7 +1,7 @@
 //! The `cpu` backend: the Whisper tensor ops on the host's cores.
 //!
 //! Matrix products (linear layers, the im2col'd convolutions, the logits) run in the chosen
-//! [`Precision`]:
+//! [`Precision`] (the convolutions in [`Precision::conv`]: bf16 under `Int8`):
 //! - `F32`: the `gemm` crate for many rows, a streaming GEMV for decoder steps
 //!   ([`crate::whisper::ops::Linear`]);
 //! - `Int8`: the NPU numerics of [`crate::quant`] with AVX-512 VNNI / AVX2 / scalar kernels
@@ -144,6 +144,27 @@ pub fn im2col(input: ConvInput, c_in: usize) -> Vec<f32> {
     cols
 }
 
+/// A dense layer's weights in `precision`.
+fn prepare(
+    w: LinearWeights,
+    precision: Precision,
+) -> Result<Box<dyn PreparedLinear>, BackendError> {
+    w.validate()?;
+    let (n, k) = (w.n, w.k);
+    let weights = match precision {
+        Precision::F32 => Weights::F32(Linear {
+            weight: w.weight,
+            bias: w.bias,
+            out_dim: n,
+            in_dim: k,
+        }),
+        Precision::Int8 => Weights::Int8(int8::PackedI8::new(&w.weight, w.bias, n, k)),
+        Precision::Bf16 => Weights::Bf16(bf16::Bf16Linear::new(&w.weight, w.bias, n, k)),
+    };
+    let shape = LinearShape { n, k };
+    Ok(Box::new(CpuLinear { weights, shape }))
+}
+
 impl Backend for CpuBackend {
     fn name(&self) -> String {
         let p = match self.precision {
@@ -155,20 +176,11 @@ impl Backend for CpuBackend {
     }
 
     fn prepare_linear(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
-        w.validate()?;
-        let (n, k) = (w.n, w.k);
-        let weights = match self.precision {
-            Precision::F32 => Weights::F32(Linear {
-                weight: w.weight,
-                bias: w.bias,
-                out_dim: n,
-                in_dim: k,
-            }),
-            Precision::Int8 => Weights::Int8(int8::PackedI8::new(&w.weight, w.bias, n, k)),
-            Precision::Bf16 => Weights::Bf16(bf16::Bf16Linear::new(&w.weight, w.bias, n, k)),
-        };
-        let shape = LinearShape { n, k };
-        Ok(Box::new(CpuLinear { weights, shape }))
+        prepare(w, self.precision)
+    }
+
+    fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        prepare(w, self.precision.conv())
     }
 
     fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {
