@@ -83,14 +83,33 @@ pub fn attend(
     kv: &[f32],
 ) -> Result<(Vec<f32>, Duration), SimDeviceError> {
     let (q_len, kv_len) = (q.len() / (heads * d), kv.len() / (heads * 2 * d));
-    let key = format!("attention {heads}x{q_len}x{kv_len}x{d}");
-    let kernel = kernels::first_that_builds(&key, || candidates(heads, q_len, kv_len, d))?;
-    let inputs = vec![
-        narrow(kernel.input_elems[0], q),
-        narrow(kernel.input_elems[1], kv),
-    ];
+    let q_rows = padded_q_len(heads, q_len, kv_len);
+    let key = format!("attention {heads}x{q_rows}x{kv_len}x{d}");
+    let kernel = kernels::first_that_builds(&key, || candidates(heads, q_rows, kv_len, d))?;
+    let q_host = if q_rows > q_len {
+        let mut padded = q.to_vec();
+        padded.resize(q_rows * heads * d, 0.0);
+        narrow(kernel.input_elems[0], &padded)
+    } else {
+        narrow(kernel.input_elems[0], q)
+    };
+    let inputs = vec![q_host, narrow(kernel.input_elems[1], kv)];
     let launch = kernel.launch(inputs)?;
-    Ok((launch.outputs[0].clone(), launch.device))
+    let mut o = launch.outputs[0].clone();
+    o.truncate(q_len * heads * d);
+    Ok((o, launch.device))
+}
+
+/// Query rows to run: `q_len`, or rounded up to whole 32-row tiles when `q_len` has no tiling
+/// (a prime length, e.g. 109 prompt rows of a long-form window, tiles only by 1 row, past the
+/// shim's repeat limit). Non-causal query rows are independent, so the zero rows added change
+/// no other row and are dropped.
+fn padded_q_len(heads: usize, q_len: usize, kv_len: usize) -> usize {
+    if tiling::attention_candidates(heads, q_len, kv_len, &npu1()).is_empty() {
+        tiling::round_up(q_len, 32)
+    } else {
+        q_len
+    }
 }
 
 /// Decoder-step causal self attention on the `attention_decode` design: one query row per
