@@ -298,7 +298,6 @@ fn norm_weights(gamma: &[f32], beta: &[f32]) -> NormWeights {
 /// convex combination of V rows, so `|o - ref| <= 2^-7 max|V|` against the cpu's f32.
 #[test]
 fn encoder_and_cross_attention_match_the_cpu_backend() {
-    use aiec_runtime::backend::KvShape;
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let (heads, d, rows) = (4, 32, 20);
     let width = 3 * heads * d;
@@ -326,24 +325,7 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
         "encoder attention differs beyond 2^-7 max|V|"
     );
     // Cross attention: 3 query rows over the 20 stored positions.
-    let shape = KvShape {
-        layers: 1,
-        batch: 1,
-        capacity: rows,
-        heads,
-        head_dim: d,
-    };
-    let mut store = sim.new_kv_cache(shape);
-    sim.kv_write(&mut *store, 0, 0, fused_rows(&data, heads * d, rows));
-    let q3 = Queries { per_batch: 3, ..q };
-    let shared = KvSource::Shared {
-        cache: &*store,
-        layer: 0,
-        len: rows,
-    };
-    let (mut os, mut oc) = (vec![0.0; 3 * heads * d], vec![0.0; 3 * heads * d]);
-    sim.attention(call(heads, q3, shared), &mut os);
-    cpu.attention(call(heads, q3, shared), &mut oc);
+    let (os, oc) = cross_attention_on_both(&sim, &cpu, &data, (heads, d), 3, rows);
     assert!(
         close(&os, &oc),
         "cross attention differs beyond 2^-7 max|V|"
@@ -357,14 +339,33 @@ fn encoder_and_cross_attention_match_the_cpu_backend() {
 /// whole tiles and matches the cpu's f32: `|o - ref| <= 2^-7 max|V|`.
 #[test]
 fn cross_attention_with_a_prime_query_count_matches_the_cpu_backend() {
-    use aiec_runtime::backend::KvShape;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (heads, d, rows, stored) = (4, 32, 67, 20);
-    let width = 3 * heads * d;
-    let data = normal(&mut rng, rows * width, 1.0);
+    let (heads, d, rows) = (4, 32, 67);
+    let data = normal(&mut rng, rows * 3 * heads * d, 1.0);
     let vmax = data.iter().fold(0f32, |m, v| m.max(v.abs()));
     let sim = SimBackend::new(Precision::Bf16).unwrap();
     let cpu = CpuBackend::new(Precision::F32);
+    let (os, oc) = cross_attention_on_both(&sim, &cpu, &data, (heads, d), rows, 20);
+    let worst = os
+        .iter()
+        .zip(&oc)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= vmax / 128.0, "differs by {worst} (max|V| {vmax})");
+}
+
+/// Cross attention of the first `q_rows` rows of `data` (fused Q/K/V rows, `3 heads d` wide)
+/// over the keys and values of its first `stored` rows, written once into the backend's
+/// store: the sim's and the cpu's outputs.
+fn cross_attention_on_both(
+    sim: &SimBackend,
+    cpu: &CpuBackend,
+    data: &[f32],
+    (heads, d): (usize, usize),
+    q_rows: usize,
+    stored: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    use aiec_runtime::backend::KvShape;
     let shape = KvShape {
         layers: 1,
         batch: 1,
@@ -373,28 +374,23 @@ fn cross_attention_with_a_prime_query_count_matches_the_cpu_backend() {
         head_dim: d,
     };
     let mut store = sim.new_kv_cache(shape);
-    sim.kv_write(&mut *store, 0, 0, fused_rows(&data, heads * d, stored));
+    sim.kv_write(&mut *store, 0, 0, fused_rows(data, heads * d, stored));
     let q = Queries {
-        data: &data,
-        stride: width,
+        data,
+        stride: 3 * heads * d,
         offset: 0,
         batch: 1,
-        per_batch: rows,
+        per_batch: q_rows,
     };
     let shared = KvSource::Shared {
         cache: &*store,
         layer: 0,
         len: stored,
     };
-    let (mut os, mut oc) = (vec![0.0; rows * heads * d], vec![0.0; rows * heads * d]);
+    let (mut os, mut oc) = (vec![0.0; q_rows * heads * d], vec![0.0; q_rows * heads * d]);
     sim.attention(call(heads, q, shared), &mut os);
     cpu.attention(call(heads, q, shared), &mut oc);
-    let worst = os
-        .iter()
-        .zip(&oc)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    assert!(worst <= vmax / 128.0, "differs by {worst} (max|V| {vmax})");
+    (os, oc)
 }
 
 /// A decoder step (one query per sequence, 7 valid positions of a 20-row cache, 2 beams)
