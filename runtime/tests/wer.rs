@@ -224,8 +224,8 @@ fn dev_set_int8_greedy_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Int8, 1);
 }
 
+/// Measured 2026-12-02: int8 10.00% vs f32 10.50% (about 7 minutes here, both runs).
 #[test]
-#[ignore = "a further dev-set run (minutes); CI keeps its 40 minutes by running it from bench/wer_precisions.sh"]
 fn dev_set_int8_beam5_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Int8, 5);
 }
