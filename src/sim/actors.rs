@@ -115,20 +115,16 @@ impl<'a> HostAccess<'a> {
     /// Moves the first `n` elements of `row` between the host and `slot` (which starts at the
     /// row's first element).
     fn copy(&mut self, to_fifo: bool, row: pattern::Row, n: usize, elem: usize, slot: &mut [u8]) {
-        let contiguous = row.stride == 1;
+        let spans = spans(row, n, elem);
         match (self, to_fifo) {
-            (HostAccess::Read(host), true) => gather(host, row, n, elem, slot, contiguous),
-            (HostAccess::Write(host), true) => gather(host, row, n, elem, slot, contiguous),
+            (HostAccess::Read(host), true) => {
+                spans.for_each(|(h, s)| slot[s].copy_from_slice(&host[h]))
+            }
+            (HostAccess::Write(host), true) => {
+                spans.for_each(|(h, s)| slot[s].copy_from_slice(&host[h]))
+            }
             (HostAccess::Write(host), false) => {
-                if contiguous {
-                    let h = row.start * elem;
-                    host[h..h + n * elem].copy_from_slice(&slot[..n * elem]);
-                } else {
-                    for j in 0..n {
-                        let h = (row.start + j * row.stride) * elem;
-                        host[h..h + elem].copy_from_slice(&slot[j * elem..(j + 1) * elem]);
-                    }
-                }
+                spans.for_each(|(h, s)| host[h].copy_from_slice(&slot[s]))
             }
             // The runner makes every drained argument a written buffer.
             (HostAccess::Read(_), false) => unreachable!("a drain into a read-only host buffer"),
@@ -136,24 +132,23 @@ impl<'a> HostAccess<'a> {
     }
 }
 
-/// Host -> FIFO slot for the first `n` elements of `row`.
-fn gather(
-    host: &[u8],
+/// The byte ranges (host, slot) the first `n` elements of `row` occupy: one span for a
+/// contiguous row, else one per element.
+fn spans(
     row: pattern::Row,
     n: usize,
     elem: usize,
-    slot: &mut [u8],
-    contiguous: bool,
-) {
-    if contiguous {
-        let h = row.start * elem;
-        slot[..n * elem].copy_from_slice(&host[h..h + n * elem]);
+) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let (count, width) = if row.stride == 1 {
+        (1, n * elem)
     } else {
-        for j in 0..n {
-            let h = (row.start + j * row.stride) * elem;
-            slot[j * elem..(j + 1) * elem].copy_from_slice(&host[h..h + elem]);
-        }
-    }
+        (n, elem)
+    };
+    (0..count).map(move |j| {
+        let h = (row.start + j * row.stride) * elem;
+        let s = j * width;
+        (h..h + width, s..s + width)
+    })
 }
 
 /// The runtime sequence: queue transfers, honour `dma_wait`, then wait for every transfer and
