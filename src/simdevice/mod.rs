@@ -16,14 +16,14 @@
 //! | layer_norm | sim | `layernorm` (bf16) |
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
 //! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
-//! | attention, cross (`Shared`) | sim | `attention`, `token_major`, q rows = beams x new tokens |
-//! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` (length buckets 64, 128, 256, n_ctx; runtime length) |
-//! | attention, decoder prompt (`Causal`, several queries per sequence) | host (f32) | needs the causal `attention` with a position offset |
-//! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
+//! | attention, cross (`Shared`) | sim | `attention`, `head_major` over the store's buffer, q rows = beams x new tokens |
+//! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` over the store's buffer (length buckets 64, 128, 256, n_ctx; runtime length) |
+//! | attention, decoder prompt (`Causal` from position 0) | sim | causal `attention`, `head_major`, the (sequence, head) pairs as heads |
+//! | attention, several queries after position 0; `keep_heads` (word timestamps) | host (f32) | the first never occurs in our decoding (the prompt goes in one call); the design returns no weights |
 //! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
 //! | add (positions) | host | none (no binary element-wise design) |
 //! | log_mel | host | see below |
-//! | kv_write, kv_reorder | host | data movement into the backend-owned cache buffers |
+//! | kv_write, kv_reorder | host | data movement into the backend's store ([`kv::SimKv`]: device buffers in the attention designs' layout, persistent across steps) |
 //!
 //! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
 //! every launch there is a piece of a tensor op the simulator did not run. The main table's
@@ -33,10 +33,6 @@
 //! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
 //! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
 //!   im2col rows and the `linear` design multiplies them;
-//! - the key/value store is the cpu backend's (`kt` transposed, `v` separate); every
-//!   decoder step and cross attention gathers the live rows into the design's KV buffer
-//!   (`[beams, heads, n_ctx, 2d]`, `[len, heads, 2d]`). Owning a store in the design's
-//!   layout (kv_write/kv_reorder become copies into it) removes that gather.
 //!
 //! Weights stay where they were packed: a launch borrows them
 //! ([`crate::sim::Prepared::run_ref`]), so the 26 MB int8 logits matrix is not copied per
@@ -53,17 +49,18 @@
 
 pub mod attention;
 pub mod kernels;
+pub mod kv;
 pub mod linear;
 pub mod rowwise;
 
 use std::time::{Duration, Instant};
 
-use aiec_runtime::backend::cpu::kv::cpu_kv;
 use aiec_runtime::backend::cpu::{im2col, CpuBackend};
 use aiec_runtime::backend::{
     AttentionCall, Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource,
     LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm,
 };
+use kv::{sim_kv, sim_kv_mut, SimKv};
 use linear::SimLinear;
 use rowwise::SimNorm;
 
@@ -146,6 +143,30 @@ impl SimBackend {
     }
 }
 
+/// An attention call the designs do not serve (weights kept for word timestamps, or several
+/// queries per sequence after position 0), in f32 on the host over a copy of the store.
+fn host_attention(cpu: &CpuBackend, call: AttentionCall, out: &mut [f32]) -> Vec<Vec<f32>> {
+    let (cache, layer, len) = match call.kv {
+        KvSource::Inline { .. } => return cpu.attention(call, out),
+        KvSource::Causal { cache, layer, past } => (cache, layer, past + call.q.per_batch),
+        KvSource::Shared { cache, layer, len } => (cache, layer, len),
+    };
+    let copy = sim_kv(cache).to_cpu(layer, len);
+    let kv = match call.kv {
+        KvSource::Causal { past, .. } => KvSource::Causal {
+            cache: &copy,
+            layer: 0,
+            past,
+        },
+        _ => KvSource::Shared {
+            cache: &copy,
+            layer: 0,
+            len,
+        },
+    };
+    cpu.attention(AttentionCall { kv, ..call }, out)
+}
+
 fn fail(e: SimDeviceError) -> ! {
     panic!("sim backend: {e}")
 }
@@ -199,6 +220,11 @@ impl Backend for SimBackend {
 
     /// The convolutions run the bf16 linear design under `Int8` too ([`Precision::conv`]).
     fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        prepare(w, SimPrecision::Bf16)
+    }
+
+    /// The logits run the bf16 linear design under `Int8` too ([`Precision::logits`]).
+    fn prepare_logits(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
         prepare(w, SimPrecision::Bf16)
     }
 
@@ -260,20 +286,20 @@ impl Backend for SimBackend {
     }
 
     fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
-        self.cpu.new_kv_cache(shape)
+        Box::new(SimKv::new(shape))
     }
 
     fn kv_write(&self, cache: &mut dyn KvCache, layer: usize, pos: usize, rows: KvRows) {
         let started = Instant::now();
         self.on_host(OpKind::KvWrite, || {
-            self.cpu.kv_write(cache, layer, pos, rows)
+            sim_kv_mut(cache).write(layer, pos, rows)
         });
         self.record(OpKind::KvWrite, started, Duration::ZERO);
     }
 
     fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize) {
         let started = Instant::now();
-        self.on_host(OpKind::KvReorder, || self.cpu.kv_reorder(cache, order, len));
+        self.on_host(OpKind::KvReorder, || sim_kv_mut(cache).reorder(order, len));
         self.record(OpKind::KvReorder, started, Duration::ZERO);
     }
 
@@ -285,52 +311,32 @@ impl Backend for SimBackend {
             kv,
             keep_heads,
         } = call;
-        let d = match kv {
-            KvSource::Causal { cache, .. } | KvSource::Shared { cache, .. } => {
-                cache.shape().head_dim
-            }
-            KvSource::Inline { .. } => out.len() / q.rows().max(1) / heads,
-        };
         let on_device = match kv {
+            // The weights of the alignment heads (word timestamps) are not a design output.
             _ if !keep_heads.is_empty() => None,
             KvSource::Inline { k_offset, v_offset } => {
-                Some(attention::gather_inline(&q, k_offset, v_offset, heads, d))
+                let d = out.len() / q.rows().max(1) / heads;
+                Some(attention::encoder(&q, (k_offset, v_offset), heads, d))
             }
             KvSource::Shared { cache, layer, len } => {
-                let store = cpu_kv(cache);
-                let per_head: Vec<_> = (0..heads).map(|h| store.head(layer, 0, h, len)).collect();
-                Some(attention::gather_store(&per_head, d, len))
+                Some(attention::cross(&q, sim_kv(cache), layer, len))
             }
+            KvSource::Causal { cache, layer, past } if q.per_batch == 1 => {
+                Some(attention::step(&q, sim_kv(cache), layer, past + 1))
+            }
+            KvSource::Causal {
+                cache,
+                layer,
+                past: 0,
+            } => Some(attention::prompt(&q, sim_kv(cache), layer)),
             KvSource::Causal { .. } => None,
         };
-        if let (KvSource::Causal { cache, layer, past }, true) =
-            (kv, keep_heads.is_empty() && q.per_batch == 1)
-        {
-            let store = cpu_kv(cache);
-            let shape = cache.shape();
-            let stores: Vec<Vec<_>> = (0..q.batch)
-                .map(|b| {
-                    (0..heads)
-                        .map(|h| store.head(layer, b, h, past + 1))
-                        .collect()
-                })
-                .collect();
-            let queries = attention::gather_queries(&q, heads * d);
-            let dims = (d, shape.capacity, past + 1);
-            let (o, device) =
-                attention::attend_step(&queries, &stores, dims).unwrap_or_else(|e| fail(e));
-            out[..o.len()].copy_from_slice(&o);
-            self.record(OpKind::Attention, started, device);
-            return Vec::new();
-        }
-        let Some(kv_rows) = on_device else {
-            let w = self.on_host(OpKind::Attention, || self.cpu.attention(call, out));
+        let Some(result) = on_device else {
+            let w = self.on_host(OpKind::Attention, || host_attention(&self.cpu, call, out));
             self.record(OpKind::Attention, started, Duration::ZERO);
             return w;
         };
-        let queries = attention::gather_queries(&q, heads * d);
-        let (o, device) =
-            attention::attend(heads, d, &queries, &kv_rows).unwrap_or_else(|e| fail(e));
+        let (o, device) = result.unwrap_or_else(|e| fail(e));
         out[..o.len()].copy_from_slice(&o);
         self.record(OpKind::Attention, started, device);
         Vec::new()

@@ -43,6 +43,16 @@ impl Precision {
             p => p,
         }
     }
+
+    /// The format of the logits product (`d_model x vocab`). `Int8` runs it in bf16: with an
+    /// int8 vocabulary matrix the greedy dev-set WER was 11.49 % against f32's 10.83 %, the
+    /// argmax over 51865 classes being where a per-row activation scale shows first.
+    pub fn logits(self) -> Precision {
+        match self {
+            Precision::Int8 => Precision::Bf16,
+            p => p,
+        }
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -300,6 +310,12 @@ pub trait Backend: Send + Sync {
     /// layout). Apart from [`Backend::prepare_linear`] because a backend may run the
     /// convolutions in another number format than the dense layers ([`Precision::conv`]).
     fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        self.prepare_linear(w)
+    }
+
+    /// Takes the logits projection (`[n_vocab, d_model]`) once, at load; apart from
+    /// [`Backend::prepare_linear`] for its number format ([`Precision::logits`]).
+    fn prepare_logits(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
         self.prepare_linear(w)
     }
 

@@ -10,7 +10,7 @@ use super::layers::{
     Block::{Cross, SelfAttention},
     Keys, Mlp, MultiHeadAttention,
 };
-use super::weights::{layer_norm, linear, WeightSource};
+use super::weights::{layer_norm, WeightSource};
 use crate::backend::{Backend, KvCache, KvShape, PreparedLinear, PreparedNorm};
 use crate::model::{ModelError, WhisperDims};
 
@@ -71,15 +71,10 @@ impl Decoder {
         let embeddings = w.f32("decoder/embeddings/weight", &[dims.n_vocab, d])?;
         // Whisper ties the output projection to the token embeddings (an alias in model.bin).
         let projection = if w.has("decoder/projection/weight") {
-            linear(w, "decoder/projection", dims.n_vocab, d)?
+            let weight = w.f32("decoder/projection/weight", &[dims.n_vocab, d])?;
+            w.prepare_logits("decoder/projection", weight, dims.n_vocab, d)?
         } else {
-            w.prepare(
-                "decoder/projection",
-                embeddings.clone(),
-                None,
-                dims.n_vocab,
-                d,
-            )?
+            w.prepare_logits("decoder/projection", embeddings.clone(), dims.n_vocab, d)?
         };
         Ok(Self {
             backend: w.backend.clone(),

@@ -48,6 +48,30 @@ impl WeightSource<'_> {
         })?)
     }
 
+    /// The logits projection `weight` `[n_vocab, d]`, prepared by the backend in its logits
+    /// format.
+    pub fn prepare_logits(
+        &self,
+        prefix: &str,
+        weight: Vec<f32>,
+        n: usize,
+        k: usize,
+    ) -> Result<Box<dyn PreparedLinear>, ModelError> {
+        let bias_name = format!("{prefix}/bias");
+        let bias = if self.has(&bias_name) {
+            Some(self.f32(&bias_name, &[n])?)
+        } else {
+            None
+        };
+        Ok(self.backend.prepare_logits(LinearWeights {
+            name: prefix.to_string(),
+            weight,
+            bias,
+            n,
+            k,
+        })?)
+    }
+
     /// A k = 3 convolution's `weight` `[c_out, c_in, 3]` and bias, prepared by the backend as
     /// the im2col product `[c_out, 3 c_in]`.
     pub fn prepare_conv(

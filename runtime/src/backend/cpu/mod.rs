@@ -183,6 +183,10 @@ impl Backend for CpuBackend {
         prepare(w, self.precision.conv())
     }
 
+    fn prepare_logits(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
+        prepare(w, self.precision.logits())
+    }
+
     fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {
         w.validate()?;
         let NormWeights { gamma, beta, .. } = w;
