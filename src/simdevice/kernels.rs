@@ -38,6 +38,19 @@ impl Kernel {
 
     /// [`Kernel::launch`] on borrowed inputs (persistent weights are not copied per launch).
     pub fn launch_ref(&self, inputs: &[&HostData]) -> Result<Launch, SimDeviceError> {
+        let (outputs, device) = self.launch_host(inputs)?;
+        Ok(Launch {
+            outputs: outputs.iter().map(widen).collect(),
+            device,
+        })
+    }
+
+    /// The drained buffers as the design wrote them (to feed another design unconverted),
+    /// and the simulated time.
+    pub fn launch_host(
+        &self,
+        inputs: &[&HostData],
+    ) -> Result<(Vec<HostData>, Duration), SimDeviceError> {
         let run = self
             .prepared
             .run_ref(inputs)
@@ -45,10 +58,7 @@ impl Kernel {
                 spec: self.spec.name().to_string(),
                 message: e.to_string(),
             })?;
-        Ok(Launch {
-            outputs: run.outputs.iter().map(widen).collect(),
-            device: run.run_time,
-        })
+        Ok((run.outputs, run.run_time))
     }
 }
 

@@ -9,14 +9,14 @@
 //! - **Spec per call shape**: the plan's matmul tiling search
 //!   ([`crate::plan::tiling::matmul_candidates`]) pads M (decoder rows) to whole row tiles and
 //!   N (the vocabulary) to whole column blocks; the first candidate that builds is compiled.
-//! - **Activations**: bf16 rounds on the way into the A buffer; int8 quantises each row
-//!   (symmetric, per-row scale) on the host into the `[M, K + 4]` A layout.
+//! - **Activations**: bf16 rounds on the way into the A buffer; int8 runs the `quantize`
+//!   design first (per-row scale, [`super::rowwise::quantize`]), whose `[M, K + 4]` output is
+//!   the linear design's A buffer as it is.
 //! - **Output** f32; the padded rows and columns are dropped.
 
 use super::kernels::{self, narrow};
 use super::{SimDeviceError, SimPrecision};
 use crate::device::DeviceModel;
-use crate::ops::linear::layout::{activations_with_scales, quantize_row};
 use crate::ops::linear::LinearSpec;
 use crate::plan::tiling::{self, MatmulTiling};
 use crate::sim::HostData;
@@ -167,14 +167,12 @@ impl SimLinear {
         let m_padded = lin.shape.m;
         let mut a = x[..rows * k].to_vec();
         a.resize(m_padded * k, 0.0);
-        let a_host = match self.precision {
-            SimPrecision::Bf16 => narrow(kernel.input_elems[0], &a),
-            SimPrecision::Int8 => {
-                let (q, scales): (Vec<Vec<i8>>, Vec<f32>) = a.chunks(k).map(quantize_row).unzip();
-                HostData::I8(activations_with_scales(&q.concat(), &scales, k))
-            }
+        let (a_host, quantize_time) = match self.precision {
+            SimPrecision::Bf16 => (narrow(kernel.input_elems[0], &a), Duration::ZERO),
+            SimPrecision::Int8 => super::rowwise::quantize(&a, k)?,
         };
-        let launch = kernel.launch_ref(&[&a_host, &self.packed])?;
+        let mut launch = kernel.launch_ref(&[&a_host, &self.packed])?;
+        launch.device += quantize_time;
         let c = &launch.outputs[0];
         let mut y = Vec::with_capacity(rows * n);
         for r in 0..rows {
