@@ -52,18 +52,21 @@
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
 
 pub mod attention;
+pub mod conv;
 pub mod kernels;
 pub mod linear;
+pub mod mel;
 pub mod rowwise;
 
 use std::time::{Duration, Instant};
 
 use aiec_runtime::backend::cpu::kv::cpu_kv;
-use aiec_runtime::backend::cpu::{im2col, CpuBackend};
+use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{
     AttentionCall, Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource,
     LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm,
 };
+use conv::SimConv;
 use linear::SimLinear;
 use rowwise::SimNorm;
 
@@ -197,9 +200,18 @@ impl Backend for SimBackend {
         prepare(w, self.precision)
     }
 
-    /// The convolutions run the bf16 linear design under `Int8` too ([`Precision::conv`]).
+    /// Packed for the `conv` design, which is bf16 in every precision ([`Precision::conv`]).
     fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
-        prepare(w, SimPrecision::Bf16)
+        w.validate()?;
+        let (name, n, k) = (w.name.clone(), w.n, w.k);
+        SimConv::new(w)
+            .map(|c| Box::new(c) as Box<dyn PreparedLinear>)
+            .map_err(|e| BackendError::WeightShape {
+                name: format!("{name} (no sim design: {e})"),
+                got: n * k,
+                n,
+                k,
+            })
     }
 
     fn prepare_layer_norm(&self, w: NormWeights) -> Result<Box<dyn PreparedNorm>, BackendError> {
@@ -209,17 +221,26 @@ impl Backend for SimBackend {
 
     fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
         let started = Instant::now();
-        self.on_host(OpKind::LogMel, || {
-            aiec_runtime::mel::log10_mel_frames(signal, n_frames, n_mels, out)
-        });
-        self.record(OpKind::LogMel, started, Duration::ZERO);
+        let (y, device) = mel::log_mel(signal, n_frames, n_mels).unwrap_or_else(|e| fail(e));
+        out[..y.len()].copy_from_slice(&y);
+        self.record(OpKind::LogMel, started, device);
     }
 
     fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]) {
         let started = Instant::now();
-        let w = sim_linear(w);
-        let cols = self.on_host(OpKind::Conv, || im2col(input, w.in_dim() / 3));
-        self.linear_into((OpKind::Conv, started), w, &cols, epi, out)
+        let w: &SimConv = w
+            .as_any()
+            .downcast_ref()
+            .expect("a conv prepared by another backend was passed to the sim backend");
+        let a = self.on_host(OpKind::Conv, || w.stage(&input));
+        let shape = (input.frames, input.stride);
+        let (y, device) = w.run(&a, shape, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate {
+            self.on_host(OpKind::Conv, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
+        } else {
+            out[..y.len()].copy_from_slice(&y);
+        }
+        self.record(OpKind::Conv, started, device);
     }
 
     fn linear(&self, w: &dyn PreparedLinear, x: &[f32], epi: Epilogue, out: &mut [f32]) {
