@@ -245,6 +245,22 @@ fn jfk_transcribes_through_the_simulator() {
     eprintln!("{stderr}\n{text}");
     let w = wer(JFK, &text);
     assert!(w <= 0.10, "WER {w:.3}: {text}");
+    // The same numerics on the cpu (int8 products, bf16 convolutions) give the same words
+    // (segment breaks, set by timestamp tokens, may fall differently).
+    let cpu = Command::new(env!("CARGO_BIN_EXE_aiec"))
+        .args(["run", "whisper-base"])
+        .arg(&audio)
+        .args(["--device", "cpu", "--precision", "int8"])
+        .output()
+        .expect("aiec runs");
+    let cpu_text = String::from_utf8_lossy(&cpu.stdout);
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words(&text), words(&cpu_text), "sim vs cpu int8");
     let ops = table_after(&stderr, "sim-int8 ops");
     for kind in ["log-mel", "conv1d", "linear", "layernorm", "logits"] {
         let row = ops.iter().find(|r| r.0 == kind);

@@ -12,7 +12,8 @@
 //! | op | where | design |
 //! |----|-------|--------|
 //! | linear, logits | sim | `linear` (bf16, or int8 with the dequantising epilogue; GELU fused) |
-//! | conv1d | sim + host im2col | `linear` over im2col rows, bf16 in every precision ([`Precision::conv`]; see below) |
+//! | log_mel | sim | `mel`, `frame_major` (the trait's layout); the file-wide max − 8 clamp stays on the host (the runtime's, as [`crate::ops::mel::finish_on_host`]): it needs every window's maximum ([`mel`]) |
+//! | conv1d | sim | `conv`: im2col in the A pattern, bf16 in every precision ([`Precision::conv`]), GELU fused; the host stages the zero-bordered bf16 input, transposing conv1's mel window ([`conv`]) |
 //! | layer_norm | sim | `layernorm` (bf16) |
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
 //! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
@@ -22,7 +23,6 @@
 //! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
 //! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
 //! | add (positions) | host | none (no binary element-wise design) |
-//! | log_mel | host | see below |
 //! | kv_write, kv_reorder | host | data movement into the backend-owned cache buffers |
 //!
 //! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
@@ -30,9 +30,6 @@
 //! device time is the simulated time; it is 0 for an op that ran wholly on the host.
 //!
 //! Not yet on the simulator (the designs exist; the glue did not fit this round):
-//! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
-//! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
-//!   im2col rows and the `linear` design multiplies them;
 //! - the key/value store is the cpu backend's (`kt` transposed, `v` separate); every
 //!   decoder step and cross attention gathers the live rows into the design's KV buffer
 //!   (`[beams, heads, n_ctx, 2d]`, `[len, heads, 2d]`). Owning a store in the design's
@@ -236,7 +233,9 @@ impl Backend for SimBackend {
         let shape = (input.frames, input.stride);
         let (y, device) = w.run(&a, shape, epi.gelu).unwrap_or_else(|e| fail(e));
         if epi.accumulate {
-            self.on_host(OpKind::Conv, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
+            self.on_host(OpKind::Conv, || {
+                out.iter_mut().zip(&y).for_each(|(o, v)| *o += v)
+            });
         } else {
             out[..y.len()].copy_from_slice(&y);
         }
