@@ -1,4 +1,5 @@
-//! Linear layers, convolutions (im2col rows) and the logits on the `linear` design.
+//! Linear layers and the logits on the `linear` design (the convolutions have their own:
+//! [`super::conv`]).
 //!
 //! - **Weights** are packed once ([`SimLinear::new`]) by the linear op's own
 //!   [`LinearSpec::pack_weights`] into the B layout its DMA reads (`[K + T, N]`, the

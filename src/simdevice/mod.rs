@@ -12,7 +12,8 @@
 //! | op | where | design |
 //! |----|-------|--------|
 //! | linear, logits | sim | `linear` (bf16, or int8 with the dequantising epilogue; GELU fused) |
-//! | conv1d | sim + host im2col | `linear` over im2col rows, bf16 in every precision ([`Precision::conv`]; see below) |
+//! | log_mel | sim | `mel`, `frame_major` (the trait's layout); the file-wide max − 8 clamp stays on the host (the runtime's, as [`crate::ops::mel::finish_on_host`]): it needs every window's maximum ([`mel`]) |
+//! | conv1d | sim | `conv`: im2col in the A pattern, bf16 in every precision ([`Precision::conv`]), GELU fused; the host stages the zero-bordered bf16 input, transposing conv1's mel window ([`conv`]) |
 //! | layer_norm | sim | `layernorm` (bf16) |
 //! | gelu (unfused) | sim | `gelu` (bf16 table) |
 //! | attention, encoder self (`Inline`) | sim | `attention`, `token_major` (bf16) |
@@ -22,45 +23,42 @@
 //! | attention, several queries after position 0; `keep_heads` (word timestamps) | host (f32) | the first never occurs in our decoding (the prompt goes in one call); the design returns no weights |
 //! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
 //! | add (positions) | host | none (no binary element-wise design) |
-//! | log_mel | host | see below |
 //! | kv_write, kv_reorder | host | data movement into the backend's store ([`kv::SimKv`]: device buffers in the attention designs' layout, persistent across steps) |
 //!
 //! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
 //! every launch there is a piece of a tensor op the simulator did not run. The main table's
 //! device time is the simulated time; it is 0 for an op that ran wholly on the host.
 //!
-//! Not yet on the simulator (the designs exist; the glue did not fit this round):
-//! - `log_mel` on the `mel` design (it needs the window's padded signal in its layout);
-//! - `conv1d` on the `conv` design (im2col in the DMA pattern); today the host builds the
-//!   im2col rows and the `linear` design multiplies them;
-//!
 //! Weights stay where they were packed: a launch borrows them
-//! ([`crate::sim::Prepared::run_ref`]), so the 26 MB int8 logits matrix is not copied per
-//! decoder step.
+//! ([`crate::sim::Prepared::run_ref`]), so the logits matrix is not copied per decoder step.
 //!
 //! Precision: `Int8` runs the int8 linear (per-output-channel weight scales from the linear
-//! op's packing, per-row activation scales quantised on the host by the cpu int8 path's own
-//! rule, [`aiec_runtime::quant`], and its dequantisation order, so the two devices' int8
+//! op's packing, per-row activation scales from the `quantize` design, which applies the cpu
+//! int8 path's own rule, [`aiec_runtime::quant`], and its dequantisation order, so the two devices' int8
 //! accumulators and outputs are bit-identical: `tests/int8_accumulators.rs`); `Bf16` and
-//! `F32` run the bf16 linear (the device has no f32 matmul).
+//! `F32` run the bf16 linear (the device has no f32 matmul). The convolutions and the
+//! logits are bf16 in every precision ([`Precision::conv`], [`Precision::logits`]).
 //!
 //! A simulation failure inside a trait call (which cannot return an error) panics with the
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
 
 pub mod attention;
+pub mod conv;
 pub mod kernels;
 pub mod kv;
 pub mod linear;
+pub mod mel;
 pub mod rowwise;
 
 use std::time::{Duration, Instant};
 
-use aiec_runtime::backend::cpu::{im2col, CpuBackend};
+use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{
     AttentionCall, Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource,
     LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm,
 };
 use kv::{sim_kv, sim_kv_mut, SimKv};
+use conv::SimConv;
 use linear::SimLinear;
 use rowwise::SimNorm;
 
@@ -218,9 +216,18 @@ impl Backend for SimBackend {
         prepare(w, self.precision)
     }
 
-    /// The convolutions run the bf16 linear design under `Int8` too ([`Precision::conv`]).
+    /// Packed for the `conv` design, which is bf16 in every precision ([`Precision::conv`]).
     fn prepare_conv(&self, w: LinearWeights) -> Result<Box<dyn PreparedLinear>, BackendError> {
-        prepare(w, SimPrecision::Bf16)
+        w.validate()?;
+        let (name, n, k) = (w.name.clone(), w.n, w.k);
+        SimConv::new(w)
+            .map(|c| Box::new(c) as Box<dyn PreparedLinear>)
+            .map_err(|e| BackendError::WeightShape {
+                name: format!("{name} (no sim design: {e})"),
+                got: n * k,
+                n,
+                k,
+            })
     }
 
     /// The logits run the bf16 linear design under `Int8` too ([`Precision::logits`]).
@@ -235,17 +242,28 @@ impl Backend for SimBackend {
 
     fn log_mel(&self, signal: &[f32], n_frames: usize, n_mels: usize, out: &mut [f32]) {
         let started = Instant::now();
-        self.on_host(OpKind::LogMel, || {
-            aiec_runtime::mel::log10_mel_frames(signal, n_frames, n_mels, out)
-        });
-        self.record(OpKind::LogMel, started, Duration::ZERO);
+        let (y, device) = mel::log_mel(signal, n_frames, n_mels).unwrap_or_else(|e| fail(e));
+        out[..y.len()].copy_from_slice(&y);
+        self.record(OpKind::LogMel, started, device);
     }
 
     fn conv1d(&self, w: &dyn PreparedLinear, input: ConvInput, epi: Epilogue, out: &mut [f32]) {
         let started = Instant::now();
-        let w = sim_linear(w);
-        let cols = self.on_host(OpKind::Conv, || im2col(input, w.in_dim() / 3));
-        self.linear_into((OpKind::Conv, started), w, &cols, epi, out)
+        let w: &SimConv = w
+            .as_any()
+            .downcast_ref()
+            .expect("a conv prepared by another backend was passed to the sim backend");
+        let a = self.on_host(OpKind::Conv, || w.stage(&input));
+        let shape = (input.frames, input.stride);
+        let (y, device) = w.run(&a, shape, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate {
+            self.on_host(OpKind::Conv, || {
+                out.iter_mut().zip(&y).for_each(|(o, v)| *o += v)
+            });
+        } else {
+            out[..y.len()].copy_from_slice(&y);
+        }
+        self.record(OpKind::Conv, started, device);
     }
 
     fn linear(&self, w: &dyn PreparedLinear, x: &[f32], epi: Epilogue, out: &mut [f32]) {

@@ -7,6 +7,13 @@
 //! access pattern overlaps consecutive frames, stride `hop`), and writes `[n_mels, frames]`,
 //! Whisper's layout, through the memtile join's access pattern.
 //!
+//! `layout = "frame_major"` writes `[frames, n_mels]` instead, the layout of
+//! [`aiec_runtime::backend::Backend::log_mel`]'s output (`--device sim` uses it). The
+//! transpose then lives in the core's store index (`y[f][m]` instead of `y[m][f]`), which
+//! costs nothing, and the join and drain become contiguous runs of whole frames. It cannot
+//! live in a shim pattern: a BD's innermost stride must be 1 (aie-opt checks it), so a DMA
+//! never transposes.
+//!
 //! Host side, after: the clamp at (global max - 8) needs the max over the whole file, which no
 //! core sees, so [`finish_on_host`] applies `max(x, gmax - 8)` then `(x + 4) / 4` in one pass
 //! over the output. This is the honest split: the array does all the O(n_fft x bins) work,
@@ -25,7 +32,7 @@ use crate::ops::{core, expect_args, kernel, memtile};
 use melior::ir::{Block, Value};
 
 mod spec;
-pub use spec::MelSpec;
+pub use spec::{MelLayout, MelSpec};
 
 /// The front end the tables are built for (the Whisper constants).
 pub const N_FFT: usize = 400;
@@ -121,6 +128,7 @@ pub fn pad_for_stft(samples: &[f32]) -> (Vec<f32>, usize) {
 struct Shape {
     ft: usize,
     n_mels: usize,
+    frame_major: bool,
 }
 
 fn emit<'c>(
@@ -191,7 +199,7 @@ fn emit<'c>(
                 e.addf(acc, e.mulf(p, e.load(wt, &[m, w])?)?)
             })?;
             let v = e.unary("math.log10", e.maxf(sum, floor)?)?;
-            e.store(v, y, &[m, f])
+            e.store(v, y, &if s.frame_major { [f, m] } else { [m, f] })
         })
     })
 }
@@ -216,9 +224,16 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
     }
     let per_column = spec.frames / cn;
     let steps = per_column / (r_n * ft);
+    let frame_major = spec.layout == MelLayout::FrameMajor;
     let s = Shape {
         ft,
         n_mels: spec.n_mels,
+        frame_major,
+    };
+    // The core's output block and the host buffer, in the spec's layout.
+    let block = |frames: usize| match frame_major {
+        true => [frames, spec.n_mels],
+        false => [spec.n_mels, frames],
     };
     let mel = kernel("mel", move |c, b, a| emit(c, b, a, s))
         .with_const_bytes((3 * N_FFT + s.n_mels + s.n_mels * banded_filter_bank(s.n_mels).1) * 4);
@@ -227,14 +242,17 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
     let samples = (spec.frames - 1) * HOP + N_FFT;
     let mut p = Program::new(&spec.name, &spec.device);
     let audio = p.arg("padded_audio", BufferType::new([samples], f32t));
-    let log_mel = p.arg("log_mel", BufferType::new([spec.n_mels, spec.frames], f32t));
+    let log_mel = p.arg("log_mel", BufferType::new(block(spec.frames), f32t));
     for c in 0..cols {
         let input = p.fifo(
             format!("in{c}"),
             BufferType::new([r_n * ft, N_FFT], f32t),
             spec.depth,
         );
-        let out_ty = BufferType::new([r_n * spec.n_mels, ft], f32t);
+        let out_ty = match frame_major {
+            true => BufferType::new([r_n * ft, spec.n_mels], f32t),
+            false => BufferType::new([r_n * spec.n_mels, ft], f32t),
+        };
         let output = p.fifo(format!("out{c}"), out_ty, spec.depth);
         let (mut xs, mut ys) = (vec![], vec![]);
         for r in 0..rows {
@@ -244,7 +262,7 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
                 BufferType::new([ft, N_FFT], f32t),
                 spec.depth,
             );
-            let y_ty = BufferType::new([spec.n_mels, ft], f32t);
+            let y_ty = BufferType::new(block(ft), f32t);
             let y = p.fifo(format!("y{c}_{r}"), y_ty, spec.depth);
             let pw = p.state(format!("pw{c}_{r}"), BufferType::new([bins], f32t), tile);
             p.worker(tile, |w| {
@@ -275,11 +293,19 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
                 strides: [0, r_n * ft * HOP, HOP, 1],
             };
             rt.fill(&input, &audio, frames);
-            // Join buffer [core, mel, frame] -> host [mel, frames].
-            let mels = TensorAccessPattern {
-                offset: first_frame,
-                sizes: [steps, r_n, spec.n_mels, ft],
-                strides: [r_n * ft, ft, spec.frames, 1],
+            let mels = match frame_major {
+                // Join buffer [core, frame, mel] -> host [frames, mel]: contiguous.
+                true => TensorAccessPattern {
+                    offset: first_frame * spec.n_mels,
+                    sizes: [steps, r_n, ft, spec.n_mels],
+                    strides: [r_n * ft * spec.n_mels, ft * spec.n_mels, spec.n_mels, 1],
+                },
+                // Join buffer [core, mel, frame] -> host [mel, frames].
+                false => TensorAccessPattern {
+                    offset: first_frame,
+                    sizes: [steps, r_n, spec.n_mels, ft],
+                    strides: [r_n * ft, ft, spec.frames, 1],
+                },
             };
             rt.drain(&output, &log_mel, mels);
         });

@@ -19,8 +19,24 @@ crate::op_spec! {
         pub sample_rate: u32,
         /// Frames per FIFO buffer.
         pub frame_tile: usize,
+        /// Host layout of the output (see the module docs).
+        #[serde(default)]
+        pub layout: MelLayout,
     }
     buffer_fields = "frame_tile, depth or stack_bytes";
+}
+
+/// How the output buffer orders mels and frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MelLayout {
+    /// `[n_mels, frames]`: Whisper's own layout (the log-mel matrix as the encoder reads it).
+    #[default]
+    MelMajor,
+    /// `[frames, n_mels]`: what [`aiec_runtime::backend::Backend::log_mel`] returns (the
+    /// runtime's clamp pass turns it into Whisper's layout), so `--device sim` needs no
+    /// transpose of its own.
+    FrameMajor,
 }
 
 impl MelSpec {
@@ -98,10 +114,17 @@ impl OpSpec for MelSpec {
         for v in &mut r {
             *v = (v.max(max - 8.0) + 4.0) / 4.0;
         }
+        let (layout, n_mels) = (self.layout, self.n_mels);
         TestCase {
             inputs: vec![HostData::F32(padded)],
             judge: Box::new(move |out: &[HostData]| {
                 let mut y: Vec<f32> = out[0].to_f64().iter().map(|&v| v as f32).collect();
+                if layout == MelLayout::FrameMajor {
+                    y = (0..n_mels)
+                        .flat_map(|m| (0..frames).map(move |f| (m, f)))
+                        .map(|(m, f)| y[f * n_mels + m])
+                        .collect();
+                }
                 finish_on_host(&mut y);
                 let y: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
                 Comparison::new(
