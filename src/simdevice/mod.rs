@@ -20,8 +20,8 @@
 //! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` (length buckets 64, 128, 256, n_ctx; runtime length) |
 //! | attention, decoder prompt (`Causal`, several queries per sequence) | host (f32) | needs the causal `attention` with a position offset |
 //! | attention with `keep_heads` (word timestamps) | host (f32) | the design returns no weights |
-//! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
-//! | add (positions) | host | none (no binary element-wise design) |
+//! | linear's residual `+=` | sim | `add` (f32) after the `linear` launch: the linear op rejects a fused residual (third input stream) |
+//! | add (positions) | sim | `add` (f32, rows of up to 512) |
 //! | log_mel | host | see below |
 //! | kv_write, kv_reorder | host | data movement into the backend-owned cache buffers |
 //!
@@ -51,6 +51,7 @@
 //! A simulation failure inside a trait call (which cannot return an error) panics with the
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
 
+pub mod add;
 pub mod attention;
 pub mod kernels;
 pub mod linear;
@@ -126,7 +127,8 @@ impl SimBackend {
     }
 
     /// A product on the `linear` design as the call of `kind` that started at `started`;
-    /// a residual `+=` runs on the host.
+    /// a residual `+=` runs the `add` design on the product's `rows x n` (f32, as the cpu
+    /// path adds), its simulated time counted with the call's.
     fn linear_into(
         &self,
         (kind, started): (OpKind, Instant),
@@ -136,9 +138,12 @@ impl SimBackend {
         out: &mut [f32],
     ) {
         let rows = w.rows_of(x);
-        let (y, device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
-        if epi.accumulate {
-            self.on_host(kind, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
+        let (y, mut device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate && !y.is_empty() {
+            let n = y.len() / rows;
+            let (sum, added) = add::add(&out[..y.len()], &y, n).unwrap_or_else(|e| fail(e));
+            out[..sum.len()].copy_from_slice(&sum);
+            device += added;
         } else {
             out[..y.len()].copy_from_slice(&y);
         }
@@ -253,10 +258,15 @@ impl Backend for SimBackend {
 
     fn add(&self, x: &mut [f32], y: &[f32]) {
         let started = Instant::now();
-        self.on_host(OpKind::Add, || {
-            x.iter_mut().zip(y).for_each(|(a, b)| *a += b)
-        });
-        self.record(OpKind::Add, started, Duration::ZERO);
+        // The cpu backend's `zip`: the shorter length counts.
+        let n = x.len().min(y.len());
+        let mut device = Duration::ZERO;
+        if n > 0 {
+            let (sum, d) = add::add(&x[..n], &y[..n], add::add_rows(n)).unwrap_or_else(|e| fail(e));
+            x[..n].copy_from_slice(&sum);
+            device = d;
+        }
+        self.record(OpKind::Add, started, device);
     }
 
     fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
