@@ -100,3 +100,36 @@ fn aie_opt_accepts_every_spec_that_builds() {
     assert!(checked > 0, "no spec built");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The add op's 16-lane body becomes accumulator adds under mlir-aie's vectoriser for AIE-ML
+/// (what its module docs claim): f32 moves into the accumulator by `aievec.cast
+/// {isResAcc = true}`, bf16 by `aievec.ups` and back by `aievec.srs`; none of the vector adds
+/// is left as `arith.addf`.
+#[test]
+#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+fn add_body_lowers_to_accumulator_adds() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = common::specs::shipped_text("add.toml");
+    let bf16 = shipped.replace("dtype = \"f32\"", "dtype = \"bf16\"");
+    for (dtype, text, into_acc) in [
+        ("f32", shipped.as_str(), "isResAcc = true"),
+        ("bf16", bf16.as_str(), "aievec.srs"),
+    ] {
+        let design = common::specs::build(text);
+        let file = dir.path().join(format!("add_{dtype}.mlir"));
+        std::fs::write(&file, aiec::mlir::emit(&design).unwrap()).unwrap();
+        let out = run(Command::new(&aie_opt)
+            .arg("--pass-pipeline=builtin.module(convert-vector-to-aievec{aie-target=aie2 target-backend=llvmir})")
+            .arg(&file))
+        .unwrap_or_else(|e| panic!("{dtype}: {e}"));
+        // Every core has one vector loop: 8 cores, one add each.
+        assert_eq!(out.matches("aievec.add_elem").count(), 8, "{dtype}: {out}");
+        assert!(out.contains(into_acc), "{dtype}: {out}");
+        assert!(
+            !out.lines()
+                .any(|l| l.contains("arith.addf") && l.contains("vector<")),
+            "{dtype}: a vector add was not converted: {out}"
+        );
+    }
+}

@@ -332,6 +332,7 @@ fn four_cores(
         params,
         kernel_for: &|_, _| kernel.clone(),
         needs_step: false,
+        second_input: false,
     })
     .unwrap()
 }

@@ -97,6 +97,8 @@ fn check_counts(plan: &Plan, d: &WhisperDims) {
         ("mel", 1, 0),
         ("enc_conv1", 1, 0),
         ("enc_conv2", 1, 0),
+        // The positional embedding, then the residuals after out_proj and fc2 of each layer.
+        ("enc_add", 2 * le + 1, 0),
         ("enc_layernorm", 2 * le + 1, 0),
         // Inputs of qkv, out_proj, fc1 (per layer) and of the cross K/V (once).
         ("enc_quantize", 3 * le + 1, 0),
@@ -116,6 +118,8 @@ fn check_counts(plan: &Plan, d: &WhisperDims) {
         ("dec_fc1", 0, ld),
         ("dec_quantize_ffn", 0, ld),
         ("dec_fc2", 0, ld),
+        // The residuals after self attention, cross attention and the FFN of each layer.
+        ("dec_add", 0, 3 * ld),
         ("dec_logits", 0, 1),
     ];
     for &(name, window, step) in expected {

@@ -322,6 +322,38 @@ const SHIPPED_VARIANTS: &[(&str, &[Case])] = &[
             ),
         ],
     ),
+    (
+        "add.toml",
+        &[
+            // X and R split to every core and Y joined: 9 memtile MM2S streams for 4 cores.
+            (
+                "cores_per_column = 2",
+                "cores_per_column = 4",
+                &["`array.cores_per_column`", "9 memtile MM2S", "at most 2"],
+            ),
+            (
+                "tile_rows = 2",
+                "tile_rows = 3",
+                &["`shape.rows`", "tile_rows = 3"],
+            ),
+            // Six 8 x 520 f32 buffers (99840 B) overflow the 64 KiB core.
+            (
+                "tile_rows = 2",
+                "tile_rows = 8",
+                &["core data memory", "tile_rows"],
+            ),
+            (
+                "dtype = \"f32\"\nshape = { rows = 64, cols = 520 }",
+                "dtype = \"bf16\"\nshape = { rows = 64, cols = 521 }",
+                &["`shape.cols`", "32-bit words"],
+            ),
+            (
+                "dtype = \"f32\"",
+                "dtype = \"int8\"",
+                &["add does not support int8"],
+            ),
+        ],
+    ),
     // The fused layernorm variant writes the same layout.
     (
         "layernorm_quantize.toml",

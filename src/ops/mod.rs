@@ -5,6 +5,7 @@
 //! case; [`registry::OPS`] lists them. Emitters another op can reuse are `pub(crate)`
 //! building blocks (matmul's MAC loop and store, the norm row pass, GELU's table lookup).
 
+pub mod add;
 pub mod attention;
 pub mod conv;
 pub mod elementwise;

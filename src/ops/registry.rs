@@ -76,6 +76,7 @@ pub const OPS: &[OpEntry] = &[
     OpEntry::of::<super::softmax::SoftmaxSpec>("softmax"),
     OpEntry::of::<super::rmsnorm::RmsnormSpec>("rmsnorm"),
     OpEntry::of::<super::elementwise::ElementwiseSpec>("elementwise"),
+    OpEntry::of::<super::add::AddSpec>("add"),
     OpEntry::of::<super::linear::LinearSpec>("linear"),
     OpEntry::of::<super::conv::ConvSpec>("conv"),
     OpEntry::of::<super::quantize::QuantizeSpec>("quantize"),

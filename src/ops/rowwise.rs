@@ -5,7 +5,10 @@
 //!
 //! FIFOs per column `c`: `in{c}` (shim -> memtile) split into `x{c}_{r}`; `y{c}_{r}` joined into
 //! `out{c}` (memtile -> shim); optionally `p{c}` (shim -> every core, broadcast): a parameter
-//! buffer (layernorm's gamma and beta) acquired once and held for the whole run.
+//! buffer (layernorm's gamma and beta) acquired once and held for the whole run; optionally
+//! a second `rows x cols` stream (the add op's residual), `rin{c}` split into `r{c}_{r}` like
+//! `in{c}`, on the core's second input DMA channel. A column's memtile then sends
+//! `2 x cores + 1` streams (MM2S): with 6 channels, at most 2 cores per column.
 
 use crate::design::{
     BufferType, Design, DesignError, ElemType, Kernel, Port, Program, TensorAccessPattern,
@@ -37,6 +40,9 @@ pub struct RowwisePlan<'a> {
     pub kernel_for: &'a dyn Fn(usize, Option<usize>) -> Kernel,
     /// Whether the kernel needs to know its step (row offset): unrolls the step loop.
     pub needs_step: bool,
+    /// A second input `R` of the input's shape, streamed and split like `X`: the kernel
+    /// receives `(x, r, y)`, and the host arguments are `X, R, Y`.
+    pub second_input: bool,
 }
 
 impl<'a> RowwisePlan<'a> {
@@ -62,7 +68,14 @@ impl<'a> RowwisePlan<'a> {
             params: None,
             kernel_for,
             needs_step: false,
+            second_input: false,
         }
+    }
+
+    /// Adds the second streamed input `R` (see [`RowwisePlan::second_input`]).
+    pub fn with_second_input(mut self) -> Self {
+        self.second_input = true;
+        self
     }
 
     /// Adds the parameter buffer broadcast to every core.
@@ -121,6 +134,9 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
     let out_core_ty = BufferType::new([tr, out_cols], out_elem);
     let mut p = Program::new(plan.name, plan.device);
     let x_host = p.arg("X", BufferType::new([plan.rows, plan.cols], plan.elem));
+    let r_host = plan
+        .second_input
+        .then(|| p.arg("R", BufferType::new([plan.rows, plan.cols], plan.elem)));
     let y_host = p.arg("Y", BufferType::new([plan.rows, out_cols], out_elem));
     let p_host = plan.params.clone().map(|ty| p.arg("P", ty));
     let offsets: Vec<usize> = (0..r_n).map(|r| r * core_ty.numel()).collect();
@@ -128,15 +144,22 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
 
     for c in 0..plan.array.columns {
         let input = p.fifo(format!("in{c}"), step_ty.clone(), plan.depth);
+        let second = r_host
+            .as_ref()
+            .map(|_| p.fifo(format!("rin{c}"), step_ty.clone(), plan.depth));
         let output = p.fifo(format!("out{c}"), out_step_ty.clone(), plan.depth);
         let params = plan
             .params
             .as_ref()
             .map(|ty| p.fifo(format!("p{c}"), ty.clone(), 1));
         let mut xs = Vec::new();
+        let mut rs = Vec::new();
         let mut ys = Vec::new();
         for r in 0..r_n {
             let x = p.fifo(format!("x{c}_{r}"), core_ty.clone(), plan.depth);
+            let res = second
+                .as_ref()
+                .map(|_| p.fifo(format!("r{c}_{r}"), core_ty.clone(), plan.depth));
             let y = p.fifo(format!("y{c}_{r}"), out_core_ty.clone(), plan.depth);
             let core_index = c as usize * r_n + r;
             p.worker(core(c, r as u32), |w| {
@@ -146,10 +169,17 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
                     .map(|f| w.acquire_as("p", f, Port::Consume, 1));
                 let step = |w: &mut WorkerBody, kernel: Kernel| {
                     let a = w.acquire_as("x", &x, Port::Consume, 1);
+                    let s = res.as_ref().map(|f| w.acquire_as("r", f, Port::Consume, 1));
                     let b = w.acquire_as("y", &y, Port::Produce, 1);
-                    let args = [a.first(), b.first()].into_iter();
-                    w.call(&kernel, args.chain(held.as_ref().map(|h| h.first())));
+                    let args = std::iter::once(a.first())
+                        .chain(s.as_ref().map(|s| s.first()))
+                        .chain([b.first()])
+                        .chain(held.as_ref().map(|h| h.first()));
+                    w.call(&kernel, args);
                     w.release(a);
+                    if let Some(s) = s {
+                        w.release(s);
+                    }
                     w.release(b);
                 };
                 if plan.needs_step {
@@ -165,10 +195,14 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
                 }
             });
             xs.push(x);
+            rs.extend(res);
             ys.push(y);
         }
         let via = memtile(c);
         p.split(&input, via, &xs, offsets.clone());
+        if let Some(second) = &second {
+            p.split(second, via, &rs, offsets.clone());
+        }
         p.join(&ys, via, &output, out_offsets.clone());
 
         // Host side: the column's contiguous chunk of rows, in steps of `cores x tile_rows`.
@@ -193,6 +227,9 @@ pub fn build(plan: &RowwisePlan) -> Result<Design, DesignError> {
                 rt.fill(f, arg, whole);
             }
             rt.fill(&input, &x_host, rows_pattern(plan.cols, plan.elem));
+            if let (Some(f), Some(arg)) = (&second, &r_host) {
+                rt.fill(f, arg, rows_pattern(plan.cols, plan.elem));
+            }
             rt.drain(&output, &y_host, rows_pattern(out_cols, out_elem));
         });
     }

@@ -97,6 +97,8 @@ pub enum Body {
     },
     /// bf16 rows -> int8 rows with their f32 scale (the int8 linear's A layout).
     Quantize { shape: Rows, tile_rows: usize },
+    /// `x + r` on two input streams.
+    Add { shape: Rows, tile_rows: usize },
     Mel {
         frames: usize,
         n_fft: usize,
@@ -117,6 +119,7 @@ impl Body {
             Body::AttentionDecode { .. } => "attention_decode",
             Body::Layernorm { .. } => "layernorm",
             Body::Quantize { .. } => "quantize",
+            Body::Add { .. } => "add",
             Body::Mel { .. } => "mel",
         }
     }
@@ -138,7 +141,9 @@ impl Body {
             Body::AttentionDecode { shape: a, .. } => {
                 format!("{}b x {}h 1x{}x{}", a.beams, a.heads, a.kv_len, a.head_dim)
             }
-            Body::Layernorm { shape, .. } | Body::Quantize { shape, .. } => {
+            Body::Layernorm { shape, .. }
+            | Body::Quantize { shape, .. }
+            | Body::Add { shape, .. } => {
                 format!("{}x{}", shape.rows, shape.cols)
             }
             Body::Mel { frames, n_mels, .. } => format!("{frames}x{n_mels}"),

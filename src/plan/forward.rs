@@ -12,7 +12,9 @@
 //!
 //! Not fused, and why: the residual adds after out_proj and fc2. The linear op refuses
 //! `residual` in its epilogue (a core's 2 input DMA channels carry A and B, with sa, sw and
-//! bias riding inside them), and no op adds two streams yet; each use says so in its notes.
+//! bias riding inside them), so they run on the `add` kernel (two input streams), f32 like
+//! the cpu path's residual stream: `enc_add` (also the encoder's positional embedding) and
+//! `dec_add`. The decoder's token + position embedding is a host gather, not a kernel.
 
 use aiec_runtime::model::WhisperDims;
 
@@ -75,6 +77,11 @@ pub enum Want {
         rows: usize,
         cols: usize,
     },
+    /// `x + r` over `rows x cols` f32 (the residual stream, positional embeddings).
+    Add {
+        rows: usize,
+        cols: usize,
+    },
 }
 
 impl Want {
@@ -99,6 +106,7 @@ impl Want {
             ),
             Want::Layernorm { rows, cols } => format!("layernorm {rows}x{cols}"),
             Want::Quantize { rows, cols } => format!("quantize {rows}x{cols}"),
+            Want::Add { rows, cols } => format!("add {rows}x{cols}"),
         }
     }
 }
@@ -221,6 +229,10 @@ impl Shapes {
             ))
         };
         let layer_q = |forward: &str, cols| q(&format!("encoder.layers[*].{forward}"), cols, l);
+        let add = Want::Add {
+            rows: ctx,
+            cols: dm,
+        };
         let attention = Want::Attention {
             shape: AttentionShape {
                 heads: d.n_heads_enc,
@@ -233,6 +245,7 @@ impl Shapes {
         let mut v = self.encoder_frontend();
         v.extend(
             [
+                Some(window("enc_add", "encoder.positions", add, 1)),
                 layer("enc_layernorm", "self_attn_layer_norm", ln),
                 layer_q("self_attn_layer_norm.quantize", dm),
                 layer("enc_qkv", "self_attn.qkv", linear(ctx, dm, 3 * dm, Bias)),
@@ -243,6 +256,7 @@ impl Shapes {
                     "self_attn.out_proj",
                     linear(ctx, dm, dm, Bias),
                 ),
+                layer("enc_add", "self_attn.residual", add),
                 layer("enc_layernorm", "ffn_layer_norm", ln),
                 layer_q("ffn_layer_norm.quantize", dm),
                 layer(
@@ -252,6 +266,7 @@ impl Shapes {
                 ),
                 layer_q("ffn.gelu.quantize", d.ffn_dim),
                 layer("enc_fc2", "ffn.fc2", linear(ctx, d.ffn_dim, dm, Bias)),
+                layer("enc_add", "ffn.residual", add),
                 Some(window("enc_layernorm", "encoder.layer_norm", ln, 1)),
                 q("encoder.layer_norm.quantize", dm, 1),
                 // Cross-attention K/V of every decoder layer: once per window, over the frames.
@@ -354,6 +369,7 @@ impl Shapes {
             token_major: true,
         };
         let proj = linear(r, dm, dm, Bias);
+        let add = Want::Add { rows: r, cols: dm };
         let mut v: Vec<Use> = [
             Some(s("dec_layernorm", "layers[*].self_attn_layer_norm", ln, l)),
             q("layers[*].self_attn_layer_norm.quantize", dm, l),
@@ -372,6 +388,7 @@ impl Shapes {
             [
                 q("layers[*].self_attn.quantize", dm, l),
                 Some(s("dec_proj", "layers[*].self_attn.out_proj", proj, l)),
+                Some(s("dec_add", "layers[*].self_attn.residual", add, l)),
                 Some(s("dec_layernorm", "layers[*].cross_attn_layer_norm", ln, l)),
                 q("layers[*].cross_attn_layer_norm.quantize", dm, l),
                 Some(s("dec_proj", "layers[*].cross_attn.q", proj, l)),
@@ -383,6 +400,7 @@ impl Shapes {
                 )),
                 q("layers[*].cross_attn.quantize", dm, l),
                 Some(s("dec_proj", "layers[*].cross_attn.out_proj", proj, l)),
+                Some(s("dec_add", "layers[*].cross_attn.residual", add, l)),
                 Some(s("dec_layernorm", "layers[*].ffn_layer_norm", ln, l)),
                 q("layers[*].ffn_layer_norm.quantize", dm, l),
                 Some(s(
@@ -398,6 +416,7 @@ impl Shapes {
                     linear(r, d.ffn_dim, dm, Bias),
                     l,
                 )),
+                Some(s("dec_add", "layers[*].ffn.residual", add, l)),
                 Some(s("dec_layernorm", "layer_norm", ln, 1)),
                 q("layer_norm.quantize", dm, 1),
             ]

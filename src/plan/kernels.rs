@@ -161,6 +161,17 @@ pub fn candidates(namer: &Namer, entry: &str, want: Want, dev: &DeviceModel) -> 
             shape: Rows { rows, cols },
             tile_rows,
         }),
+        Want::Add { rows, cols } => {
+            // f32: the residual stream keeps the cpu path's numerics.
+            let tilings = tiling::add_candidates(rows, cols, 4, dev);
+            namer.docs(entry, "f32", tilings, |(array, tile_rows)| {
+                let body = Body::Add {
+                    shape: Rows { rows, cols },
+                    tile_rows,
+                };
+                (array, body)
+            })
+        }
         Want::AttentionDecode(shape) => {
             let tilings =
                 tiling::attention_decode_candidates(shape.beams * shape.heads, shape.kv_len, dev);
@@ -196,7 +207,8 @@ pub fn padding_of(
             note("shape.n", n, pn);
         }
         (Want::Layernorm { rows, .. }, Body::Layernorm { shape, .. })
-        | (Want::Quantize { rows, .. }, Body::Quantize { shape, .. }) => {
+        | (Want::Quantize { rows, .. }, Body::Quantize { shape, .. })
+        | (Want::Add { rows, .. }, Body::Add { shape, .. }) => {
             note("shape.rows", live_rows.unwrap_or(rows), shape.rows)
         }
         _ => {}

@@ -12,7 +12,7 @@
 //! Kernels: `conv` (im2col in the DMA pattern, GELU fused), `linear` (int8 with the
 //! dequantising epilogue, or bf16; bias and fc1's GELU fused), `quantize` (int8 plans),
 //! `attention` (encoder; token-major cross attention), `attention_decode` (one entry per KV
-//! length bucket), `layernorm`, `mel`. What is not fused, and why, is in [`forward`] and the
+//! length bucket), `layernorm`, `add` (residuals and the encoder's positions, f32), `mel`. What is not fused, and why, is in [`forward`] and the
 //! notes entries carry.
 
 pub mod doc;
@@ -251,8 +251,15 @@ impl Plan {
 /// Why an entry looks as it does where the forward does more than its kernel.
 fn notes_for(entry: &str) -> Vec<&'static str> {
     match entry {
-        "enc_out_proj" | "enc_fc2" | "dec_proj" | "dec_fc2" => vec![
-            "the residual add is not fused: the linear op refuses `residual` (a core's 2 input DMA channels carry A and B) and no op adds two streams yet",
+        "enc_out_proj" | "enc_fc2" => vec![
+            "the residual add is not fused (the linear op refuses `residual`: a core's 2 input DMA channels carry A and B); it runs on `enc_add`",
+        ],
+        "dec_proj" | "dec_fc2" => vec![
+            "the residual add is not fused (the linear op refuses `residual`: a core's 2 input DMA channels carry A and B); it runs on `dec_add`",
+        ],
+        "enc_add" | "dec_add" => vec![
+            "f32: the residual stream keeps the cpu path's numerics (one f32 rounding per add)",
+            "at most 2 cores per column: the memtile's 6 MM2S channels carry X and R to every core and Y back",
         ],
         "dec_qkv" | "enc_qkv" | "dec_cross_kv" => {
             vec!["k_proj has no bias in Whisper: its bias columns are zero"]

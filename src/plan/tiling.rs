@@ -200,6 +200,29 @@ pub fn rowwise_candidates(rows: usize, dev: &DeviceModel) -> Vec<(Array, usize)>
         .collect()
 }
 
+/// Add candidates: the row-wise tilings on at most the cores per column a memtile's outgoing
+/// channels feed ([`crate::ops::add::max_cores_per_column`]), those whose `tile_rows x cols`
+/// buffers of `elem_bytes` fit two to a core memory bank first: the six FIFO buffers (X, R
+/// and Y, double-buffered) then get bank-aware placement from aie-opt (larger ones make it
+/// fall back to sequential allocation, DMA and core sharing banks).
+pub fn add_candidates(
+    rows: usize,
+    cols: usize,
+    elem_bytes: usize,
+    dev: &DeviceModel,
+) -> Vec<(Array, usize)> {
+    let most = crate::ops::add::max_cores_per_column(dev);
+    let mut all: Vec<(Array, usize)> = rowwise_candidates(rows, dev)
+        .into_iter()
+        .filter(|(a, _)| a.cores_per_column <= most)
+        .collect();
+    // Stable: within each group the row-wise order (most cores, then the largest tile) holds.
+    all.sort_by_key(|(_, tile_rows)| {
+        tile_rows * cols * elem_bytes > crate::ops::add::BANK_BYTES / 2
+    });
+    all
+}
+
 /// Mel candidates: `(array, frame_tile)`.
 pub fn mel_candidates(frames: usize, dev: &DeviceModel) -> Vec<(Array, usize)> {
     arrays(dev)

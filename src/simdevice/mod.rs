@@ -21,9 +21,9 @@
 //! | attention, decoder step (`Causal`, one query per sequence) | sim | `attention_decode` over the store's buffer (length buckets 64, 128, 256, n_ctx; runtime length) |
 //! | attention, decoder prompt (`Causal` from position 0) | sim | causal `attention`, `head_major`, the (sequence, head) pairs as heads |
 //! | attention, several queries after position 0; `keep_heads` (word timestamps) | host (f32) | the first never occurs in our decoding (the prompt goes in one call); the design returns no weights |
-//! | linear's residual `+=` | host | none: the linear op rejects a fused residual (third input stream) and `elementwise` is unary |
-//! | add (positions) | host | none (no binary element-wise design) |
 //! | kv_write, kv_reorder | host | data movement into the backend's store ([`kv::SimKv`]: device buffers in the attention designs' layout, persistent across steps) |
+//! | linear's residual `+=` | sim | `add` (f32) after the `linear` launch: the linear op rejects a fused residual (third input stream) |
+//! | add (positions) | sim | `add` (f32, rows of up to 512) |
 //!
 //! Host work is counted separately ([`SimBackend::host_stats`], printed by `--timings`):
 //! every launch there is a piece of a tensor op the simulator did not run. The main table's
@@ -42,6 +42,7 @@
 //! A simulation failure inside a trait call (which cannot return an error) panics with the
 //! spec name and the simulator's message: it is a defect of a design, not of the input.
 
+pub mod add;
 pub mod attention;
 pub mod conv;
 pub mod kernels;
@@ -121,7 +122,8 @@ impl SimBackend {
     }
 
     /// A product on the `linear` design as the call of `kind` that started at `started`;
-    /// a residual `+=` runs on the host.
+    /// a residual `+=` runs the `add` design on the product's `rows x n` (f32, as the cpu
+    /// path adds), its simulated time counted with the call's.
     fn linear_into(
         &self,
         (kind, started): (OpKind, Instant),
@@ -131,9 +133,12 @@ impl SimBackend {
         out: &mut [f32],
     ) {
         let rows = w.rows_of(x);
-        let (y, device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
-        if epi.accumulate {
-            self.on_host(kind, || out.iter_mut().zip(&y).for_each(|(o, v)| *o += v));
+        let (y, mut device) = w.run(x, rows, epi.gelu).unwrap_or_else(|e| fail(e));
+        if epi.accumulate && !y.is_empty() {
+            let n = y.len() / rows;
+            let (sum, added) = add::add(&out[..y.len()], &y, n).unwrap_or_else(|e| fail(e));
+            out[..sum.len()].copy_from_slice(&sum);
+            device += added;
         } else {
             out[..y.len()].copy_from_slice(&y);
         }
@@ -297,10 +302,15 @@ impl Backend for SimBackend {
 
     fn add(&self, x: &mut [f32], y: &[f32]) {
         let started = Instant::now();
-        self.on_host(OpKind::Add, || {
-            x.iter_mut().zip(y).for_each(|(a, b)| *a += b)
-        });
-        self.record(OpKind::Add, started, Duration::ZERO);
+        // The cpu backend's `zip`: the shorter length counts.
+        let n = x.len().min(y.len());
+        let mut device = Duration::ZERO;
+        if n > 0 {
+            let (sum, d) = add::add(&x[..n], &y[..n], add::add_rows(n)).unwrap_or_else(|e| fail(e));
+            x[..n].copy_from_slice(&sum);
+            device = d;
+        }
+        self.record(OpKind::Add, started, device);
     }
 
     fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
