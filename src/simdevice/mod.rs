@@ -58,8 +58,8 @@ use aiec_runtime::backend::{
     AttentionCall, Backend, BackendError, ConvInput, Epilogue, KvCache, KvRows, KvShape, KvSource,
     LinearWeights, NormWeights, OpKind, OpStats, Precision, PreparedLinear, PreparedNorm,
 };
-use kv::{sim_kv, sim_kv_mut, SimKv};
 use conv::SimConv;
+use kv::{sim_kv, sim_kv_mut, SimKv};
 use linear::SimLinear;
 use rowwise::SimNorm;
 
