@@ -4,10 +4,17 @@
 //! K and V are streamed in `kv_tile`-row blocks with an online softmax (running row max `m`,
 //! running sum `l`, unnormalised output `o`, all f32), so sequence length is not limited by
 //! the 64 KiB core memory. Each core keeps that state in a FIFO it both produces and
-//! consumes (acquired once, held for the whole run), `[q_tile + 1, head_dim + 2 + kv_tile]` f32:
+//! consumes (acquired once, held for the whole run), `[q_tile + 1, head_dim + 2 + kv_tile]` f32
+//! (the width rounded up to 16 when the rows are vectorised, so each `o` row is aligned):
 //! rows `0..q_tile` hold `o` (cols `0..d`), `m` (col `d`), `l` (col `d+1`) and the current
 //! scores/probabilities (cols `d+2..`); the last row holds the kv-block and q-block counters
 //! that give the causal mask its absolute positions.
+//!
+//! The kernel bodies ([`body`]) walk every `head_dim` row in 16-lane f32 vectors (bf16 rows
+//! loaded as `vector<16xbf16>` and widened), the width of AIE-ML's f32 accumulator register
+//! and of the bf16 vector MAC's output, so Peano's vectoriser and the host JIT (one AVX-512
+//! register) both run them at SIMD width; a `head_dim` that 16 does not divide runs the same
+//! loops on scalars.
 //!
 //! Host layout (`layout = "head_major"`, the default): `Q [heads, q_len, d]`,
 //! `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`), `O [heads, q_len, d]`. With
