@@ -173,3 +173,57 @@ fn an_unknown_layout_is_refused_naming_the_choices() {
         "{err}"
     );
 }
+
+/// How many of the design's MLIR lines hold a 16-lane `vector.fma`, and whether any line
+/// mentions a vector at all.
+fn vector_use(spec: &Spec) -> (usize, bool) {
+    let mlir = aiec::mlir::emit(&spec.build().unwrap()).unwrap();
+    let fmas = mlir
+        .lines()
+        .filter(|l| l.contains("vector.fma") && l.contains("vector<16xf32>"))
+        .count();
+    (fmas, mlir.contains("vector<"))
+}
+
+#[test]
+fn head_dims_on_and_off_the_vector_width_match_the_reference() {
+    // 16 and 48 (one and three chunks) run the 16-lane bodies; 24 and 8 the scalar
+    // fallback. Causal and not, bf16 and f32, against the float64 reference.
+    for (d, vector) in [(16, true), (48, true), (24, false), (8, false)] {
+        for (dtype, causal) in [("bf16", false), ("bf16", true), ("f32", true)] {
+            let spec = parse(&format!(
+                "op = \"attention\"\nname = \"t\"\ndevice = \"npu1\"\ndtype = \"{dtype}\"\n\
+                 heads = 2\nq_len = 24\nkv_len = 24\nhead_dim = {d}\nq_tile = 8\nkv_tile = 12\n\
+                 causal = {causal}\narray = {{ columns = 1, cores_per_column = 2 }}\n"
+            ));
+            let (fmas, any_vector) = vector_use(&spec);
+            // One fma in the Q·K dot and one in the P·V update, per core body (2 cores).
+            assert_eq!(fmas, if vector { 4 } else { 0 }, "d {d}");
+            assert_eq!(any_vector, vector, "d {d}");
+            let opts = sim::SimOptions::default();
+            let check = sim::verify::check_spec(&spec, d as u64, &opts).unwrap();
+            let c = &check.comparison;
+            assert!(c.passed(), "d {d} {dtype} causal {causal}: {c:?}");
+            assert_eq!(c.elements, 2 * 24 * d);
+            if dtype == "f32" {
+                assert!(c.max_abs_error < 1e-5, "d {d} f32: {c:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn decoder_step_off_the_vector_width_matches_the_reference() {
+    // head_dim 24 takes the scalar fallback under the runtime length mask; 48 the vectors.
+    for d in [24, 48] {
+        let text = spec_text("whisper-base/dec_step_self_attention.toml")
+            .replace("head_dim = 64", &format!("head_dim = {d}"))
+            .replace("kv_len = 448", "kv_len = 64");
+        let spec = parse(&text);
+        assert_eq!(vector_use(&spec).1, d % 16 == 0, "d {d}");
+        for valid in [1, 33, 64] {
+            let (ok, err) = run_step(&spec, valid, valid as u64);
+            assert!(ok, "d {d} valid {valid}: max error {err}");
+        }
+    }
+}

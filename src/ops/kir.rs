@@ -17,7 +17,7 @@ use melior::{
 use crate::design::{DesignError, ElemType, KernelCtx};
 
 mod vector;
-pub use vector::Reduce;
+pub use vector::{Lanes, Reduce};
 
 /// Appends ops to one block. `'k` is the borrow of that block.
 pub struct Emit<'c, 'k> {

@@ -4,10 +4,17 @@
 //! K and V are streamed in `kv_tile`-row blocks with an online softmax (running row max `m`,
 //! running sum `l`, unnormalised output `o`, all f32), so sequence length is not limited by
 //! the 64 KiB core memory. Each core keeps that state in a FIFO it both produces and
-//! consumes (acquired once, held for the whole run), `[q_tile + 1, head_dim + 2 + kv_tile]` f32:
+//! consumes (acquired once, held for the whole run), `[q_tile + 1, head_dim + 2 + kv_tile]` f32
+//! (the width rounded up to 16 when the rows are vectorised, so each `o` row is aligned):
 //! rows `0..q_tile` hold `o` (cols `0..d`), `m` (col `d`), `l` (col `d+1`) and the current
 //! scores/probabilities (cols `d+2..`); the last row holds the kv-block and q-block counters
 //! that give the causal mask its absolute positions.
+//!
+//! The kernel bodies ([`body`]) walk every `head_dim` row in 16-lane f32 vectors (bf16 rows
+//! loaded as `vector<16xbf16>` and widened), the width of AIE-ML's f32 accumulator register
+//! and of the bf16 vector MAC's output, so Peano's vectoriser and the host JIT (one AVX-512
+//! register) both run them at SIMD width; a `head_dim` that 16 does not divide runs the same
+//! loops on scalars.
 //!
 //! Host layout (`layout = "head_major"`, the default): `Q [heads, q_len, d]`,
 //! `KV [heads, kv_len, 2d]` (row `j` is `K_j` then `V_j`), `O [heads, q_len, d]`. With
@@ -23,9 +30,9 @@ use crate::design::{
     BufferType, Design, DesignError, ElemType, Kernel, Program, TensorAccessPattern,
 };
 use crate::ops::emit_kernel;
-use crate::ops::kir::{Cmp, Emit, KResult};
-use melior::ir::Value;
+use crate::ops::kir::Lanes;
 
+mod body;
 mod columns;
 mod decode;
 mod spec;
@@ -90,163 +97,17 @@ struct Shape {
 }
 
 impl Shape {
+    /// How the kernels walk a `head_dim` row (see [`body`]).
+    fn lanes(&self) -> Lanes {
+        Lanes::dividing(self.d, body::LANES)
+    }
+
+    /// `o`, `m`, `l` and the scores; with vector rows the width is rounded up to whole
+    /// vectors so every row's `o` starts 64-byte aligned (AIE-ML's vector loads and stores
+    /// take 256-bit aligned addresses; unaligned ones need extra shifts).
     fn state_cols(&self) -> usize {
-        self.d + 2 + self.kt
+        (self.d + 2 + self.kt).next_multiple_of(self.lanes().0)
     }
-}
-
-/// Counters live in the state's last row: col 0 = kv block, col 1 = q block.
-fn emit_setup<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
-    let zero = e.f32(0.0)?;
-    let row = e.index(s.qt)?;
-    e.store(zero, args[0], &[row, e.index(0)?])?;
-    e.store(zero, args[0], &[row, e.index(1)?])
-}
-
-fn emit_init<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
-    let st = args[0];
-    let zero = e.f32(0.0)?;
-    let neg_inf = e.f32(f64::NEG_INFINITY)?;
-    let m_col = e.index(s.d)?;
-    let l_col = e.index(s.d + 1)?;
-    e.for_n(s.qt, |e, i| {
-        e.for_n(s.d, |e, x| e.store(zero, st, &[i, x]))?;
-        e.store(neg_inf, st, &[i, m_col])?;
-        e.store(zero, st, &[i, l_col])
-    })?;
-    e.store(zero, st, &[e.index(s.qt)?, e.index(0)?])
-}
-
-fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
-    let (q, kv, st) = (args[0], args[1], args[2]);
-    let zero = e.f32(0.0)?;
-    let one = e.f32(1.0)?;
-    let neg_inf = e.f32(f64::NEG_INFINITY)?;
-    let very_neg = e.f32(-1e30)?;
-    let scale = e.f32(s.scale)?;
-    let m_col = e.index(s.d)?;
-    let l_col = e.index(s.d + 1)?;
-    let s0 = s.d + 2;
-    let cnt_row = e.index(s.qt)?;
-    let kb_f = e.load(st, &[cnt_row, e.index(0)?])?;
-    let qb_f = e.load(st, &[cnt_row, e.index(1)?])?;
-    let kb_i = e.cast("arith.fptosi", kb_f, e.int_type(32))?;
-    let qb_i = e.cast("arith.fptosi", qb_f, e.int_type(32))?;
-    let kb = e.cast("arith.index_cast", kb_i, e.index_type())?;
-    let qb = e.cast("arith.index_cast", qb_i, e.index_type())?;
-    let kv_base = e.muli(kb, e.index(s.kt)?)?;
-    let q_base = e.muli(qb, e.index(s.qt)?)?;
-    let cols = match s.mask {
-        Mask::Length => Some(visible_columns(e, st, cnt_row, kv_base, s.kt)?),
-        Mask::None | Mask::Causal => None,
-    };
-    e.for_n(s.qt, |e, i| {
-        let row = e.addi(q_base, i)?;
-        // Scores of this block, masked to -inf past the diagonal when causal.
-        let m_old = e.load(st, &[i, m_col])?;
-        let m_blk = fold_columns(e, cols, s.kt, m_old, |e, j, m| {
-            let dot = e.fold_n(s.d, zero, |e, x, acc| {
-                let a = e.load_f32(q, &[i, x])?;
-                let b = e.load_f32(kv, &[j, x])?;
-                e.addf(acc, e.mulf(a, b)?)
-            })?;
-            let mut sc = e.mulf(dot, scale)?;
-            if s.mask == Mask::Causal {
-                let col = e.addi(kv_base, j)?;
-                let future = e.cmpi(Cmp::Gt, col, row)?;
-                sc = e.select(future, neg_inf, sc)?;
-            }
-            let sj = e.addi(j, e.index(s0)?)?;
-            e.store(sc, st, &[i, sj])?;
-            e.maxf(m, sc)
-        })?;
-        // A row with nothing visible yet keeps m = -inf; use 0 as the shift so exp gives 0.
-        let empty = e.cmpf(Cmp::Lt, m_blk, very_neg)?;
-        let shift = e.select(empty, zero, m_blk)?;
-        let corr = e.unary("math.exp", e.subf(m_old, shift)?)?;
-        let psum = fold_columns(e, cols, s.kt, zero, |e, j, acc| {
-            let sj = e.addi(j, e.index(s0)?)?;
-            let p = e.unary("math.exp", e.subf(e.load(st, &[i, sj])?, shift)?)?;
-            e.store(p, st, &[i, sj])?;
-            e.addf(acc, p)
-        })?;
-        let l = e.load(st, &[i, l_col])?;
-        e.store(e.addf(e.mulf(l, corr)?, psum)?, st, &[i, l_col])?;
-        e.for_n(s.d, |e, x| {
-            let vx = e.addi(x, e.index(s.d)?)?;
-            let pv = fold_columns(e, cols, s.kt, zero, |e, j, acc| {
-                let sj = e.addi(j, e.index(s0)?)?;
-                let p = e.load(st, &[i, sj])?;
-                e.addf(acc, e.mulf(p, e.load_f32(kv, &[j, vx])?)?)
-            })?;
-            let o = e.load(st, &[i, x])?;
-            e.store(e.addf(e.mulf(o, corr)?, pv)?, st, &[i, x])
-        })?;
-        e.store(m_blk, st, &[i, m_col])
-    })?;
-    e.store(e.addf(kb_f, one)?, st, &[cnt_row, e.index(0)?])
-}
-
-/// Columns of this kv block below the runtime length: `clamp(valid - kv_base, 0, kt)`.
-fn visible_columns<'c, 'k>(
-    e: &Emit<'c, 'k>,
-    st: Value<'c, '_>,
-    cnt_row: Value<'c, '_>,
-    kv_base: Value<'c, '_>,
-    kt: usize,
-) -> KResult<Value<'c, 'k>> {
-    let valid_f = e.load(st, &[cnt_row, e.index(2)?])?;
-    let valid_i = e.cast("arith.fptosi", valid_f, e.int_type(32))?;
-    let valid = e.cast("arith.index_cast", valid_i, e.index_type())?;
-    let left = e.maxsi(e.subi(valid, kv_base)?, e.index(0)?)?;
-    e.minsi(left, e.index(kt)?)
-}
-
-/// A fold over the block's columns: all `kt`, or `0..cols` when a length mask bounds them.
-fn fold_columns<'c, 'k, F>(
-    e: &Emit<'c, 'k>,
-    cols: Option<Value<'c, '_>>,
-    kt: usize,
-    init: Value<'c, '_>,
-    body: F,
-) -> KResult<Value<'c, 'k>>
-where
-    F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
-{
-    match cols {
-        None => e.fold_n(kt, init, body),
-        Some(hi) => e.fold_range(e.index(0)?, hi, init, body),
-    }
-}
-
-/// Reads the runtime length from the first Q-stream buffer of a step (`LEN[0] * 256 +
-/// LEN[1]`, two integers every element type holds exactly) into the state's counter row.
-fn emit_read_len<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
-    let (len, st) = (args[0], args[1]);
-    let row0 = e.index(0)?;
-    let hi = e.load_f32(len, &[row0, e.index(0)?])?;
-    let lo = e.load_f32(len, &[row0, e.index(1)?])?;
-    let valid = e.addf(e.mulf(hi, e.f32(256.0)?)?, lo)?;
-    e.store(valid, st, &[e.index(s.qt)?, e.index(2)?])
-}
-
-fn emit_finish<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
-    let (st, out) = (args[0], args[1]);
-    let l_col = e.index(s.d + 1)?;
-    e.for_n(s.qt, |e, i| {
-        let l = e.load(st, &[i, l_col])?;
-        e.for_n(s.d, |e, x| {
-            let v = e.divf(e.load(st, &[i, x])?, l)?;
-            e.store_f32(v, out, &[i, x], s.elem)
-        })
-    })?;
-    // Next q block, wrapping to 0 when the next head starts.
-    let cnt = e.index(s.qt)?;
-    let c1 = e.index(1)?;
-    let next = e.addf(e.load(st, &[cnt, c1])?, e.f32(1.0)?)?;
-    let more = e.cmpf(Cmp::Lt, next, e.f32(s.q_blocks as f64)?)?;
-    let next = e.select(more, next, e.f32(0.0)?)?;
-    e.store(next, st, &[cnt, c1])
 }
 
 pub fn build(spec: &AttentionSpec) -> Result<Design, DesignError> {
@@ -344,11 +205,15 @@ struct Kernels {
 impl Kernels {
     fn new(s: Shape) -> Self {
         Kernels {
-            setup: emit_kernel("attention_setup", 1, move |e, a| emit_setup(e, a, s)),
-            init: emit_kernel("attention_init", 1, move |e, a| emit_init(e, a, s)),
-            step: emit_kernel("attention_step", 3, move |e, a| emit_step(e, a, s)),
-            finish: emit_kernel("attention_finish", 2, move |e, a| emit_finish(e, a, s)),
-            read_len: emit_kernel("attention_read_len", 2, move |e, a| emit_read_len(e, a, s)),
+            setup: emit_kernel("attention_setup", 1, move |e, a| body::emit_setup(e, a, s)),
+            init: emit_kernel("attention_init", 1, move |e, a| body::emit_init(e, a, s)),
+            step: emit_kernel("attention_step", 3, move |e, a| body::emit_step(e, a, s)),
+            finish: emit_kernel("attention_finish", 2, move |e, a| {
+                body::emit_finish(e, a, s)
+            }),
+            read_len: emit_kernel("attention_read_len", 2, move |e, a| {
+                body::emit_read_len(e, a, s)
+            }),
         }
     }
 }

@@ -10,6 +10,8 @@ use melior::ir::{
 };
 
 use super::{Emit, KResult};
+use crate::design::ElemType;
+use mlir_sys::mlirShapedTypeGetDimSize;
 
 /// `vector.reduction` combining kinds we use.
 #[derive(Debug, Clone, Copy)]
@@ -74,19 +76,149 @@ impl<'c, 'k> Emit<'c, 'k> {
         self.op("vector.fma", &[a, b, c], a.r#type())
     }
 
-    /// `vector.reduction <kind>, %v : vector<N x T> into T`.
+    /// `vector.reduction <kind>, %v : vector<N x T> into T`. A float `add` carries
+    /// `fastmath<reassoc>`: without it the LLVM lowering must add the lanes one after the
+    /// other (an ordered reduction, N dependent adds), and a vector kernel has already
+    /// reordered its sum into per-lane partial sums, so the flag states what the code means;
+    /// with it the host and Peano add the lanes as a tree.
     pub fn vreduce(&self, kind: Reduce, v: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
         let elem =
             vector_elem(v.r#type()).ok_or_else(|| self.err("vector.reduction of a non-vector"))?;
-        let kind_attr = Attribute::parse(self.context, kind.mlir())
-            .ok_or_else(|| self.err("vector.reduction kind attribute"))?;
-        self.op_with(
-            "vector.reduction",
-            &[v],
-            &[self.named("kind", kind_attr)],
-            elem,
-        )
+        let mut attributes = vec![self.named("kind", self.attr(kind.mlir())?)];
+        if matches!(kind, Reduce::Add) && elem.is_float() {
+            attributes.push(self.named("fastmath", self.attr("#arith.fastmath<reassoc>")?));
+        }
+        self.op_with("vector.reduction", &[v], &attributes, elem)
     }
+
+    /// `lanes` consecutive elements of `memref` from `idx`, widened to f32 lanes (bf16 via
+    /// `arith.extf` on the vector): the vector counterpart of [`Emit::load_f32`].
+    pub fn vload_f32(
+        &self,
+        memref: Value<'c, '_>,
+        idx: &[Value<'c, '_>],
+        lanes: usize,
+    ) -> KResult<Value<'c, 'k>> {
+        let v = self.vload(memref, idx, lanes)?;
+        let f32v = self.vector_type(lanes, self.f32_type());
+        if v.r#type() == f32v {
+            Ok(v)
+        } else {
+            self.cast("arith.extf", v, f32v)
+        }
+    }
+
+    /// Narrows f32 lanes to `elem` (bf16 via `arith.truncf` on the vector) and stores them at
+    /// `idx`: the vector counterpart of [`Emit::store_f32`].
+    pub fn vstore_f32(
+        &self,
+        v: Value<'c, '_>,
+        memref: Value<'c, '_>,
+        idx: &[Value<'c, '_>],
+        elem: ElemType,
+    ) -> KResult<()> {
+        match elem {
+            ElemType::F32 => self.vstore(v, memref, idx),
+            ElemType::Bf16 => {
+                let lanes = vector_lanes(v.r#type())
+                    .ok_or_else(|| self.err("vector store_f32 of a non-vector"))?;
+                let ty = self.vector_type(lanes, self.elem_type(ElemType::Bf16));
+                self.vstore(self.cast("arith.truncf", v, ty)?, memref, idx)
+            }
+            other => Err(self.err(format!("vector store_f32 into {} buffer", other.mlir()))),
+        }
+    }
+}
+
+/// How a kernel walks a row of f32 values: in chunks of `n` lanes, `n = 1` meaning plain
+/// scalars. One emitter then serves both a vectorised row (its length a multiple of the
+/// vector width) and the scalar fallback for any other length, with the same loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes(pub usize);
+
+impl Lanes {
+    /// `width` lanes when they divide `len`, else scalars.
+    pub fn dividing(len: usize, width: usize) -> Lanes {
+        Lanes(if width > 0 && len.is_multiple_of(width) {
+            width
+        } else {
+            1
+        })
+    }
+
+    pub fn is_vector(self) -> bool {
+        self.0 > 1
+    }
+
+    /// `n` elements from `idx`, as f32 (see [`Emit::vload_f32`], [`Emit::load_f32`]).
+    pub fn load<'c, 'k>(
+        self,
+        e: &Emit<'c, 'k>,
+        memref: Value<'c, '_>,
+        idx: &[Value<'c, '_>],
+    ) -> KResult<Value<'c, 'k>> {
+        if self.is_vector() {
+            e.vload_f32(memref, idx, self.0)
+        } else {
+            e.load_f32(memref, idx)
+        }
+    }
+
+    /// Stores f32 chunk `v` at `idx` as `elem`.
+    pub fn store(
+        self,
+        e: &Emit<'_, '_>,
+        v: Value<'_, '_>,
+        memref: Value<'_, '_>,
+        idx: &[Value<'_, '_>],
+        elem: ElemType,
+    ) -> KResult<()> {
+        if self.is_vector() {
+            e.vstore_f32(v, memref, idx, elem)
+        } else {
+            e.store_f32(v, memref, idx, elem)
+        }
+    }
+
+    /// A scalar repeated over the lanes.
+    pub fn splat<'c, 'k>(self, e: &Emit<'c, 'k>, s: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
+        if self.is_vector() {
+            e.splat(s, self.0)
+        } else {
+            Ok(s)
+        }
+    }
+
+    /// `a * b + c`: `vector.fma` (one rounding) on vectors, `mulf` then `addf` on scalars.
+    pub fn fma<'c, 'k>(
+        self,
+        e: &Emit<'c, 'k>,
+        a: Value<'c, '_>,
+        b: Value<'c, '_>,
+        c: Value<'c, '_>,
+    ) -> KResult<Value<'c, 'k>> {
+        if self.is_vector() {
+            e.vfma(a, b, c)
+        } else {
+            e.addf(c, e.mulf(a, b)?)
+        }
+    }
+
+    /// The sum of the lanes (a scalar is its own sum).
+    pub fn sum<'c, 'k>(self, e: &Emit<'c, 'k>, v: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
+        if self.is_vector() {
+            e.vreduce(Reduce::Add, v)
+        } else {
+            Ok(v)
+        }
+    }
+}
+
+/// The lane count of a 1-D vector type.
+fn vector_lanes(ty: Type<'_>) -> Option<usize> {
+    // SAFETY: as in `vector_elem`; dimension 0 exists for a vector type (never rank 0 here).
+    ty.is_vector()
+        .then(|| unsafe { mlirShapedTypeGetDimSize(ty.to_raw(), 0) } as usize)
 }
 
 /// The element type of a vector type.
