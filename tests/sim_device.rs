@@ -585,12 +585,25 @@ const TINY_SUBSET: [&str; 10] = [
 
 /// Corpus WER of tiny.en on [`TINY_SUBSET`] through `backend`, default decoding.
 fn tiny_subset_wer(backend: std::sync::Arc<dyn aiec_runtime::backend::Backend>) -> (f64, usize) {
-    let dir = aiec_runtime::model::install::resolve("tiny.en")
-        .expect("the tiny.en model is installed (aiec models install tiny.en)");
-    let tr = aiec_runtime::pipeline::Transcriber::load_with(&dir, backend).expect("tiny.en loads");
-    let opts = aiec_runtime::decode::DecodeOptions::default();
+    corpus_wer("tiny.en", &TINY_SUBSET, backend, None)
+}
+
+/// Corpus WER of `model` on `files` through `backend`, default decoding or `beam`.
+fn corpus_wer(
+    model: &str,
+    files: &[&str],
+    backend: std::sync::Arc<dyn aiec_runtime::backend::Backend>,
+    beam: Option<usize>,
+) -> (f64, usize) {
+    let dir = aiec_runtime::model::install::resolve(model)
+        .unwrap_or_else(|e| panic!("{model} is installed (aiec models install {model}): {e}"));
+    let tr = aiec_runtime::pipeline::Transcriber::load_with(&dir, backend).expect("model loads");
+    let mut opts = aiec_runtime::decode::DecodeOptions::default();
+    if let Some(beam) = beam {
+        opts.beam_size = beam;
+    }
     let (mut errors, mut words) = (0, 0);
-    for file in TINY_SUBSET {
+    for &file in files {
         let t = tr
             .transcribe_file(&speech_dir().join(file), &opts, None)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -675,4 +688,38 @@ fn prompt_attention_matches_the_cpu_backend() {
     }
     assert!(sim.stats().get(OpKind::Attention).device.as_nanos() > 0);
     assert_eq!(sim.host_stats().get(OpKind::Attention).launches, 0);
+}
+
+/// whisper-base over the whole dev set through the simulator (int8) against the cpu in f32,
+/// at `beam`: the bound, within 0.5 WER points. Tens of minutes here, so it runs from
+/// `bench/sim_wer.sh`, not in CI.
+fn dev_set_sim_within_half_a_point(beam: usize) {
+    let files = common::wer::dev_set_files();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let cpu = std::sync::Arc::new(CpuBackend::new(Precision::F32));
+    let (base, words) = corpus_wer("whisper-base", &files, cpu, Some(beam));
+    let sim = std::sync::Arc::new(SimBackend::new(Precision::Int8).unwrap());
+    let (w, _) = corpus_wer("whisper-base", &files, sim, Some(beam));
+    eprintln!(
+        "dev set beam {beam} ({words} words): cpu f32 WER {:.2}%, sim int8 {:.2}%",
+        base * 100.0,
+        w * 100.0
+    );
+    assert!(words > 1000, "{words} reference words");
+    assert!(
+        w <= base + 0.005,
+        "sim WER {w} exceeds cpu f32 {base} + 0.5 points"
+    );
+}
+
+#[test]
+#[ignore = "the whole dev set through the simulator (~20 min here); run from bench/sim_wer.sh"]
+fn dev_set_sim_greedy_within_half_a_point_of_cpu_f32() {
+    dev_set_sim_within_half_a_point(1);
+}
+
+#[test]
+#[ignore = "the whole dev set through the simulator at beam 5 (~30 min here); run from bench/sim_wer.sh"]
+fn dev_set_sim_beam5_within_half_a_point_of_cpu_f32() {
+    dev_set_sim_within_half_a_point(5);
 }

@@ -79,3 +79,15 @@ pub fn reference_text(file: &str) -> String {
         })
         .unwrap_or_else(|| panic!("{file} is not in references.tsv"))
 }
+
+/// Every file of the dev set, as references.tsv lists them.
+pub fn dev_set_files() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(speech_dir().join("references.tsv")).expect("references.tsv");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
