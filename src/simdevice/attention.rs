@@ -32,6 +32,27 @@ fn gather_queries(q: &Queries, width: usize) -> Vec<f32> {
     out
 }
 
+/// The start of each `d`-wide row in both layouts: `(token-major offset, head-major offset)`
+/// for `[groups x rows, heads, d]` and `[groups x heads, padded, d]`.
+fn head_major_rows(
+    groups: usize,
+    rows: usize,
+    padded: usize,
+    heads: usize,
+    d: usize,
+) -> impl Iterator<Item = (usize, usize)> {
+    (0..groups).flat_map(move |g| {
+        (0..rows).flat_map(move |r| {
+            (0..heads).map(move |h| {
+                (
+                    ((g * rows + r) * heads + h) * d,
+                    ((g * heads + h) * padded + r) * d,
+                )
+            })
+        })
+    })
+}
+
 /// Query rows `[groups x rows, heads, d]` (group-major) as head-major
 /// `[groups x heads, rows_padded, d]`, zero rows past `rows`.
 fn to_head_major(
@@ -43,14 +64,8 @@ fn to_head_major(
     d: usize,
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; groups * heads * padded * d];
-    for g in 0..groups {
-        for r in 0..rows {
-            for h in 0..heads {
-                let from = ((g * rows + r) * heads + h) * d;
-                let to = ((g * heads + h) * padded + r) * d;
-                out[to..to + d].copy_from_slice(&x[from..from + d]);
-            }
-        }
+    for (token, head) in head_major_rows(groups, rows, padded, heads, d) {
+        out[head..head + d].copy_from_slice(&x[token..token + d]);
     }
     out
 }
@@ -65,14 +80,8 @@ fn from_head_major(
     d: usize,
 ) -> Vec<f32> {
     let mut out = vec![0.0f32; groups * rows * heads * d];
-    for g in 0..groups {
-        for r in 0..rows {
-            for h in 0..heads {
-                let from = ((g * heads + h) * padded + r) * d;
-                let to = ((g * rows + r) * heads + h) * d;
-                out[to..to + d].copy_from_slice(&o[from..from + d]);
-            }
-        }
+    for (token, head) in head_major_rows(groups, rows, padded, heads, d) {
+        out[token..token + d].copy_from_slice(&o[head..head + d]);
     }
     out
 }
