@@ -4,6 +4,8 @@
 pub mod audio;
 pub mod backend;
 pub mod decode;
+pub mod errors;
+pub mod guard;
 pub mod mel;
 pub mod model;
 pub mod output;

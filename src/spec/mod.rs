@@ -80,14 +80,14 @@ pub(crate) fn default_stack() -> usize {
 
 #[derive(thiserror::Error, Debug)]
 pub enum SpecError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("spec `{spec}`: {source}")]
+    #[error("spec `{spec}`")]
     Device {
         spec: String,
         #[source]
@@ -112,7 +112,7 @@ pub enum SpecError {
         detail: String,
         fields: String,
     },
-    #[error("spec `{spec}`: building the design: {source}")]
+    #[error("spec `{spec}`: building the design")]
     Design {
         spec: String,
         #[source]
