@@ -31,6 +31,7 @@ pub enum DeviceKind {
 /// Number format of the matrix products on `--device cpu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
+    /// float32 throughout (the reference numerics).
     F32,
     /// The NPU numerics: per-channel int8 weights, per-row int8 activations (VNNI).
     Int8,
@@ -40,7 +41,9 @@ pub enum PrecisionArg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TaskArg {
+    /// Text in the spoken language.
     Transcribe,
+    /// English text from any spoken language.
     Translate,
 }
 

@@ -11,7 +11,7 @@ pub enum VerifyError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Sim(#[from] SimError),
-    #[error("simulating `{spec}` needs about {needed} of memory (host buffers, random inputs and the float64 reference) but only {available} is available; make the shape smaller")]
+    #[error("spec `{spec}` needs about {needed} of memory (host buffers, random inputs and the float64 reference) but only {available} is available; make the shape smaller")]
     Memory {
         spec: String,
         needed: Bytes,
