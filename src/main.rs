@@ -1,3 +1,4 @@
+#![deny(clippy::unwrap_used)]
 use clap::{Parser, Subcommand};
 
 /// Whisper speech recognition for AMD Ryzen AI NPUs: compiler, simulator and runtime.

@@ -45,6 +45,6 @@ mod tests {
         panic::set_hook(previous);
         assert_eq!(got, Err("bad header 7".to_string()));
         assert!(!inside_contained());
-        assert_eq!(contain(|| inside_contained()), Ok(true));
+        assert_eq!(contain(inside_contained), Ok(true));
     }
 }

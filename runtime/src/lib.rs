@@ -1,5 +1,8 @@
 //! aiec-runtime: everything needed to turn audio into text with a Whisper model.
 //! Knows nothing of MLIR; the compiler crate plugs its simulator in through [`backend::Backend`].
+// Library code never unwraps: input data fails with an error, and the few invariants that
+// cannot fail carry an `#[allow]` with the reason next to them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod audio;
 pub mod backend;

@@ -123,6 +123,14 @@ impl DecodeOptions {
             self.length_penalty >= 0.0,
             "a number of at least 0",
         )?;
+        if self.temperatures.is_empty() {
+            check(
+                "temperatures",
+                f64::NAN,
+                false,
+                "a list of at least one temperature",
+            )?;
+        }
         for &t in &self.temperatures {
             check(
                 "temperatures",
@@ -185,7 +193,7 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_option() {
         type Spoil = fn(&mut DecodeOptions);
-        let cases: [(&str, Spoil); 13] = [
+        let cases: [(&str, Spoil); 14] = [
             ("beam_size", |o| o.beam_size = 0),
             ("beam_size", |o| o.beam_size = MAX_BEAM_SIZE + 1),
             ("best_of", |o| o.best_of = 0),
@@ -194,6 +202,7 @@ mod tests {
             ("length_penalty", |o| o.length_penalty = f64::NAN),
             ("temperatures", |o| o.temperatures = vec![0.0, 2.5]),
             ("temperatures", |o| o.temperatures = vec![-0.1]),
+            ("temperatures", |o| o.temperatures = vec![]),
             ("compression_ratio_threshold", |o| {
                 o.compression_ratio_threshold = Some(-1.0)
             }),
