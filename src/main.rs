@@ -1,3 +1,4 @@
+#![deny(clippy::unwrap_used)]
 use clap::{Parser, Subcommand};
 
 /// Whisper speech recognition for AMD Ryzen AI NPUs: compiler, simulator and runtime.
@@ -22,10 +23,44 @@ enum Command {
     Plan(aiec::cli::plan::Args),
 }
 
+/// A panic is a bug in aiec, never the user's input: say so in one line, with where it
+/// happened and where to report it, instead of a backtrace (`RUST_BACKTRACE=1` still shows
+/// one). A panic inside a contained decoder is reported as that input's error instead.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if aiec_runtime::guard::inside_contained() {
+            return;
+        }
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown cause");
+        let what = what.lines().next().unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (a bug in aiec {}): {what}{place}; please report it to the aiec issue tracker with the command line and, if you can, the input",
+            env!("CARGO_PKG_VERSION")
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    install_panic_hook();
+    // Colour codes only for a terminal (not in pipes, files or CI logs), and never with NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("AIEC_LOG"))
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .without_time()
         .init();
     let cli = Cli::parse();

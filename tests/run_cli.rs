@@ -286,14 +286,15 @@ fn bad_numeric_flags_fail_before_the_model_loads() {
     for (flags, message) in [
         (
             &["--beam-size", "0"][..],
-            "--beam-size 0: must be at least 1",
+            "--beam-size 0: must be between 1 and 32",
         ),
-        (&["--best-of", "0"], "--best-of 0: must be at least 1"),
+        (&["--best-of", "0"], "--best-of 0: must be between 1 and 32"),
         (
             &["--temperature", "0,3"],
             "--temperature 3: must be between 0 and 2",
         ),
-        (&["--threads", "0"], "--threads 0: must be at least 1"),
+        // 0 is all cores (tests/harden_cli.rs); past 1024 is refused by the parser.
+        (&["--threads", "1025"], "1025 is not in 0..=1024"),
     ] {
         let out = run_on_empty_model(flags);
         assert_clean_failure(&out, message);

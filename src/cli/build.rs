@@ -44,6 +44,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("spec {} is not UTF-8 text", args.spec.display()))?;
     let spec = Spec::parse(spec_text, &args.spec)?;
     let design = spec.build()?;
+    check_shim_transfers(&design, &spec, spec_text)?;
 
     match args.emit {
         Some(Emit::Mlir) => {
@@ -173,4 +174,41 @@ fn write_manifest(
     let mut text = serde_json::to_string_pretty(&manifest)?;
     text.push('\n');
     write(&out_dir.join("manifest.json"), text.as_bytes())
+}
+
+/// A host transfer no shim buffer descriptor can encode, reported with the spec fields behind
+/// it (the integer fields of `shape` equal to the host buffer's largest dimension, which sets
+/// the strides and sizes that overflow) rather than as the MLIR op the verifier would name.
+fn check_shim_transfers(design: &Design, spec: &Spec, spec_text: &str) -> anyhow::Result<()> {
+    let Some(bad) = crate::mlir::verify::first_bad_shim_pattern(design) else {
+        return Ok(());
+    };
+    let host = &design.sequence.args[bad.arg];
+    let largest = host.ty.shape.iter().copied().max().unwrap_or(0);
+    let table: toml::Table = toml::from_str(spec_text).unwrap_or_default();
+    let fields: Vec<String> = table
+        .get("shape")
+        .and_then(|v| v.as_table())
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| {
+            v.as_integer()
+                .is_some_and(|i| i64::try_from(largest) == Ok(i))
+        })
+        .map(|(k, v)| format!("shape.{k} = {v}"))
+        .collect();
+    let change = if fields.is_empty() {
+        "make the shape smaller".to_string()
+    } else {
+        format!("reduce {}", fields.join(" or "))
+    };
+    bail!(
+        "spec `{}`: the host buffer `{}` ({:?} x {}) cannot be moved by a shim DMA: {}; {change} ({} in the MLIR)",
+        spec.name(),
+        host.name,
+        host.ty.shape,
+        host.ty.elem.mlir(),
+        bad.problem,
+        bad.op()
+    )
 }

@@ -12,7 +12,9 @@ use crate::plan::{Plan, PlanOptions, Precision};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
+    /// int8 weights and activations, int32 accumulation (the NPU numerics).
     Int8,
+    /// bf16 weights and activations, f32 accumulation.
     Bf16,
 }
 
@@ -28,8 +30,8 @@ pub struct Args {
     #[arg(short = 'o', long = "output-dir")]
     pub output_dir: Option<PathBuf>,
     /// Live beams of a decoder step (decoder kernels have this many rows, padded).
-    #[arg(long, default_value_t = 5)]
-    pub beams: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub beams: u16,
     /// Matmul precision of the kernels.
     #[arg(long, value_enum, default_value = "int8")]
     pub precision: PrecisionArg,
@@ -40,7 +42,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let files = WhisperModelFiles::load(&dir)
         .with_context(|| format!("loading model {} from {}", args.model, dir.display()))?;
     let options = PlanOptions {
-        beams: args.beams,
+        beams: usize::from(args.beams),
         precision: match args.precision {
             PrecisionArg::Int8 => Precision::Int8,
             PrecisionArg::Bf16 => Precision::Bf16,

@@ -11,10 +11,11 @@ use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{Backend, Precision};
 
 use crate::simdevice::SimBackend;
+use aiec_runtime::audio::{self, InputLimits};
 use aiec_runtime::decode::{DecodeOptions, Task};
 use aiec_runtime::model::install;
 use aiec_runtime::output;
-use aiec_runtime::pipeline::Transcriber;
+use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::Transcript;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +31,7 @@ pub enum DeviceKind {
 /// Number format of the matrix products on `--device cpu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
+    /// float32 throughout (the reference numerics).
     F32,
     /// The NPU numerics: per-channel int8 weights, per-row int8 activations (VNNI).
     Int8,
@@ -39,7 +41,9 @@ pub enum PrecisionArg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TaskArg {
+    /// Text in the spoken language.
     Transcribe,
+    /// English text from any spoken language.
     Translate,
 }
 
@@ -50,43 +54,55 @@ pub struct Args {
     /// Audio files (wav, flac, mp3, ogg, m4a, ...); `-` reads standard input.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Use this CTranslate2 model directory instead of the named model.
+    /// Load the model from this CTranslate2 directory; MODEL must then name what it holds
+    /// (a known name is checked against the loaded dims).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// Where the tensor ops run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// Number format of the matrix products (cpu and sim devices).
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: PrecisionArg,
     /// Output formats: txt, srt, vtt, json, tsv, a comma list, or `all`.
     #[arg(short = 'f', long = "output-format", default_value = "txt")]
     pub output_format: String,
-    /// Write `<input stem>.<format>` files here instead of printing to stdout.
+    /// Write `<input stem>.<format>` files here instead of printing to stdout. Two inputs
+    /// with the same stem are refused (one would overwrite the other).
     #[arg(short = 'o', long = "output-dir")]
     pub output_dir: Option<PathBuf>,
+    /// Transcribe in the spoken language, or translate into English (multilingual models;
+    /// an English-only model warns and transcribes).
     #[arg(long, value_enum, default_value = "transcribe")]
     pub task: TaskArg,
-    /// Spoken language (code or name); detected when absent.
+    /// Spoken language (code or name); detected when absent. An English-only model warns
+    /// and uses English for any other language.
     #[arg(long)]
     pub language: Option<String>,
+    /// Text fed to the decoder as if it preceded the first window (names, spelling, style).
     #[arg(long)]
     pub initial_prompt: Option<String>,
+    /// Beams of the beam search at temperature 0 (1 = greedy), at most 32.
     #[arg(long, default_value_t = 5)]
     pub beam_size: usize,
+    /// Candidates sampled per window at a temperature above 0, at most 32.
     #[arg(long, default_value_t = 5)]
     pub best_of: usize,
     /// Temperature(s) for fallback decoding, comma separated.
     #[arg(long, default_value = "0,0.2,0.4,0.6,0.8,1.0")]
     pub temperature: String,
+    /// Time every word (cross-attention alignment) in the json, srt, vtt and tsv outputs.
     #[arg(long)]
     pub word_timestamps: bool,
     /// Do not feed the previous window's text as a prompt.
     #[arg(long)]
     pub no_condition_on_previous_text: bool,
+    /// Decode without timestamp tokens (one segment per 30 s window).
     #[arg(long)]
     pub without_timestamps: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Worker threads, 1 to 1024; 0 or absent: all cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: Option<u16>,
     /// Seed for temperature sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -94,6 +110,14 @@ pub struct Args {
     /// and time per backend op kind, to stderr.
     #[arg(long)]
     pub timings: bool,
+    /// Refuse inputs larger than this many MiB (1 to 16384); also ends an endless stream.
+    #[arg(long, default_value_t = audio::MAX_INPUT_BYTES >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=16384))]
+    pub max_input_mib: u64,
+    /// Refuse audio longer than this many seconds (1 to 86400).
+    #[arg(long, default_value_t = audio::MAX_DURATION_SECONDS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub max_duration: u64,
 }
 
 fn parse_temperatures(s: &str) -> anyhow::Result<Vec<f64>> {
@@ -132,8 +156,10 @@ fn decode_options(args: &Args) -> anyhow::Result<DecodeOptions> {
         };
         anyhow::anyhow!("--{flag} {}: must be {}", e.value, e.expected)
     })?;
-    if args.threads == Some(0) {
-        bail!("--threads 0: must be at least 1");
+    if let Some(l) = &args.language {
+        if aiec_runtime::model::languages::language_code(l).is_none() {
+            bail!("--language: unknown language `{l}` (give a code such as `en` or a name such as `German`)");
+        }
     }
     Ok(opts)
 }
@@ -175,6 +201,42 @@ fn backend(args: &Args) -> anyhow::Result<Chosen> {
     }
 }
 
+/// Whether the flags leave the decoding to a multilingual model: an English-only one can only
+/// transcribe English, so it warns (as openai-whisper's and whisper.cpp's CLIs do) and goes on.
+fn warn_if_english_only(args: &Args, tr: &Transcriber) {
+    if tr.files.tokenizer.is_multilingual {
+        return;
+    }
+    let english = |l: &str| aiec_runtime::model::languages::language_code(l) == Some("en");
+    if let Some(l) = args.language.as_deref().filter(|l| !english(l)) {
+        eprintln!("warning: {} is an English-only model: --language {l} is ignored, transcribing as English", args.model);
+    }
+    if args.task == TaskArg::Translate {
+        eprintln!(
+            "warning: {} is an English-only model: --task translate is ignored, transcribing",
+            args.model
+        );
+    }
+}
+
+/// With `--model-dir`, a known MODEL name must match what the directory holds (its width,
+/// layers and vocabulary); otherwise the name would be silently ignored.
+fn check_model_name(args: &Args, tr: &Transcriber) -> anyhow::Result<()> {
+    let (Some(dir), Some(known)) = (&args.model_dir, install::find_known(&args.model)) else {
+        return Ok(());
+    };
+    let d = &tr.files.dims;
+    let got = (d.d_model, d.n_layers_dec, d.n_vocab);
+    let want = known.dims;
+    if got != want {
+        bail!(
+            "--model-dir {} holds a model with width {}, {} decoder layers and {} tokens, which is not {} (width {}, {} layers, {} tokens); name the model it holds, or drop --model-dir",
+            dir.display(), got.0, got.1, got.2, known.name, want.0, want.1, want.2
+        );
+    }
+    Ok(())
+}
+
 fn output_stem(input: &Path) -> String {
     if input.as_os_str() == "-" {
         return "stdin".into();
@@ -189,18 +251,24 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let formats = output::parse_formats(&args.output_format)
         .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
     let mut opts = decode_options(&args)?;
-    let (backend, sim) = backend(&args)?;
+    let limits = InputLimits {
+        max_bytes: args.max_input_mib << 20,
+        max_seconds: args.max_duration as f64,
+    };
     for input in &args.inputs {
         if input.as_os_str() != "-" && !input.exists() {
             bail!("input file {} does not exist", input.display());
         }
     }
     if let Some(dir) = &args.output_dir {
+        check_output_collisions(&formats, dir, &args.inputs)?;
         prepare_output_dir(dir)?;
     }
-    if let Some(n) = args.threads {
+    let (backend, sim) = backend(&args)?;
+    // rayon's 0 is its default: one thread per core, as the help promises.
+    if let Some(n) = args.threads.filter(|&n| n > 0) {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
+            .num_threads(usize::from(n))
             .build_global()
             .context("setting up worker threads")?;
     }
@@ -217,6 +285,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             load_start.elapsed().as_secs_f64()
         );
     }
+    check_model_name(&args, &tr)?;
+    warn_if_english_only(&args, &tr);
     opts.language = language(&args, &tr)?;
     let mut failures = 0;
     for input in &args.inputs {
@@ -228,19 +298,28 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             }
         };
         let started = std::time::Instant::now();
-        let result = tr.transcribe_file(input, &opts, Some(&mut update));
+        let result = audio::load_with(input, &limits)
+            .map_err(PipelineError::from)
+            .and_then(|samples| tr.transcribe_samples(&samples, &opts, Some(&mut update)));
         let seconds = started.elapsed().as_secs_f64();
         if let Some(b) = bar {
             b.finish_and_clear();
         }
         let transcript = match result {
             Ok(t) => t,
-            Err(e) if args.inputs.len() > 1 => {
-                eprintln!("error: {}: {e}", input.display());
+            Err(e) => {
+                // An audio error already starts with the input's name; others get it here.
+                let message = match &e {
+                    PipelineError::Audio(_) => aiec_runtime::errors::chain(&e),
+                    _ => format!("{}: {}", input.display(), aiec_runtime::errors::chain(&e)),
+                };
+                if args.inputs.len() == 1 {
+                    bail!("{message}");
+                }
+                eprintln!("error: {message}");
                 failures += 1;
                 continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("transcribing {}", input.display())),
         };
         if args.timings {
             print_timings(&tr, sim.as_deref(), input, seconds, transcript.duration);
@@ -251,6 +330,39 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         bail!("{failures} of {} inputs failed", args.inputs.len());
     }
     Ok(())
+}
+
+/// Refuses, before anything is loaded, two different inputs whose outputs would land on the
+/// same file (`a/talk.wav` and `b/talk.mp3` both make `talk.txt`): the second would silently
+/// replace the first. The same input named twice writes the same text and is let through.
+fn check_output_collisions(
+    formats: &[output::Format],
+    dir: &Path,
+    inputs: &[PathBuf],
+) -> anyhow::Result<()> {
+    let identity = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut claimed: std::collections::HashMap<PathBuf, &Path> = Default::default();
+    for input in inputs {
+        for format in formats {
+            let out = output_path(dir, input, *format);
+            match claimed.get(&out) {
+                Some(first) if identity(first) != identity(input) => bail!(
+                    "inputs {} and {} would both be written to {}; rename one or transcribe them in separate runs",
+                    first.display(),
+                    input.display(),
+                    out.display()
+                ),
+                _ => {
+                    claimed.insert(out, input);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn output_path(dir: &Path, input: &Path, format: output::Format) -> PathBuf {
+    dir.join(format!("{}.{}", output_stem(input), format.extension()))
 }
 
 /// Creates `dir` and checks that it is writable, before the model is loaded.
@@ -310,13 +422,9 @@ fn write_outputs(
 ) -> anyhow::Result<()> {
     for &format in formats {
         match output_dir {
-            Some(dir) => {
-                let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
-                let mut f = std::fs::File::create(&path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                output::write(format, transcript, &mut f)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
+            Some(dir) => write_atomically(&output_path(dir, input, format), |f| {
+                output::write(format, transcript, f)
+            })?,
             None => {
                 let mut out = std::io::stdout().lock();
                 output::write(format, transcript, &mut out).context("writing to stdout")?;
@@ -324,6 +432,31 @@ fn write_outputs(
             }
         }
     }
+    Ok(())
+}
+
+/// Writes `path` through a temporary file in the same directory, renamed over `path` once
+/// complete, so an interrupted run leaves the old file or the new one, never a truncated one.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    // A transcript is an ordinary file: 0666 less the umask, not the temp file's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
+        .prefix(".aiec-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    write(tmp.as_file_mut())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -18,28 +18,64 @@ pub struct Args {
     /// Seed of the random inputs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Wall-clock limit of the simulation, seconds.
-    #[arg(long, default_value_t = 60.0)]
+    /// Wall-clock limit of the whole check, seconds (above 0, at most a week): design,
+    /// random inputs, float64 reference, compilation, simulation and comparison.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_timeout)]
     pub timeout: f64,
     /// LLVM optimisation level of the host JIT (0-3).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
 }
 
+/// Longest `--timeout`: a week. Beyond it the limit means nothing, and 1e19 s no longer fits
+/// a `Duration` added to the clock.
+pub const MAX_TIMEOUT_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let t: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if t > 0.0 && t <= MAX_TIMEOUT_SECONDS {
+        Ok(t)
+    } else {
+        Err(format!(
+            "must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds (a week)"
+        ))
+    }
+}
+
 pub fn main(args: Args) -> anyhow::Result<()> {
     let spec = Spec::load(&args.spec)?;
-    if !(args.timeout.is_finite() && args.timeout >= 0.0) {
-        anyhow::bail!(
-            "--timeout must be a non-negative number of seconds, got {}",
-            args.timeout
-        );
-    }
+    let timeout = Duration::from_secs_f64(args.timeout);
     let options = SimOptions {
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout,
         opt_level: usize::from(args.opt_level),
     };
-    let check = check_spec(&spec, args.seed, &options)
-        .with_context(|| format!("simulating {}", args.spec.display()))?;
+    // The reference and the inputs are computed by the op before the simulator's own clock
+    // starts and cannot be interrupted, so the whole check runs on a worker and the limit is
+    // kept here; on expiry the process exits with the worker still running.
+    let (done, result) = std::sync::mpsc::channel();
+    let worker_spec = spec.clone();
+    let seed = args.seed;
+    std::thread::Builder::new()
+        .name("sim-check".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let _ = done.send(check_spec(&worker_spec, seed, &options));
+        })
+        .context("starting the simulation thread")?;
+    let check = match result.recv_timeout(timeout) {
+        Ok(check) => check.with_context(|| format!("simulating {}", args.spec.display()))?,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => anyhow::bail!(
+            "simulating {}: exceeded --timeout {} s (inputs, float64 reference, compilation and run all count)",
+            args.spec.display(),
+            args.timeout
+        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            anyhow::bail!("simulating {}: the simulation thread stopped", args.spec.display())
+        }
+    };
     let (run, c) = (&check.run, &check.comparison);
     println!("spec         {spec}");
     println!(

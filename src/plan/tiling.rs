@@ -271,7 +271,7 @@ pub fn first_that_builds(
         tried += 1;
         match build_doc(doc) {
             Ok(b) => return Ok(b),
-            Err(PlanError::Spec(e)) => last = Some(e.to_string()),
+            Err(PlanError::Spec(e)) => last = Some(aiec_runtime::errors::chain(&e)),
             Err(e) => return Err(e),
         }
     }

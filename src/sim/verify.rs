@@ -11,6 +11,70 @@ pub enum VerifyError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error("spec `{spec}` needs about {needed} of memory (host buffers, random inputs and the float64 reference) but only {available} is available; make the shape smaller")]
+    Memory {
+        spec: String,
+        needed: Bytes,
+        available: Bytes,
+    },
+}
+
+/// A byte count shown in GB/MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0 as f64;
+        if b >= 1e9 {
+            write!(f, "{:.1} GB", b / 1e9)
+        } else {
+            write!(f, "{:.1} MB", b / 1e6)
+        }
+    }
+}
+
+/// Bytes per input element beyond its own storage: the ops' references convert inputs to
+/// f32 or f64 (the float matmul keeps the values and their absolute values in f32).
+const REFERENCE_BYTES_PER_INPUT: u64 = 16;
+/// Bytes per output element beyond the simulated buffer and the drained copy: the f64
+/// reference, the f64 view of the output, and a per-element bound (the float matmul's
+/// `sum |a||b|`).
+const REFERENCE_BYTES_PER_OUTPUT: u64 = 24;
+
+/// An upper estimate of the host memory [`check_spec`] needs for `design`: every host buffer
+/// (outputs twice: simulated and drained), plus what the inputs' generation and the float64
+/// reference keep per element. Checked before anything is allocated.
+pub fn memory_estimate(design: &crate::design::Design) -> u64 {
+    let (inputs, outputs) = super::io_args(design);
+    let args = &design.sequence.args;
+    let elements = |a: usize| -> (u64, u64) {
+        let ty = &args[a].ty;
+        let numel = ty
+            .shape
+            .iter()
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        (numel, ty.elem.bytes() as u64)
+    };
+    let mut total = 0u64;
+    for &a in inputs.iter().filter(|&&a| a < args.len()) {
+        let (n, bytes) = elements(a);
+        total = total.saturating_add(n.saturating_mul(bytes + REFERENCE_BYTES_PER_INPUT));
+    }
+    for &a in outputs.iter().filter(|&&a| a < args.len()) {
+        let (n, bytes) = elements(a);
+        total = total.saturating_add(n.saturating_mul(2 * bytes + REFERENCE_BYTES_PER_OUTPUT));
+    }
+    total
+}
+
+/// Memory the kernel would give this process now (`MemAvailable` of `/proc/meminfo`);
+/// `None` where that is unknown, and then nothing is refused.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// How the outputs compare with the reference.
@@ -131,6 +195,14 @@ pub struct SpecCheck {
 /// drawn from `seed`, and compares with the op's reference.
 pub fn check_spec(spec: &Spec, seed: u64, options: &SimOptions) -> Result<SpecCheck, VerifyError> {
     let design = spec.build()?;
+    let needed = memory_estimate(&design);
+    if let Some(available) = available_memory().filter(|&a| needed > a) {
+        return Err(VerifyError::Memory {
+            spec: spec.name().to_string(),
+            needed: Bytes(needed),
+            available: Bytes(available),
+        });
+    }
     let mut gen = InputGen::new(seed);
     let case = spec.op_spec().test_case(&design, &mut gen);
     let run = super::run_with(&design, case.inputs, options)?;

@@ -174,7 +174,7 @@ pub fn first_that_builds<I: IntoIterator<Item = String>>(
                     .insert(key.to_string(), k.clone());
                 return Ok(k);
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = aiec_runtime::errors::chain(&e),
         }
     }
     Err(SimDeviceError::NoTiling {

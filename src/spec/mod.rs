@@ -80,19 +80,17 @@ pub(crate) fn default_stack() -> usize {
 
 #[derive(thiserror::Error, Debug)]
 pub enum SpecError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("spec `{spec}`: {source}")]
-    Device {
-        spec: String,
-        #[source]
-        source: DeviceError,
-    },
+    // The device and design errors are the whole message, so they are shown here rather
+    // than left to `source()` (callers flatten these with `to_string`).
+    #[error("spec `{spec}`: {error}")]
+    Device { spec: String, error: DeviceError },
     /// A field breaks a rule; `field` is its TOML path (`tile.m`, `array.columns`, ...).
     #[error("spec `{spec}`: field `{field}`: {message}")]
     Field {
@@ -112,12 +110,8 @@ pub enum SpecError {
         detail: String,
         fields: String,
     },
-    #[error("spec `{spec}`: building the design: {source}")]
-    Design {
-        spec: String,
-        #[source]
-        source: DesignError,
-    },
+    #[error("spec `{spec}`: building the design: {error}")]
+    Design { spec: String, error: DesignError },
 }
 
 /// A parsed spec of any registered op.
@@ -196,9 +190,9 @@ impl Spec {
 
     /// The device model the spec names.
     pub fn device(&self) -> Result<DeviceModel, SpecError> {
-        DeviceModel::get(self.device_name()).map_err(|source| SpecError::Device {
+        DeviceModel::get(self.device_name()).map_err(|error| SpecError::Device {
             spec: self.name().to_string(),
-            source,
+            error,
         })
     }
 
@@ -214,9 +208,9 @@ impl Spec {
 
     fn check_and_build(&self, device: &DeviceModel) -> Result<Design, SpecError> {
         self.inner.check(&Fields::new(self.name()), device)?;
-        let design = self.inner.build().map_err(|source| SpecError::Design {
+        let design = self.inner.build().map_err(|error| SpecError::Design {
             spec: self.name().to_string(),
-            source,
+            error,
         })?;
         check_design_resources(self, &design, device)?;
         Ok(design)

@@ -32,7 +32,7 @@ pub fn check_design_resources(
 
     let info = validate(design, dev).map_err(|e| SpecError::Design {
         spec: name.clone(),
-        source: DesignError::Invalid {
+        error: DesignError::Invalid {
             design: design.name.clone(),
             message: e.to_string(),
         },

@@ -28,6 +28,31 @@ use symphonia::core::probe::Hint;
 /// The rate every Whisper model expects.
 pub const SAMPLE_RATE: u32 = 16_000;
 
+/// Largest input [`load`] reads, in bytes (2 GiB: over three hours of 44.1 kHz stereo 16-bit
+/// WAV). A stream without end (`/dev/zero`, a pipe that never closes) stops here instead of
+/// filling memory.
+pub const MAX_INPUT_BYTES: u64 = 2 << 30;
+
+/// Longest audio decoded, in seconds (4 hours). Beyond it the samples, the log-mel and the
+/// transcript grow past what one run should hold; split the recording instead.
+pub const MAX_DURATION_SECONDS: f64 = 4.0 * 3600.0;
+
+/// Bounds on one input; the defaults are [`MAX_INPUT_BYTES`] and [`MAX_DURATION_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputLimits {
+    pub max_bytes: u64,
+    pub max_seconds: f64,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: MAX_INPUT_BYTES,
+            max_seconds: MAX_DURATION_SECONDS,
+        }
+    }
+}
+
 /// How many packets a decoder may reject (each skipped) before the file is called corrupt.
 /// A few bad frames in a long mp3 are common and harmless; a stream of them is not audio.
 const MAX_SKIPPED_PACKETS: usize = 16;
@@ -37,7 +62,7 @@ const MAX_SKIPPED_PACKETS: usize = 16;
 pub enum AudioError {
     #[error("{name}: no such file")]
     NotFound { name: String },
-    #[error("{name}: cannot read: {source}")]
+    #[error("{name}: cannot read")]
     Read {
         name: String,
         #[source]
@@ -57,6 +82,12 @@ pub enum AudioError {
         decoded_samples: usize,
         detail: String,
     },
+    #[error("{name}: larger than {} MiB (the input size limit)", limit >> 20)]
+    TooLarge { name: String, limit: u64 },
+    #[error("{name}: longer than {limit} s (the input duration limit)")]
+    TooLong { name: String, limit: f64 },
+    #[error("{name}: the decoder failed on malformed data: {detail}")]
+    DecoderPanic { name: String, detail: String },
     #[error("{name}: the file contains no audio samples")]
     NoSamples { name: String },
     #[error("{name}: invalid sample rate {rate} Hz")]
@@ -69,30 +100,64 @@ pub enum AudioError {
     },
 }
 
-/// Loads an audio file as 16 kHz mono samples. `-` reads standard input to its end first.
+/// Loads an audio file as 16 kHz mono samples, within the default [`InputLimits`]. `-` reads
+/// standard input to its end first.
 pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
+    load_with(path, &InputLimits::default())
+}
+
+/// [`load`] within `limits`.
+pub fn load_with(path: &Path, limits: &InputLimits) -> Result<Vec<f32>, AudioError> {
     if path.as_os_str() == "-" {
         let name = "<stdin>";
-        let mut bytes = Vec::new();
-        io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .map_err(|source| AudioError::Read {
-                name: name.to_string(),
-                source,
-            })?;
-        return decode_bytes(bytes, None, name);
+        let bytes = read_bounded(io::stdin().lock(), limits.max_bytes, name)?;
+        return decode_bytes_with(bytes, None, name, limits);
     }
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+    let read_err = |source: io::Error| match source.kind() {
         io::ErrorKind::NotFound => AudioError::NotFound { name: name.clone() },
         _ => AudioError::Read {
             name: name.clone(),
             source,
         },
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(AudioError::Read {
+            name,
+            source: io::Error::new(io::ErrorKind::IsADirectory, "it is a directory"),
+        });
+    }
+    // A regular file's size is known up front; a device or pipe is cut off while reading.
+    if meta.is_file() && meta.len() > limits.max_bytes {
+        return Err(AudioError::TooLarge {
+            name,
+            limit: limits.max_bytes,
+        });
+    }
+    let bytes = read_bounded(file, limits.max_bytes, &name)?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_bytes(bytes, ext, &name)
+    decode_bytes_with(bytes, ext, &name, limits)
+}
+
+/// Reads `source` to its end, failing once it passes `max_bytes`.
+fn read_bounded(source: impl Read, max_bytes: u64, name: &str) -> Result<Vec<u8>, AudioError> {
+    let mut bytes = Vec::new();
+    source
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|source| AudioError::Read {
+            name: name.to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(AudioError::TooLarge {
+            name: name.to_string(),
+            limit: max_bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Decodes an in-memory file (any supported container) to 16 kHz mono samples.
@@ -103,13 +168,34 @@ pub fn decode_bytes(
     hint_ext: Option<&str>,
     name: &str,
 ) -> Result<Vec<f32>, AudioError> {
+    decode_bytes_with(bytes, hint_ext, name, &InputLimits::default())
+}
+
+/// [`decode_bytes`] within `limits` (only the duration limit applies to bytes in memory).
+pub fn decode_bytes_with(
+    bytes: Vec<u8>,
+    hint_ext: Option<&str>,
+    name: &str,
+    limits: &InputLimits,
+) -> Result<Vec<f32>, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::EmptyFile {
             name: name.to_string(),
         });
     }
+    if let Some(rate) = riff_sample_rate(&bytes).filter(|&r| r == 0) {
+        return Err(AudioError::BadSampleRate {
+            name: name.to_string(),
+            rate,
+        });
+    }
     let edit_list = mp4::AudioTiming::parse(&bytes);
-    let mut decoded = decode_mono(bytes, hint_ext, name)?;
+    let max_seconds = limits.max_seconds;
+    let mut decoded = crate::guard::contain(|| decode_mono(bytes, hint_ext, name, max_seconds))
+        .map_err(|detail| AudioError::DecoderPanic {
+        name: name.to_string(),
+        detail,
+    })??;
     if let Some(timing) = edit_list {
         timing.apply(&mut decoded.samples, decoded.rate);
     }
@@ -134,7 +220,12 @@ struct Decoded {
     rate: u32,
 }
 
-fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Decoded, AudioError> {
+fn decode_mono(
+    bytes: Vec<u8>,
+    hint_ext: Option<&str>,
+    name: &str,
+    max_seconds: f64,
+) -> Result<Decoded, AudioError> {
     let mut format = open_container(bytes, hint_ext, name)?;
     let track = format
         .tracks()
@@ -145,14 +236,31 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>, name: &str) -> Result<Dec
         })?;
     let track_id = track.id;
     let track_rate = track.codec_params.sample_rate;
+    let announced_frames = track.codec_params.n_frames.unwrap_or(0);
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| AudioError::Unsupported {
             name: name.to_string(),
             detail: e.to_string(),
         })?;
-    let packets = decode_packets(&mut *format, &mut *decoder, track_id, name)?;
+    let max_samples = track_rate.map(|r| f64::from(r) * max_seconds);
+    let limit = Limit {
+        max_samples,
+        max_seconds,
+    };
+    let packets = decode_packets(&mut *format, &mut *decoder, track_id, name, limit)?;
     let (samples, skipped) = (packets.samples, packets.skipped);
+    // The header promised audio and not one frame decoded: damaged or cut inside the first
+    // frame (a FLAC whose frames are garbage resyncs to the end and yields nothing).
+    if samples.is_empty() && announced_frames > 0 {
+        return Err(AudioError::Corrupt {
+            name: name.to_string(),
+            decoded_samples: 0,
+            detail: format!(
+                "the header announces {announced_frames} samples but no frame decodes (truncated or damaged)"
+            ),
+        });
+    }
     // Damaged packets and nothing audible around them: the decoder was fed garbage.
     if skipped > 0 && samples.iter().all(|&s| s == 0.0) {
         return Err(AudioError::Corrupt {
@@ -220,11 +328,20 @@ struct Packets {
 
 /// Decodes every packet of track `track_id` and mixes it down to mono; skips up to
 /// [`MAX_SKIPPED_PACKETS`] damaged packets.
+/// The duration bound while decoding: the track's rate times the limit, when the rate is
+/// known up front; else each buffer's own rate decides.
+#[derive(Clone, Copy)]
+struct Limit {
+    max_samples: Option<f64>,
+    max_seconds: f64,
+}
+
 fn decode_packets(
     format: &mut dyn FormatReader,
     decoder: &mut dyn Decoder,
     track_id: u32,
     name: &str,
+    limit: Limit,
 ) -> Result<Packets, AudioError> {
     let mut out = Packets {
         samples: Vec::new(),
@@ -281,8 +398,40 @@ fn decode_packets(
         };
         buffer.copy_interleaved_ref(audio);
         downmix_into(buffer.samples(), channels, &mut out.samples);
+        let max_samples = limit
+            .max_samples
+            .unwrap_or(f64::from(spec.rate) * limit.max_seconds);
+        if out.samples.len() as f64 > max_samples {
+            return Err(AudioError::TooLong {
+                name: name.to_string(),
+                limit: limit.max_seconds,
+            });
+        }
     }
     Ok(out)
+}
+
+/// The sample rate in a RIFF/WAVE `fmt ` chunk, if `bytes` is such a file. symphonia panics
+/// on a rate of 0 (its time base), so that one is refused before it is probed.
+fn riff_sample_rate(bytes: &[u8]) -> Option<u32> {
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+        return None;
+    }
+    let mut at = 12usize;
+    while let Some(header) = bytes.get(at..at.checked_add(8)?) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"fmt " {
+            // WAVEFORMAT: format tag (2), channels (2), samples per second (4), ...
+            let rate = bytes.get(at + 12..at + 16)?;
+            return Some(u32::from_le_bytes([rate[0], rate[1], rate[2], rate[3]]));
+        }
+        // Chunks are padded to an even size.
+        at = at
+            .checked_add(8)?
+            .checked_add(size)?
+            .checked_add(size & 1)?;
+    }
+    None
 }
 
 /// The container a file's leading magic bytes announce, if any.

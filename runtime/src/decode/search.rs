@@ -173,6 +173,8 @@ fn beam_search(
             break;
         }
         state.reorder(&order);
+        // Every hypothesis in `next` has just been extended by a token.
+        #[allow(clippy::unwrap_used)]
         let feed: Vec<Vec<u32>> = next
             .iter()
             .map(|h| vec![*h.tokens.last().unwrap()])

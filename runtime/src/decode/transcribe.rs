@@ -361,6 +361,8 @@ fn decode_with_fallback<'r>(
         all.push(decoded);
     }
     // Every temperature failed: the best average log-probability among those not too repetitive.
+    // `validate` (run by `transcribe`) refuses an empty temperature list.
+    #[allow(clippy::unwrap_used)]
     let last_t = *temps.last().unwrap();
     let pool: Vec<usize> = if below_cr.is_empty() {
         (0..all.len()).collect()

@@ -343,12 +343,15 @@ fn split_to_word_tokens(ctx: &Context, tokens: &[u32]) -> (Vec<String>, Vec<Vec<
         let with_space = sw.starts_with(' ');
         let trimmed = sw.trim();
         let punctuation = !trimmed.is_empty() && trimmed.chars().all(|c| c.is_ascii_punctuation());
-        if special || with_space || punctuation || words.is_empty() {
-            words.push(sw);
-            word_tokens.push(st);
-        } else {
-            words.last_mut().unwrap().push_str(&sw);
-            word_tokens.last_mut().unwrap().extend(st);
+        match (words.last_mut(), word_tokens.last_mut()) {
+            (Some(word), Some(tokens)) if !(special || with_space || punctuation) => {
+                word.push_str(&sw);
+                tokens.extend(st);
+            }
+            _ => {
+                words.push(sw);
+                word_tokens.push(st);
+            }
         }
     }
     (words, word_tokens)

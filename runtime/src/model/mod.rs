@@ -25,7 +25,7 @@ pub use tokenizer::WhisperTokenizer;
 pub enum ModelError {
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -108,7 +108,7 @@ pub enum ModelError {
     },
     #[error("{path}: {message}")]
     Inconsistent { path: PathBuf, message: String },
-    #[error("{path} is not a valid Whisper config.json: {source}")]
+    #[error("{path} is not a valid Whisper config.json")]
     Config {
         path: PathBuf,
         source: serde_json::Error,

