@@ -72,9 +72,9 @@ pub(crate) enum NormOut {
 /// of `rows` rows of `x` (`rows x cols`, any float type, read as f32) the row statistics in
 /// f32, then `y` from them and the parameter rows of `p` (stored, or quantised per row).
 ///
-/// Each pass walks the row in [`Lanes`] of [`F32_LANES`](crate::ops::kir::F32_LANES): the sums (of `x`, then of `(x -
-/// mean)^2` as a `vector.fma` chain) keep one partial sum per lane, added as a tree by one
-/// `vector.reduction <add>` at the end; the output pass is lane-wise. The per-row scalars
+/// Each pass walks the row in [`Lanes`] of [`F32_LANES`](crate::ops::kir::F32_LANES): the
+/// sums (of `x`, then of `(x - mean)^2`) keep one partial sum per lane, added as a tree by
+/// one `vector.reduction <add>` at the end; the output pass is lane-wise. The per-row scalars
 /// (mean, `1 / sqrt(var + eps)`) are splat once per row.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_norm_rows<'c>(
@@ -109,7 +109,9 @@ pub(crate) fn emit_norm_rows<'c>(
         };
         let sq = lanes.fold_chunks(e, cols, zeros, |e, c, s| {
             let d = centred(e, lanes, x, i, c, mean)?;
-            lanes.fma(e, d, d, s)
+            // `mulf` then `addf`, not `vector.fma`: mlir-aie's AIE-ML vectoriser has no
+            // lowering of an f32 `vector.fma` (it fuses `mulf` + `addf` itself where it can).
+            e.addf(s, e.mulf(d, d)?)
         })?;
         let var = e.mulf(lanes.sum(e, sq)?, inv_n)?;
         let inv = e.divf(one, e.unary("math.sqrt", e.addf(var, eps)?)?)?;
@@ -149,7 +151,8 @@ struct NormRow<'c, 'v> {
 }
 
 impl<'c> NormRow<'c, '_> {
-    /// `(x[i, c..] - mean) * inv * gamma[c..] (+ beta[c..])`, one chunk from column `c`.
+    /// `(x[i, c..] - mean) * inv * gamma[c..] + beta[c..]` (layer) or `x[i, c..] * gamma[c..] *
+    /// inv` (rms), one chunk from column `c`.
     fn normalised<'x>(&self, e: &Emit<'c, 'x>, c: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
         let lanes = self.lanes;
         let d = centred(e, lanes, self.x, self.i, c, self.mean)?;
@@ -158,7 +161,12 @@ impl<'c> NormRow<'c, '_> {
             .b_row
             .map(|b_row| lanes.load(e, self.p, &[b_row, c]))
             .transpose()?;
-        let v = e.mulf(e.mulf(d, self.inv)?, g)?;
+        let v = match self.mean {
+            Some(_) => e.mulf(e.mulf(d, self.inv)?, g)?,
+            // `x * gamma` first: a product of two widened bf16 (exact in f32), which mlir-aie
+            // lowers to one bf16 `mul_elem`; it has no lowering of a widened bf16 times an f32.
+            None => e.mulf(e.mulf(d, g)?, self.inv)?,
+        };
         match b {
             Some(b) => e.addf(v, b),
             None => Ok(v),
