@@ -155,12 +155,12 @@ fn vector_ops_left(out: &str, op: &str) -> usize {
 
 /// The norm row kernels' 16-lane bodies under mlir-aie's vectoriser for AIE-ML: the bf16
 /// rows widen by `aievec.ups` and narrow by `aievec.srs`, the sums and the centring become
-/// accumulator `add_elem` / `sub_elem`, both `vector.reduction <add>` become `aievec.shift`
-/// + `add_elem` trees (4 halvings of 16 lanes each), the scaling by the row's `1 / sqrt(var +
-/// eps)` a `mul_elem`. What it leaves: each f32 `mulf` whose only user is an `addf` (`d * d`
-/// into the variance sum, `(..) * gamma` before `+ beta`), which its legality keeps for an
-/// FMA fusion it implements only for bf16 operands (`mac_elem`), so they reach Peano as
-/// plain `vector<16xf32>` multiplies.
+/// accumulator `add_elem` / `sub_elem`, each `vector.reduction <add>` a tree of 4
+/// `aievec.shift` and `add_elem` halvings, the scaling by the row's `1 / sqrt(var + eps)` a
+/// `mul_elem`. What it leaves: each f32 `mulf` whose only user is an `addf` (`d * d` into
+/// the variance sum, `(..) * gamma` before `+ beta`), which its legality keeps for an FMA
+/// fusion it implements only for bf16 operands (`mac_elem`), so they reach Peano as plain
+/// `vector<16xf32>` multiplies.
 #[test]
 #[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
 fn norm_bodies_lower_to_aie_ml_vector_ops() {
