@@ -133,3 +133,66 @@ fn add_body_lowers_to_accumulator_adds() {
         );
     }
 }
+
+/// `aie-opt` with mlir-aie's AIE-ML vectoriser on the shipped spec `file` (as the add test).
+fn to_aievec(aie_opt: &std::path::Path, file: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let design = common::specs::build(&common::specs::shipped_text(file));
+    let path = dir.path().join("design.mlir");
+    std::fs::write(&path, aiec::mlir::emit(&design).unwrap()).unwrap();
+    run(Command::new(aie_opt)
+        .arg("--pass-pipeline=builtin.module(convert-vector-to-aievec{aie-target=aie2 target-backend=llvmir})")
+        .arg(&path))
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Lines of `out` that still hold op `op` on a 16-lane vector (not converted to aievec).
+fn vector_ops_left(out: &str, op: &str) -> usize {
+    out.lines()
+        .filter(|l| l.contains(&format!("= {op} ")) && l.contains("vector<16x"))
+        .count()
+}
+
+/// The norm row kernels' 16-lane bodies under mlir-aie's vectoriser for AIE-ML: the bf16
+/// rows widen by `aievec.ups` and narrow by `aievec.srs`, the sums and the centring become
+/// accumulator `add_elem` / `sub_elem`, each `vector.reduction <add>` a tree of 4
+/// `aievec.shift` and `add_elem` halvings, the scaling by the row's `1 / sqrt(var + eps)` a
+/// `mul_elem`. What it leaves: each f32 `mulf` whose only user is an `addf` (`d * d` into
+/// the variance sum, `(..) * gamma` before `+ beta`), which its legality keeps for an FMA
+/// fusion it implements only for bf16 operands (`mac_elem`), so they reach Peano as plain
+/// `vector<16xf32>` multiplies.
+#[test]
+#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+fn norm_bodies_lower_to_aie_ml_vector_ops() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    // The shipped layernorm and rmsnorm run on 12 cores, one body each. Per body: bf16 loads
+    // widened by `ups`, reductions, `sub_elem`s, `mul_elem`s, f32 `mulf`s left.
+    let cores = 12;
+    for (file, ups, reductions, subs, muls, left) in [
+        // x three times (sum, variance, output), gamma, beta.
+        ("layernorm.toml", 5, 2, 2, 1, 2),
+        ("whisper-base/enc_layernorm.toml", 5, 2, 2, 1, 2),
+        // No centring: `x * gamma` (two widened bf16: a bf16 `mul_elem` reading them
+        // unwidened) then `* inv`; `x * x` into the sum is the one left.
+        ("rmsnorm.toml", 1, 1, 0, 2, 1),
+    ] {
+        let out = to_aievec(&aie_opt, file);
+        let count = |s: &str| out.matches(s).count();
+        assert_eq!(count("aievec.srs"), cores, "{file}: one narrowing store");
+        assert_eq!(count("aievec.ups"), ups * cores, "{file}");
+        assert_eq!(count("aievec.shift"), 4 * reductions * cores, "{file}");
+        assert_eq!(count("aievec.sub_elem"), subs * cores, "{file}");
+        assert_eq!(count("aievec.mul_elem"), muls * cores, "{file}");
+        let ops = [
+            "vector.reduction",
+            "arith.addf",
+            "arith.subf",
+            "arith.extf",
+            "arith.truncf",
+        ];
+        for op in ops {
+            assert_eq!(vector_ops_left(&out, op), 0, "{file}: {op} left: {out}");
+        }
+        assert_eq!(vector_ops_left(&out, "arith.mulf"), left * cores, "{file}");
+    }
+}

@@ -17,7 +17,7 @@ use melior::{
 use crate::design::{DesignError, ElemType, KernelCtx};
 
 mod vector;
-pub use vector::{Lanes, Reduce};
+pub use vector::{Lanes, Reduce, F32_LANES};
 
 /// Appends ops to one block. `'k` is the borrow of that block.
 pub struct Emit<'c, 'k> {
@@ -313,7 +313,13 @@ impl<'c, 'k> Emit<'c, 'k> {
     ) -> KResult<Value<'c, 'k>> {
         let predicate = IntegerAttribute::new(self.int_type(64), pred);
         let attributes = [self.named("predicate", predicate.into())];
-        self.op_with(name, &[a, b], &attributes, self.int_type(1))
+        // One i1 per lane when comparing vectors.
+        let i1 = self.int_type(1);
+        let ty = match vector::lanes_of(a.r#type()) {
+            Some(lanes) => self.vector_type(lanes, i1),
+            None => i1,
+        };
+        self.op_with(name, &[a, b], &attributes, ty)
     }
 
     pub fn select(

@@ -6,7 +6,7 @@
 use crate::design::{BufferType, Design, DesignError, ElemType};
 use crate::device::DeviceModel;
 use crate::ops::emit_kernel;
-use crate::ops::kir::{Emit, KResult};
+use crate::ops::kir::{Emit, KResult, Lanes};
 use crate::ops::registry::{OpSpec, SpecCommon};
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::sim::inputs::InputGen;
@@ -71,6 +71,11 @@ pub(crate) enum NormOut {
 /// The normalisation row pass, a building block for norm ops and fused epilogues: for each
 /// of `rows` rows of `x` (`rows x cols`, any float type, read as f32) the row statistics in
 /// f32, then `y` from them and the parameter rows of `p` (stored, or quantised per row).
+///
+/// Each pass walks the row in [`Lanes`] of [`F32_LANES`](crate::ops::kir::F32_LANES): the
+/// sums (of `x`, then of `(x - mean)^2`) keep one partial sum per lane, added as a tree by
+/// one `vector.reduction <add>` at the end; the output pass is lane-wise. The per-row scalars
+/// (mean, `1 / sqrt(var + eps)`) are splat once per row.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_norm_rows<'c>(
     e: &Emit<'c, '_>,
@@ -81,7 +86,8 @@ pub(crate) fn emit_norm_rows<'c>(
     eps: f64,
     norm: Norm,
 ) -> KResult<()> {
-    let zero = e.f32(0.0)?;
+    let lanes = Lanes::f32_row(cols);
+    let zeros = lanes.splat(e, e.f32(0.0)?)?;
     let inv_n = e.f32(1.0 / cols as f64)?;
     let eps = e.f32(eps)?;
     let one = e.f32(1.0)?;
@@ -93,39 +99,48 @@ pub(crate) fn emit_norm_rows<'c>(
     e.for_n(rows, |e, i| {
         let mean = match norm {
             Norm::Layer => {
-                let sum = e.fold_n(cols, zero, |e, j, s| e.addf(s, e.load_f32(x, &[i, j])?))?;
-                Some(e.mulf(sum, inv_n)?)
+                let sum = lanes.fold_chunks(e, cols, zeros, |e, c, s| {
+                    e.addf(s, lanes.load(e, x, &[i, c])?)
+                })?;
+                let mean = e.mulf(lanes.sum(e, sum)?, inv_n)?;
+                Some(lanes.splat(e, mean)?)
             }
             Norm::Rms => None,
         };
-        let sq = e.fold_n(cols, zero, |e, j, s| {
-            let d = centred(e, x, i, j, mean)?;
+        let sq = lanes.fold_chunks(e, cols, zeros, |e, c, s| {
+            let d = centred(e, lanes, x, i, c, mean)?;
+            // `mulf` then `addf`, not `vector.fma`: mlir-aie's AIE-ML vectoriser has no
+            // lowering of an f32 `vector.fma` (it fuses `mulf` + `addf` itself where it can).
             e.addf(s, e.mulf(d, d)?)
         })?;
-        let var = e.mulf(sq, inv_n)?;
+        let var = e.mulf(lanes.sum(e, sq)?, inv_n)?;
         let inv = e.divf(one, e.unary("math.sqrt", e.addf(var, eps)?)?)?;
         let row = NormRow {
+            lanes,
             x,
             p,
             i,
             mean,
-            inv,
+            inv: lanes.splat(e, inv)?,
             g_row,
             b_row,
         };
         match out {
-            NormOut::Store(elem) => e.for_n(cols, |e, j| {
-                e.store_f32(row.normalised(e, j)?, y, &[i, j], elem)
+            NormOut::Store(elem) => lanes.for_chunks(e, cols, |e, c| {
+                lanes.store(e, row.normalised(e, c)?, y, &[i, c], elem)
             }),
             NormOut::Quantize => {
-                crate::ops::quantize::emit_quantize_row(e, y, i, cols, |e, j| row.normalised(e, j))
+                crate::ops::quantize::emit_quantize_row(e, lanes, y, i, cols, |e, c| {
+                    row.normalised(e, c)
+                })
             }
         }
     })
 }
 
-/// One row's statistics and where its input and parameters are.
+/// One row's statistics (splat over the lanes) and where its input and parameters are.
 struct NormRow<'c, 'v> {
+    lanes: Lanes,
     x: Value<'c, 'v>,
     p: Value<'c, 'v>,
     i: Value<'c, 'v>,
@@ -136,15 +151,22 @@ struct NormRow<'c, 'v> {
 }
 
 impl<'c> NormRow<'c, '_> {
-    /// `(x[i, j] - mean) * inv * gamma[j] (+ beta[j])`.
-    fn normalised<'x>(&self, e: &Emit<'c, 'x>, j: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
-        let d = centred(e, self.x, self.i, j, self.mean)?;
-        let g = e.load_f32(self.p, &[self.g_row, j])?;
+    /// `(x[i, c..] - mean) * inv * gamma[c..] + beta[c..]` (layer) or `x[i, c..] * gamma[c..] *
+    /// inv` (rms), one chunk from column `c`.
+    fn normalised<'x>(&self, e: &Emit<'c, 'x>, c: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+        let lanes = self.lanes;
+        let d = centred(e, lanes, self.x, self.i, c, self.mean)?;
+        let g = lanes.load(e, self.p, &[self.g_row, c])?;
         let b = self
             .b_row
-            .map(|b_row| e.load_f32(self.p, &[b_row, j]))
+            .map(|b_row| lanes.load(e, self.p, &[b_row, c]))
             .transpose()?;
-        let v = e.mulf(e.mulf(d, self.inv)?, g)?;
+        let v = match self.mean {
+            Some(_) => e.mulf(e.mulf(d, self.inv)?, g)?,
+            // `x * gamma` first: a product of two widened bf16 (exact in f32), which mlir-aie
+            // lowers to one bf16 `mul_elem`; it has no lowering of a widened bf16 times an f32.
+            None => e.mulf(e.mulf(d, g)?, self.inv)?,
+        };
         match b {
             Some(b) => e.addf(v, b),
             None => Ok(v),
@@ -152,15 +174,16 @@ impl<'c> NormRow<'c, '_> {
     }
 }
 
-/// `x[i, j] - mean`, or `x[i, j]` without a mean.
+/// The chunk `x[i, c..] - mean`, or `x[i, c..]` without a mean.
 fn centred<'c, 'k>(
     e: &Emit<'c, 'k>,
+    lanes: Lanes,
     x: Value<'c, '_>,
     i: Value<'c, '_>,
-    j: Value<'c, '_>,
+    c: Value<'c, '_>,
     mean: Option<Value<'c, '_>>,
 ) -> KResult<Value<'c, 'k>> {
-    let v = e.load_f32(x, &[i, j])?;
+    let v = lanes.load(e, x, &[i, c])?;
     mean.map_or(Ok(v), |m| e.subf(v, m))
 }
 

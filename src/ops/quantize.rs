@@ -20,7 +20,7 @@ use melior::ir::Value;
 use crate::design::{Design, DesignError, ElemType};
 use crate::device::DeviceModel;
 use crate::ops::emit_kernel;
-use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::kir::{Cmp, Emit, KResult, Lanes};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::sim::inputs::InputGen;
@@ -47,10 +47,17 @@ pub const TOLERANCE: &str =
      (f64 vs f32 quotient); scale within 2^-23 relative";
 
 /// The quantising pass over one row, a building block for fused producers (a norm that
-/// quantises its output): `value(e, j)` is read twice (max pass, then the quantising pass)
-/// and row `i` of `y` (`[rows, cols + 4]` i8) is written.
+/// quantises its output): `value(e, c)` gives the f32 chunk of `lanes` from column `c`; it is
+/// read twice (max pass, then the quantising pass) and row `i` of `y` (`[rows, cols + 4]`
+/// i8) is written.
+///
+/// The vector form keeps the runtime's rule bit for bit: the max-abs is a lane-wise
+/// `maximumf` then one `vector.reduction <maximumf>` (max is exact in any order), and each
+/// element goes through the same f32 ops as the scalar rule (`x · inv`, clamp, `+R -R`, to
+/// integer), only 16 at a time. The scale's bytes stay scalar stores.
 pub(crate) fn emit_quantize_row<'c, F>(
     e: &Emit<'c, '_>,
+    lanes: Lanes,
     y: Value<'c, '_>,
     i: Value<'c, '_>,
     cols: usize,
@@ -60,15 +67,33 @@ where
     F: for<'x> Fn(&Emit<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
 {
     let zero = e.f32(0.0)?;
-    let max = e.fold_n(cols, zero, |e, j, m| {
-        e.maxf(m, e.unary("math.absf", value(e, j)?)?)
+    let zeros = lanes.splat(e, zero)?;
+    let max = lanes.fold_chunks(e, cols, zeros, |e, c, m| {
+        e.maxf(m, e.unary("math.absf", value(e, c)?)?)
     })?;
+    let max = lanes.max(e, max)?;
     let nonzero = e.cmpf(Cmp::Gt, max, zero)?;
     let scale = e.divf(max, e.f32(127.0)?)?;
     let inv = e.select(nonzero, e.divf(e.f32(127.0)?, max)?, zero)?;
-    e.for_n(cols, |e, j| {
-        let q = quantize(e, e.mulf(value(e, j)?, inv)?)?;
-        e.store(narrow_i8(e, q)?, y, &[i, j])
+    let inv = lanes.splat(e, inv)?;
+    let bounds = Bounds {
+        lo: lanes.splat(e, e.f32(-127.0)?)?,
+        hi: lanes.splat(e, e.f32(127.0)?)?,
+        rounder: lanes.splat(e, e.f32(ROUNDER)?)?,
+    };
+    lanes.for_chunks(e, cols, |e, c| {
+        let rounded = bounds.round(e, e.mulf(value(e, c)?, inv)?)?;
+        let q = if lanes.is_vector() {
+            // In [-127, 127]: the conversion to i8 is exact.
+            e.cast("arith.fptosi", rounded, lanes.ty(e, e.int_type(8)))?
+        } else {
+            narrow_i8(e, e.cast("arith.fptosi", rounded, e.int_type(32))?)?
+        };
+        if lanes.is_vector() {
+            e.vstore(q, y, &[i, c])
+        } else {
+            e.store(q, y, &[i, c])
+        }
     })?;
     let bits = e.cast("arith.bitcast", scale, e.int_type(32))?;
     for p in 0..SCALE_BYTES {
@@ -82,13 +107,21 @@ where
 /// `1.5 · 2^23`: `(y + R) - R` is `y` rounded to an integer, ties to even, for `|y| < 2^22`.
 const ROUNDER: f64 = 12_582_912.0;
 
-/// `y` rounded to nearest (ties to even), clamped to [-127, 127], as i32.
-fn quantize<'c, 'x>(e: &Emit<'c, 'x>, y: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
-    // Clamping first keeps |y| far below 2^22 (and is the same as clamping the rounded value,
-    // since +-127 are integers).
-    let y = e.minf(e.maxf(y, e.f32(-127.0)?)?, e.f32(127.0)?)?;
-    let rounded = e.subf(e.addf(y, e.f32(ROUNDER)?)?, e.f32(ROUNDER)?)?;
-    e.cast("arith.fptosi", rounded, e.int_type(32))
+/// The clamp bounds and the rounder, splat to the chunk's lanes once per row.
+struct Bounds<'c, 'v> {
+    lo: Value<'c, 'v>,
+    hi: Value<'c, 'v>,
+    rounder: Value<'c, 'v>,
+}
+
+impl<'c> Bounds<'c, '_> {
+    /// `y` clamped to [-127, 127] and rounded to an integer (ties to even), still f32.
+    fn round<'x>(&self, e: &Emit<'c, 'x>, y: Value<'c, 'x>) -> KResult<Value<'c, 'x>> {
+        // Clamping first keeps |y| far below 2^22 (and is the same as clamping the rounded
+        // value, since +-127 are integers).
+        let y = e.minf(e.maxf(y, self.lo)?, self.hi)?;
+        e.subf(e.addf(y, self.rounder)?, self.rounder)
+    }
 }
 
 /// i32 -> i8 through `index` (mlir-aie's aievec conversion crashes on a scalar `trunci`; see
@@ -103,8 +136,9 @@ pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
     let kernel_for = move |_core: usize, _step: Option<usize>| {
         emit_kernel("quantize", 2, move |e, a| {
             let (x, y) = (a[0], a[1]);
+            let lanes = Lanes::f32_row(cols);
             e.for_n(tr, |e, i| {
-                emit_quantize_row(e, y, i, cols, |e, j| e.load_f32(x, &[i, j]))
+                emit_quantize_row(e, lanes, y, i, cols, |e, c| lanes.load(e, x, &[i, c]))
             })
         })
     };

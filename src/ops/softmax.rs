@@ -6,7 +6,7 @@
 use crate::design::{Design, DesignError, ElemType};
 use crate::device::DeviceModel;
 use crate::ops::emit_kernel;
-use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::kir::{Emit, KResult, Lanes};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::sim::inputs::InputGen;
@@ -48,6 +48,13 @@ pub fn reference(x: &[f64], rows: usize, cols: usize, causal: bool) -> Vec<f64> 
 }
 
 /// Emits a softmax over `rows x cols`; `first_row` is `Some(global row of row 0)` when causal.
+///
+/// The row is walked in [`Lanes`] of [`F32_LANES`](crate::ops::kir::F32_LANES) (scalars when
+/// 16 does not divide `cols`): a lane-wise max then one `vector.reduction <maximumf>`, a
+/// lane-wise sum of `exp(x - max)` then one `vector.reduction <add>`, and the output chunk
+/// `exp(x - max) · (1 / sum)` (one divide per row: AIE-ML has no vector divide). A causal
+/// row's max and sum passes stop at the chunk holding its last visible column, and lanes past
+/// it are masked (`-inf` for the max, `0` for the sum and the output) by an iota comparison.
 pub(crate) fn emit_rows<'c>(
     e: &Emit<'c, '_>,
     x: Value<'c, '_>,
@@ -57,39 +64,55 @@ pub(crate) fn emit_rows<'c>(
     elem: ElemType,
     first_row: Option<usize>,
 ) -> KResult<()> {
-    let neg_inf = e.f32(f64::NEG_INFINITY)?;
+    let lanes = Lanes::f32_row(cols);
+    let neg_inf = lanes.splat(e, e.f32(f64::NEG_INFINITY)?)?;
     let zero = e.f32(0.0)?;
-    let one = e.index(1)?;
+    let zeros = lanes.splat(e, zero)?;
+    let one = e.f32(1.0)?;
     let ncols = e.index(cols)?;
     e.for_n(rows, |e, i| {
-        // Columns this row sees: all, or 0..=global row.
-        let hi = match first_row {
+        // Columns this row sees (`hi`, all or 0..=global row), and the chunks that hold them.
+        let (hi, chunks) = match first_row {
             Some(base) => {
                 let r = e.addi(e.index(base)?, i)?;
-                e.minsi(e.addi(r, one)?, ncols)?
+                let hi = e.minsi(e.addi(r, e.index(1)?)?, ncols)?;
+                (Some(hi), lanes.chunks_below(e, hi)?)
             }
-            None => ncols,
+            None => (None, e.index(cols / lanes.0)?),
         };
-        let lo = e.index(0)?;
-        let max = e.fold_range(lo, hi, neg_inf, |e, j, m| {
-            e.maxf(m, e.load_f32(x, &[i, j])?)
+        // The max and sum passes stop at `hi`: only a vector's last chunk needs its mask.
+        let partial = hi.filter(|_| lanes.is_vector());
+        let max = lanes.fold_first_chunks(e, chunks, neg_inf, |e, c, m| {
+            let v = visible(e, lanes, partial, c, lanes.load(e, x, &[i, c])?, neg_inf)?;
+            e.maxf(m, v)
         })?;
-        let sum = e.fold_range(lo, hi, zero, |e, j, s| {
-            let v = e.unary("math.exp", e.subf(e.load_f32(x, &[i, j])?, max)?)?;
-            e.addf(s, v)
+        let max = lanes.splat(e, lanes.max(e, max)?)?;
+        let sum = lanes.fold_first_chunks(e, chunks, zeros, |e, c, s| {
+            let v = e.unary("math.exp", e.subf(lanes.load(e, x, &[i, c])?, max)?)?;
+            e.addf(s, visible(e, lanes, partial, c, v, zeros)?)
         })?;
-        e.for_n(cols, |e, j| {
-            let v = e.unary("math.exp", e.subf(e.load_f32(x, &[i, j])?, max)?)?;
-            let p = e.divf(v, sum)?;
-            let out = if first_row.is_some() {
-                let seen = e.cmpi(Cmp::Lt, j, hi)?;
-                e.select(seen, p, zero)?
-            } else {
-                p
-            };
-            e.store_f32(out, y, &[i, j], elem)
+        let inv = lanes.splat(e, e.divf(one, lanes.sum(e, sum)?)?)?;
+        lanes.for_chunks(e, cols, |e, c| {
+            let v = e.unary("math.exp", e.subf(lanes.load(e, x, &[i, c])?, max)?)?;
+            let p = visible(e, lanes, hi, c, e.mulf(v, inv)?, zeros)?;
+            lanes.store(e, p, y, &[i, c], elem)
         })
     })
+}
+
+/// The chunk `v` from column `c`, its columns at or past `hi` (when causal) replaced by `fill`.
+fn visible<'c, 'k>(
+    e: &Emit<'c, 'k>,
+    lanes: Lanes,
+    hi: Option<Value<'c, '_>>,
+    c: Value<'c, '_>,
+    v: Value<'c, 'k>,
+    fill: Value<'c, '_>,
+) -> KResult<Value<'c, 'k>> {
+    match hi {
+        Some(hi) => e.select(lanes.below(e, c, hi)?, v, fill),
+        None => Ok(v),
+    }
 }
 
 pub fn build(spec: &SoftmaxSpec) -> Result<Design, DesignError> {

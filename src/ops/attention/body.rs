@@ -25,7 +25,7 @@ use crate::ops::kir::{Cmp, Emit, KResult};
 use melior::ir::Value;
 
 /// The lane count of the vectorised row loops.
-pub(super) const LANES: usize = 16;
+pub(super) const LANES: usize = crate::ops::kir::F32_LANES;
 
 /// Counters live in the state's last row: col 0 = kv block, col 1 = q block.
 pub(super) fn emit_setup<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
@@ -33,16 +33,6 @@ pub(super) fn emit_setup<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape)
     let row = e.index(s.qt)?;
     e.store(zero, args[0], &[row, e.index(0)?])?;
     e.store(zero, args[0], &[row, e.index(1)?])
-}
-
-/// `f(e, x)` for the first column `x` of every chunk of a `head_dim` row.
-fn for_chunks<'c, F>(e: &Emit<'c, '_>, s: Shape, body: F) -> KResult<()>
-where
-    F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>) -> KResult<()>,
-{
-    let lanes = s.lanes();
-    let width = e.index(lanes.0)?;
-    e.for_n(s.d / lanes.0, |e, c| body(e, e.muli(c, width)?))
 }
 
 pub(super) fn emit_init<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) -> KResult<()> {
@@ -54,7 +44,7 @@ pub(super) fn emit_init<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) 
     let m_col = e.index(s.d)?;
     let l_col = e.index(s.d + 1)?;
     e.for_n(s.qt, |e, i| {
-        for_chunks(e, s, |e, x| {
+        lanes.for_chunks(e, s.d, |e, x| {
             lanes.store(e, zeros, st, &[i, x], ElemType::F32)
         })?;
         e.store(neg_inf, st, &[i, m_col])?;
@@ -125,7 +115,7 @@ pub(super) fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) 
         e.store(e.addf(e.mulf(l, corr)?, psum)?, st, &[i, l_col])?;
         // o = o * corr + sum_j p_j V_j, one chunk of the row at a time.
         let corr = lanes.splat(e, corr)?;
-        for_chunks(e, s, |e, x| {
+        lanes.for_chunks(e, s.d, |e, x| {
             let vx = e.addi(x, v0)?;
             let o = e.mulf(lanes.load(e, st, &[i, x])?, corr)?;
             let o = fold_columns(e, cols, s.kt, o, |e, j, acc| {
@@ -188,7 +178,7 @@ pub(super) fn emit_finish<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape
     let l_col = e.index(s.d + 1)?;
     e.for_n(s.qt, |e, i| {
         let l = lanes.splat(e, e.load(st, &[i, l_col])?)?;
-        for_chunks(e, s, |e, x| {
+        lanes.for_chunks(e, s.d, |e, x| {
             let v = e.divf(lanes.load(e, st, &[i, x])?, l)?;
             lanes.store(e, v, out, &[i, x], s.elem)
         })

@@ -9,7 +9,7 @@ use melior::ir::{
     Attribute, Identifier, Type, Value, ValueLike,
 };
 
-use super::{Emit, KResult};
+use super::{Cmp, Emit, KResult};
 use crate::design::ElemType;
 use mlir_sys::mlirShapedTypeGetDimSize;
 
@@ -120,7 +120,7 @@ impl<'c, 'k> Emit<'c, 'k> {
         match elem {
             ElemType::F32 => self.vstore(v, memref, idx),
             ElemType::Bf16 => {
-                let lanes = vector_lanes(v.r#type())
+                let lanes = lanes_of(v.r#type())
                     .ok_or_else(|| self.err("vector store_f32 of a non-vector"))?;
                 let ty = self.vector_type(lanes, self.elem_type(ElemType::Bf16));
                 self.vstore(self.cast("arith.truncf", v, ty)?, memref, idx)
@@ -129,6 +129,11 @@ impl<'c, 'k> Emit<'c, 'k> {
         }
     }
 }
+
+/// The vector width of the row kernels: 16 f32 lanes, one AIE-ML `v16accfloat` accumulator
+/// register (512 bits; bf16 rows load as `vector<16xbf16>` and widen with `arith.extf`), and
+/// one AVX-512 register on the host.
+pub const F32_LANES: usize = 16;
 
 /// How a kernel walks a row of f32 values: in chunks of `n` lanes, `n = 1` meaning plain
 /// scalars. One emitter then serves both a vectorised row (its length a multiple of the
@@ -144,6 +149,11 @@ impl Lanes {
         } else {
             1
         })
+    }
+
+    /// [`F32_LANES`] when they divide `len`, else scalars.
+    pub fn f32_row(len: usize) -> Lanes {
+        Lanes::dividing(len, F32_LANES)
     }
 
     pub fn is_vector(self) -> bool {
@@ -206,16 +216,133 @@ impl Lanes {
 
     /// The sum of the lanes (a scalar is its own sum).
     pub fn sum<'c, 'k>(self, e: &Emit<'c, 'k>, v: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
+        self.reduce(e, Reduce::Add, v)
+    }
+
+    /// The largest lane (`maximumf`; exact under any association, so a vector max equals the
+    /// scalar left-to-right one).
+    pub fn max<'c, 'k>(self, e: &Emit<'c, 'k>, v: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
+        self.reduce(e, Reduce::MaxF, v)
+    }
+
+    fn reduce<'c, 'k>(
+        self,
+        e: &Emit<'c, 'k>,
+        kind: Reduce,
+        v: Value<'c, 'k>,
+    ) -> KResult<Value<'c, 'k>> {
         if self.is_vector() {
-            e.vreduce(Reduce::Add, v)
+            e.vreduce(kind, v)
         } else {
             Ok(v)
         }
     }
+
+    /// The chunk type of scalar type `elem`: `vector<n x elem>`, or `elem` itself.
+    pub fn ty<'c>(self, e: &Emit<'c, '_>, elem: Type<'c>) -> Type<'c> {
+        if self.is_vector() {
+            e.vector_type(self.0, elem)
+        } else {
+            elem
+        }
+    }
+
+    /// Which columns of the chunk starting at column `x` lie below `hi` (both `index`):
+    /// `x + lane < hi` per lane as `vector<n x i1>` (an `i32` lane iota against the splat
+    /// count `hi - x`), or the scalar `x < hi`.
+    pub fn below<'c, 'k>(
+        self,
+        e: &Emit<'c, 'k>,
+        x: Value<'c, '_>,
+        hi: Value<'c, '_>,
+    ) -> KResult<Value<'c, 'k>> {
+        if !self.is_vector() {
+            return e.cmpi(Cmp::Lt, x, hi);
+        }
+        let left = e.cast("arith.index_cast", e.subi(hi, x)?, e.int_type(32))?;
+        e.cmpi(Cmp::Lt, e.lane_iota(self.0)?, e.splat(left, self.0)?)
+    }
+
+    /// `body(e, x)` for the first column `x` of every chunk of a `len`-column row.
+    pub fn for_chunks<'c, F>(self, e: &Emit<'c, '_>, len: usize, body: F) -> KResult<()>
+    where
+        F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>) -> KResult<()>,
+    {
+        if !self.is_vector() {
+            return e.for_n(len, body);
+        }
+        let width = e.index(self.0)?;
+        e.for_n(len / self.0, |e, c| body(e, e.muli(c, width)?))
+    }
+
+    /// `acc = body(e, x, acc)` over the first column `x` of every chunk of a `len`-column row.
+    pub fn fold_chunks<'c, 'k, F>(
+        self,
+        e: &Emit<'c, 'k>,
+        len: usize,
+        init: Value<'c, '_>,
+        body: F,
+    ) -> KResult<Value<'c, 'k>>
+    where
+        F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
+    {
+        self.fold_first_chunks(e, e.index(len / self.0)?, init, body)
+    }
+
+    /// [`Lanes::fold_chunks`] over the first `chunks` chunks only (an `index` value).
+    pub fn fold_first_chunks<'c, 'k, F>(
+        self,
+        e: &Emit<'c, 'k>,
+        chunks: Value<'c, '_>,
+        init: Value<'c, '_>,
+        body: F,
+    ) -> KResult<Value<'c, 'k>>
+    where
+        F: for<'x> FnOnce(&Emit<'c, 'x>, Value<'c, 'x>, Value<'c, 'x>) -> KResult<Value<'c, 'x>>,
+    {
+        let lo = e.index(0)?;
+        if !self.is_vector() {
+            return e.fold_range(lo, chunks, init, body);
+        }
+        let width = e.index(self.0)?;
+        e.fold_range(lo, chunks, init, |e, c, acc| {
+            body(e, e.muli(c, width)?, acc)
+        })
+    }
+
+    /// The chunks holding columns `0..hi` (`hi` an `index`): `ceil(hi / n)`.
+    pub fn chunks_below<'c, 'k>(
+        self,
+        e: &Emit<'c, 'k>,
+        hi: Value<'c, 'k>,
+    ) -> KResult<Value<'c, 'k>> {
+        if !self.is_vector() {
+            return Ok(hi);
+        }
+        let last = e.addi(hi, e.index(self.0 - 1)?)?;
+        e.bin("arith.divui", last, e.index(self.0)?)
+    }
+}
+
+impl<'c, 'k> Emit<'c, 'k> {
+    /// `arith.constant dense<[0, 1, .., lanes - 1]> : vector<lanes x i32>`.
+    pub fn lane_iota(&self, lanes: usize) -> KResult<Value<'c, 'k>> {
+        let values: Vec<String> = (0..lanes).map(|l| l.to_string()).collect();
+        let value = self.attr(&format!(
+            "dense<[{}]> : vector<{lanes}xi32>",
+            values.join(", ")
+        ))?;
+        self.op_with(
+            "arith.constant",
+            &[],
+            &[self.named("value", value)],
+            self.vector_type(lanes, self.int_type(32)),
+        )
+    }
 }
 
 /// The lane count of a 1-D vector type.
-fn vector_lanes(ty: Type<'_>) -> Option<usize> {
+pub(super) fn lanes_of(ty: Type<'_>) -> Option<usize> {
     // SAFETY: as in `vector_elem`; dimension 0 exists for a vector type (never rank 0 here).
     ty.is_vector()
         .then(|| unsafe { mlirShapedTypeGetDimSize(ty.to_raw(), 0) } as usize)
