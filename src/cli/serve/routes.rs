@@ -172,7 +172,10 @@ async fn transcribe(
             format!("expected a multipart/form-data upload: {}", e.body_text()),
         )
     })?;
-    let ticket = state.gate.admit().ok_or_else(|| ApiError::queue_full(1))?;
+    let ticket = state
+        .gate
+        .admit()
+        .ok_or_else(|| ApiError::queue_full(state.gate.retry_after()))?;
     let upload_timeout = state.limits.upload_timeout;
     let form = tokio::time::timeout(
         upload_timeout,
@@ -223,6 +226,7 @@ async fn transcribe(
             e => ApiError::internal(e.to_string()),
         })?;
     outcome.decode_seconds = decode_started.elapsed().as_secs_f64();
+    state.gate.record(outcome.decode_seconds);
     Ok(if job.stream {
         respond::sse(&transcript)
     } else {
