@@ -242,7 +242,7 @@ fn the_official_client_transcribes_translates_lists_and_streams() {
     // verbose_json request that asks for words.
     let plain = run_texts(model, &paths, &[]);
     let worded = run_texts(model, &paths, &["--word-timestamps"]);
-    let translated = run_texts(model, &paths[..1], &["--task", "translate"]);
+    let translated = run_texts(model, &paths[1..], &["--task", "translate"]);
     assert!(
         plain[0].contains("ask not what your country can do for you"),
         "{}",
@@ -268,10 +268,10 @@ fn the_official_client_transcribes_translates_lists_and_streams() {
     }
     for format in FORMATS {
         calls.push(
-            json!({"endpoint": "translations", "file": clips[0], "model": model,
+            json!({"endpoint": "translations", "file": clips[1], "model": model,
                           "response_format": format}),
         );
-        expect.push((format, translated[0].clone(), "translate", durations[0]));
+        expect.push((format, translated[0].clone(), "translate", durations[1]));
     }
     calls.push(
         json!({"endpoint": "transcriptions", "file": clips[0], "model": model,
@@ -299,4 +299,43 @@ fn the_official_client_transcribes_translates_lists_and_streams() {
     );
     assert_eq!(deltas.concat(), stream["done"].as_str().unwrap());
     assert_eq!(stream["done"].as_str().unwrap(), plain[0]);
+}
+
+/// `stream=true` sends each segment's delta when its window is decoded, not all at the end:
+/// on an 87 s clip (three windows) the first delta arrives well before the final event.
+#[test]
+fn stream_deltas_arrive_while_the_rest_is_decoded() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--model", "tiny.en"]);
+    let form = serve_support::Multipart::new()
+        .file_path(&dev_clip("synthetic_espeak/gettysburg.wav"))
+        .text("model", "tiny.en")
+        .text("stream", "true");
+    let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
+    conn.write_all(&form.request("/v1/audio/transcriptions", server.addr))
+        .unwrap();
+    let sent = std::time::Instant::now();
+    let (mut raw, mut buf) = (Vec::new(), [0u8; 4096]);
+    let (mut first_delta, mut done) = (None, None);
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let seen = String::from_utf8_lossy(&raw);
+        if first_delta.is_none() && seen.contains("transcript.text.delta") {
+            first_delta = Some(sent.elapsed().as_secs_f64());
+        }
+        if done.is_none() && seen.contains("transcript.text.done") {
+            done = Some(sent.elapsed().as_secs_f64());
+        }
+    }
+    let (first_delta, done) = (first_delta.expect("a delta"), done.expect("the done event"));
+    assert!(
+        first_delta < 0.7 * done,
+        "first delta at {first_delta:.2} s, done at {done:.2} s: not streamed"
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("text/event-stream"), "{text}");
 }

@@ -11,7 +11,7 @@ pub mod words;
 
 pub use context::{Context, Piece};
 pub use options::{DecodeOptions, OptionsError, Task};
-pub use transcribe::{transcribe, Progress};
+pub use transcribe::{transcribe, transcribe_streaming, OnSegment, Progress};
 
 use crate::model::{ModelError, WhisperTokenizer};
 

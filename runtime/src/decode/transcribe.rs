@@ -46,12 +46,26 @@ pub fn compression_ratio(text: &str) -> f64 {
     bytes.len() as f64 / compressed.len() as f64
 }
 
+/// Called with each segment as soon as it is final (a server streams them).
+pub type OnSegment<'a> = &'a mut dyn FnMut(&Segment);
+
 /// Transcribes a whole log-mel spectrogram.
 pub fn transcribe(
     ctx: &Context,
     mel: &LogMel,
     opts: &DecodeOptions,
+    progress: Option<Progress>,
+) -> Result<Transcript, DecodeError> {
+    transcribe_streaming(ctx, mel, opts, progress, &mut |_| {})
+}
+
+/// [`transcribe`], handing each segment to `on_segment` when its window is decoded.
+pub fn transcribe_streaming(
+    ctx: &Context,
+    mel: &LogMel,
+    opts: &DecodeOptions,
     mut progress: Option<Progress>,
+    on_segment: OnSegment,
 ) -> Result<Transcript, DecodeError> {
     opts.validate()?;
     let sp = &ctx.specials;
@@ -128,6 +142,7 @@ pub fn transcribe(
             if let Some(segment) = segment(ctx, piece, previous_seek, segments.len() + 1, &decoded)
             {
                 all_tokens.extend(&segment.tokens);
+                on_segment(&segment);
                 segments.push(segment);
             }
         }

@@ -1,9 +1,15 @@
 //! A transcript as OpenAI's `response_format`s: `json`, `text`, `srt`, `vtt` (the CLI's
 //! writers in `aiec_runtime::output`), `verbose_json`, and the `stream=true` events.
 
+use std::convert::Infallible;
+use std::future::Future;
+
+use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use serde::Serialize;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use aiec_runtime::decode::Task;
 use aiec_runtime::model::languages::language_name;
@@ -162,39 +168,74 @@ fn verbose_json(t: &Transcript, task: Task, g: Granularities) -> serde_json::Val
     v
 }
 
-/// The text deltas of a finished transcript: one per segment, cut from the full text so
-/// that they concatenate to exactly [`Transcript::text`].
-pub fn deltas(t: &Transcript) -> Vec<String> {
-    let joined: String = t.segments.iter().map(|s| s.text.as_str()).collect();
-    let lead = joined.len() - joined.trim_start().len();
-    let end = lead + joined.trim().len();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for s in &t.segments {
-        let (from, to) = (at.max(lead), (at + s.text.len()).min(end));
-        if from < to {
-            out.push(joined[from..to].to_string());
+/// Cuts segment texts into deltas that concatenate to exactly [`Transcript::text`]: no
+/// leading whitespace before the first text, and whitespace at a delta's end held back
+/// until more text follows it (so the trailing whitespace of the whole is never sent).
+#[derive(Default)]
+pub struct DeltaCutter {
+    started: bool,
+    held: String,
+}
+
+impl DeltaCutter {
+    pub fn push(&mut self, text: &str) -> Option<String> {
+        let text = if self.started {
+            text
+        } else {
+            text.trim_start()
+        };
+        let body = text.trim_end();
+        if body.is_empty() {
+            if self.started {
+                self.held.push_str(text);
+            }
+            return None;
         }
-        at += s.text.len();
+        self.started = true;
+        let delta = std::mem::take(&mut self.held) + body;
+        self.held = text[body.len()..].to_string();
+        Some(delta)
     }
-    out
 }
 
-/// Server-sent events as OpenAI streams a transcription: `transcript.text.delta` events,
-/// then one `transcript.text.done` with the whole text.
-pub fn sse_body(t: &Transcript) -> String {
-    let mut body = String::new();
-    for d in deltas(t) {
-        let event = serde_json::json!({"type": "transcript.text.delta", "delta": d});
-        body.push_str(&format!("data: {event}\n\n"));
-    }
-    let done = serde_json::json!({"type": "transcript.text.done", "text": t.text()});
-    body.push_str(&format!("data: {done}\n\n"));
-    body
+fn event(value: serde_json::Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
 }
 
-pub fn sse(t: &Transcript) -> Response {
-    ([(header::CONTENT_TYPE, "text/event-stream")], sse_body(t)).into_response()
+/// Server-sent events as OpenAI streams a transcription: a `transcript.text.delta` per
+/// segment as the decoder finishes it (`segments`), then `transcript.text.done` with the
+/// whole text, or an `error` event if the transcription fails after the stream began.
+pub fn stream_events(
+    segments: UnboundedReceiver<String>,
+    done: impl Future<Output = Result<Transcript, ApiError>> + Send + 'static,
+) -> Response {
+    let deltas = futures_util::stream::unfold(
+        (segments, DeltaCutter::default()),
+        |(mut rx, mut cutter)| async move {
+            loop {
+                let text = rx.recv().await?;
+                if let Some(d) = cutter.push(&text) {
+                    let e = event(serde_json::json!({"type": "transcript.text.delta", "delta": d}));
+                    return Some((Ok::<_, Infallible>(e), (rx, cutter)));
+                }
+            }
+        },
+    );
+    let end = futures_util::stream::once(async move {
+        Ok(match done.await {
+            Ok(t) => event(serde_json::json!({"type": "transcript.text.done", "text": t.text()})),
+            Err(e) => event(e.body()),
+        })
+    });
+    let body = Body::from_stream(deltas.chain(end));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -232,10 +273,14 @@ mod tests {
         for texts in [
             vec![" Hello there.", " General Kenobi. "],
             vec!["  ", " a", " b  "],
+            vec![" a ", "  ", " b"],
             vec![],
         ] {
             let t = transcript(&texts);
-            assert_eq!(deltas(&t).concat(), t.text(), "{texts:?}");
+            let mut cutter = DeltaCutter::default();
+            let deltas: Vec<String> = texts.iter().filter_map(|s| cutter.push(s)).collect();
+            assert_eq!(deltas.concat(), t.text(), "{texts:?}");
+            assert!(deltas.iter().all(|d| !d.is_empty()));
         }
     }
 

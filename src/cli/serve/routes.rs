@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use aiec_runtime::audio::{self, SAMPLE_RATE};
 use aiec_runtime::decode::Task;
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
+use aiec_runtime::transcript::{Segment, Transcript};
 
 use super::admission::Gate;
 use super::error::ApiError;
@@ -96,8 +97,9 @@ async fn translations(
 }
 
 /// What the log line of one request reports.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Outcome {
+    streamed: bool,
     model: String,
     audio_seconds: f64,
     decode_seconds: f64,
@@ -111,31 +113,37 @@ async fn handle(
     let id = state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let started = Instant::now();
     let mut outcome = Outcome::default();
-    let mut response = match transcribe(&state, multipart, task, &mut outcome).await {
+    let mut response = match transcribe(&state, multipart, task, &mut outcome, (id, started)).await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = id, model = %outcome.model, status = e.status.as_u16(), code = e.code, error = %e.message, "request failed");
             e.into_response()
         }
     };
-    let status = response.status().as_u16();
-    if status == 200 {
-        tracing::info!(
-            request_id = id,
-            model = %outcome.model,
-            task = ?task,
-            audio_seconds = format_args!("{:.2}", outcome.audio_seconds),
-            decode_seconds = format_args!("{:.3}", outcome.decode_seconds),
-            realtime_factor = format_args!("{:.4}", outcome.decode_seconds / outcome.audio_seconds.max(1e-9)),
-            total_seconds = format_args!("{:.3}", started.elapsed().as_secs_f64()),
-            status,
-            "transcribed"
-        );
+    // A stream logs itself when it ends.
+    if response.status() == StatusCode::OK && !outcome.streamed {
+        log_success(id, task, &outcome, started);
     }
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+fn log_success(id: u64, task: Task, outcome: &Outcome, started: Instant) {
+    tracing::info!(
+        request_id = id,
+        model = %outcome.model,
+        task = ?task,
+        stream = outcome.streamed,
+        audio_seconds = format_args!("{:.2}", outcome.audio_seconds),
+        decode_seconds = format_args!("{:.3}", outcome.decode_seconds),
+        realtime_factor = format_args!("{:.4}", outcome.decode_seconds / outcome.audio_seconds.max(1e-9)),
+        total_seconds = format_args!("{:.3}", started.elapsed().as_secs_f64()),
+        status = 200,
+        "transcribed"
+    );
 }
 
 fn required<T>(value: Option<T>, param: &'static str) -> Result<T, ApiError> {
@@ -153,6 +161,7 @@ async fn transcribe(
     multipart: Result<Multipart, MultipartRejection>,
     task: Task,
     outcome: &mut Outcome,
+    (id, started): (u64, Instant),
 ) -> Result<Response, ApiError> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::unavailable(
@@ -201,10 +210,18 @@ async fn transcribe(
     let opts = job.options;
     let timings = state.timings;
     let decode_started = Instant::now();
+    let (segment_tx, segment_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stream = job.stream;
     let work = tokio::task::spawn_blocking(move || {
         // The permit lives as long as the decoding, even if the request times out.
         let _permit = permit;
-        let t = transcriber.transcribe_samples(&samples, &opts, None);
+        let mut on_segment = |s: &Segment| {
+            if stream {
+                // A client that went away closed the channel; decoding just finishes.
+                let _ = segment_tx.send(s.text.clone());
+            }
+        };
+        let t = transcriber.transcribe_samples_streaming(&samples, &opts, None, &mut on_segment);
         if timings {
             let stats = transcriber.model.backend().stats();
             eprint!(
@@ -216,22 +233,53 @@ async fn transcribe(
         }
         t
     });
-    let request_timeout = state.limits.request_timeout;
-    let transcript = tokio::time::timeout(request_timeout, work)
-        .await
-        .map_err(|_| ApiError::request_timeout(request_timeout.as_secs_f64()))?
-        .map_err(|e| ApiError::internal(format!("transcription thread failed: {e}")))?
-        .map_err(|e| match e {
-            PipelineError::Audio(e) => ApiError::bad_param("file", "invalid_audio", e.to_string()),
-            e => ApiError::internal(e.to_string()),
-        })?;
+    let deadline = tokio::time::Instant::now() + state.limits.request_timeout;
+    let finished = {
+        let state = state.clone();
+        let request_timeout = state.limits.request_timeout.as_secs_f64();
+        move |joined: Result<
+            Result<Result<Transcript, PipelineError>, tokio::task::JoinError>,
+            tokio::time::error::Elapsed,
+        >| {
+            let t = joined
+                .map_err(|_| ApiError::request_timeout(request_timeout))?
+                .map_err(|e| ApiError::internal(format!("transcription thread failed: {e}")))?
+                .map_err(|e| match e {
+                    PipelineError::Audio(e) => {
+                        ApiError::bad_param("file", "invalid_audio", e.to_string())
+                    }
+                    e => ApiError::internal(e.to_string()),
+                })?;
+            state.gate.record(decode_started.elapsed().as_secs_f64());
+            Ok::<_, ApiError>(t)
+        }
+    };
+    if stream {
+        outcome.streamed = true;
+        let mut outcome = outcome.clone();
+        let events = respond::stream_events(segment_rx, async move {
+            let t = finished(tokio::time::timeout_at(deadline, work).await);
+            match &t {
+                Ok(_) => {
+                    outcome.decode_seconds = decode_started.elapsed().as_secs_f64();
+                    log_success(id, task, &outcome, started);
+                }
+                Err(e) => {
+                    tracing::warn!(request_id = id, model = %outcome.model, status = e.status.as_u16(), code = e.code, error = %e.message, "stream failed")
+                }
+            }
+            t
+        });
+        return Ok(events);
+    }
+    let transcript = finished(tokio::time::timeout_at(deadline, work).await)?;
     outcome.decode_seconds = decode_started.elapsed().as_secs_f64();
-    state.gate.record(outcome.decode_seconds);
-    Ok(if job.stream {
-        respond::sse(&transcript)
-    } else {
-        respond::render(&transcript, job.format, task, job.granularities)
-    })
+    Ok(respond::render(
+        &transcript,
+        job.format,
+        task,
+        job.granularities,
+    ))
 }
 
 /// A request with every field checked, ready to run.
