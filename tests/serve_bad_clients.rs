@@ -169,21 +169,29 @@ fn slow_loris_upload_is_cut_off_with_408_while_others_are_served() {
         let started = Instant::now();
         let dribbler = std::thread::spawn(move || {
             // One byte every 300 ms: the connection never goes idle, the upload never ends.
-            for b in &body[200..240] {
-                if conn.write_all(&[*b]).is_err() {
+            // Between bytes, look for the server's answer.
+            conn.set_read_timeout(Some(Duration::from_millis(10)))
+                .unwrap();
+            let mut answered = None;
+            for b in &body[200..] {
+                let mut probe = [0u8; 1];
+                if conn.write_all(&[*b]).is_err() || conn.peek(&mut probe).is_ok_and(|n| n > 0) {
+                    answered = Some(started.elapsed().as_secs_f64());
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
-            read_response(&mut conn)
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            (answered, read_response(&mut conn))
         });
         // Meanwhile a normal client is served.
         let r = s.post(ENDPOINT, &good_request());
         assert_eq!(r.status, 200, "{}", r.text());
-        let r = dribbler.join().unwrap().unwrap();
-        assert_eq!(r.assert_openai_error(408, None), "upload_timeout");
-        let waited = started.elapsed().as_secs_f64();
-        assert!((1.9..8.0).contains(&waited), "cut off after {waited:.1} s");
+        let (answered, r) = dribbler.join().unwrap();
+        assert_eq!(r.unwrap().assert_openai_error(408, None), "upload_timeout");
+        let waited = answered.expect("answered before the body was complete");
+        assert!((1.9..6.0).contains(&waited), "cut off after {waited:.1} s");
     });
 }
 
@@ -206,4 +214,55 @@ fn sigterm_finishes_the_request_in_flight_and_refuses_new_ones() {
         TcpStream::connect(addr).is_err(),
         "a new connection after shutdown must be refused"
     );
+}
+
+#[test]
+fn other_bad_parameters_are_400_naming_the_field() {
+    survives(&[], |s| {
+        for (field, value) in [
+            ("language", "klingon"),
+            ("response_format", "xml"),
+            ("timestamp_granularities[]", "syllable"),
+            ("stream", "sometimes"),
+        ] {
+            let r = s.post(ENDPOINT, &good_request().text(field, value));
+            assert_eq!(r.assert_openai_error(400, Some(field)), "invalid_value");
+            assert!(r.text().contains(value), "{field}: {}", r.text());
+        }
+    });
+}
+
+/// gettysburg.wav (a canonical 44-byte-header PCM WAV) with its samples repeated `times`.
+fn repeated_wav(times: usize) -> Vec<u8> {
+    let wav = std::fs::read(dev_clip("synthetic_espeak/gettysburg.wav")).unwrap();
+    assert_eq!(&wav[36..40], b"data", "canonical header");
+    let data = &wav[44..];
+    let size = (data.len() * times) as u32;
+    let mut out = wav[..44].to_vec();
+    out[4..8].copy_from_slice(&(36 + size).to_le_bytes());
+    out[40..44].copy_from_slice(&size.to_le_bytes());
+    for _ in 0..times {
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+#[test]
+fn a_transcription_over_the_request_timeout_is_504() {
+    // Six minutes of speech take tiny.en over 30 s here, far over the 10 s limit. The
+    // abandoned decoding stops at its next window and frees the only worker, so the short
+    // clip afterwards is served well before the long one could have finished.
+    survives(&["--request-timeout", "10"], |s| {
+        let form = Multipart::new()
+            .file("long.wav", &repeated_wav(4))
+            .text("model", MODEL);
+        let started = Instant::now();
+        let r = s.post(ENDPOINT, &form);
+        assert_eq!(r.assert_openai_error(504, None), "timeout");
+        let waited = started.elapsed().as_secs_f64();
+        assert!(
+            (9.9..20.0).contains(&waited),
+            "answered after {waited:.1} s"
+        );
+    });
 }

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use aiec_runtime::audio::{self, SAMPLE_RATE};
-use aiec_runtime::decode::Task;
+use aiec_runtime::decode::{DecodeError, Task};
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::{Segment, Transcript};
 
@@ -212,6 +212,10 @@ async fn transcribe(
     let decode_started = Instant::now();
     let (segment_tx, segment_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let stream = job.stream;
+    // Set when the request ends for any reason (answered, timed out, client gone): a
+    // decoding nobody waits for stops at its next window and frees its worker.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let cancel_flag = cancel.0.clone();
     let work = tokio::task::spawn_blocking(move || {
         // The permit lives as long as the decoding, even if the request times out.
         let _permit = permit;
@@ -221,7 +225,16 @@ async fn transcribe(
                 let _ = segment_tx.send(s.text.clone());
             }
         };
-        let t = transcriber.transcribe_samples_streaming(&samples, &opts, None, &mut on_segment);
+        let t = transcriber.transcribe_samples_streaming(
+            &samples,
+            &opts,
+            None,
+            &mut on_segment,
+            &cancel_flag,
+        );
+        if let Err(e @ PipelineError::Decode(DecodeError::Cancelled { .. })) = &t {
+            tracing::info!("decoding {e}: its request has ended");
+        }
         if timings {
             let stats = transcriber.model.backend().stats();
             eprint!(
@@ -258,6 +271,7 @@ async fn transcribe(
         outcome.streamed = true;
         let mut outcome = outcome.clone();
         let events = respond::stream_events(segment_rx, async move {
+            let _cancel = cancel;
             let t = finished(tokio::time::timeout_at(deadline, work).await);
             match &t {
                 Ok(_) => {
@@ -273,6 +287,7 @@ async fn transcribe(
         return Ok(events);
     }
     let transcript = finished(tokio::time::timeout_at(deadline, work).await)?;
+    drop(cancel);
     outcome.decode_seconds = decode_started.elapsed().as_secs_f64();
     Ok(respond::render(
         &transcript,
@@ -280,6 +295,15 @@ async fn transcribe(
         task,
         job.granularities,
     ))
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A request with every field checked, ready to run.
