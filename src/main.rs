@@ -21,6 +21,8 @@ enum Command {
     Sim(aiec::cli::sim::Args),
     /// Derive the spec of every kernel a Whisper model needs from its dims.
     Plan(aiec::cli::plan::Args),
+    /// Serve Whisper models over an OpenAI-compatible HTTP API.
+    Serve(aiec::cli::serve::Args),
 }
 
 /// A panic is a bug in aiec, never the user's input: say so in one line, with where it
@@ -54,22 +56,32 @@ fn install_panic_hook() {
 
 fn main() -> std::process::ExitCode {
     install_panic_hook();
+    let cli = Cli::parse();
     // Colour codes only for a terminal (not in pipes, files or CI logs), and never with NO_COLOR.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("AIEC_LOG"))
+    // A server logs its requests by default; the other commands stay quiet.
+    let default_log = match cli.command {
+        Command::Serve(_) => "aiec::cli::serve=info",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .without_time()
-        .init();
-    let cli = Cli::parse();
+        .with_ansi(ansi);
+    match cli.command {
+        Command::Serve(_) => subscriber.init(),
+        _ => subscriber.without_time().init(),
+    }
     let result = match cli.command {
         Command::Run(a) => aiec::cli::run::main(a),
         Command::Models(a) => aiec::cli::models::main(a),
         Command::Build(a) => aiec::cli::build::main(a),
         Command::Sim(a) => aiec::cli::sim::main(a),
         Command::Plan(a) => aiec::cli::plan::main(a),
+        Command::Serve(a) => aiec::cli::serve::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,13 +1,14 @@
 //! The whole path from a file to a transcript: load once, then decode → log-mel → Whisper.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 
 use crate::audio::{self, AudioError};
-use crate::decode::{self, Context, DecodeError, DecodeOptions, Progress};
+use crate::decode::{self, Context, DecodeError, DecodeOptions, OnSegment, Progress};
 use crate::mel;
 use crate::model::{ModelError, WhisperModelFiles};
 use crate::transcript::Transcript;
@@ -49,9 +50,24 @@ impl Transcriber {
         opts: &DecodeOptions,
         progress: Option<Progress>,
     ) -> Result<Transcript, PipelineError> {
+        let never = AtomicBool::new(false);
+        self.transcribe_samples_streaming(samples, opts, progress, &mut |_| {}, &never)
+    }
+
+    /// [`Transcriber::transcribe_samples`], handing each segment to `on_segment` as soon as
+    /// it is decoded, and stopping at the next window once `cancel` is set.
+    pub fn transcribe_samples_streaming(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
         let features = mel::log_mel_with(self.model.backend(), samples, self.model.n_mels);
         let ctx = Context::new(&self.model, &self.files.tokenizer, &self.files.config)?;
-        let mut t = decode::transcribe(&ctx, &features, opts, progress)?;
+        let mut t =
+            decode::transcribe_streaming(&ctx, &features, opts, progress, on_segment, cancel)?;
         t.duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;
         Ok(t)
     }

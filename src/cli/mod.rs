@@ -1,7 +1,9 @@
 //! Command-line front end. Each subcommand lives in its own module and owns its clap `Args`.
 
 pub mod build;
+pub mod decoding;
 pub mod models;
 pub mod plan;
 pub mod run;
+pub mod serve;
 pub mod sim;

@@ -10,6 +10,10 @@ use clap::ValueEnum;
 use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{Backend, Precision};
 
+use super::decoding::{
+    resolve_language, BadChoice, DecodeChoices, DEFAULT_BEAM_SIZE, DEFAULT_BEST_OF,
+    DEFAULT_TEMPERATURES,
+};
 use crate::simdevice::SimBackend;
 use aiec_runtime::audio::{self, InputLimits};
 use aiec_runtime::decode::{DecodeOptions, Task};
@@ -83,13 +87,13 @@ pub struct Args {
     #[arg(long)]
     pub initial_prompt: Option<String>,
     /// Beams of the beam search at temperature 0 (1 = greedy), at most 32.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DEFAULT_BEAM_SIZE)]
     pub beam_size: usize,
     /// Candidates sampled per window at a temperature above 0, at most 32.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = DEFAULT_BEST_OF)]
     pub best_of: usize,
     /// Temperature(s) for fallback decoding, comma separated.
-    #[arg(long, default_value = "0,0.2,0.4,0.6,0.8,1.0")]
+    #[arg(long, default_value = DEFAULT_TEMPERATURES)]
     pub temperature: String,
     /// Time every word (cross-attention alignment) in the json, srt, vtt and tsv outputs.
     #[arg(long)]
@@ -120,41 +124,30 @@ pub struct Args {
     pub max_duration: u64,
 }
 
-fn parse_temperatures(s: &str) -> anyhow::Result<Vec<f64>> {
-    s.split(',')
-        .map(|t| {
-            t.trim()
-                .parse::<f64>()
-                .with_context(|| format!("--temperature: `{t}` is not a number"))
-        })
-        .collect()
-}
-
-/// The decoding options from the flags, checked (`DecodeOptions::validate`) so a bad value
-/// fails before the model is loaded. The language is resolved after the load (it needs the
-/// tokenizer).
+/// The decoding options from the flags, through the code `aiec serve` uses too, checked so a
+/// bad value fails before the model is loaded. The language is resolved after the load (it
+/// needs the tokenizer).
 fn decode_options(args: &Args) -> anyhow::Result<DecodeOptions> {
-    let opts = DecodeOptions {
+    let choices = DecodeChoices {
         task: match args.task {
             TaskArg::Transcribe => Task::Transcribe,
             TaskArg::Translate => Task::Translate,
         },
         beam_size: args.beam_size,
         best_of: args.best_of,
-        temperatures: parse_temperatures(&args.temperature)?,
+        temperature: args.temperature.clone(),
         initial_prompt: args.initial_prompt.clone(),
         word_timestamps: args.word_timestamps,
         condition_on_previous_text: !args.no_condition_on_previous_text,
         without_timestamps: args.without_timestamps,
         seed: args.seed,
-        ..DecodeOptions::default()
     };
-    opts.validate().map_err(|e| {
-        let flag = match e.option {
-            "temperatures" => "temperature".to_string(),
-            option => option.replace('_', "-"),
-        };
-        anyhow::anyhow!("--{flag} {}: must be {}", e.value, e.expected)
+    let opts = choices.options().map_err(|e| {
+        let flag = e.option().replace('_', "-");
+        match e {
+            BadChoice::NotANumber { .. } => anyhow::anyhow!("--{flag}: {e}"),
+            BadChoice::OutOfRange { .. } => anyhow::anyhow!("--{flag} {e}"),
+        }
     })?;
     if let Some(l) = &args.language {
         if aiec_runtime::model::languages::language_code(l).is_none() {
@@ -169,11 +162,9 @@ fn language(args: &Args, tr: &Transcriber) -> anyhow::Result<Option<String>> {
     let Some(l) = &args.language else {
         return Ok(None);
     };
-    let tok = &tr.files.tokenizer;
-    let id = tok
-        .language_token(l)
-        .with_context(|| format!("--language: unknown language `{l}`"))?;
-    Ok(Some(tok.language_of(id).unwrap_or(l).to_string()))
+    resolve_language(&tr.files.tokenizer, l)
+        .map(Some)
+        .with_context(|| format!("--language: unknown language `{l}`"))
 }
 
 fn precision(p: PrecisionArg) -> Precision {
@@ -184,15 +175,19 @@ fn precision(p: PrecisionArg) -> Precision {
     }
 }
 
-type Chosen = (Arc<dyn Backend>, Option<Arc<SimBackend>>);
+pub type Chosen = (Arc<dyn Backend>, Option<Arc<SimBackend>>);
+
+fn backend(args: &Args) -> anyhow::Result<Chosen> {
+    backend_for(args.device, args.precision)
+}
 
 /// The backend `--device` and `--precision` select, and the sim backend again when it is that
-/// one (its `--timings` add the host parts of its ops).
-fn backend(args: &Args) -> anyhow::Result<Chosen> {
-    match args.device {
-        DeviceKind::Cpu => Ok((Arc::new(CpuBackend::new(precision(args.precision))), None)),
+/// one (its `--timings` add the host parts of its ops). `aiec serve` shares it.
+pub fn backend_for(device: DeviceKind, precision_arg: PrecisionArg) -> anyhow::Result<Chosen> {
+    match device {
+        DeviceKind::Cpu => Ok((Arc::new(CpuBackend::new(precision(precision_arg))), None)),
         DeviceKind::Sim => {
-            let sim = Arc::new(SimBackend::new(precision(args.precision))?);
+            let sim = Arc::new(SimBackend::new(precision(precision_arg))?);
             Ok((sim.clone(), Some(sim)))
         }
         DeviceKind::Npu => {

@@ -11,7 +11,7 @@ pub mod words;
 
 pub use context::{Context, Piece};
 pub use options::{DecodeOptions, OptionsError, Task};
-pub use transcribe::{transcribe, Progress};
+pub use transcribe::{transcribe, transcribe_streaming, OnSegment, Progress};
 
 use crate::model::{ModelError, WhisperTokenizer};
 
@@ -25,6 +25,9 @@ pub enum DecodeError {
     Options(#[from] OptionsError),
     #[error("unknown language `{0}`")]
     UnknownLanguage(String),
+    /// The caller's cancel flag was set (a server whose client timed out).
+    #[error("cancelled after {seconds:.1} s of audio")]
+    Cancelled { seconds: f64 },
 }
 
 /// Ids of Whisper's special tokens in the model's vocabulary.

@@ -2,6 +2,8 @@
 //! temperature fallback; segments cut at timestamp pairs; the seek advanced to the last complete
 //! segment; previous text fed back as the prompt. Mirrors faster-whisper's defaults.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::io::Write;
 
 use rand::SeedableRng;
@@ -46,12 +48,35 @@ pub fn compression_ratio(text: &str) -> f64 {
     bytes.len() as f64 / compressed.len() as f64
 }
 
+/// Called with each segment as soon as it is final (a server streams them).
+pub type OnSegment<'a> = &'a mut dyn FnMut(&Segment);
+
 /// Transcribes a whole log-mel spectrogram.
 pub fn transcribe(
     ctx: &Context,
     mel: &LogMel,
     opts: &DecodeOptions,
+    progress: Option<Progress>,
+) -> Result<Transcript, DecodeError> {
+    transcribe_streaming(
+        ctx,
+        mel,
+        opts,
+        progress,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+}
+
+/// [`transcribe`], handing each segment to `on_segment` when its window is decoded, and
+/// giving up with [`DecodeError::Cancelled`] before the next window once `cancel` is set.
+pub fn transcribe_streaming(
+    ctx: &Context,
+    mel: &LogMel,
+    opts: &DecodeOptions,
     mut progress: Option<Progress>,
+    on_segment: OnSegment,
+    cancel: &AtomicBool,
 ) -> Result<Transcript, DecodeError> {
     opts.validate()?;
     let sp = &ctx.specials;
@@ -85,6 +110,11 @@ pub fn transcribe(
     while seek < content_frames {
         if seek > 0 && content_frames - seek < MIN_TAIL_FRAMES {
             break;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DecodeError::Cancelled {
+                seconds: seek as f64 / FRAMES_PER_SECOND,
+            });
         }
         let time_offset = seek as f64 / FRAMES_PER_SECOND;
         let segment_size = N_FRAMES.min(content_frames - seek);
@@ -128,6 +158,7 @@ pub fn transcribe(
             if let Some(segment) = segment(ctx, piece, previous_seek, segments.len() + 1, &decoded)
             {
                 all_tokens.extend(&segment.tokens);
+                on_segment(&segment);
                 segments.push(segment);
             }
         }

@@ -1,0 +1,174 @@
+//! The decoding choices a user makes, from `aiec run` flags or an `aiec serve` request, and
+//! the one function that turns them into checked [`DecodeOptions`]. Both front ends go
+//! through [`DecodeChoices::options`] and [`resolve_language`], so a request decodes exactly
+//! as the same flags would.
+
+use std::fmt;
+
+use aiec_runtime::decode::{DecodeOptions, Task};
+use aiec_runtime::model::WhisperTokenizer;
+
+/// `--beam-size` / the server's beam width when a request names none.
+pub const DEFAULT_BEAM_SIZE: usize = 5;
+/// `--best-of`.
+pub const DEFAULT_BEST_OF: usize = 5;
+/// `--temperature`: faster-whisper's fallback list.
+pub const DEFAULT_TEMPERATURES: &str = "0,0.2,0.4,0.6,0.8,1.0";
+
+/// What a user can set; everything else keeps [`DecodeOptions`]' defaults.
+#[derive(Debug, Clone)]
+pub struct DecodeChoices {
+    pub task: Task,
+    pub beam_size: usize,
+    pub best_of: usize,
+    /// One temperature or a comma-separated fallback list.
+    pub temperature: String,
+    pub initial_prompt: Option<String>,
+    pub word_timestamps: bool,
+    pub condition_on_previous_text: bool,
+    pub without_timestamps: bool,
+    pub seed: u64,
+}
+
+impl Default for DecodeChoices {
+    fn default() -> Self {
+        Self {
+            task: Task::Transcribe,
+            beam_size: DEFAULT_BEAM_SIZE,
+            best_of: DEFAULT_BEST_OF,
+            temperature: DEFAULT_TEMPERATURES.into(),
+            initial_prompt: None,
+            word_timestamps: false,
+            condition_on_previous_text: true,
+            without_timestamps: false,
+            seed: 0,
+        }
+    }
+}
+
+/// A choice that cannot be decoded with. `option` is the user-facing name without any
+/// `--` (`temperature`, `beam_size`); each front end spells it its own way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BadChoice {
+    NotANumber {
+        option: &'static str,
+        text: String,
+    },
+    OutOfRange {
+        option: &'static str,
+        value: f64,
+        expected: &'static str,
+    },
+}
+
+impl BadChoice {
+    pub fn option(&self) -> &'static str {
+        match self {
+            BadChoice::NotANumber { option, .. } | BadChoice::OutOfRange { option, .. } => option,
+        }
+    }
+}
+
+impl fmt::Display for BadChoice {
+    /// Without the option name, which the front end puts first.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadChoice::NotANumber { text, .. } => write!(f, "`{text}` is not a number"),
+            BadChoice::OutOfRange {
+                value, expected, ..
+            } => write!(f, "{value}: must be {expected}"),
+        }
+    }
+}
+
+fn parse_temperatures(s: &str) -> Result<Vec<f64>, BadChoice> {
+    s.split(',')
+        .map(|t| {
+            t.trim().parse::<f64>().map_err(|_| BadChoice::NotANumber {
+                option: "temperature",
+                text: t.to_string(),
+            })
+        })
+        .collect()
+}
+
+impl DecodeChoices {
+    /// The decoding options, checked (`DecodeOptions::validate`) so a bad value fails before
+    /// any model work. The language is set separately ([`resolve_language`]): it needs the
+    /// model's tokenizer.
+    pub fn options(&self) -> Result<DecodeOptions, BadChoice> {
+        let opts = DecodeOptions {
+            task: self.task,
+            beam_size: self.beam_size,
+            best_of: self.best_of,
+            temperatures: parse_temperatures(&self.temperature)?,
+            initial_prompt: self.initial_prompt.clone(),
+            word_timestamps: self.word_timestamps,
+            condition_on_previous_text: self.condition_on_previous_text,
+            without_timestamps: self.without_timestamps,
+            seed: self.seed,
+            ..DecodeOptions::default()
+        };
+        opts.validate().map_err(|e| BadChoice::OutOfRange {
+            option: match e.option {
+                "temperatures" => "temperature",
+                option => option,
+            },
+            value: e.value,
+            expected: e.expected,
+        })?;
+        Ok(opts)
+    }
+}
+
+/// A language code or name as the tokenizer's language code; `None` when the model knows
+/// no such language.
+pub fn resolve_language(tok: &WhisperTokenizer, code_or_name: &str) -> Option<String> {
+    let id = tok.language_token(code_or_name)?;
+    Some(tok.language_of(id).unwrap_or(code_or_name).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_faster_whispers() {
+        let opts = DecodeChoices::default().options().unwrap();
+        let reference = DecodeOptions::default();
+        assert_eq!(opts.temperatures, reference.temperatures);
+        assert_eq!(opts.beam_size, reference.beam_size);
+        assert_eq!(opts.best_of, reference.best_of);
+        assert_eq!(
+            opts.condition_on_previous_text,
+            reference.condition_on_previous_text
+        );
+    }
+
+    #[test]
+    fn a_temperature_that_is_no_number_names_the_text() {
+        let c = DecodeChoices {
+            temperature: "0,warm".into(),
+            ..Default::default()
+        };
+        let e = c.options().unwrap_err();
+        assert_eq!(e.option(), "temperature");
+        assert_eq!(e.to_string(), "`warm` is not a number");
+    }
+
+    #[test]
+    fn an_out_of_range_value_uses_the_user_facing_name() {
+        let c = DecodeChoices {
+            temperature: "3".into(),
+            ..Default::default()
+        };
+        let e = c.options().unwrap_err();
+        assert_eq!(e.option(), "temperature");
+        assert_eq!(e.to_string(), "3: must be between 0 and 2");
+        let c = DecodeChoices {
+            beam_size: 0,
+            ..Default::default()
+        };
+        assert_eq!(c.options().unwrap_err().option(), "beam_size");
+    }
+}
