@@ -20,6 +20,8 @@ enum Command {
     Sim(aiec::cli::sim::Args),
     /// Derive the spec of every kernel a Whisper model needs from its dims.
     Plan(aiec::cli::plan::Args),
+    /// Print an NPU instruction stream (insts.bin) as text.
+    Disasm(aiec::cli::disasm::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(a) => aiec::cli::build::main(a),
         Command::Sim(a) => aiec::cli::sim::main(a),
         Command::Plan(a) => aiec::cli::plan::main(a),
+        Command::Disasm(a) => aiec::cli::disasm::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Command-line front end. Each subcommand lives in its own module and owns its clap `Args`.
 
 pub mod build;
+pub mod disasm;
 pub mod models;
 pub mod plan;
 pub mod run;
