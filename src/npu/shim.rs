@@ -102,7 +102,7 @@ pub enum Register {
 }
 
 pub fn register(offset: u32) -> Option<Register> {
-    if (BD_BASE..BD_BASE + SHIM_BDS * BD_STRIDE).contains(&offset) && offset % 4 == 0 {
+    if (BD_BASE..BD_BASE + SHIM_BDS * BD_STRIDE).contains(&offset) && offset.is_multiple_of(4) {
         let rel = offset - BD_BASE;
         return Some(Register::Bd {
             bd: rel / BD_STRIDE,
