@@ -10,6 +10,7 @@ pub mod design;
 pub mod device;
 pub mod expr;
 pub mod mlir;
+pub mod npu;
 pub mod ops;
 pub mod plan;
 pub mod sim;

@@ -23,6 +23,8 @@ enum Command {
     Plan(aiec::cli::plan::Args),
     /// Serve Whisper models over an OpenAI-compatible HTTP API.
     Serve(aiec::cli::serve::Args),
+    /// Print an NPU instruction stream (insts.bin) as text.
+    Disasm(aiec::cli::disasm::Args),
 }
 
 /// A panic is a bug in aiec, never the user's input: say so in one line, with where it
@@ -82,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(a) => aiec::cli::sim::main(a),
         Command::Plan(a) => aiec::cli::plan::main(a),
         Command::Serve(a) => aiec::cli::serve::main(a),
+        Command::Disasm(a) => aiec::cli::disasm::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ mod artefacts;
 mod build_steps;
 mod execute;
 mod ir_edits;
-mod pipelines;
+pub mod pipelines;
 mod request;
 mod toolchain;
 

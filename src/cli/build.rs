@@ -68,6 +68,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let design_path = out_dir.join("design.mlir");
     write(&design_path, mlir.as_bytes())?;
 
+    // Our own instruction stream: needs no tool, so every build has one.
+    let insts = crate::npu::insts_bin(&design).context("cannot write the instruction stream")?;
+    let insts_path = out_dir.join(crate::backend::names::INSTS_BIN);
+    write(&insts_path, &insts)?;
+
     let request = BuildRequest::for_design(&design, &design_path, &out_dir)?;
     let steps = build_steps(&request)?;
     if args.dry_run {
@@ -85,6 +90,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, pending)?;
     let report = steps.execute(&Toolchain::discover())?;
     eprint!("{}", report.summary());
+    cross_check_insts(&insts_path, &insts)?;
     write_manifest(
         &out_dir,
         &args.spec,
@@ -94,6 +100,28 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         report.to_json(),
     )?;
     finish(&args, &report, &out_dir)
+}
+
+/// When aie-translate ran, it wrote its own `insts.bin` over ours: keep it next to ours as
+/// `insts.aie-translate.bin` if the two differ (and say so), so `insts.bin` is always ours.
+fn cross_check_insts(path: &Path, ours: &[u8]) -> anyhow::Result<()> {
+    let now = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if now == ours {
+        return Ok(());
+    }
+    let theirs = path.with_file_name("insts.aie-translate.bin");
+    write(&theirs, &now)?;
+    write(path, ours)?;
+    let at = now
+        .iter()
+        .zip(ours)
+        .position(|(a, b)| a != b)
+        .unwrap_or(now.len().min(ours.len()));
+    eprintln!(
+        "warning: aie-translate's instruction stream differs from ours from byte {at:#x} (kept as {})",
+        theirs.display()
+    );
+    Ok(())
 }
 
 fn finish(args: &Args, report: &Report, out_dir: &Path) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod decoding;
+pub mod disasm;
 pub mod models;
 pub mod plan;
 pub mod run;
