@@ -89,7 +89,7 @@ pub(super) fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) 
                 let x = e.muli(c, width)?;
                 let qx = lanes.load(e, q, &[i, x])?;
                 let kx = lanes.load(e, kv, &[j, x])?;
-                lanes.fma(e, qx, kx, acc)
+                lanes.mul_add(e, qx, kx, acc)
             })?;
             let mut sc = e.mulf(lanes.sum(e, acc)?, scale)?;
             if s.mask == Mask::Causal {
@@ -120,7 +120,7 @@ pub(super) fn emit_step<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], s: Shape) 
             let o = e.mulf(lanes.load(e, st, &[i, x])?, corr)?;
             let o = fold_columns(e, cols, s.kt, o, |e, j, acc| {
                 let p = lanes.splat(e, e.load(st, &[i, e.addi(j, s0)?])?)?;
-                lanes.fma(e, p, lanes.load(e, kv, &[j, vx])?, acc)
+                lanes.mul_add(e, p, lanes.load(e, kv, &[j, vx])?, acc)
             })?;
             lanes.store(e, o, st, &[i, x], ElemType::F32)
         })?;

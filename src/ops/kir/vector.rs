@@ -66,16 +66,6 @@ impl<'c, 'k> Emit<'c, 'k> {
         self.op("vector.broadcast", &[scalar], ty)
     }
 
-    /// `vector.fma %a, %b, %c` = `a * b + c` lane-wise (one rounding).
-    pub fn vfma(
-        &self,
-        a: Value<'c, '_>,
-        b: Value<'c, '_>,
-        c: Value<'c, '_>,
-    ) -> KResult<Value<'c, 'k>> {
-        self.op("vector.fma", &[a, b, c], a.r#type())
-    }
-
     /// `vector.reduction <kind>, %v : vector<N x T> into T`. A float `add` carries
     /// `fastmath<reassoc>`: without it the LLVM lowering must add the lanes one after the
     /// other (an ordered reduction, N dependent adds), and a vector kernel has already
@@ -199,19 +189,17 @@ impl Lanes {
         }
     }
 
-    /// `a * b + c`: `vector.fma` (one rounding) on vectors, `mulf` then `addf` on scalars.
-    pub fn fma<'c, 'k>(
+    /// `a * b + c` as `mulf` then `addf`, on vectors as on scalars. Not `vector.fma`: mlir-aie's
+    /// AIE-ML vectoriser (`convert-vector-to-aievec`) has no lowering for an f32 `vector.fma`
+    /// and rejects the module, while it maps a multiply feeding an add onto the vector unit.
+    pub fn mul_add<'c, 'k>(
         self,
         e: &Emit<'c, 'k>,
         a: Value<'c, '_>,
         b: Value<'c, '_>,
         c: Value<'c, '_>,
     ) -> KResult<Value<'c, 'k>> {
-        if self.is_vector() {
-            e.vfma(a, b, c)
-        } else {
-            e.addf(c, e.mulf(a, b)?)
-        }
+        e.addf(c, e.mulf(a, b)?)
     }
 
     /// The sum of the lanes (a scalar is its own sum).
