@@ -361,7 +361,8 @@ impl<'c, 'k> Emit<'c, 'k> {
     }
 
     /// `vector.gather %memref[0][%index], %all_true, %zero`: lane `l` reads
-    /// `memref[index[l]]` of a 1-D memref (`index` a `vector<n x i32>`, every lane in bounds).
+    /// `memref[index[l]]` of a 1-D f32 memref (`index` a `vector<n x i32>`, every lane in
+    /// bounds; the all-true mask and zero pass-through are the form the upstream op requires).
     pub fn gather(&self, memref: Value<'c, '_>, index: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
         let lanes =
             lanes_of(index.r#type()).ok_or_else(|| self.err("vector.gather of a scalar index"))?;
