@@ -196,3 +196,72 @@ fn norm_bodies_lower_to_aie_ml_vector_ops() {
         assert_eq!(vector_ops_left(&out, "arith.mulf"), left * cores, "{file}");
     }
 }
+
+/// The GELU table body (the op and the `lut` expression form, 12 cores each) under mlir-aie's
+/// AIE-ML vectoriser. Converted: the bf16 widening (`ups`) and narrowing (`srs`), the clamp
+/// (`aievec.max` / `min`, f32 and i32), `- min` and `* 1/step` (`sub_elem`, `mul_elem`), the
+/// interpolation's differences and sum, the tail tests and selects (`aievec.cmp` /
+/// `aievec.sel`). Left for Peano: both `vector.gather`s (AIE-ML has no gather unit and
+/// mlir-aie no pattern, so they become 16 scalar loads each), the i32 <-> f32 conversions
+/// and `+ 1` on the index, and `frac * (l1 - l0)` (an f32 `mulf` feeding an `addf`, kept for
+/// an FMA fusion that exists only for bf16).
+#[test]
+#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+fn gelu_table_body_lowers_to_aie_ml_vector_ops_but_its_gathers() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    let cores = 12;
+    for file in ["gelu.toml", "gelu_lut_expr.toml"] {
+        let out = to_aievec(&aie_opt, file);
+        let count = |s: &str| out.matches(s).count();
+        for (op, per_core) in [
+            ("aievec.ups", 1),
+            ("aievec.srs", 1),
+            ("aievec.mul_elem", 1),
+            ("aievec.cmp", 2),
+            ("aievec.sel", 2),
+            ("vector.gather", 2),
+        ] {
+            assert_eq!(count(op), per_core * cores, "{file}: {op}");
+        }
+        for (op, left) in [
+            ("arith.mulf", 1),
+            ("arith.fptosi", 1),
+            ("arith.sitofp", 1),
+            ("arith.addi", 1),
+            ("arith.subf", 0),
+            ("arith.addf", 0),
+            ("arith.select", 0),
+            ("arith.cmpf", 0),
+            ("arith.maximumf", 0),
+            ("arith.minimumf", 0),
+            ("arith.extf", 0),
+            ("arith.truncf", 0),
+        ] {
+            assert_eq!(vector_ops_left(&out, op), left * cores, "{file}: {op}");
+        }
+    }
+}
+
+/// The erf-expression form of GELU is not accepted by mlir-aie's AIE-ML vectoriser: its first
+/// op, `x * 0.5` on the widened bf16 input, is an f32 `mulf` of an `arith.extf` result by an
+/// f32 constant, which the pass marks illegal (it wants a bf16 `mul_elem` of two widened
+/// bf16 operands) and then has no pattern for, so the whole pass fails. This pins the
+/// limitation down; it must be revisited (for example by a pre-pass rounding such constants
+/// to bf16 where that is exact) when the device path for this spec is built.
+#[test]
+#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+fn gelu_expression_body_is_rejected_by_the_aie_ml_vectoriser() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    let dir = tempfile::tempdir().unwrap();
+    let design = common::specs::build(&common::specs::shipped_text("gelu_expr.toml"));
+    let path = dir.path().join("design.mlir");
+    std::fs::write(&path, aiec::mlir::emit(&design).unwrap()).unwrap();
+    let err = run(Command::new(&aie_opt)
+        .arg("--pass-pipeline=builtin.module(convert-vector-to-aievec{aie-target=aie2 target-backend=llvmir})")
+        .arg(&path))
+    .unwrap_err();
+    assert!(
+        err.contains("failed to legalize operation 'arith.mulf'"),
+        "{err}"
+    );
+}

@@ -395,6 +395,7 @@ fn lowered_vectors_read_by_column_match_eval() {
                     vectors: vec![("bias", bias)],
                     row: None,
                     col: Some(j),
+                    ..expr::LowerEnv::default()
                 };
                 let out = expr::lower(e, &body, &env)?;
                 e.store_f32(out, y, &[i, j], ElemType::F32)

@@ -120,3 +120,39 @@ fn quantize_gives_the_runtimes_int8_rule_bit_for_bit() {
         assert_eq!(tie_row, &[-127, 2, 2, -2, 0, 126, -126, 3], "cols {cols}");
     }
 }
+
+#[test]
+fn gelu_and_elementwise_on_and_off_the_vector_width_match_the_reference() {
+    // Inputs N(0, 2^2) cross the table and both tails, so the lane selects of the lookup
+    // (below / inside / above) all occur in each chunk shape.
+    let bodies = [
+        (
+            "gelu",
+            "table = { min = -4.0, max = 4.0, step = 0.03125 }\n",
+        ),
+        (
+            "elementwise",
+            "expr = \"x * 0.5 * (1 + erf(x * 0.7071067811865476))\"\n",
+        ),
+        (
+            "elementwise",
+            "expr = \"tanh(x) + sigmoid(x) - relu(x) * silu(x) / 4\"\n",
+        ),
+        (
+            "elementwise",
+            "lut = { fn = \"gelu\", range = [-4, 4], step = 0.03125 }\n",
+        ),
+        (
+            "elementwise",
+            "lut = { fn = \"x * x\", range = [-2, 2], step = 0.0625 }\n",
+        ),
+    ];
+    for (cols, vector) in COLS {
+        for dtype in ["bf16", "f32"] {
+            for (op, extra) in bodies {
+                let what = format!("{op} {dtype} cols {cols} ({})", extra.trim());
+                assert_matches_reference(&spec(op, dtype, 8, cols, extra), cols, vector, &what);
+            }
+        }
+    }
+}

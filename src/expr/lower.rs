@@ -8,7 +8,7 @@
 use melior::ir::Value;
 
 use super::ast::{Axis, BinOp, Expr, Func};
-use crate::ops::kir::{Cmp, Emit, KResult};
+use crate::ops::kir::{Cmp, Emit, KResult, Lanes};
 
 /// SSA values for the names an expression may read, valid in the block being emitted.
 #[derive(Default)]
@@ -19,6 +19,10 @@ pub struct LowerEnv<'c, 'v> {
     pub vectors: Vec<(&'v str, Value<'c, 'v>)>,
     pub row: Option<Value<'c, 'v>>,
     pub col: Option<Value<'c, 'v>>,
+    /// The shape of the values: f32 scalars, or chunks of f32 lanes (then `scalars` hold
+    /// lanes, constants are splat vectors, `v[col]` loads the lanes from `col` and `v[row]`
+    /// is one element broadcast).
+    pub lanes: Lanes,
 }
 
 /// A_1..A_5 and p of A&S 7.1.26: erf(a) ~ 1 - t (A1 + t (A2 + ...)) exp(-a^2), t = 1/(1 + p a).
@@ -38,7 +42,7 @@ pub fn lower<'c, 'k, 'v: 'k>(
     env: &LowerEnv<'c, 'v>,
 ) -> KResult<Value<'c, 'k>> {
     match expr {
-        Expr::Const(c) => e.f32(*c),
+        Expr::Const(c) => env.lanes.f32(e, *c),
         Expr::Var(name) => lookup(e, &env.scalars, name),
         Expr::Vector { name, axis } => {
             let memref = lookup(e, &env.vectors, name)?;
@@ -48,7 +52,10 @@ pub fn lower<'c, 'k, 'v: 'k>(
             };
             let index = index
                 .ok_or_else(|| e.err(format!("`{name}[{}]`: no {0} index here", axis.name())))?;
-            e.load_f32(memref, &[index])
+            match axis {
+                Axis::Col => env.lanes.load(e, memref, &[index]),
+                Axis::Row => env.lanes.splat(e, e.load_f32(memref, &[index])?),
+            }
         }
         Expr::Neg(a) => e.unary("arith.negf", lower(e, a, env)?),
         Expr::Binary(op, a, b) => {
@@ -82,53 +89,59 @@ fn lookup<'c, 'k, 'v: 'k>(
         .ok_or_else(|| e.err(format!("expression reads `{name}`, which is not bound")))
 }
 
-/// One function of f32 values.
+/// One function of f32 values (scalars or lanes, constants shaped like `x`).
 pub fn call<'c, 'k>(e: &Emit<'c, 'k>, f: Func, a: &[Value<'c, 'k>]) -> KResult<Value<'c, 'k>> {
     let x = a[0];
     match f {
         Func::Erf => erf(e, x),
         Func::Exp => e.unary("math.exp", x),
         Func::Sqrt => e.unary("math.sqrt", x),
-        Func::Rsqrt => e.divf(e.f32(1.0)?, e.unary("math.sqrt", x)?),
+        Func::Rsqrt => e.divf(Lanes::of(x).f32(e, 1.0)?, e.unary("math.sqrt", x)?),
         Func::Abs => e.unary("math.absf", x),
         Func::Max => e.maxf(x, a[1]),
         Func::Min => e.minf(x, a[1]),
-        Func::Relu => e.maxf(x, e.f32(0.0)?),
+        Func::Relu => e.maxf(x, Lanes::of(x).f32(e, 0.0)?),
         Func::Tanh => {
             // 1 - 2 / (exp(2x) + 1): exact limits +-1 when exp overflows or underflows.
-            let one = e.f32(1.0)?;
-            let q = e.addf(e.unary("math.exp", e.mulf(x, e.f32(2.0)?)?)?, one)?;
-            e.subf(one, e.divf(e.f32(2.0)?, q)?)
+            let one = Lanes::of(x).f32(e, 1.0)?;
+            let q = e.addf(
+                e.unary("math.exp", e.mulf(x, Lanes::of(x).f32(e, 2.0)?)?)?,
+                one,
+            )?;
+            e.subf(one, e.divf(Lanes::of(x).f32(e, 2.0)?, q)?)
         }
         Func::Sigmoid => sigmoid(e, x),
         Func::Silu => e.mulf(x, sigmoid(e, x)?),
         Func::Gelu => {
-            let half_x = e.mulf(x, e.f32(0.5)?)?;
-            let phi = erf(e, e.mulf(x, e.f32(std::f64::consts::FRAC_1_SQRT_2)?)?)?;
-            e.mulf(half_x, e.addf(e.f32(1.0)?, phi)?)
+            let half_x = e.mulf(x, Lanes::of(x).f32(e, 0.5)?)?;
+            let phi = erf(
+                e,
+                e.mulf(x, Lanes::of(x).f32(e, std::f64::consts::FRAC_1_SQRT_2)?)?,
+            )?;
+            e.mulf(half_x, e.addf(Lanes::of(x).f32(e, 1.0)?, phi)?)
         }
     }
 }
 
 fn sigmoid<'c, 'k>(e: &Emit<'c, 'k>, x: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
-    let one = e.f32(1.0)?;
+    let one = Lanes::of(x).f32(e, 1.0)?;
     let q = e.addf(one, e.unary("math.exp", e.unary("arith.negf", x)?)?)?;
     e.divf(one, q)
 }
 
 /// erf by A&S 7.1.26 on |x|, sign restored with a select.
 fn erf<'c, 'k>(e: &Emit<'c, 'k>, x: Value<'c, 'k>) -> KResult<Value<'c, 'k>> {
-    let one = e.f32(1.0)?;
+    let one = Lanes::of(x).f32(e, 1.0)?;
     let a = e.unary("math.absf", x)?;
-    let t = e.divf(one, e.addf(one, e.mulf(a, e.f32(ERF_P)?)?)?)?;
+    let t = e.divf(one, e.addf(one, e.mulf(a, Lanes::of(x).f32(e, ERF_P)?)?)?)?;
     // Horner: t (A1 + t (A2 + t (A3 + t (A4 + t A5)))).
-    let mut poly = e.f32(ERF_A[4])?;
+    let mut poly = Lanes::of(x).f32(e, ERF_A[4])?;
     for c in ERF_A[..4].iter().rev() {
-        poly = e.addf(e.mulf(poly, t)?, e.f32(*c)?)?;
+        poly = e.addf(e.mulf(poly, t)?, Lanes::of(x).f32(e, *c)?)?;
     }
     poly = e.mulf(poly, t)?;
     let gauss = e.unary("math.exp", e.unary("arith.negf", e.mulf(a, a)?)?)?;
     let y = e.subf(one, e.mulf(poly, gauss)?)?;
-    let negative = e.cmpf(Cmp::Lt, x, e.f32(0.0)?)?;
+    let negative = e.cmpf(Cmp::Lt, x, Lanes::of(x).f32(e, 0.0)?)?;
     e.select(negative, e.unary("arith.negf", y)?, y)
 }

@@ -13,7 +13,7 @@ use super::ast::{Expr, Func, U};
 use super::eval::Env;
 use super::parse::{parse, Decl, ExprError};
 use crate::design::KernelCtx;
-use crate::ops::kir::{add_f32_table, Cmp, Emit, KResult};
+use crate::ops::kir::{add_f32_table, Cmp, Emit, KResult, Lanes};
 use crate::spec::{Fields, SpecError};
 
 /// A table's grid: `entries = (max - min) / step + 1` samples on `[min, max]`.
@@ -109,22 +109,27 @@ pub fn interpolation_bound(grid: &LutSpec, f: impl Fn(f64) -> f64) -> f64 {
     1.25 * curvature * h * h / 8.0 + 2.0 * U * value + slope * h * 4.0 * U * entries(grid) as f64
 }
 
-/// The kernel side: the table global and the loop-invariant constants of the lookup, made
-/// once before the element loops.
+/// The kernel side: the table global and the grid, for lookups of f32 scalars or of
+/// [`Lanes`] of them.
+///
+/// A vector lookup computes the 16 table indices with lane-wise `arith` and reads both
+/// neighbours with `vector.gather` from the table memref. Why a gather: the index of each
+/// lane depends on its data, so no contiguous `vector.load` can serve it, and the
+/// alternatives cost more on AIE-ML (a table in registers would need a 257-entry shuffle
+/// tree; a piecewise polynomial changes the numerics and the stated bound). The host lowers
+/// the gather to an LLVM masked gather (AVX-512 `vgatherdps`); mlir-aie's
+/// `convert-vector-to-aievec` has no gather pattern (AIE-ML has no gather unit), so on the
+/// device Peano scalarises that one op into 16 loads while the index and interpolation
+/// arithmetic stays vectorised (see tests/mlir_aie_opt.rs).
 pub struct LutLookup<'c, 'k> {
     table: Value<'c, 'k>,
-    min: Value<'c, 'k>,
-    max: Value<'c, 'k>,
-    inv_step: Value<'c, 'k>,
-    /// f32 zero, for a tail that is 0 (GELU below the table).
-    pub zero: Value<'c, 'k>,
-    last: Value<'c, 'k>,
-    one_i: Value<'c, 'k>,
-    zero_i: Value<'c, 'k>,
+    grid: LutSpec,
+    /// The last valid lower index, `entries - 2`.
+    last: i64,
 }
 
 impl<'c, 'k> LutLookup<'c, 'k> {
-    /// Adds the table `values` on `grid` to the device as `name` and emits the constants.
+    /// Adds the table `values` on `grid` to the device as `name` and takes its memref.
     pub fn setup(
         ctx: &KernelCtx<'c, '_>,
         e: &Emit<'c, 'k>,
@@ -135,17 +140,13 @@ impl<'c, 'k> LutLookup<'c, 'k> {
         let ty = add_f32_table(ctx, name, &[values.len()], values)?;
         Ok(LutLookup {
             table: e.get_global(name, ty)?,
-            min: e.f32(grid.min)?,
-            max: e.f32(grid.max)?,
-            inv_step: e.f32(1.0 / grid.step)?,
-            zero: e.f32(0.0)?,
-            last: e.int(32, values.len() as i64 - 2)?,
-            one_i: e.int(32, 1)?,
-            zero_i: e.int(32, 0)?,
+            grid: *grid,
+            last: values.len() as i64 - 2,
         })
     }
 
-    /// The table at `v` (f32), or `below` / `above` outside it.
+    /// The table at `v` (f32 scalar or f32 lanes), or `below` / `above` (same shape)
+    /// outside it.
     pub fn lookup<'x>(
         &self,
         e: &Emit<'c, 'x>,
@@ -153,20 +154,28 @@ impl<'c, 'k> LutLookup<'c, 'k> {
         below: Value<'c, '_>,
         above: Value<'c, '_>,
     ) -> KResult<Value<'c, 'x>> {
+        let lanes = Lanes::of(v);
+        let min = lanes.f32(e, self.grid.min)?;
+        let max = lanes.f32(e, self.grid.max)?;
+        let i32_ty = lanes.ty(e, e.int_type(32));
+        let int = |c: i64| -> KResult<Value<'c, 'x>> { lanes.splat(e, e.int(32, c)?) };
         // Index arithmetic on the clamped input so out-of-range values stay in the table.
-        let vc = e.minf(e.maxf(v, self.min)?, self.max)?;
-        let pos = e.mulf(e.subf(vc, self.min)?, self.inv_step)?;
-        let i0 = e.cast("arith.fptosi", pos, e.int_type(32))?;
-        let i0 = e.minsi(e.maxsi(i0, self.zero_i)?, self.last)?;
-        let frac = e.subf(pos, e.cast("arith.sitofp", i0, e.f32_type())?)?;
-        let i1 = e.addi(i0, self.one_i)?;
-        let k0 = e.cast("arith.index_cast", i0, e.index_type())?;
-        let k1 = e.cast("arith.index_cast", i1, e.index_type())?;
-        let l0 = e.load(self.table, &[k0])?;
-        let l1 = e.load(self.table, &[k1])?;
+        let vc = e.minf(e.maxf(v, min)?, max)?;
+        let pos = e.mulf(e.subf(vc, min)?, lanes.f32(e, 1.0 / self.grid.step)?)?;
+        let i0 = e.cast("arith.fptosi", pos, i32_ty)?;
+        let i0 = e.minsi(e.maxsi(i0, int(0)?)?, int(self.last)?)?;
+        let frac = e.subf(pos, e.cast("arith.sitofp", i0, lanes.ty(e, e.f32_type()))?)?;
+        let i1 = e.addi(i0, int(1)?)?;
+        let (l0, l1) = if lanes.is_vector() {
+            (e.gather(self.table, i0)?, e.gather(self.table, i1)?)
+        } else {
+            let k0 = e.cast("arith.index_cast", i0, e.index_type())?;
+            let k1 = e.cast("arith.index_cast", i1, e.index_type())?;
+            (e.load(self.table, &[k0])?, e.load(self.table, &[k1])?)
+        };
         let inside = e.addf(l0, e.mulf(frac, e.subf(l1, l0)?)?)?;
-        let is_below = e.cmpf(Cmp::Lt, v, self.min)?;
-        let is_above = e.cmpf(Cmp::Gt, v, self.max)?;
+        let is_below = e.cmpf(Cmp::Lt, v, min)?;
+        let is_above = e.cmpf(Cmp::Gt, v, max)?;
         let out = e.select(is_below, below, inside)?;
         e.select(is_above, above, out)
     }

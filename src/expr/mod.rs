@@ -25,7 +25,7 @@ pub use parse::{parse, Decl, ExprError};
 use melior::ir::{Block, Value};
 
 use crate::design::{BufferType, DesignError, ElemType, Kernel, KernelCtx};
-use crate::ops::kir::{Emit, KResult};
+use crate::ops::kir::{Emit, KResult, Lanes};
 use lut::{Lut, LutLookup};
 
 /// What an element-wise kernel computes from its input element `x`.
@@ -88,17 +88,25 @@ fn emit_map<'c>(
         MapBody::Expr(_) => None,
     };
     let table = table.as_ref();
+    // Rows walk in 16 f32 lanes when 16 divides them, else in scalars; every function the
+    // lowering emits is lane-wise, so one body serves both.
     match ty.shape.as_slice() {
-        [n] => e.for_n(*n, |e, i| {
-            let v = e.load_f32(x, &[i])?;
-            e.store_f32(element(e, v, body, table)?, y, &[i], elem)
-        }),
-        [rows, cols] => e.for_n(*rows, |e, i| {
-            e.for_n(*cols, |e, j| {
-                let v = e.load_f32(x, &[i, j])?;
-                e.store_f32(element(e, v, body, table)?, y, &[i, j], elem)
+        [n] => {
+            let lanes = Lanes::f32_row(*n);
+            lanes.for_chunks(&e, *n, |e, i| {
+                let v = lanes.load(e, x, &[i])?;
+                lanes.store(e, element(e, v, body, table)?, y, &[i], elem)
             })
-        }),
+        }
+        [rows, cols] => {
+            let lanes = Lanes::f32_row(*cols);
+            e.for_n(*rows, |e, i| {
+                lanes.for_chunks(e, *cols, |e, j| {
+                    let v = lanes.load(e, x, &[i, j])?;
+                    lanes.store(e, element(e, v, body, table)?, y, &[i, j], elem)
+                })
+            })
+        }
         other => Err(e.err(format!(
             "element-wise kernels take 1-D or 2-D buffers, not {other:?}"
         ))),
@@ -127,6 +135,7 @@ fn element<'c, 'x>(
 fn scalar_env<'c, 'v>(name: &'v str, v: Value<'c, 'v>) -> LowerEnv<'c, 'v> {
     LowerEnv {
         scalars: vec![(name, v)],
+        lanes: Lanes::of(v),
         ..LowerEnv::default()
     }
 }

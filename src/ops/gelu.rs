@@ -3,11 +3,15 @@
 //! The table holds erf-GELU `x * Phi(x)` sampled at `min + i*step` for `i = 0..entries`; below
 //! `min` the kernel returns 0 (GELU(-4) = -1.3e-4), above `max` it returns `x`
 //! (GELU(4) - 4 = -1.3e-4).
+//!
+//! The kernel walks each row in 16 f32 lanes ([`Lanes::f32_row`]; bf16 rows widen with
+//! `arith.extf`), scalars when 16 does not divide the row; the lane lookup and why it reads
+//! the table with `vector.gather` are in [`LutLookup`].
 
 use crate::design::{Design, DesignError, ElemType, KernelCtx};
 use crate::device::DeviceModel;
 use crate::expr::lut::{self, LutLookup};
-use crate::ops::kir::{Emit, KResult};
+use crate::ops::kir::{Emit, KResult, Lanes};
 use crate::ops::registry::OpSpec;
 use crate::ops::rowwise::{self, RowwisePlan};
 use crate::ops::{expect_args, kernel};
@@ -111,11 +115,12 @@ fn emit<'c>(
     let e = Emit::new(ctx, block, "gelu");
     let (x, y) = (args[0], args[1]);
     let lut = LutLookup::setup(ctx, &e, table_name, &t, &table(&t))?;
+    let lanes = Lanes::f32_row(cols);
     e.for_n(rows, |e, i| {
-        e.for_n(cols, |e, j| {
-            let v = e.load_f32(x, &[i, j])?;
-            let out = lut.lookup(e, v, lut.zero, v)?;
-            e.store_f32(out, y, &[i, j], elem)
+        lanes.for_chunks(e, cols, |e, j| {
+            let v = lanes.load(e, x, &[i, j])?;
+            let out = lut.lookup(e, v, lanes.f32(e, 0.0)?, v)?;
+            lanes.store(e, out, y, &[i, j], elem)
         })
     })
 }

@@ -131,6 +131,13 @@ pub const F32_LANES: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lanes(pub usize);
 
+/// Scalars unless said otherwise.
+impl Default for Lanes {
+    fn default() -> Self {
+        Lanes(1)
+    }
+}
+
 impl Lanes {
     /// `width` lanes when they divide `len`, else scalars.
     pub fn dividing(len: usize, width: usize) -> Lanes {
@@ -178,6 +185,16 @@ impl Lanes {
         } else {
             e.store_f32(v, memref, idx, elem)
         }
+    }
+
+    /// The chunk shape of `v`: its lane count, or scalars.
+    pub fn of(v: Value<'_, '_>) -> Lanes {
+        Lanes(lanes_of(v.r#type()).unwrap_or(1))
+    }
+
+    /// The f32 constant `c` in this chunk shape (see [`Emit::f32_lanes`]).
+    pub fn f32<'c, 'k>(self, e: &Emit<'c, 'k>, c: f64) -> KResult<Value<'c, 'k>> {
+        e.f32_lanes(c, self.0)
     }
 
     /// A scalar repeated over the lanes.
@@ -313,6 +330,49 @@ impl Lanes {
 }
 
 impl<'c, 'k> Emit<'c, 'k> {
+    /// `arith.constant dense<c> : vector<lanes x f32>` (a splat constant, which the AIE-ML
+    /// vectoriser and the host both keep in a register), or the scalar `c` when `lanes` is 1.
+    pub fn f32_lanes(&self, c: f64, lanes: usize) -> KResult<Value<'c, 'k>> {
+        if lanes <= 1 {
+            return self.f32(c);
+        }
+        let ty = self.vector_type(lanes, self.f32_type());
+        let elem = melior::ir::attribute::FloatAttribute::new(self.context, self.f32_type(), c);
+        let value = melior::ir::attribute::DenseElementsAttribute::new(ty, &[elem.into()])
+            .map_err(|e| self.err(format!("splat constant {c}: {e}")))?;
+        self.op_with(
+            "arith.constant",
+            &[],
+            &[self.named("value", value.into())],
+            ty,
+        )
+    }
+
+    /// `vector.gather %memref[0][%index], %all_true, %zero`: lane `l` reads
+    /// `memref[index[l]]` of a 1-D f32 memref (`index` a `vector<n x i32>`, every lane in
+    /// bounds; the all-true mask and zero pass-through are the form the upstream op requires).
+    pub fn gather(&self, memref: Value<'c, '_>, index: Value<'c, '_>) -> KResult<Value<'c, 'k>> {
+        let lanes =
+            lanes_of(index.r#type()).ok_or_else(|| self.err("vector.gather of a scalar index"))?;
+        let elem = melior::ir::r#type::MemRefType::try_from(memref.r#type())
+            .map_err(|e| self.err(format!("vector.gather from a non-memref: {e}")))?
+            .element();
+        let ty = self.vector_type(lanes, elem);
+        let mask = self.attr(&format!("dense<true> : vector<{lanes}xi1>"))?;
+        let mask = self.op_with(
+            "arith.constant",
+            &[],
+            &[self.named("value", mask)],
+            self.vector_type(lanes, self.int_type(1)),
+        )?;
+        let pass = self.f32_lanes(0.0, lanes)?;
+        self.op(
+            "vector.gather",
+            &[memref, self.index(0)?, index, mask, pass],
+            ty,
+        )
+    }
+
     /// `arith.constant dense<[0, 1, .., lanes - 1]> : vector<lanes x i32>`.
     pub fn lane_iota(&self, lanes: usize) -> KResult<Value<'c, 'k>> {
         let values: Vec<String> = (0..lanes).map(|l| l.to_string()).collect();
