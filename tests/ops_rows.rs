@@ -151,6 +151,9 @@ fn gelu_and_elementwise_on_and_off_the_vector_width_match_the_reference() {
         for dtype in ["bf16", "f32"] {
             for (op, extra) in bodies {
                 let what = format!("{op} {dtype} cols {cols} ({})", extra.trim());
+                // An expression over bf16 stays scalar (mlir-aie's vectoriser rejects its
+                // widened-bf16-times-f32 multiplies; src/expr/mod.rs says why).
+                let vector = vector && !(dtype == "bf16" && extra.starts_with("expr"));
                 assert_matches_reference(&spec(op, dtype, 8, cols, extra), cols, vector, &what);
             }
         }

@@ -722,7 +722,9 @@ fn dev_set_sim_within_half_a_point(beam: usize) {
     };
     let f32 = run(std::sync::Arc::new(CpuBackend::new(Precision::F32)));
     let int8 = run(std::sync::Arc::new(CpuBackend::new(Precision::Int8)));
-    let sim = run(std::sync::Arc::new(SimBackend::new(Precision::Int8).unwrap()));
+    let sim = run(std::sync::Arc::new(
+        SimBackend::new(Precision::Int8).unwrap(),
+    ));
     // The issue asks how many transcripts differ between the two int8 devices, and why:
     // print each differing pair with both edit counts so the reasons can be read off.
     let mut differing = 0;

@@ -89,17 +89,28 @@ fn emit_map<'c>(
     };
     let table = table.as_ref();
     // Rows walk in 16 f32 lanes when 16 divides them, else in scalars; every function the
-    // lowering emits is lane-wise, so one body serves both.
+    // lowering emits is lane-wise, so one body serves both. Except an expression over bf16
+    // data: its first op multiplies the widened bf16 input by an f32 constant, which
+    // mlir-aie's AIE-ML vectoriser marks illegal and cannot rewrite, failing the whole
+    // module (tests/mlir_aie_opt.rs pins it); those bodies stay scalar, which it accepts.
+    let vectorise = !(matches!(body, MapBody::Expr(_)) && elem == ElemType::Bf16);
+    let lanes_for = |len: usize| {
+        if vectorise {
+            Lanes::f32_row(len)
+        } else {
+            Lanes::default()
+        }
+    };
     match ty.shape.as_slice() {
         [n] => {
-            let lanes = Lanes::f32_row(*n);
+            let lanes = lanes_for(*n);
             lanes.for_chunks(&e, *n, |e, i| {
                 let v = lanes.load(e, x, &[i])?;
                 lanes.store(e, element(e, v, body, table)?, y, &[i], elem)
             })
         }
         [rows, cols] => {
-            let lanes = Lanes::f32_row(*cols);
+            let lanes = lanes_for(*cols);
             e.for_n(*rows, |e, i| {
                 lanes.for_chunks(e, *cols, |e, j| {
                     let v = lanes.load(e, x, &[i, j])?;
