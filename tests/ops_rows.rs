@@ -70,6 +70,8 @@ fn quantize_on_and_off_the_vector_width_matches_the_reference() {
     for (cols, vector) in COLS {
         for dtype in ["bf16", "f32"] {
             let what = format!("quantize {dtype} cols {cols}");
+            // bf16 input stays scalar (src/ops/quantize.rs: mlir-aie's vectoriser rejects it).
+            let vector = vector && dtype == "f32";
             assert_matches_reference(&spec("quantize", dtype, 8, cols, ""), cols, vector, &what);
         }
     }

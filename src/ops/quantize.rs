@@ -133,10 +133,16 @@ fn narrow_i8<'c, 'x>(e: &Emit<'c, 'x>, v: Value<'c, 'x>) -> KResult<Value<'c, 'x
 
 pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
     let (tr, cols) = (spec.tile_rows, spec.shape.cols);
+    // bf16 input stays scalar: the vector `x · inv` would multiply a widened bf16 by an f32,
+    // which mlir-aie's AIE-ML vectoriser marks illegal and cannot rewrite (the module fails
+    // aiecc's flow). f32 input (what `--device sim` quantises) vectorises.
+    let lanes = match spec.dtype {
+        Dtype::Bf16 => Lanes::default(),
+        _ => Lanes::f32_row(cols),
+    };
     let kernel_for = move |_core: usize, _step: Option<usize>| {
         emit_kernel("quantize", 2, move |e, a| {
             let (x, y) = (a[0], a[1]);
-            let lanes = Lanes::f32_row(cols);
             e.for_n(tr, |e, i| {
                 emit_quantize_row(e, lanes, y, i, cols, |e, c| lanes.load(e, x, &[i, c]))
             })
