@@ -3,7 +3,8 @@
 # RUNS executions when RUNS is set, and prints each target's execution count. The seed
 # corpora come from the real files: kernel specs and their expressions, the installed
 # models' model.bin (cut to its header and first variables), config.json and tokenizer.json,
-# the dev speech set's audio in every container, and its decoded samples for the log-mel.
+# the dev speech set's audio in every container, its decoded samples for the log-mel, and
+# the golden instruction streams.
 # Crashes land in fuzz/artifacts/<target>/; each one is a bug to fix with a regression test.
 # The targets are safe Rust over safe crates, so they build without AddressSanitizer by
 # default (about twice the executions per second, and a shorter build for CI); set
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(spec expr model_bin model_config tokenizer audio log_mel)
+[ ${#targets[@]} -gt 0 ] || targets=(spec expr model_bin model_config tokenizer audio log_mel insts)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz: needs the nightly toolchain" >&2; exit 1; }
@@ -42,6 +43,7 @@ seed() { # seed TARGET: fill fuzz/corpus/TARGET from the real files, once.
         f=$(find "$speech" examples/audio -name "*.$ext" -printf '%s %p\n' 2>/dev/null | sort -n | head -n 1 | cut -d' ' -f2-)
         [ -n "$f" ] && { printf '\0'; cat "$f"; } >"$dir/$ext"
       done ;;
+    insts) cp golden/insts/*.bin "$dir"/ ;;
     log_mel) # f32 samples as the decoder produced them, 1 s of each clip
       for f in ../shared/speech/mel/*.pcm.npy; do
         { printf '\0'; tail -c +129 "$f" | head -c 64000; } >"$dir/$(basename "$f" .pcm.npy)"

@@ -169,7 +169,12 @@ impl Stream {
                 ),
             ));
         }
-        let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+        let words: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        // In bounds: every op checks its length (`need`) before it reads its words.
+        let word = |i: usize| words[i];
         let [major, minor, dev_gen, rows] = word(0).to_le_bytes();
         let [cols, memtile_rows, ..] = word(1).to_le_bytes();
         let header = Header {
