@@ -235,3 +235,29 @@ fn real_model_dir_with_mismatched_files_is_rejected() {
     .unwrap();
     WhisperModelFiles::load(dir.path()).unwrap();
 }
+
+/// Found by fuzz/tokenizer: the tokenizers crate panics (an `expect` in its decoder
+/// deserialiser) on a control character inside the `decoder` object. Our loader turns that
+/// into this file's error; the real tokenizer.json, so edited, must fail cleanly.
+#[test]
+fn a_control_character_in_the_decoder_is_an_error_not_a_panic() {
+    use aiec_runtime::model::WhisperTokenizer;
+    let path = real_model_dir().join("tokenizer.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .find("\"decoder\"")
+        .expect("tokenizer.json has a decoder");
+    let at = at + text[at..].find("\"type\"").unwrap();
+    let broken = format!("{}\"x\u{1}\": 1, {}", &text[..at], &text[at..]);
+    let err = WhisperTokenizer::from_bytes(&path, broken.as_bytes())
+        .expect_err("a malformed tokenizer is refused")
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    assert!(err.contains("control character"), "{err}");
+    assert!(
+        err.contains("malformed tokenizer file"),
+        "the parser panicked: {err}"
+    );
+    // The untouched file still loads.
+    WhisperTokenizer::from_bytes(&path, text.as_bytes()).expect("the real tokenizer loads");
+}

@@ -60,10 +60,25 @@ impl WhisperTokenizer {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
+        WhisperTokenizer::from_bytes(path, &bytes)
+    }
+
+    /// Parses tokenizer.json's bytes; `path` is only used in messages. The tokenizers crate
+    /// panics on some malformed files instead of returning an error (0.21: a control
+    /// character inside the `decoder` object hits an `expect`, found by fuzz/tokenizer), so
+    /// the parse runs contained and such a panic becomes this file's error.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<WhisperTokenizer, ModelError> {
+        let fail = |message: String| ModelError::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
+        let inner = crate::guard::contain(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .map_err(|panic| fail(format!("malformed tokenizer file ({panic})")))?
+            .map_err(|e| fail(e.to_string()))?;
         WhisperTokenizer::from_tokenizer(path, inner)
     }
 
