@@ -40,13 +40,14 @@ seed() { # seed TARGET: fill fuzz/corpus/TARGET from the real files, once.
                  cp "$m" "$dir/$(basename "$(dirname "$m")").json"; done ;;
     audio) # one file of each container, the smallest of each, with a hint byte in front
       for ext in wav flac ogg mp3 m4a; do
-        f=$(find "$speech" examples/audio -name "*.$ext" -printf '%s %p\n' 2>/dev/null | sort -n | head -n 1 | cut -d' ' -f2-)
+        f=$(find "$speech" examples/audio -name "*.$ext" -printf '%s %p\n' 2>/dev/null | sort -n | sed -n 1p | cut -d' ' -f2-)
         [ -n "$f" ] && { printf '\0'; cat "$f"; } >"$dir/$ext"
       done ;;
     insts) cp golden/insts/*.bin "$dir"/ ;;
     log_mel) # f32 samples as the decoder produced them, 1 s of each clip
+      # (head before tail: tail piped into head dies of SIGPIPE, which pipefail turns into exit 141)
       for f in ../shared/speech/mel/*.pcm.npy; do
-        { printf '\0'; tail -c +129 "$f" | head -c 64000; } >"$dir/$(basename "$f" .pcm.npy)"
+        { printf '\0'; head -c 64128 "$f" | tail -c +129; } >"$dir/$(basename "$f" .pcm.npy)"
       done ;;
   esac
 }
