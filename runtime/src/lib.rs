@@ -15,4 +15,5 @@ pub mod output;
 pub mod pipeline;
 pub mod quant;
 pub mod transcript;
+pub mod vad;
 pub mod whisper;

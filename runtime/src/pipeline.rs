@@ -11,7 +11,8 @@ use crate::audio::{self, AudioError};
 use crate::decode::{self, Context, DecodeError, DecodeOptions, OnSegment, Progress};
 use crate::mel;
 use crate::model::{ModelError, WhisperModelFiles};
-use crate::transcript::Transcript;
+use crate::transcript::{Segment, Transcript};
+use crate::vad::{self, VadError, VadFilter};
 use crate::whisper::Whisper;
 
 #[derive(thiserror::Error, Debug)]
@@ -22,6 +23,8 @@ pub enum PipelineError {
     Audio(#[from] AudioError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Vad(#[from] VadError),
 }
 
 /// A loaded model, ready to transcribe any number of inputs.
@@ -64,12 +67,62 @@ impl Transcriber {
         on_segment: OnSegment,
         cancel: &AtomicBool,
     ) -> Result<Transcript, PipelineError> {
+        self.transcribe_filtered(samples, opts, None, progress, on_segment, cancel)
+    }
+
+    /// [`Transcriber::transcribe_samples_streaming`], decoding only the speech `vad` finds
+    /// when given one (faster-whisper's `vad_filter`): the speech spans are glued together
+    /// and decoded as one audio, and every segment and word time is moved back onto the
+    /// original timeline before anyone sees it.
+    pub fn transcribe_filtered(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        vad: Option<&VadFilter>,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
+        let duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;
+        let Some(vad) = vad else {
+            let mut t = self.decode(samples, opts, progress, on_segment, cancel)?;
+            t.duration = duration;
+            return Ok(t);
+        };
+        let spans = vad.spans(samples)?;
+        let speech = vad::timeline::collect(samples, &spans);
+        tracing::debug!(
+            spans = spans.len(),
+            kept_seconds = speech.len() as f64 / audio::SAMPLE_RATE as f64,
+            "VAD filter"
+        );
+        let timeline = vad::Timeline::new(&spans);
+        let mut restoring = |s: &Segment| {
+            let mut s = s.clone();
+            timeline.restore(&mut s);
+            on_segment(&s);
+        };
+        let mut t = self.decode(&speech, opts, progress, &mut restoring, cancel)?;
+        for s in &mut t.segments {
+            timeline.restore(s);
+        }
+        t.duration = duration;
+        Ok(t)
+    }
+
+    fn decode(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
         let features = mel::log_mel_with(self.model.backend(), samples, self.model.n_mels);
         let ctx = Context::new(&self.model, &self.files.tokenizer, &self.files.config)?;
-        let mut t =
-            decode::transcribe_streaming(&ctx, &features, opts, progress, on_segment, cancel)?;
-        t.duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;
-        Ok(t)
+        Ok(decode::transcribe_streaming(
+            &ctx, &features, opts, progress, on_segment, cancel,
+        )?)
     }
 
     /// An audio file (any format symphonia reads; `-` is stdin) to a transcript.

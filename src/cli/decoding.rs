@@ -1,12 +1,15 @@
 //! The decoding choices a user makes, from `aiec run` flags or an `aiec serve` request, and
 //! the one function that turns them into checked [`DecodeOptions`]. Both front ends go
-//! through [`DecodeChoices::options`] and [`resolve_language`], so a request decodes exactly
-//! as the same flags would.
+//! through [`DecodeChoices::options`], [`DecodeChoices::vad_options`], [`load_vad_model`]
+//! and [`resolve_language`], so a request decodes exactly as the same flags would.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aiec_runtime::decode::{DecodeOptions, Task};
+use aiec_runtime::model::install;
 use aiec_runtime::model::WhisperTokenizer;
+use aiec_runtime::vad::{self, SileroVad, VadOptions};
 
 /// `--beam-size` / the server's beam width when a request names none.
 pub const DEFAULT_BEAM_SIZE: usize = 5;
@@ -28,6 +31,49 @@ pub struct DecodeChoices {
     pub condition_on_previous_text: bool,
     pub without_timestamps: bool,
     pub seed: u64,
+    /// Decode only the speech the VAD finds (`--vad-filter`, `vad_filter`); `None`: all audio.
+    pub vad: Option<VadChoices>,
+}
+
+/// The VAD parameters a user set; each one absent keeps faster-whisper's default.
+#[derive(Debug, Clone, Default)]
+pub struct VadChoices {
+    pub threshold: Option<f32>,
+    pub neg_threshold: Option<f32>,
+    pub min_speech_duration_ms: Option<u32>,
+    pub max_speech_duration_s: Option<f64>,
+    pub min_silence_duration_ms: Option<u32>,
+    pub speech_pad_ms: Option<u32>,
+}
+
+impl VadChoices {
+    /// Whether any parameter is set (they mean nothing without the filter).
+    pub fn any_set(&self) -> bool {
+        self.threshold.is_some()
+            || self.neg_threshold.is_some()
+            || self.min_speech_duration_ms.is_some()
+            || self.max_speech_duration_s.is_some()
+            || self.min_silence_duration_ms.is_some()
+            || self.speech_pad_ms.is_some()
+    }
+
+    fn options(&self) -> VadOptions {
+        let d = VadOptions::default();
+        VadOptions {
+            threshold: self.threshold.unwrap_or(d.threshold),
+            neg_threshold: self.neg_threshold.or(d.neg_threshold),
+            min_speech_duration_ms: self
+                .min_speech_duration_ms
+                .unwrap_or(d.min_speech_duration_ms),
+            max_speech_duration_s: self
+                .max_speech_duration_s
+                .unwrap_or(d.max_speech_duration_s),
+            min_silence_duration_ms: self
+                .min_silence_duration_ms
+                .unwrap_or(d.min_silence_duration_ms),
+            speech_pad_ms: self.speech_pad_ms.unwrap_or(d.speech_pad_ms),
+        }
+    }
 }
 
 impl Default for DecodeChoices {
@@ -42,6 +88,7 @@ impl Default for DecodeChoices {
             condition_on_previous_text: true,
             without_timestamps: false,
             seed: 0,
+            vad: None,
         }
     }
 }
@@ -121,6 +168,38 @@ impl DecodeChoices {
     }
 }
 
+impl DecodeChoices {
+    /// The VAD options, checked, when the filter is on. Option names are the user-facing
+    /// ones with a `vad_` prefix (`vad_threshold`).
+    pub fn vad_options(&self) -> Result<Option<VadOptions>, BadChoice> {
+        let Some(choices) = &self.vad else {
+            return Ok(None);
+        };
+        let opts = choices.options();
+        opts.validate().map_err(|e| BadChoice::OutOfRange {
+            option: match e.option {
+                "threshold" => "vad_threshold",
+                "neg_threshold" => "vad_neg_threshold",
+                "min_speech_duration_ms" => "vad_min_speech_duration_ms",
+                "max_speech_duration_s" => "vad_max_speech_duration_s",
+                "min_silence_duration_ms" => "vad_min_silence_duration_ms",
+                "speech_pad_ms" => "vad_speech_pad_ms",
+                other => other,
+            },
+            value: e.value,
+            expected: e.expected,
+        })?;
+        Ok(Some(opts))
+    }
+}
+
+/// The installed Silero VAD model of the environment's cache; the error names
+/// `aiec models install silero-vad` when it is absent.
+pub fn load_vad_model() -> anyhow::Result<Arc<SileroVad>> {
+    let models = install::models_dir()?;
+    Ok(Arc::new(vad::load_installed(&models)?))
+}
+
 /// A language code or name as the tokenizer's language code; `None` when the model knows
 /// no such language.
 pub fn resolve_language(tok: &WhisperTokenizer, code_or_name: &str) -> Option<String> {
@@ -170,5 +249,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.options().unwrap_err().option(), "beam_size");
+    }
+
+    #[test]
+    fn vad_choices_default_to_faster_whispers_and_name_bad_values() {
+        let on = DecodeChoices {
+            vad: Some(VadChoices::default()),
+            ..Default::default()
+        };
+        assert_eq!(on.vad_options().unwrap(), Some(VadOptions::default()));
+        assert_eq!(DecodeChoices::default().vad_options().unwrap(), None);
+        let bad = DecodeChoices {
+            vad: Some(VadChoices {
+                threshold: Some(1.5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = bad.vad_options().unwrap_err();
+        assert_eq!(e.option(), "vad_threshold");
+        assert_eq!(e.to_string(), "1.5: must be between 0 and 1 (exclusive)");
     }
 }

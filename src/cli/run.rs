@@ -11,8 +11,8 @@ use aiec_runtime::backend::cpu::CpuBackend;
 use aiec_runtime::backend::{Backend, Precision};
 
 use super::decoding::{
-    resolve_language, BadChoice, DecodeChoices, DEFAULT_BEAM_SIZE, DEFAULT_BEST_OF,
-    DEFAULT_TEMPERATURES,
+    load_vad_model, resolve_language, BadChoice, DecodeChoices, VadChoices, DEFAULT_BEAM_SIZE,
+    DEFAULT_BEST_OF, DEFAULT_TEMPERATURES,
 };
 use crate::simdevice::SimBackend;
 use aiec_runtime::audio::{self, InputLimits};
@@ -21,6 +21,7 @@ use aiec_runtime::model::install;
 use aiec_runtime::output;
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::Transcript;
+use aiec_runtime::vad::{VadFilter, VadOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
@@ -104,6 +105,31 @@ pub struct Args {
     /// Decode without timestamp tokens (one segment per 30 s window).
     #[arg(long)]
     pub without_timestamps: bool,
+    /// Decode only the speech Silero VAD finds (faster-whisper's vad_filter); timestamps stay
+    /// on the original audio. Needs `aiec models install silero-vad`.
+    #[arg(long)]
+    pub vad_filter: bool,
+    /// VAD: speech probability at or above which a 32 ms chunk is speech (0 to 1, exclusive)
+    /// [default: 0.5].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_threshold: Option<f32>,
+    /// VAD: probability below which a chunk is silence (above 0, at most the threshold)
+    /// [default: threshold - 0.15, at least 0.01].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_neg_threshold: Option<f32>,
+    /// VAD: speech spans not longer than this are dropped (0 to 3600000) [default: 0].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_min_speech_duration_ms: Option<u32>,
+    /// VAD: longer spans are split, at a pause where there is one (`inf` or more than
+    /// 0.032 s plus twice the pad) [default: inf].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_max_speech_duration_s: Option<f64>,
+    /// VAD: silence this long ends a speech span (0 to 3600000) [default: 2000].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_min_silence_duration_ms: Option<u32>,
+    /// VAD: padding added to each side of a speech span (0 to 3600000) [default: 400].
+    #[arg(long, requires = "vad_filter")]
+    pub vad_speech_pad_ms: Option<u32>,
     /// Worker threads, 1 to 1024; 0 or absent: all cores.
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: Option<u16>,
@@ -127,7 +153,7 @@ pub struct Args {
 /// The decoding options from the flags, through the code `aiec serve` uses too, checked so a
 /// bad value fails before the model is loaded. The language is resolved after the load (it
 /// needs the tokenizer).
-fn decode_options(args: &Args) -> anyhow::Result<DecodeOptions> {
+fn decode_options(args: &Args) -> anyhow::Result<(DecodeOptions, Option<VadOptions>)> {
     let choices = DecodeChoices {
         task: match args.task {
             TaskArg::Transcribe => Task::Transcribe,
@@ -141,20 +167,30 @@ fn decode_options(args: &Args) -> anyhow::Result<DecodeOptions> {
         condition_on_previous_text: !args.no_condition_on_previous_text,
         without_timestamps: args.without_timestamps,
         seed: args.seed,
+        vad: args.vad_filter.then(|| VadChoices {
+            threshold: args.vad_threshold,
+            neg_threshold: args.vad_neg_threshold,
+            min_speech_duration_ms: args.vad_min_speech_duration_ms,
+            max_speech_duration_s: args.vad_max_speech_duration_s,
+            min_silence_duration_ms: args.vad_min_silence_duration_ms,
+            speech_pad_ms: args.vad_speech_pad_ms,
+        }),
     };
-    let opts = choices.options().map_err(|e| {
+    let as_flag = |e: BadChoice| {
         let flag = e.option().replace('_', "-");
         match e {
             BadChoice::NotANumber { .. } => anyhow::anyhow!("--{flag}: {e}"),
             BadChoice::OutOfRange { .. } => anyhow::anyhow!("--{flag} {e}"),
         }
-    })?;
+    };
+    let opts = choices.options().map_err(as_flag)?;
+    let vad = choices.vad_options().map_err(as_flag)?;
     if let Some(l) = &args.language {
         if aiec_runtime::model::languages::language_code(l).is_none() {
             bail!("--language: unknown language `{l}` (give a code such as `en` or a name such as `German`)");
         }
     }
-    Ok(opts)
+    Ok((opts, vad))
 }
 
 /// `--language` as the tokenizer's language code.
@@ -220,9 +256,11 @@ fn check_model_name(args: &Args, tr: &Transcriber) -> anyhow::Result<()> {
     let (Some(dir), Some(known)) = (&args.model_dir, install::find_known(&args.model)) else {
         return Ok(());
     };
+    let install::ModelKind::Whisper { dims: want } = known.kind else {
+        bail!("{} is not a Whisper model", known.name);
+    };
     let d = &tr.files.dims;
     let got = (d.d_model, d.n_layers_dec, d.n_vocab);
-    let want = known.dims;
     if got != want {
         bail!(
             "--model-dir {} holds a model with width {}, {} decoder layers and {} tokens, which is not {} (width {}, {} layers, {} tokens); name the model it holds, or drop --model-dir",
@@ -245,7 +283,7 @@ fn output_stem(input: &Path) -> String {
 pub fn main(args: Args) -> anyhow::Result<()> {
     let formats = output::parse_formats(&args.output_format)
         .map_err(|e| anyhow::anyhow!("-f/--output-format: {e}"))?;
-    let mut opts = decode_options(&args)?;
+    let (mut opts, vad_options) = decode_options(&args)?;
     let limits = InputLimits {
         max_bytes: args.max_input_mib << 20,
         max_seconds: args.max_duration as f64,
@@ -259,6 +297,22 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         check_output_collisions(&formats, dir, &args.inputs)?;
         prepare_output_dir(dir)?;
     }
+    if let Some(known) = install::find_known(&args.model) {
+        if !matches!(known.kind, install::ModelKind::Whisper { .. }) {
+            bail!(
+                "{} is the voice activity detector, not a Whisper model; name a Whisper model and add --vad-filter",
+                known.name
+            );
+        }
+    }
+    // The VAD model is small and fails fast: load it before the Whisper model.
+    let vad = match vad_options {
+        Some(o) => Some(VadFilter::new(
+            load_vad_model().context("--vad-filter")?,
+            o,
+        )?),
+        None => None,
+    };
     let (backend, sim) = backend(&args)?;
     // rayon's 0 is its default: one thread per core, as the help promises.
     if let Some(n) = args.threads.filter(|&n| n > 0) {
@@ -295,7 +349,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let result = audio::load_with(input, &limits)
             .map_err(PipelineError::from)
-            .and_then(|samples| tr.transcribe_samples(&samples, &opts, Some(&mut update)));
+            .and_then(|samples| {
+                let never = std::sync::atomic::AtomicBool::new(false);
+                tr.transcribe_filtered(
+                    &samples,
+                    &opts,
+                    vad.as_ref(),
+                    Some(&mut update),
+                    &mut |_| {},
+                    &never,
+                )
+            });
         let seconds = started.elapsed().as_secs_f64();
         if let Some(b) = bar {
             b.finish_and_clear();

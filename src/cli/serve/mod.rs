@@ -146,6 +146,7 @@ async fn serve(args: Args, limits: Limits) -> anyhow::Result<()> {
         draining: AtomicBool::new(false),
         next_id: AtomicU64::new(0),
         timings: args.timings,
+        vad: std::sync::Mutex::new(None),
     });
     let app = routes::router(state.clone());
     let shutdown_state = state.clone();

