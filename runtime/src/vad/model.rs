@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
 
-use super::{CHUNK_SAMPLES, SAMPLE_RATE};
+use super::CHUNK_SAMPLES;
 
 /// Samples of the previous chunk the network sees again before each new chunk.
 pub const CONTEXT_SAMPLES: usize = 64;
