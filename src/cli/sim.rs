@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::sim::verify::check_spec;
-use crate::sim::{CoreSource, SimOptions};
+use crate::sim::{CoreSource, SequenceSource, SimOptions};
 use crate::spec::Spec;
 
 #[derive(clap::Args, Debug)]
@@ -25,6 +25,15 @@ pub struct Args {
     /// LLVM optimisation level of the host JIT (0-3).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
+    /// Drive the shim DMAs by executing the instruction stream `aiec build` writes as
+    /// insts.bin (decoded: BD writes, DDR patches, queue pushes, syncs) instead of the
+    /// Design's runtime sequence.
+    #[arg(long)]
+    pub from_insts: bool,
+    /// Execute this insts.bin instead (e.g. one aie-translate made from this spec's MLIR);
+    /// implies --from-insts.
+    #[arg(long, value_name = "FILE")]
+    pub insts: Option<PathBuf>,
 }
 
 /// Longest `--timeout`: a week. Beyond it the limit means nothing, and 1e19 s no longer fits
@@ -48,9 +57,33 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 pub fn main(args: Args) -> anyhow::Result<()> {
     let spec = Spec::load(&args.spec)?;
     let timeout = Duration::from_secs_f64(args.timeout);
+    let sequence = match (&args.insts, args.from_insts) {
+        (None, false) => SequenceSource::Design,
+        (None, true) => SequenceSource::Instructions,
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let stream = crate::npu::Stream::decode(&bytes)
+                .with_context(|| format!("decoding {}", path.display()))?;
+            SequenceSource::Stream(std::sync::Arc::new(stream))
+        }
+    };
+    let sequence_text = match &sequence {
+        SequenceSource::Design => "the Design's runtime sequence".to_string(),
+        SequenceSource::Instructions => "executing aiec's instruction stream (insts.bin)".into(),
+        SequenceSource::Stream(s) => format!(
+            "executing {} ({} ops)",
+            args.insts
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display(),
+            s.ops.len()
+        ),
+    };
     let options = SimOptions {
         timeout,
         opt_level: usize::from(args.opt_level),
+        sequence,
     };
     // The reference and the inputs are computed by the op before the simulator's own clock
     // starts and cannot be interrupted, so the whole check runs on a worker and the limit is
@@ -89,6 +122,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             println!("cores        from the Design (the compiler rejects it: {why})")
         }
     }
+    println!("sequence     {sequence_text}");
     println!("run          {:.3} s", run.run_time.as_secs_f64());
     println!("elements     {}", c.elements);
     println!("max abs err  {:.6e}", c.max_abs_error);

@@ -128,6 +128,9 @@ fn compile(toml: &str) -> Result<Kernel, SimDeviceError> {
     }
     let options = SimOptions {
         timeout: Duration::from_secs(600),
+        // The shim DMAs run the instruction stream the NPU would receive (insts.bin),
+        // decoded and executed, not the Design's sequence: a transcription checks it too.
+        sequence: sim::SequenceSource::Instructions,
         ..SimOptions::default()
     };
     let prepared = Prepared::new(&design, &options).map_err(|e| SimDeviceError::Sim {
