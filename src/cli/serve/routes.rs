@@ -325,7 +325,11 @@ impl Job {
             loaded.iter().map(|t| &t.files.tokenizer).collect();
         let checked = CheckedForm::from_form(&state.names, &tokenizers, form, task)?;
         let transcriber = loaded.get(checked.model).cloned().ok_or_else(|| {
-            ApiError::internal(format!("model {} of {} is not loaded", checked.model, loaded.len()))
+            ApiError::internal(format!(
+                "model {} of {} is not loaded",
+                checked.model,
+                loaded.len()
+            ))
         })?;
         Ok(Self {
             transcriber,
