@@ -79,3 +79,94 @@ pub async fn check_request(
             }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aiec_runtime::model::install;
+
+    const BOUNDARY: &str = "------------------------d74496d66958873e";
+
+    fn tokenizer(name: &str) -> WhisperTokenizer {
+        let dir = install::resolve(name).unwrap_or_else(|e| panic!("needs {name}: {e}"));
+        WhisperTokenizer::from_file(&dir.join("tokenizer.json")).unwrap()
+    }
+
+    /// A form as curl -F sends it: the file part, then text fields.
+    fn body(file: &[u8], fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+        )
+        .into_bytes();
+        b.extend_from_slice(file);
+        for (name, value) in fields {
+            b.extend_from_slice(
+                format!("\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes(),
+            );
+        }
+        b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        b
+    }
+
+    /// What the fuzz target reaches: acceptance, and each kind of refusal with its status.
+    #[tokio::test]
+    async fn requests_are_accepted_or_refused_with_the_servers_status() {
+        let names = vec!["whisper-base".to_string(), "tiny.en".to_string()];
+        let (base, tiny) = (tokenizer("whisper-base"), tokenizer("tiny.en"));
+        let tokenizers = [&base, &tiny];
+        let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+        let clip = vec![7u8; 6000];
+        let check = |ct: String, body: Vec<u8>, chunk: usize, max: usize| {
+            let (names, tokenizers) = (names.clone(), tokenizers);
+            async move {
+                check_request(
+                    ct.as_bytes(),
+                    &body,
+                    chunk,
+                    max,
+                    &names,
+                    &tokenizers,
+                    Task::Transcribe,
+                )
+                .await
+                .expect("a valid header value")
+            }
+        };
+        let fields = [("model", "whisper-base"), ("language", "German")];
+        for chunk in [0, 1, 13] {
+            let ok = check(ct.clone(), body(&clip, &fields), chunk, 1 << 20).await;
+            assert_eq!(
+                ok,
+                Ok(Accepted {
+                    model: 0,
+                    upload_bytes: 6000,
+                    ext: Some("wav".into())
+                }),
+                "chunk {chunk}"
+            );
+        }
+        let status = |r: Result<Accepted, Rejected>| r.expect_err("refused").status;
+        assert_eq!(
+            status(check(ct.clone(), body(&clip, &fields), 64, 4096).await),
+            413
+        );
+        let unknown = [("model", "large-v3")];
+        assert_eq!(
+            status(check(ct.clone(), body(&clip, &unknown), 0, 1 << 20).await),
+            404
+        );
+        let bad_language = [("model", "tiny.en"), ("language", "Klingon")];
+        assert_eq!(
+            status(check(ct.clone(), body(&clip, &bad_language), 0, 1 << 20).await),
+            400
+        );
+        let no_boundary = "multipart/form-data".to_string();
+        assert_eq!(
+            status(check(no_boundary, body(&clip, &fields), 0, 1 << 20).await),
+            400
+        );
+        let mut cut = body(&clip, &fields);
+        cut.truncate(3000);
+        assert_eq!(status(check(ct.clone(), cut, 0, 1 << 20).await), 400);
+    }
+}
