@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::sim::verify::check_spec;
+use crate::sim::verify::{check_spec, VerifyError};
 use crate::sim::{CoreSource, SequenceSource, SimOptions};
 use crate::spec::Spec;
 
@@ -85,9 +85,11 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         opt_level: usize::from(args.opt_level),
         sequence,
     };
-    // The reference and the inputs are computed by the op before the simulator's own clock
-    // starts and cannot be interrupted, so the whole check runs on a worker and the limit is
-    // kept here; on expiry the process exits with the worker still running.
+    // The check keeps the limit itself ([`crate::sim::verify::Deadline`]): every phase,
+    // the simulation and the float64 reference stop within it. The JIT compilation cannot be
+    // interrupted, so the check runs on a worker and is abandoned (the process exits) if it
+    // has not answered `GRACE` after the limit.
+    const GRACE: Duration = Duration::from_secs(1);
     let (done, result) = std::sync::mpsc::channel();
     let worker_spec = spec.clone();
     let seed = args.seed;
@@ -98,15 +100,20 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let _ = done.send(check_spec(&worker_spec, seed, &options));
         })
         .context("starting the simulation thread")?;
-    let check = match result.recv_timeout(timeout) {
-        Ok(check) => check.with_context(|| format!("simulating {}", args.spec.display()))?,
+    let what = format!("simulating {}", args.spec.display());
+    let check = match result.recv_timeout(timeout + GRACE) {
+        Ok(Err(VerifyError::Timeout(e))) => anyhow::bail!(
+            "{what}: exceeded --timeout {} s while {} (design, inputs, compilation, run and float64 reference all count)",
+            args.timeout,
+            e.phase
+        ),
+        Ok(check) => check.with_context(|| what.clone())?,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => anyhow::bail!(
-            "simulating {}: exceeded --timeout {} s (inputs, float64 reference, compilation and run all count)",
-            args.spec.display(),
+            "{what}: exceeded --timeout {} s in a phase that cannot be interrupted, such as compiling the cores (design, inputs, compilation, run and float64 reference all count)",
             args.timeout
         ),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            anyhow::bail!("simulating {}: the simulation thread stopped", args.spec.display())
+            anyhow::bail!("{what}: the simulation thread stopped")
         }
     };
     let (run, c) = (&check.run, &check.comparison);

@@ -94,7 +94,8 @@ pub enum SimError {
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// Wall-clock limit of the run (compilation excluded).
+    /// Wall-clock limit of a run (compilation excluded); [`verify::check_spec`] applies it to
+    /// the whole check instead (design, inputs, compilation, run and reference).
     pub timeout: Duration,
     /// LLVM optimisation level of the JIT (0-3). Measured on this 2-core machine: -O2 runs the
     /// 512^3 int8 matmul as fast as -O3 (0.27 s vs 0.34 s) and compiles the 16 distinct bodies
