@@ -14,6 +14,7 @@ pub mod disasm;
 pub mod lower;
 pub mod shim;
 pub mod txn;
+pub mod xclbin;
 
 pub use lower::{instructions, LowerError};
 pub use txn::{DecodeError, Header, Op, Stream};
