@@ -60,7 +60,14 @@ pub fn dpu_kernel(name: &str, instance: &str, dpu_kernel_id: u16, buffers: u32) 
     };
     let mut args = vec![
         arg("opcode", Qualifier::Scalar, "uint64_t", 8, 0, None),
-        arg("instr", Qualifier::Global, "char *", 8, 8, Some(memory::SRAM)),
+        arg(
+            "instr",
+            Qualifier::Global,
+            "char *",
+            8,
+            8,
+            Some(memory::SRAM),
+        ),
         arg("ninstr", Qualifier::Scalar, "uint32_t", 4, 0x10, None),
     ];
     for i in 0..buffers.max(MIN_BUFFERS) {

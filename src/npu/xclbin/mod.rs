@@ -93,11 +93,23 @@ pub fn sections(p: &Package) -> Result<Vec<axlf::Section>, PackageError> {
     };
     Ok(vec![
         s(SectionKind::MemTopology, "mem_topology", mems.clone()),
-        s(SectionKind::AiePartition, "aie_partition", partition::encode(&part)),
-        s(SectionKind::EmbeddedMetadata, "", kernel::embedded_metadata(&k)),
+        s(
+            SectionKind::AiePartition,
+            "aie_partition",
+            partition::encode(&part),
+        ),
+        s(
+            SectionKind::EmbeddedMetadata,
+            "",
+            kernel::embedded_metadata(&k),
+        ),
         s(SectionKind::IpLayout, "", kernel::ip_layout(&k)),
         s(SectionKind::Connectivity, "", kernel::connectivity(&k)),
-        s(SectionKind::GroupConnectivity, "", kernel::group_connectivity(&k)),
+        s(
+            SectionKind::GroupConnectivity,
+            "",
+            kernel::group_connectivity(&k),
+        ),
         s(SectionKind::GroupTopology, "", mems),
     ])
 }
@@ -166,7 +178,14 @@ mod tests {
         assert_eq!(part.pdis[0].cdo_groups[0].dpu_kernel_ids, [0x901]);
         assert_eq!(
             x.connectivity.unwrap(),
-            [(1, 0, 1), (3, 0, 0), (4, 0, 0), (5, 0, 0), (6, 0, 0), (7, 0, 0)]
+            [
+                (1, 0, 1),
+                (3, 0, 0),
+                (4, 0, 0),
+                (5, 0, 0),
+                (6, 0, 0),
+                (7, 0, 0)
+            ]
         );
         assert_eq!(x.ip_layout.unwrap()[0].properties, 0x0901_0001);
         // Same input, same bytes; another PDI, another uuid.
@@ -198,7 +217,10 @@ mod tests {
     #[test]
     fn truncated_or_foreign_files_are_located_errors() {
         let bytes = package(&pkg(5)).unwrap();
-        assert!(matches!(read(b"PK\x03\x04...."), Err(ReadError::Magic { .. })));
+        assert!(matches!(
+            read(b"PK\x03\x04...."),
+            Err(ReadError::Magic { .. })
+        ));
         let cut = &bytes[..bytes.len() - 10];
         assert!(matches!(read(cut), Err(ReadError::Length { .. })));
         // A section table entry pointing past the end.

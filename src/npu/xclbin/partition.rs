@@ -102,7 +102,11 @@ pub fn encode(p: &Partition) -> Vec<u8> {
     let mut heap = Heap(vec![0; PARTITION_BYTES]);
     let name = heap.put_str(&p.name);
     let commit = heap.put_str(&p.kernel_commit_id);
-    let cols: Vec<u8> = p.start_columns.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let cols: Vec<u8> = p
+        .start_columns
+        .iter()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
     let cols_at = heap.put(&cols);
 
     let mut pdi_records = Vec::new();
@@ -111,9 +115,17 @@ pub fn encode(p: &Partition) -> Vec<u8> {
         let mut groups = Vec::new();
         for g in &pdi.cdo_groups {
             let name_at = heap.put_str(&g.name);
-            let ids: Vec<u8> = g.dpu_kernel_ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+            let ids: Vec<u8> = g
+                .dpu_kernel_ids
+                .iter()
+                .flat_map(|i| i.to_le_bytes())
+                .collect();
             let ids_at = heap.put(&ids);
-            let pre: Vec<u8> = g.pre_cdo_groups.iter().flat_map(|i| i.to_le_bytes()).collect();
+            let pre: Vec<u8> = g
+                .pre_cdo_groups
+                .iter()
+                .flat_map(|i| i.to_le_bytes())
+                .collect();
             let pre_at = heap.put(&pre);
             let mut r = vec![0u8; CDO_GROUP_BYTES];
             r[0..4].copy_from_slice(&name_at.to_le_bytes());

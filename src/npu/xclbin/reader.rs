@@ -99,28 +99,38 @@ struct Bytes<'a> {
 impl<'a> Bytes<'a> {
     fn get(&self, at: usize, n: usize, what: &str) -> Result<&'a [u8], ReadError> {
         let end = at.checked_add(n).unwrap_or(usize::MAX);
-        self.data.get(at..end).ok_or_else(|| ReadError::OutOfBounds {
-            what: what.to_string(),
-            at,
-            end,
-            len: self.data.len(),
-            within: self.within,
-        })
+        self.data
+            .get(at..end)
+            .ok_or_else(|| ReadError::OutOfBounds {
+                what: what.to_string(),
+                at,
+                end,
+                len: self.data.len(),
+                within: self.within,
+            })
     }
     fn u8(&self, at: usize, what: &str) -> Result<u8, ReadError> {
         Ok(self.get(at, 1, what)?[0])
     }
     fn u16(&self, at: usize, what: &str) -> Result<u16, ReadError> {
-        Ok(u16::from_le_bytes(self.get(at, 2, what)?.try_into().unwrap_or_default()))
+        Ok(u16::from_le_bytes(
+            self.get(at, 2, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u32(&self, at: usize, what: &str) -> Result<u32, ReadError> {
-        Ok(u32::from_le_bytes(self.get(at, 4, what)?.try_into().unwrap_or_default()))
+        Ok(u32::from_le_bytes(
+            self.get(at, 4, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn i32(&self, at: usize, what: &str) -> Result<i32, ReadError> {
-        Ok(i32::from_le_bytes(self.get(at, 4, what)?.try_into().unwrap_or_default()))
+        Ok(i32::from_le_bytes(
+            self.get(at, 4, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u64(&self, at: usize, what: &str) -> Result<u64, ReadError> {
-        Ok(u64::from_le_bytes(self.get(at, 8, what)?.try_into().unwrap_or_default()))
+        Ok(u64::from_le_bytes(
+            self.get(at, 8, what)?.try_into().unwrap_or_default(),
+        ))
     }
     /// A NUL-terminated string in a fixed field of `n` bytes.
     fn fixed_str(&self, at: usize, n: usize, what: &str) -> Result<String, ReadError> {
@@ -131,18 +141,24 @@ impl<'a> Bytes<'a> {
     /// A NUL-terminated string starting at `at` (a heap entry).
     fn c_str(&self, at: usize, what: &str) -> Result<String, ReadError> {
         let rest = self.get(at, 0, what).map(|_| &self.data[at..])?;
-        let end = rest.iter().position(|&c| c == 0).ok_or_else(|| ReadError::OutOfBounds {
-            what: format!("{what} (no NUL)"),
-            at,
-            end: self.data.len(),
-            len: self.data.len(),
-            within: self.within,
-        })?;
+        let end = rest
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or_else(|| ReadError::OutOfBounds {
+                what: format!("{what} (no NUL)"),
+                at,
+                end: self.data.len(),
+                len: self.data.len(),
+                within: self.within,
+            })?;
         Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
     }
     /// An `array_offset` {size u32, offset u32}.
     fn array(&self, at: usize, what: &str) -> Result<(usize, usize), ReadError> {
-        Ok((self.u32(at, what)? as usize, self.u32(at + 4, what)? as usize))
+        Ok((
+            self.u32(at, what)? as usize,
+            self.u32(at + 4, what)? as usize,
+        ))
     }
 }
 
@@ -174,7 +190,11 @@ pub fn read(file: &[u8]) -> Result<Xclbin, ReadError> {
         let kind = SectionKind::from_code(f.u32(e, &what)?);
         let offset = f.u64(e + 24, &what)?;
         let size = f.u64(e + 32, &what)?;
-        f.get(offset as usize, size as usize, &format!("{} payload", kind.name()))?;
+        f.get(
+            offset as usize,
+            size as usize,
+            &format!("{} payload", kind.name()),
+        )?;
         end_of_sections = end_of_sections.max((offset + size) as usize);
         sections.push(SectionEntry {
             kind,
@@ -262,7 +282,11 @@ fn connections(b: &Bytes) -> Result<Vec<(i32, i32, i32)>, ReadError> {
         .map(|i| {
             let at = 4 + 12 * i;
             let what = format!("connection {i}");
-            Ok((b.i32(at, &what)?, b.i32(at + 4, &what)?, b.i32(at + 8, &what)?))
+            Ok((
+                b.i32(at, &what)?,
+                b.i32(at + 4, &what)?,
+                b.i32(at + 8, &what)?,
+            ))
         })
         .collect()
 }
@@ -280,9 +304,9 @@ fn kernels(data: &[u8]) -> Result<Vec<MetadataKernel>, ReadError> {
         .trim_end_matches('\0');
     let doc = roxmltree::Document::parse(text).map_err(|e| metadata_error(e.to_string()))?;
     let attr = |n: roxmltree::Node, a: &str| -> Result<String, ReadError> {
-        n.attribute(a).map(str::to_string).ok_or_else(|| {
-            metadata_error(format!("<{}> has no `{a}`", n.tag_name().name()))
-        })
+        n.attribute(a)
+            .map(str::to_string)
+            .ok_or_else(|| metadata_error(format!("<{}> has no `{a}`", n.tag_name().name())))
     };
     let number = |n: roxmltree::Node, a: &str| -> Result<u64, ReadError> {
         let s = attr(n, a)?;
