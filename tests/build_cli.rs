@@ -160,6 +160,55 @@ fn missing_tools_are_named_and_only_fatal_with_xclbin() {
         err.contains("final.xclbin") && err.contains("aie-opt"),
         "{err}"
     );
+    // It says what the PDI needs and how to package one made elsewhere; no xclbin is left.
+    assert!(
+        err.contains("the PDI needs the core ELFs (Peano)") && err.contains("`--pdi FILE`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b/final.xclbin").exists());
+}
+
+#[test]
+fn pdi_flag_packages_a_given_pdi_and_rejects_what_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("add.toml");
+    let s = s.to_str().unwrap();
+    let pdi =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xclbin/add_npu1_config_only.pdi");
+    let o = aiec(
+        &["build", s, "-o", "a", "--pdi", pdi.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(dir.path().join("a/final.xclbin")).unwrap();
+    let x = aiec::npu::xclbin::read(&bytes).unwrap();
+    assert_eq!(
+        x.aie_partition.unwrap().pdis[0].image,
+        std::fs::read(&pdi).unwrap()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("a/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["tools"]["given_pdi"], pdi.to_str().unwrap());
+
+    // A file that is not a bootgen image, and one that does not exist: one clear error each.
+    let spec_file = dir.path().join("not.pdi");
+    std::fs::write(&spec_file, "all: { }").unwrap();
+    let o = aiec(&["build", s, "-o", "b", "--pdi", "not.pdi"], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot package not.pdi") && err.contains("is not a bootgen image"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b/final.xclbin").exists());
+    let o = aiec(&["build", s, "-o", "c", "--pdi", "absent.pdi"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read PDI absent.pdi"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// `aiec build` of a spec file `name` holding `text`, in `dir`: it must fail; its stderr.

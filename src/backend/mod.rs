@@ -63,7 +63,7 @@ pub enum BackendError {
     },
     #[error("editing {}: {message}", path.display())]
     IrEdit { path: PathBuf, message: String },
-    #[error("cannot package the xclbin")]
+    #[error(transparent)]
     Package(#[from] crate::npu::xclbin::PackageError),
     #[error("{file} was not produced: {reasons}")]
     NotProduced { file: String, reasons: String },

@@ -98,7 +98,7 @@ struct Bytes<'a> {
 
 impl<'a> Bytes<'a> {
     fn get(&self, at: usize, n: usize, what: &str) -> Result<&'a [u8], ReadError> {
-        let end = at.checked_add(n).unwrap_or(usize::MAX);
+        let end = at.saturating_add(n);
         self.data
             .get(at..end)
             .ok_or_else(|| ReadError::OutOfBounds {
