@@ -480,3 +480,73 @@ fn a_missing_design_is_an_error_naming_it() {
     }
     assert!(!dir.path().join("design.bif").exists());
 }
+
+#[test]
+fn the_package_step_packs_design_pdi_as_the_json_artefacts_describe_it() {
+    let (dir, req) = artefact_dir();
+    // What bootgen would have written (a real bootgen PDI, see tests/data/xclbin/README.md).
+    let pdi = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xclbin/add_npu1_config_only.pdi"),
+    )
+    .unwrap();
+    fs::write(dir.path().join("design.pdi"), &pdi).unwrap();
+    let report = build_steps(&req)
+        .unwrap()
+        .execute(&Toolchain::empty())
+        .unwrap();
+    assert_eq!(
+        report.require_xclbin().unwrap(),
+        dir.path().join("final.xclbin")
+    );
+    let bytes = fs::read(dir.path().join("final.xclbin")).unwrap();
+    let x = aiec::npu::xclbin::read(&bytes).unwrap();
+
+    // The binary sections say what the JSON artefacts handed to xclbinutil would have said.
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let part_json = json("aie_partition.json");
+    let part = x.aie_partition.unwrap();
+    let pdi_json = &part_json["aie_partition"]["PDIs"][0];
+    let uuid = uuid::Uuid::from_bytes(part.pdis[0].uuid)
+        .hyphenated()
+        .to_string();
+    assert_eq!(pdi_json["uuid"], uuid);
+    assert_eq!(part.pdis[0].image, pdi);
+    assert_eq!(
+        part_json["aie_partition"]["partition"]["column_width"],
+        u64::from(part.column_width)
+    );
+    let kernels = json("kernels.json");
+    let kernel = &kernels["ps-kernels"]["kernels"][0];
+    let ours = &x.kernels.unwrap()[0];
+    assert_eq!(kernel["name"], ours.name.as_str());
+    assert_eq!(
+        kernel["extended-data"]["dpu_kernel_id"],
+        ours.dpu_kernel_id.as_deref().unwrap()
+    );
+    let args = kernel["arguments"].as_array().unwrap();
+    assert_eq!(args.len(), ours.args.len());
+    for (j, a) in args.iter().zip(&ours.args) {
+        assert_eq!(j["name"], a.name.as_str());
+        assert_eq!(j["type"], a.ty.as_str());
+        let offset = j["offset"].as_str().unwrap().trim_start_matches("0x");
+        assert_eq!(
+            u64::from_str_radix(offset, 16).unwrap(),
+            a.offset,
+            "{}",
+            a.name
+        );
+    }
+    let mems = json("mem_topology.json");
+    for (j, m) in mems["mem_topology"]["m_mem_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(x.mem_topology.unwrap())
+    {
+        assert_eq!(j["m_tag"], m.tag.as_str());
+        assert_eq!(j["m_sizeKB"], format!("{:#x}", m.size_kb));
+        assert_eq!(j["m_base_address"], format!("{:#x}", m.base_address));
+    }
+}
