@@ -25,6 +25,8 @@ enum Command {
     Serve(aiec::cli::serve::Args),
     /// Print an NPU instruction stream (insts.bin) as text.
     Disasm(aiec::cli::disasm::Args),
+    /// Print what an xclbin holds: sections, kernel, memories, AIE partition and PDIs.
+    Xclbin(aiec::cli::xclbin::Args),
 }
 
 /// A panic is a bug in aiec, never the user's input: say so in one line, with where it
@@ -85,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Plan(a) => aiec::cli::plan::main(a),
         Command::Serve(a) => aiec::cli::serve::main(a),
         Command::Disasm(a) => aiec::cli::disasm::main(a),
+        Command::Xclbin(a) => aiec::cli::xclbin::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -268,3 +268,33 @@ fn unknown_flag_is_rejected() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("xclbin"), "{}", stderr(&o));
 }
+
+#[test]
+fn xclbin_command_describes_an_mlir_aie_xclbin_and_rejects_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let flm = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/xclbin/flm_gemma3_1b_npu2_dequant.xclbin");
+    let o = aiec(&["xclbin", flm.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "xclbin 103916 bytes, format 2.21.75, uuid 712cda6e-ddea-3910-3d8a-5755d9ea7a7c, timestamp 1782852558",
+        "section AIE_PARTITION          name=\"aie_partition\" offset=0x338 size=97880",
+        "kernel MLIR_AIE type=dpu dpu_kernel_id=0x901 instances=MLIRAIE",
+        "  arg 3 bo0: void* offset=0x14 size=0x8 (buffer)",
+        "  pdi 271a38a8-cc71-41c0-a8b4-304f1d5aea7b (97456 bytes)",
+        "    cdo group DPU type=1 pdi_id=0x1 dpu_kernel_ids=[0x901] pre_cdo_groups=[0xc1]",
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` not in\n{out}");
+    }
+    std::fs::write(dir.path().join("x.toml"), "[workspace]\n").unwrap();
+    let o = aiec(&["xclbin", "x.toml"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(
+            "cannot read x.toml as an xclbin: not an xclbin: it starts with \"[workspa\""
+        ),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -19,6 +19,7 @@
 //! design gives the same bytes.
 
 pub mod axlf;
+pub mod describe;
 pub mod kernel;
 pub mod memory;
 pub mod partition;

@@ -9,8 +9,8 @@ use super::partition::{CdoGroup, Partition, Pdi, CDO_GROUP_BYTES, PARTITION_BYTE
 
 #[derive(thiserror::Error, Debug, PartialEq, Eq)]
 pub enum ReadError {
-    #[error("not an xclbin: the magic is {found:?}, not \"xclbin2\"")]
-    Magic { found: Vec<u8> },
+    #[error("not an xclbin: it starts with \"{found}\", not the magic \"xclbin2\"")]
+    Magic { found: String },
     #[error("{what} at {at:#x}..{end:#x} is outside the {len}-byte {within}")]
     OutOfBounds {
         what: String,
@@ -170,7 +170,7 @@ pub fn read(file: &[u8]) -> Result<Xclbin, ReadError> {
     let magic = f.get(0, 8, "magic")?;
     if magic != axlf::MAGIC {
         return Err(ReadError::Magic {
-            found: magic.to_vec(),
+            found: magic.escape_ascii().to_string(),
         });
     }
     let h = axlf::HEADER_AT;
