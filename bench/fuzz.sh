@@ -4,7 +4,7 @@
 # corpora come from the real files: kernel specs and their expressions, the installed
 # models' model.bin (cut to its header and first variables), config.json and tokenizer.json,
 # the dev speech set's audio in every container, its decoded samples for the log-mel, and
-# the golden instruction streams.
+# the golden instruction streams, the xclbin fixtures.
 # Crashes land in fuzz/artifacts/<target>/; each one is a bug to fix with a regression test.
 # The targets are safe Rust over safe crates, so they build without AddressSanitizer by
 # default (about twice the executions per second, and a shorter build for CI); set
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(spec expr model_bin model_config tokenizer audio log_mel insts)
+[ ${#targets[@]} -gt 0 ] || targets=(spec expr model_bin model_config tokenizer audio log_mel insts xclbin)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz: needs the nightly toolchain" >&2; exit 1; }
@@ -44,6 +44,7 @@ seed() { # seed TARGET: fill fuzz/corpus/TARGET from the real files, once.
         [ -n "$f" ] && { printf '\0'; cat "$f"; } >"$dir/$ext"
       done ;;
     insts) cp golden/insts/*.bin "$dir"/ ;;
+    xclbin) cp tests/data/xclbin/*.xclbin "$dir"/ ;;
     log_mel) # f32 samples as the decoder produced them, 1 s of each clip
       # (head before tail: tail piped into head dies of SIGPIPE, which pipefail turns into exit 141)
       for f in ../shared/speech/mel/*.pcm.npy; do
