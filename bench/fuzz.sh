@@ -4,7 +4,8 @@
 # corpora come from the real files: kernel specs and their expressions, the installed
 # models' model.bin (cut to its header and first variables), config.json and tokenizer.json,
 # the dev speech set's audio in every container, its decoded samples for the log-mel, and
-# the golden instruction streams, and multipart uploads of a dev clip as `aiec serve` receives them.
+# the golden instruction streams, multipart uploads of a dev clip as `aiec serve` receives them,
+# and the xclbin fixtures.
 # Crashes land in fuzz/artifacts/<target>/; each one is a bug to fix with a regression test.
 # The targets are safe Rust over safe crates, so they build without AddressSanitizer by
 # default (about twice the executions per second, and a shorter build for CI); set
@@ -81,6 +82,13 @@ seed() { # seed TARGET: fill fuzz/corpus/TARGET from the real files, once.
         multipart_seed "$dir/flac" '\40' ------------------------7a3f0c9e1d2b4a58 "$flac" audio/flac \
           model=whisper-base response_format=vtt temperature=0.0
       fi ;;
+    xclbin) # our own xclbin of the add spec, packaged around the config-only PDI fixture
+      local out
+      out=$(mktemp -d)
+      cargo run --release --quiet --bin aiec -- build kernel-specs/add.toml -o "$out" \
+        --pdi tests/data/xclbin/add_npu1_config_only.pdi >/dev/null
+      cp "$out/final.xclbin" "$dir/add.xclbin"
+      rm -rf "$out" ;;
     log_mel) # f32 samples as the decoder produced them, 1 s of each clip
       # (head before tail: tail piped into head dies of SIGPIPE, which pipefail turns into exit 141)
       for f in "$speech_root"/mel/*.pcm.npy; do

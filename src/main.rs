@@ -31,6 +31,8 @@ enum Command {
     /// parent process could set without the command line showing it).
     #[command(name = "__panic-test", hide = true)]
     PanicTest,
+    /// Print what an xclbin holds: sections, kernel, memories, AIE partition and PDIs.
+    Xclbin(aiec::cli::xclbin::Args),
 }
 
 /// A panic is a bug in aiec, never the user's input: say so in one line, with where it
@@ -92,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => aiec::cli::serve::main(a),
         Command::Disasm(a) => aiec::cli::disasm::main(a),
         Command::PanicTest => panic!("deliberate panic (aiec __panic-test exercises the panic hook)\nsecond line, never printed"),
+        Command::Xclbin(a) => aiec::cli::xclbin::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
