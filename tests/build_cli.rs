@@ -273,7 +273,8 @@ fn unknown_flag_is_rejected() {
 #[ignore = "needs FastFlowLM's mlir-aie xclbin, not redistributed here (its TERMS.md calls the NPU binaries proprietary): set AIEC_FLM_XCLBIN, see tests/data/xclbin/README.md"]
 fn xclbin_command_describes_an_mlir_aie_xclbin_and_rejects_other_files() {
     let dir = tempfile::tempdir().unwrap();
-    let flm = std::path::PathBuf::from(std::env::var_os("AIEC_FLM_XCLBIN").expect("AIEC_FLM_XCLBIN"));
+    let flm =
+        std::path::PathBuf::from(std::env::var_os("AIEC_FLM_XCLBIN").expect("AIEC_FLM_XCLBIN"));
     let o = aiec(&["xclbin", flm.to_str().unwrap()], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();

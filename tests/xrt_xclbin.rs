@@ -157,7 +157,8 @@ fn xrt_sees_the_same_kernel_and_memories_in_ours_as_in_fastflowlms() {
     let dir = tempfile::tempdir().unwrap();
     let exe = checker(dir.path());
     let ours = xrt_facts(&exe, &build_add(dir.path()));
-    let flm = std::path::PathBuf::from(std::env::var_os("AIEC_FLM_XCLBIN").expect("AIEC_FLM_XCLBIN"));
+    let flm =
+        std::path::PathBuf::from(std::env::var_os("AIEC_FLM_XCLBIN").expect("AIEC_FLM_XCLBIN"));
     let theirs = xrt_facts(&exe, &flm);
     assert_eq!(theirs[0], "uuid 712cda6e-ddea-3910-3d8a-5755d9ea7a7c");
     // Everything but the uuid.
