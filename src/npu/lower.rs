@@ -204,6 +204,15 @@ fn bd_fields(
         f.d1_stride = stride(1)? as u32;
         f.d2_stride = stride(2)? as u32;
     }
+    // The queue's repeat count is 8 bits and the BD's iteration size 6: a longer outer
+    // dimension cannot be one task (the encoder would silently wrap it).
+    if s[3] > 256 || (s[3] > 64 && t[3] > 0) {
+        return Err(format!(
+            "outermost size {} (stride {}) does not fit one shim task: at most 64 strided \
+             iterations (the BD's 6-bit iteration size) or 256 repeats (the queue's 8 bits)",
+            s[3], t[3]
+        ));
+    }
     if s[3] > 1 && t[3] > 0 {
         f.iteration_size = (s[3] - 1) as u32;
         f.iteration_stride = (words(t[3])? - 1) as u32;
