@@ -111,7 +111,7 @@ pub fn instructions(design: &Design, info: &DesignInfo) -> Result<Stream, LowerE
     Ok(Stream { header, ops })
 }
 
-fn direction(port: Port) -> Direction {
+pub(crate) fn direction(port: Port) -> Direction {
     match port {
         // The shim produces a filled FIFO: it reads host memory onto the stream.
         Port::Produce => Direction::Mm2s,

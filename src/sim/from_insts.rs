@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use super::wiring::Step;
 use super::SimError;
 use crate::design::info::DesignInfo;
-use crate::design::{Design, Port, TensorAccessPattern};
-use crate::npu::lower::shim_channels;
+use crate::design::{Design, TensorAccessPattern};
+use crate::npu::lower::{direction, shim_channels};
 use crate::npu::shim::{self, BdFields, Direction, QueuePush, Register, BD_WORDS};
 use crate::npu::txn::{Op, Stream};
 
@@ -48,10 +48,7 @@ pub(crate) fn steps(
     // (column, row, direction, channel) -> index into info.shim_dmas (= wiring.dmas).
     let mut dma_of: HashMap<(u32, u32, Direction, u32), usize> = HashMap::new();
     for (d, dma) in info.shim_dmas.iter().enumerate() {
-        let dir = match dma.end.port {
-            Port::Produce => Direction::Mm2s,
-            Port::Consume => Direction::S2mm,
-        };
+        let dir = direction(dma.end.port);
         dma_of.insert((dma.tile.col, dma.tile.row, dir, channels[d]), d);
     }
     let mut bds: HashMap<(u32, u32, u32), StagedBd> = HashMap::new();
