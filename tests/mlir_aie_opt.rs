@@ -267,3 +267,33 @@ fn gelu_expression_body_passes_the_aie_ml_vectoriser() {
         .arg(&path))
     .expect("convert-vector-to-aievec accepts the gelu_expr body");
 }
+
+/// The log-mel body under mlir-aie's AIE-ML vectoriser: its DFT steps 16 samples at a time
+/// with contiguous loads only (the twiddles come from angle addition, no gather), so every
+/// vector op of it is converted but the f32 `mulf`s that feed an `addf` (as in the norms):
+/// per core 3 sums become `aievec.shift` trees (real part, imaginary part, filter band), the
+/// twiddles' `c0 * lc - s0 * ls` one `sub_elem`, the four splat factors `broadcast_scalar`.
+#[test]
+#[ignore = "needs the real aie-opt (AIEC_AIE_OPT)"]
+fn mel_body_lowers_to_aie_ml_vector_ops_without_gathers() {
+    let aie_opt = tool("AIEC_AIE_OPT");
+    let cores = 12;
+    for file in ["mel.toml", "whisper-base/mel.toml"] {
+        let out = to_aievec(&aie_opt, file);
+        let count = |s: &str| out.matches(s).count();
+        assert_eq!(count("vector.gather"), 0, "{file}");
+        assert_eq!(count("aievec.shift"), 3 * 4 * cores, "{file}");
+        assert_eq!(count("aievec.sub_elem"), cores, "{file}");
+        assert_eq!(count("aievec.broadcast_scalar"), 4 * cores, "{file}");
+        for op in [
+            "vector.reduction",
+            "vector.broadcast",
+            "arith.addf",
+            "arith.subf",
+        ] {
+            assert_eq!(vector_ops_left(&out, op), 0, "{file}: {op} left");
+        }
+        // xw * twiddle (twice), s0 * lc and c0 * ls into the imaginary twiddle's add, p * w.
+        assert_eq!(vector_ops_left(&out, "arith.mulf"), 5 * cores, "{file}");
+    }
+}

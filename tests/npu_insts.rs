@@ -248,3 +248,16 @@ fn build_writes_insts_and_disasm_reads_it() {
     );
     assert!(err.contains("header says"), "{err}");
 }
+
+/// Found by fuzz/insts: the header's op count went straight into `Vec::with_capacity`, so a
+/// stream whose count word says 2^32 - 1 aborted the process asking for 137 GB. It is now an
+/// error naming the count, like any other disagreement with the header.
+#[test]
+fn a_forged_op_count_is_an_error_not_an_allocation() {
+    let mut insts = std::fs::read(golden_dir().join("add.bin")).unwrap();
+    insts[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let err = aiec::npu::txn::Stream::decode(&insts)
+        .expect_err("the count disagrees with the ops")
+        .to_string();
+    assert!(err.contains("header says 4294967295 ops"), "{err}");
+}

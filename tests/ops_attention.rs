@@ -2,8 +2,11 @@
 //! several runtime lengths and buckets, in bf16 and f32, against the float64 reference; the
 //! cross-attention instance with a few query rows; and the specs they must refuse.
 
+use std::time::Duration;
+
 use aiec::ops::attention::{self, decode_case, length_param, AttentionDecodeSpec};
 use aiec::sim::inputs::InputGen;
+use aiec::sim::verify::Deadline;
 use aiec::sim::{self, HostData};
 use aiec::spec::Spec;
 
@@ -24,7 +27,7 @@ fn run_step(spec: &Spec, valid: usize, seed: u64) -> (bool, f64) {
     let op = spec.downcast::<AttentionDecodeSpec>().unwrap();
     let case = decode_case(op, valid, &mut InputGen::new(seed));
     let out = sim::run(&design, case.inputs).unwrap();
-    let cmp = (case.judge)(&out);
+    let cmp = (case.judge)(&out, &Deadline::new(Duration::from_secs(600))).unwrap();
     (cmp.passed(), cmp.max_abs_error)
 }
 

@@ -3,6 +3,7 @@
 //! within the documented per-element bound.
 
 use std::path::Path;
+use std::time::Duration;
 
 use aiec::design::{BufferType, ElemType};
 use aiec::expr::{self, Decl, Env, ExprError};
@@ -10,6 +11,7 @@ use aiec::ops::elementwise::{self, ElementwiseSpec};
 use aiec::ops::registry::OpSpec;
 use aiec::ops::{gelu, rowwise};
 use aiec::sim::inputs::InputGen;
+use aiec::sim::verify::Deadline;
 use aiec::sim::{self, HostData};
 use aiec::spec::{Fields, Spec, SpecError};
 use half::bf16;
@@ -159,7 +161,7 @@ fn simulate(spec: &ElementwiseSpec) -> (HostData, HostData, sim::verify::Compari
     // The seeded random inputs of `aiec sim` as well.
     let case = spec.test_case(&design, &mut InputGen::new(5));
     let outputs = sim::run(&design, case.inputs).unwrap();
-    let cr = (case.judge)(&outputs);
+    let cr = (case.judge)(&outputs, &Deadline::new(Duration::from_secs(600))).unwrap();
     assert!(cr.passed(), "random inputs: {cr:?}");
     (x, y, c)
 }

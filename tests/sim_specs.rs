@@ -128,3 +128,68 @@ fn a_spec_the_device_cannot_hold_is_refused_before_simulating() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("too_big"), "{stderr}");
 }
+
+/// The O(m k n) references (matmul, linear, and conv through linear's) are computed in the
+/// judge, row by row within the check's deadline: for these 4096^3 shapes they take minutes,
+/// and a 1 s deadline must stop them within about a row (tens of milliseconds).
+#[test]
+fn the_float64_reference_stops_at_the_deadline() {
+    use aiec::sim::inputs::InputGen;
+    use aiec::sim::verify::{Deadline, Expired, REFERENCE};
+    use aiec::sim::HostData;
+    use std::time::{Duration, Instant};
+
+    let big = "shape = { m = 4096, k = 4096, n = 4096 }";
+    // (file, its shape line, as the bf16 variant without requantisation)
+    let specs = [
+        (
+            "matmul.toml",
+            "shape = { m = 512, k = 512, n = 512 }",
+            false,
+        ),
+        ("matmul.toml", "shape = { m = 512, k = 512, n = 512 }", true),
+        (
+            "linear_int8.toml",
+            "shape = { m = 64, k = 128, n = 64 }",
+            false,
+        ),
+    ];
+    for (file, shape, bf16) in specs {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("kernel-specs")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(shape), "{file} changed its shape");
+        let mut text = text.replace(shape, big);
+        if bf16 {
+            text = text
+                .replace("dtype = \"int8\"", "dtype = \"bf16\"")
+                .lines()
+                .filter(|l| !l.starts_with("requant"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let spec = Spec::parse(&text, &path).unwrap();
+        let design = spec.build().unwrap();
+        let case = spec.op_spec().test_case(&design, &mut InputGen::new(1));
+        let outputs = vec![HostData::F32(vec![0.0; 4096 * 4096])];
+        let limit = Duration::from_secs(1);
+        let started = Instant::now();
+        let judged = (case.judge)(&outputs, &Deadline::new(limit));
+        let took = started.elapsed();
+        assert_eq!(
+            judged.err(),
+            Some(Expired {
+                limit,
+                phase: REFERENCE
+            }),
+            "{}",
+            spec.name()
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{}: took {took:?}",
+            spec.name()
+        );
+    }
+}

@@ -4,7 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+include!("contained_panics.rs");
+
 fuzz_target!(|data: &[u8]| {
+    pass_contained_panics();
     // The first byte picks the extension hint, as a file name would; content still decides.
     let hints = [None, Some("wav"), Some("flac"), Some("ogg"), Some("mp3"), Some("m4a")];
     let Some((&pick, bytes)) = data.split_first() else {

@@ -236,6 +236,30 @@ fn real_model_dir_with_mismatched_files_is_rejected() {
     WhisperModelFiles::load(dir.path()).unwrap();
 }
 
+/// Found by fuzz/tokenizer (this stop): the same `expect` in the tokenizers crate's decoder
+/// deserialiser fires on a JSON syntax error inside the `decoder` object, here a `{` where
+/// its closing brace belongs ("expected `,` or `}`"). The real tokenizer.json, so edited,
+/// must fail cleanly, naming the file.
+#[test]
+fn a_syntax_error_in_the_decoder_is_an_error_not_a_panic() {
+    use aiec_runtime::model::WhisperTokenizer;
+    let path = real_model_dir().join("tokenizer.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .find("\"decoder\"")
+        .expect("tokenizer.json has a decoder");
+    let close = at + text[at..].find('}').expect("the decoder object closes");
+    let broken = format!("{}{{{}", &text[..close], &text[close + 1..]);
+    let err = WhisperTokenizer::from_bytes(&path, broken.as_bytes())
+        .expect_err("a malformed tokenizer is refused")
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    assert!(
+        err.contains("malformed tokenizer file"),
+        "not the contained parser panic: {err}"
+    );
+}
+
 /// Found by fuzz/tokenizer: the tokenizers crate panics (an `expect` in its decoder
 /// deserialiser) on a control character inside the `decoder` object. Our loader turns that
 /// into this file's error; the real tokenizer.json, so edited, must fail cleanly.

@@ -1,5 +1,6 @@
 //! Text artefacts rendered from `templates/` (tera): the bootgen image description and the
-//! JSON sections xclbinutil packs into `final.xclbin`. They need no tools, so a build
+//! JSON sections aiecc hands xclbinutil (kept as the readable form of what
+//! [`package_xclbin`] packs into `final.xclbin` itself). They need no tools, so a build
 //! always writes them, even on a machine without the AIE toolchain.
 
 use serde::Serialize;
@@ -165,4 +166,32 @@ pub fn render_artefacts(
             })
         })
         .collect()
+}
+
+/// `final.xclbin` for `req` around `pdi` (our packager, `npu::xclbin`), with the PDI uuid
+/// `aie_partition.json` names.
+pub fn package_xclbin(req: &BuildRequest, pdi: &[u8]) -> Result<Vec<u8>, BackendError> {
+    req.validate()?;
+    let design = std::fs::read(&req.design_mlir).ok();
+    let narrow = |v: u32, what: &str| {
+        u16::try_from(v).map_err(|_| BackendError::InvalidRequest {
+            message: format!("{what} {v} does not fit the xclbin's 16-bit field"),
+        })
+    };
+    let start_columns = req
+        .start_columns()?
+        .into_iter()
+        .map(|c| narrow(c, "start column"))
+        .collect::<Result<_, _>>()?;
+    let package = crate::npu::xclbin::Package {
+        kernel_name: req.kernel_name.clone(),
+        instance_name: req.instance_name.clone(),
+        dpu_kernel_id: req.kernel_id.clone(),
+        host_buffers: req.host_buffers,
+        column_width: narrow(req.columns, "column width")?,
+        start_columns,
+        pdi_uuid: *pdi_uuid(req, design.as_deref()).as_bytes(),
+        pdi: pdi.to_vec(),
+    };
+    Ok(crate::npu::xclbin::package(&package)?)
 }

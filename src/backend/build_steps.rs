@@ -26,6 +26,8 @@ pub enum Internal {
     AttachElfs {
         elf_for_tile: BTreeMap<(u32, u32), String>,
     },
+    /// Package the PDI and the kernel metadata as `final.xclbin` (see `npu::xclbin`).
+    PackageXclbin,
 }
 
 /// Who carries out a step.
@@ -89,6 +91,7 @@ impl Step {
                     Internal::WriteArtefacts => "render templates",
                     Internal::PeanoCompat => "peano-compat",
                     Internal::AttachElfs { .. } => "attach-elf-files",
+                    Internal::PackageXclbin => "package-xclbin",
                 };
                 let files = |v: &[PathBuf]| {
                     v.iter()
@@ -381,7 +384,7 @@ fn instruction_steps(req: &BuildRequest) -> [Step; 2] {
 }
 
 /// The array configuration as CDOs, packed into the PDI, packaged with the metadata as the
-/// xclbin.
+/// xclbin by aiec itself (what aiecc runs xclbinutil for).
 fn device_image_steps(dev: &str) -> [Step; 3] {
     let with_elfs = names::INPUT_PHYSICAL_WITH_ELFS;
     let cdo = cdo_files(dev);
@@ -415,28 +418,11 @@ fn device_image_steps(dev: &str) -> [Step; 3] {
             &[names::DESIGN_PDI],
             "pack the CDOs into the partial device image",
         ),
-        Step::tool(
-            Tool::Xclbinutil,
-            vec![
-                "--add-replace-section".into(),
-                format!("MEM_TOPOLOGY:JSON:{}", names::MEM_TOPOLOGY),
-                "--add-kernel".into(),
-                names::KERNELS.into(),
-                "--add-replace-section".into(),
-                format!("AIE_PARTITION:JSON:{}", names::AIE_PARTITION),
-                "--force".into(),
-                "--quiet".into(),
-                "--output".into(),
-                names::FINAL_XCLBIN.into(),
-            ],
-            &[
-                names::MEM_TOPOLOGY,
-                names::KERNELS,
-                names::AIE_PARTITION,
-                names::DESIGN_PDI,
-            ],
-            &[names::FINAL_XCLBIN],
-            "package the PDI and metadata as the xclbin XRT loads",
+        internal(
+            Internal::PackageXclbin,
+            vec![PathBuf::from(names::DESIGN_PDI)],
+            vec![PathBuf::from(names::FINAL_XCLBIN)],
+            "package the PDI and metadata as the xclbin XRT loads (ours, no xclbinutil)".into(),
         ),
     ]
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::artefacts::{names, pdi_uuid, render_artefacts};
+use super::artefacts::{names, package_xclbin, pdi_uuid, render_artefacts};
 use super::build_steps::{BuildSteps, Internal, Step, StepKind};
 use super::ir_edits;
 use super::toolchain::{Tool, Toolchain};
@@ -338,6 +338,16 @@ impl BuildSteps {
                 let edited = ir_edits::attach_elf_files(&text, elf_for_tile)
                     .map_err(|e| BackendError::IrEdit { path, message: e.0 })?;
                 write(&self.resolve(output), &edited)
+            }
+            Internal::PackageXclbin => {
+                let (input, output) = single_io(step);
+                let path = self.resolve(input);
+                let pdi =
+                    std::fs::read(&path).map_err(|source| BackendError::Io { path, source })?;
+                let xclbin = package_xclbin(&self.request, &pdi)?;
+                let out = self.resolve(output);
+                std::fs::write(&out, xclbin)
+                    .map_err(|source| BackendError::Io { path: out, source })
             }
         }
     }

@@ -6,7 +6,8 @@
 //! 2. Per core `(c, r)`: aie-opt lowers the core to LLVM, aie-translate emits LLVM IR and a
 //!    linker script, Peano `opt`/`llc`/`clang` build `main_core_c_r.elf`.
 //! 3. The runtime sequence → `npu_insts.mlir` → `insts.bin` (aie-translate).
-//! 4. aie-translate → CDO files; bootgen → `design.pdi`; xclbinutil → `final.xclbin`.
+//! 4. aie-translate → CDO files; bootgen → `design.pdi`; our packager (`npu::xclbin`, not
+//!    xclbinutil) → `final.xclbin`.
 //!
 //! [`build_steps`] builds the steps, [`BuildSteps::render`] prints them (`aiec build --dry-run`),
 //! [`BuildSteps::execute`] runs what the [`Toolchain`] allows and reports the rest.
@@ -21,7 +22,9 @@ mod toolchain;
 
 use std::path::PathBuf;
 
-pub use artefacts::{cdo_files, core_file, names, pdi_uuid, render_artefacts, RenderedArtefact};
+pub use artefacts::{
+    cdo_files, core_file, names, package_xclbin, pdi_uuid, render_artefacts, RenderedArtefact,
+};
 pub use build_steps::{build_steps, BuildSteps, Internal, Step, StepKind};
 pub use execute::{MissingTool, Report, StepOutcome, StepStatus};
 pub use ir_edits::{attach_elf_files, peano_compat, IrEditError};
@@ -60,6 +63,8 @@ pub enum BackendError {
     },
     #[error("editing {}: {message}", path.display())]
     IrEdit { path: PathBuf, message: String },
+    #[error(transparent)]
+    Package(#[from] crate::npu::xclbin::PackageError),
     #[error("{file} was not produced: {reasons}")]
     NotProduced { file: String, reasons: String },
 }

@@ -35,6 +35,10 @@ pub struct Args {
     /// Require final.xclbin: fail (naming each missing tool) if it cannot be made.
     #[arg(long)]
     pub xclbin: bool,
+    /// Package this PDI (made elsewhere, e.g. by a build with Peano) as final.xclbin instead
+    /// of the one this build makes; needs no AIE tool.
+    #[arg(long, value_name = "FILE")]
+    pub pdi: Option<PathBuf>,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -79,8 +83,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         print!("{}", steps.render());
         let tools = serde_json::json!({ "dry_run": true, "commands": steps.render() });
         write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
-        if args.xclbin {
-            bail!("--xclbin cannot be combined with --dry-run: a dry run makes no xclbin");
+        if args.xclbin || args.pdi.is_some() {
+            bail!(
+                "--xclbin and --pdi cannot be combined with --dry-run: a dry run makes no xclbin"
+            );
         }
         return Ok(());
     }
@@ -91,15 +97,29 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let report = steps.execute(&Toolchain::discover())?;
     eprint!("{}", report.summary());
     cross_check_insts(&insts_path, &insts)?;
-    write_manifest(
-        &out_dir,
-        &args.spec,
-        &spec_bytes,
-        &spec,
-        &design,
-        report.to_json(),
-    )?;
+    let mut tools = report.to_json();
+    if let Some(pdi) = &args.pdi {
+        package_given_pdi(&request, pdi)?;
+        tools["given_pdi"] = serde_json::json!(pdi.display().to_string());
+    }
+    write_manifest(&out_dir, &args.spec, &spec_bytes, &spec, &design, tools)?;
     finish(&args, &report, &out_dir)
+}
+
+/// `--pdi FILE`: our packager around a PDI this build did not make (it replaces the
+/// build's own `final.xclbin`, if any).
+fn package_given_pdi(request: &BuildRequest, pdi: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(pdi).with_context(|| format!("cannot read PDI {}", pdi.display()))?;
+    let xclbin = crate::backend::package_xclbin(request, &bytes)
+        .with_context(|| format!("cannot package {}", pdi.display()))?;
+    let path = request.out_dir.join(crate::backend::names::FINAL_XCLBIN);
+    write(&path, &xclbin)?;
+    eprintln!(
+        "packaged {} around the given PDI {}",
+        path.display(),
+        pdi.display()
+    );
+    Ok(())
 }
 
 /// When aie-translate ran, it wrote its own `insts.bin` over ours: keep it next to ours as
@@ -125,8 +145,18 @@ fn cross_check_insts(path: &Path, ours: &[u8]) -> anyhow::Result<()> {
 }
 
 fn finish(args: &Args, report: &Report, out_dir: &Path) -> anyhow::Result<()> {
-    if args.xclbin {
-        let xclbin = report.require_xclbin()?;
+    if args.pdi.is_some() {
+        eprintln!(
+            "wrote {}",
+            out_dir.join(crate::backend::names::FINAL_XCLBIN).display()
+        );
+    } else if args.xclbin {
+        // Without Peano there are no core ELFs, so no complete PDI: the build stops before
+        // bootgen rather than packaging an image whose cores would start with no program.
+        let xclbin = report.require_xclbin().context(
+            "the PDI needs the core ELFs (Peano) and the CDOs (aie-translate); \
+             `--pdi FILE` packages a PDI made elsewhere",
+        )?;
         eprintln!("wrote {}", xclbin.display());
     } else {
         eprintln!("wrote {}", out_dir.join("design.mlir").display());

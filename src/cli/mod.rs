@@ -8,3 +8,4 @@ pub mod plan;
 pub mod run;
 pub mod serve;
 pub mod sim;
+pub mod xclbin;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::sim::verify::check_spec;
-use crate::sim::{CoreSource, SimOptions};
+use crate::sim::verify::{check_spec, VerifyError};
+use crate::sim::{CoreSource, SequenceSource, SimOptions};
 use crate::spec::Spec;
 
 #[derive(clap::Args, Debug)]
@@ -25,6 +25,15 @@ pub struct Args {
     /// LLVM optimisation level of the host JIT (0-3).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
+    /// Drive the shim DMAs by executing the instruction stream `aiec build` writes as
+    /// insts.bin (decoded: BD writes, DDR patches, queue pushes, syncs) instead of the
+    /// Design's runtime sequence.
+    #[arg(long)]
+    pub from_insts: bool,
+    /// Execute this insts.bin instead (e.g. one aie-translate made from this spec's MLIR);
+    /// implies --from-insts.
+    #[arg(long, value_name = "FILE")]
+    pub insts: Option<PathBuf>,
 }
 
 /// Longest `--timeout`: a week. Beyond it the limit means nothing, and 1e19 s no longer fits
@@ -48,13 +57,39 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 pub fn main(args: Args) -> anyhow::Result<()> {
     let spec = Spec::load(&args.spec)?;
     let timeout = Duration::from_secs_f64(args.timeout);
+    let sequence = match (&args.insts, args.from_insts) {
+        (None, false) => SequenceSource::Design,
+        (None, true) => SequenceSource::Instructions,
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let stream = crate::npu::Stream::decode(&bytes)
+                .with_context(|| format!("decoding {}", path.display()))?;
+            SequenceSource::Stream(std::sync::Arc::new(stream))
+        }
+    };
+    let sequence_text = match &sequence {
+        SequenceSource::Design => "the Design's runtime sequence".to_string(),
+        SequenceSource::Instructions => "executing aiec's instruction stream (insts.bin)".into(),
+        SequenceSource::Stream(s) => format!(
+            "executing {} ({} ops)",
+            args.insts
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display(),
+            s.ops.len()
+        ),
+    };
     let options = SimOptions {
         timeout,
         opt_level: usize::from(args.opt_level),
+        sequence,
     };
-    // The reference and the inputs are computed by the op before the simulator's own clock
-    // starts and cannot be interrupted, so the whole check runs on a worker and the limit is
-    // kept here; on expiry the process exits with the worker still running.
+    // The check keeps the limit itself ([`crate::sim::verify::Deadline`]): every phase,
+    // the simulation and the float64 reference stop within it. The JIT compilation cannot be
+    // interrupted, so the check runs on a worker and is abandoned (the process exits) if it
+    // has not answered `GRACE` after the limit.
+    const GRACE: Duration = Duration::from_secs(1);
     let (done, result) = std::sync::mpsc::channel();
     let worker_spec = spec.clone();
     let seed = args.seed;
@@ -65,15 +100,20 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let _ = done.send(check_spec(&worker_spec, seed, &options));
         })
         .context("starting the simulation thread")?;
-    let check = match result.recv_timeout(timeout) {
-        Ok(check) => check.with_context(|| format!("simulating {}", args.spec.display()))?,
+    let what = format!("simulating {}", args.spec.display());
+    let check = match result.recv_timeout(timeout + GRACE) {
+        Ok(Err(VerifyError::Timeout(e))) => anyhow::bail!(
+            "{what}: exceeded --timeout {} s while {} (design, inputs, compilation, run and float64 reference all count)",
+            args.timeout,
+            e.phase
+        ),
+        Ok(check) => check.with_context(|| what.clone())?,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => anyhow::bail!(
-            "simulating {}: exceeded --timeout {} s (inputs, float64 reference, compilation and run all count)",
-            args.spec.display(),
+            "{what}: exceeded --timeout {} s in a phase that cannot be interrupted, such as compiling the cores (design, inputs, compilation, run and float64 reference all count)",
             args.timeout
         ),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            anyhow::bail!("simulating {}: the simulation thread stopped", args.spec.display())
+            anyhow::bail!("{what}: the simulation thread stopped")
         }
     };
     let (run, c) = (&check.run, &check.comparison);
@@ -89,6 +129,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             println!("cores        from the Design (the compiler rejects it: {why})")
         }
     }
+    println!("sequence     {sequence_text}");
     println!("run          {:.3} s", run.run_time.as_secs_f64());
     println!("elements     {}", c.elements);
     println!("max abs err  {:.6e}", c.max_abs_error);

@@ -111,7 +111,7 @@ pub fn instructions(design: &Design, info: &DesignInfo) -> Result<Stream, LowerE
     Ok(Stream { header, ops })
 }
 
-fn direction(port: Port) -> Direction {
+pub(crate) fn direction(port: Port) -> Direction {
     match port {
         // The shim produces a filled FIFO: it reads host memory onto the stream.
         Port::Produce => Direction::Mm2s,
@@ -203,6 +203,15 @@ fn bd_fields(
         f.d1_size = s[1] as u32;
         f.d1_stride = stride(1)? as u32;
         f.d2_stride = stride(2)? as u32;
+    }
+    // The queue's repeat count is 8 bits and the BD's iteration size 6: a longer outer
+    // dimension cannot be one task (the encoder would silently wrap it).
+    if s[3] > 256 || (s[3] > 64 && t[3] > 0) {
+        return Err(format!(
+            "outermost size {} (stride {}) does not fit one shim task: at most 64 strided \
+             iterations (the BD's 6-bit iteration size) or 256 repeats (the queue's 8 bits)",
+            s[3], t[3]
+        ));
     }
     if s[3] > 1 && t[3] > 0 {
         f.iteration_size = (s[3] - 1) as u32;

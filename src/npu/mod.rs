@@ -9,11 +9,14 @@
 //! - [`lower`]: `dma_memcpy_nd` / `dma_wait` → ops, using the design's own BD and channel
 //!   allocation (what aie-opt's `aie-dma-to-npu` makes of the same sequence).
 //! - [`disasm`]: the readable text of a stream (`aiec disasm insts.bin`).
+//! - [`xclbin`]: `final.xclbin`, packaged by us around the PDI (no xclbinutil), and a reader
+//!   for any AXLF file (`aiec xclbin FILE`).
 
 pub mod disasm;
 pub mod lower;
 pub mod shim;
 pub mod txn;
+pub mod xclbin;
 
 pub use lower::{instructions, LowerError};
 pub use txn::{DecodeError, Header, Op, Stream};

@@ -24,7 +24,7 @@ pub const SHIM_CONTROLLER_ID: u32 = 15;
 pub const CTRL_CONTROLLER_ID_MASK: u32 = 0x1f00;
 
 /// Which way a shim channel moves data, numbered as `aiex.npu.sync` and the SYNC op do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Stream → host memory (a drain).
     S2mm = 0,

@@ -19,6 +19,8 @@ pub const OP_SYNC: u32 = 0x80;
 pub const OP_DDR_PATCH: u32 = 0x81;
 
 const HEADER_BYTES: usize = 16;
+/// The shortest op (BLOCKWRITE of no data, SYNC), in 32-bit words.
+const MIN_OP_WORDS: usize = 4;
 
 /// The stream header: format version, device generation and array shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +197,10 @@ impl Stream {
             ));
         }
         let n_words = bytes.len() / 4;
-        let mut ops = Vec::with_capacity(count);
+        // The header's op count is only checked against the ops found, after the loop; as a
+        // capacity it is capped by what the body can hold (the shortest op is 4 words), so a
+        // forged count cannot ask for a 137 GB vector (found by fuzz/insts).
+        let mut ops = Vec::with_capacity(count.min((n_words - HEADER_BYTES / 4) / MIN_OP_WORDS));
         let mut i = HEADER_BYTES / 4;
         while i < n_words {
             let index = ops.len();

@@ -202,8 +202,11 @@ impl OpSpec for ConvSpec {
             }
         }
         let w = data.w.to_f64();
-        let refs = linear::spec::reference(&ep, &data, (&a, &w), [s.m, s.k, s.n], self.dtype);
         let b = data.packed_b(&ep, [s.k, s.n]);
+        let dtype = self.dtype;
+        let refs = move |deadline: &crate::sim::verify::Deadline| {
+            linear::spec::reference(&ep, &data, (&a, &w), [s.m, s.k, s.n], dtype, deadline)
+        };
         linear::spec::judged(vec![x, b], refs, self.out_dtype)
     }
 }

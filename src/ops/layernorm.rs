@@ -335,7 +335,7 @@ impl OpSpec for LayernormSpec {
 
 /// Judges a norm op's output: `|y - ref| <= TOLERANCE (1 + |ref|)`.
 pub(crate) fn norm_judge(reference: Vec<f64>) -> crate::sim::verify::Judge {
-    Box::new(move |out: &[HostData]| {
+    crate::sim::verify::precomputed(move |out: &[HostData]| {
         Comparison::new(
             &out[0].to_f64(),
             &reference,
@@ -354,7 +354,7 @@ pub const QUANTIZED_TOLERANCE: &str =
 
 fn quantized_judge(reference: &[f64], cols: usize) -> crate::sim::verify::Judge {
     let (want, _) = crate::ops::quantize::reference(reference, cols);
-    Box::new(move |out: &[HostData]| {
+    crate::sim::verify::precomputed(move |out: &[HostData]| {
         let got = crate::ops::quantize::decode(&out[0].to_f64(), cols);
         Comparison::new(&got, &want, false, QUANTIZED_TOLERANCE, |i, rv| {
             if (i + 1) % (cols + 1) == 0 {

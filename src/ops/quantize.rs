@@ -195,7 +195,7 @@ impl OpSpec for QuantizeSpec {
         let (want, allowed) = reference(&exact, cols);
         TestCase {
             inputs: vec![input],
-            judge: Box::new(move |out: &[HostData]| {
+            judge: crate::sim::verify::precomputed(move |out: &[HostData]| {
                 let got = decode(&out[0].to_f64(), cols);
                 Comparison::new(&got, &want, false, TOLERANCE, |i, _| allowed[i])
             }),

@@ -28,6 +28,7 @@ mod data;
 mod engine;
 mod fifo;
 mod from_aie;
+mod from_insts;
 mod hooks;
 pub mod inputs;
 mod jit;
@@ -72,6 +73,13 @@ pub enum SimError {
     },
     #[error("input {index}: {message}")]
     Input { index: usize, message: String },
+    /// An instruction stream the simulator cannot execute, located at its op.
+    #[error("instruction stream op #{op} ({name}): {message}")]
+    Insts {
+        op: usize,
+        name: &'static str,
+        message: String,
+    },
     #[error("host JIT: {0}")]
     Jit(String),
     #[error(transparent)]
@@ -86,12 +94,28 @@ pub enum SimError {
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// Wall-clock limit of the run (compilation excluded).
+    /// Wall-clock limit of a run (compilation excluded); [`verify::check_spec`] applies it to
+    /// the whole check instead (design, inputs, compilation, run and reference).
     pub timeout: Duration,
     /// LLVM optimisation level of the JIT (0-3). Measured on this 2-core machine: -O2 runs the
     /// 512^3 int8 matmul as fast as -O3 (0.27 s vs 0.34 s) and compiles the 16 distinct bodies
     /// of the causal softmax in 2.4 s instead of 7.9 s.
     pub opt_level: usize,
+    /// What drives the shim DMAs.
+    pub sequence: SequenceSource,
+}
+
+/// Where the runtime sequence the simulator executes comes from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SequenceSource {
+    /// The Design's own sequence (transfers and waits as the compiler built them).
+    #[default]
+    Design,
+    /// The instruction stream the compiler lowers from the design ([`crate::npu::instructions`],
+    /// the bytes of `insts.bin`), decoded and executed as the NPU firmware would.
+    Instructions,
+    /// A given instruction stream (e.g. an `insts.bin` from aie-translate), executed likewise.
+    Stream(Arc<crate::npu::Stream>),
 }
 
 impl Default for SimOptions {
@@ -99,6 +123,7 @@ impl Default for SimOptions {
         Self {
             timeout: DEFAULT_TIMEOUT,
             opt_level: 2,
+            sequence: SequenceSource::Design,
         }
     }
 }
@@ -171,7 +196,20 @@ impl Prepared {
     pub fn new(design: &Design, options: &SimOptions) -> Result<Self, SimError> {
         let info = crate::design::validate::validate_on_named_device(design)
             .map_err(|e| wiring::from_validate(design, e))?;
-        let wiring = Wiring::new(design, &info)?;
+        let mut wiring = Wiring::new(design, &info)?;
+        let stream = match &options.sequence {
+            SequenceSource::Design => None,
+            SequenceSource::Instructions => Some(Arc::new(
+                crate::npu::instructions(design, &info).map_err(|e| SimError::Invalid {
+                    design: design.name.clone(),
+                    message: format!("no instruction stream: {e}"),
+                })?,
+            )),
+            SequenceSource::Stream(s) => Some(s.clone()),
+        };
+        if let Some(stream) = stream {
+            wiring.steps = from_insts::steps(&stream, design, &info)?;
+        }
         let (input_args, output_args) = io_args(design);
         let started = Instant::now();
         let context = crate::mlir::jit_context();

@@ -1,8 +1,10 @@
 //! Spec-level checking: build the op's design from its spec, draw inputs, simulate, and compare
 //! the outputs with the op's float64 reference under the bound documented in the op's module.
 
+use std::time::{Duration, Instant};
+
 use super::inputs::InputGen;
-use super::{HostData, SimError, SimOptions, SimRun};
+use super::{HostData, Prepared, SimError, SimOptions, SimRun};
 use crate::spec::{Spec, SpecError};
 
 #[derive(thiserror::Error, Debug)]
@@ -11,6 +13,8 @@ pub enum VerifyError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error(transparent)]
+    Timeout(#[from] Expired),
     #[error("spec `{spec}` needs about {needed} of memory (host buffers, random inputs and the float64 reference) but only {available} is available; make the shape smaller")]
     Memory {
         spec: String,
@@ -18,6 +22,70 @@ pub enum VerifyError {
         available: Bytes,
     },
 }
+
+/// The end of one check's wall-clock budget (`aiec sim --timeout`). Work that can take long
+/// (the float64 references of the O(n^3) ops) runs in blocks and looks at it in between, so
+/// the limit ends the check itself instead of leaving it running behind the error.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    started: Instant,
+    limit: Duration,
+}
+
+/// A check cut short by its [`Deadline`].
+#[derive(thiserror::Error, Debug, Clone, PartialEq)]
+#[error("the check exceeded its time limit of {} s while {phase}", limit.as_secs_f64())]
+pub struct Expired {
+    pub limit: Duration,
+    /// What was running: `computing the float64 reference`, `simulating`, ...
+    pub phase: &'static str,
+}
+
+impl Deadline {
+    /// `limit` from now.
+    pub fn new(limit: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            limit,
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.limit.saturating_sub(self.started.elapsed())
+    }
+
+    /// `Err` once the limit has passed, naming `phase` as the work cut short.
+    pub fn check(&self, phase: &'static str) -> Result<(), Expired> {
+        if self.started.elapsed() < self.limit {
+            Ok(())
+        } else {
+            Err(Expired {
+                limit: self.limit,
+                phase,
+            })
+        }
+    }
+
+    /// `rows` rows of `cols` values, each filled by `row(i, out_row)`, with a look at the
+    /// deadline before every row: the block size of a lazily computed reference. One row of
+    /// a 4096^3 matmul is 16.8M multiply-adds, about 20 ms here.
+    pub fn rows<T: Clone + Default>(
+        &self,
+        rows: usize,
+        cols: usize,
+        mut row: impl FnMut(usize, &mut [T]),
+    ) -> Result<Vec<T>, Expired> {
+        let mut out = vec![T::default(); rows * cols];
+        for (i, out_row) in out.chunks_mut(cols.max(1)).enumerate().take(rows) {
+            self.check(REFERENCE)?;
+            row(i, out_row);
+        }
+        Ok(out)
+    }
+}
+
+/// The phase a lazily computed reference reports when its deadline passes.
+pub const REFERENCE: &str = "computing the float64 reference";
 
 /// A byte count shown in GB/MB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +223,15 @@ impl Comparison {
     }
 }
 
-/// Compares the drained outputs with the reference computed alongside the inputs.
-pub type Judge = Box<dyn FnOnce(&[HostData]) -> Comparison>;
+/// Compares the drained outputs with the op's reference: computed alongside the inputs when
+/// it is cheap (see [`precomputed`]), or here, in blocks within the [`Deadline`].
+pub type Judge = Box<dyn FnOnce(&[HostData], &Deadline) -> Result<Comparison, Expired>>;
+
+/// A judge whose reference is already at hand (an O(elements) one, computed with the
+/// inputs), so it needs no deadline.
+pub fn precomputed(judge: impl FnOnce(&[HostData]) -> Comparison + 'static) -> Judge {
+    Box::new(move |out: &[HostData], _: &Deadline| Ok(judge(out)))
+}
 
 /// What an op supplies for `aiec sim`: the design's host inputs, in argument order, and the
 /// judge of its outputs (the op's float64 reference under its documented tolerance).
@@ -177,7 +252,7 @@ impl TestCase {
     ) -> Self {
         TestCase {
             inputs,
-            judge: Box::new(move |out: &[HostData]| {
+            judge: precomputed(move |out: &[HostData]| {
                 Comparison::new(&out[0].to_f64(), &reference, integer, bound, allowed)
             }),
         }
@@ -192,8 +267,12 @@ pub struct SpecCheck {
 }
 
 /// Builds `spec`'s design (after validating it against its device), simulates it on inputs
-/// drawn from `seed`, and compares with the op's reference.
+/// drawn from `seed`, and compares with the op's reference. `options.timeout` bounds all of
+/// it: each phase starts only within the limit, the simulation gets what is left after
+/// compilation, and the heavy references stop between row blocks ([`Deadline`]). Only the
+/// JIT compilation cannot be interrupted.
 pub fn check_spec(spec: &Spec, seed: u64, options: &SimOptions) -> Result<SpecCheck, VerifyError> {
+    let deadline = Deadline::new(options.timeout);
     let design = spec.build()?;
     let needed = memory_estimate(&design);
     if let Some(available) = available_memory().filter(|&a| needed > a) {
@@ -203,9 +282,20 @@ pub fn check_spec(spec: &Spec, seed: u64, options: &SimOptions) -> Result<SpecCh
             available: Bytes(available),
         });
     }
+    deadline.check("building the design")?;
     let mut gen = InputGen::new(seed);
     let case = spec.op_spec().test_case(&design, &mut gen);
-    let run = super::run_with(&design, case.inputs, options)?;
-    let comparison = (case.judge)(&run.outputs);
+    deadline.check("drawing the inputs")?;
+    let mut prepared = Prepared::new(&design, options)?;
+    deadline.check("compiling the cores")?;
+    prepared.timeout = deadline.remaining();
+    let run = prepared.run(case.inputs).map_err(|e| match e {
+        SimError::Timeout { .. } => VerifyError::Timeout(Expired {
+            limit: options.timeout,
+            phase: "simulating",
+        }),
+        e => e.into(),
+    })?;
+    let comparison = (case.judge)(&run.outputs, &deadline)?;
     Ok(SpecCheck { run, comparison })
 }

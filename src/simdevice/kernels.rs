@@ -128,6 +128,11 @@ fn compile(toml: &str) -> Result<Kernel, SimDeviceError> {
     }
     let options = SimOptions {
         timeout: Duration::from_secs(600),
+        // The Design's sequence drives the shim DMAs here. Driven by the decoded instruction
+        // streams instead (SequenceSource::Instructions), every spec passes its f64 reference
+        // (tests/sim_from_insts.rs) but a whole transcription comes out as garbage: some
+        // runtime-shaped design's stream and sequence disagree, not yet found.
+        sequence: sim::SequenceSource::Design,
         ..SimOptions::default()
     };
     let prepared = Prepared::new(&design, &options).map_err(|e| SimDeviceError::Sim {

@@ -8,10 +8,15 @@
 //! then exits.
 
 mod admission;
+mod check;
 mod error;
 mod request;
 mod respond;
 mod routes;
+
+// For fuzz/multipart only: the request checks without a server.
+#[doc(hidden)]
+pub use check::{check_request, Accepted, Rejected};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,6 +3,7 @@
 //! kept but still read to its end, so the client receives the 413 instead of a reset
 //! connection.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::Multipart;
 use futures_util::StreamExt as _;
 
@@ -30,6 +31,14 @@ pub struct Form {
 pub struct Upload {
     pub filename: Option<String>,
     pub bytes: Vec<u8>,
+}
+
+/// The answer to a request that is no multipart form at all (wrong content type, no boundary).
+pub fn not_multipart(e: MultipartRejection) -> ApiError {
+    ApiError::bad_request(
+        "invalid_multipart",
+        format!("expected a multipart/form-data upload: {}", e.body_text()),
+    )
 }
 
 fn broken(e: axum::extract::multipart::MultipartError) -> ApiError {

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 
 use aiec_runtime::audio::{self, SAMPLE_RATE};
 use aiec_runtime::decode::{DecodeError, Task};
+use aiec_runtime::model::WhisperTokenizer;
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::{Segment, Transcript};
 use aiec_runtime::vad::{SileroVad, VadFilter};
@@ -191,12 +192,7 @@ async fn transcribe(
             2,
         ));
     };
-    let multipart = multipart.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_multipart",
-            format!("expected a multipart/form-data upload: {}", e.body_text()),
-        )
-    })?;
+    let multipart = multipart.map_err(request::not_multipart)?;
     let ticket = state
         .gate
         .admit()
@@ -344,14 +340,60 @@ impl Job {
         form: Form,
         task: Task,
     ) -> Result<Self, ApiError> {
+        let tokenizers: Vec<&WhisperTokenizer> =
+            loaded.iter().map(|t| &t.files.tokenizer).collect();
+        let checked = CheckedForm::from_form(&state.names, &tokenizers, form, task)?;
+        let transcriber = loaded.get(checked.model).cloned().ok_or_else(|| {
+            ApiError::internal(format!(
+                "model {} of {} is not loaded",
+                checked.model,
+                loaded.len()
+            ))
+        })?;
+        Ok(Self {
+            transcriber,
+            upload: checked.upload,
+            ext: checked.ext,
+            display_name: checked.display_name,
+            options: checked.options,
+            format: checked.format,
+            granularities: checked.granularities,
+            stream: checked.stream,
+        })
+    }
+}
+
+/// A form with every field checked against the served models' names and tokenizers, but no
+/// model attached: the checks need nothing heavier, so fuzz/multipart runs them as they are.
+pub(super) struct CheckedForm {
+    /// Index into the served names (and the loaded models, in the same order).
+    pub model: usize,
+    pub upload: Vec<u8>,
+    pub ext: Option<String>,
+    pub display_name: String,
+    pub options: aiec_runtime::decode::DecodeOptions,
+    pub format: ResponseFormat,
+    pub granularities: Granularities,
+    pub stream: bool,
+}
+
+impl CheckedForm {
+    /// `tokenizers[i]` is the tokenizer of the model named `names[i]`.
+    pub(super) fn from_form(
+        names: &[String],
+        tokenizers: &[&WhisperTokenizer],
+        form: Form,
+        task: Task,
+    ) -> Result<Self, ApiError> {
         let file = required(form.file, "file")?;
         let model_name = required(form.model, "model")?;
-        let index = state
-            .names
+        let model = names
             .iter()
             .position(|n| *n == model_name)
-            .ok_or_else(|| ApiError::model_not_found(&model_name, &state.names))?;
-        let transcriber = loaded[index].clone();
+            .ok_or_else(|| ApiError::model_not_found(&model_name, names))?;
+        let tokenizer = tokenizers.get(model).ok_or_else(|| {
+            ApiError::internal(format!("the model `{model_name}` has no tokenizer loaded"))
+        })?;
         let format = ResponseFormat::parse(form.response_format.as_deref())?;
         let granularities = Granularities::parse(&form.granularities)?;
         let stream = parse_bool("stream", form.stream.as_deref())?;
@@ -387,14 +429,13 @@ impl Job {
             None => None,
         };
         if let Some(l) = form.language.filter(|l| !l.trim().is_empty()) {
-            let code =
-                resolve_language(&transcriber.files.tokenizer, l.trim()).ok_or_else(|| {
-                    ApiError::bad_param(
-                        "language",
-                        "invalid_value",
-                        format!("language: unknown language `{l}`"),
-                    )
-                })?;
+            let code = resolve_language(tokenizer, l.trim()).ok_or_else(|| {
+                ApiError::bad_param(
+                    "language",
+                    "invalid_value",
+                    format!("language: unknown language `{l}`"),
+                )
+            })?;
             options.language = Some(code);
         }
         let ext = file
@@ -405,7 +446,7 @@ impl Job {
             .map(str::to_string);
         let display_name = file.filename.clone().unwrap_or_else(|| "upload".into());
         Ok(Self {
-            transcriber,
+            model,
             upload: file.bytes,
             ext,
             display_name,

@@ -10,7 +10,7 @@ use melior::ir::Value;
 
 use crate::design::{DesignError, ElemType};
 use crate::expr::{self, Axis, Decl, Env, Expr, LowerEnv};
-use crate::ops::kir::{Emit, KResult};
+use crate::ops::kir::{Emit, KResult, Lanes};
 use crate::spec::Dtype;
 
 /// The accumulator, as a scalar.
@@ -137,6 +137,11 @@ pub(crate) struct EpilogueKernel {
 
 /// `c[i][j] = f(acc[i][j], sa[i], sw[j], bias[j])`, with `sa` decoded from bytes `k..k+4`
 /// of row `i` of the last A block and the column vectors from B's trailer rows.
+///
+/// Each row runs in 16-column f32 chunks when 16 divides the block's width (every shipped
+/// linear), scalars otherwise: the accumulators load as `vector<16xi32>` (or f32) and convert
+/// lane-wise, the column vectors assemble lane-wise from their byte rows, `sa` is decoded
+/// once per row and broadcast, and the expression lowers on the lanes.
 pub(crate) fn emit_epilogue<'c>(
     e: &Emit<'c, '_>,
     args: &[Value<'c, '_>],
@@ -145,56 +150,74 @@ pub(crate) fn emit_epilogue<'c>(
     let (acc, a, b, c) = (args[0], args[1], args[2], args[3]);
     let body = scalarized(&ek.epilogue.expr);
     let parts = 4 / ek.operand.bytes();
+    let lanes = Lanes::f32_row(ek.n);
     e.for_n(ek.m, |e, i| {
-        e.for_n(ek.n, |e, j| {
-            let mut scalars = Vec::new();
-            let sum = e.load(acc, &[i, j])?;
-            let sum = match ek.operand {
-                ElemType::I8 => e.cast("arith.sitofp", sum, e.f32_type())?,
-                _ => sum,
-            };
-            scalars.push((ACC, sum));
-            if ek.epilogue.row_scale {
+        let row_scale = match ek.epilogue.row_scale {
+            true => {
                 let idx = (0..4)
                     .map(|p| Ok([i, e.index(ek.k + p)?]))
                     .collect::<KResult<Vec<_>>>()?;
-                scalars.push((SA, decode_f32(e, a, &idx, ek.operand)?));
+                Some(decode_f32(e, a, &idx, ek.operand, Lanes(1))?)
+            }
+            false => None,
+        };
+        lanes.for_chunks(e, ek.n, |e, j| {
+            let mut scalars = Vec::new();
+            let sum = match lanes.is_vector() {
+                true => e.vload(acc, &[i, j], lanes.0)?,
+                false => e.load(acc, &[i, j])?,
+            };
+            let sum = match ek.operand {
+                ElemType::I8 => e.cast("arith.sitofp", sum, lanes.ty(e, e.f32_type()))?,
+                _ => sum,
+            };
+            scalars.push((ACC, sum));
+            if let Some(sa) = row_scale {
+                scalars.push((SA, lanes.splat(e, sa)?));
             }
             for (v, name) in ek.epilogue.col_vectors.iter().enumerate() {
                 let idx = (0..parts)
                     .map(|p| Ok([e.index(ek.k + v * parts + p)?, j]))
                     .collect::<KResult<Vec<_>>>()?;
-                scalars.push((name, decode_f32(e, b, &idx, ek.operand)?));
+                scalars.push((name, decode_f32(e, b, &idx, ek.operand, lanes)?));
             }
             let env = LowerEnv {
                 scalars,
+                lanes,
                 ..LowerEnv::default()
             };
             let y = expr::lower(e, &body, &env)?;
-            e.store_f32(y, c, &[i, j], ek.out)
+            lanes.store(e, y, c, &[i, j], ek.out)
         })
     })
 }
 
-/// The f32 whose little-endian parts (bytes of an i8 buffer, halves of a bf16 one) sit at
+/// The f32s whose little-endian parts (bytes of an i8 buffer, halves of a bf16 one) sit at
 /// `idx[0]`, `idx[1]`, ... of `memref`: zero-extended, shifted into place, or-ed, bitcast.
+/// With vector `lanes`, each part is the `lanes` consecutive elements from its index, so
+/// lane `l` assembles the f32 of column `j + l`.
 fn decode_f32<'c, 'x>(
     e: &Emit<'c, 'x>,
     memref: Value<'c, '_>,
     idx: &[[Value<'c, 'x>; 2]],
     elem: ElemType,
+    lanes: Lanes,
 ) -> KResult<Value<'c, 'x>> {
     let bits = elem.bytes() * 8;
-    let i32t = e.int_type(32);
+    let i32t = lanes.ty(e, e.int_type(32));
     let mut word: Option<Value<'c, 'x>> = None;
     for (p, at) in idx.iter().enumerate() {
-        let mut part = e.load(memref, at)?;
+        let mut part = match lanes.is_vector() {
+            true => e.vload(memref, at, lanes.0)?,
+            false => e.load(memref, at)?,
+        };
         if elem == ElemType::Bf16 {
-            part = e.cast("arith.bitcast", part, e.int_type(16))?;
+            part = e.cast("arith.bitcast", part, lanes.ty(e, e.int_type(16)))?;
         }
         let mut part = e.cast("arith.extui", part, i32t)?;
         if p > 0 {
-            part = e.bin("arith.shli", part, e.int(32, (p * bits) as i64)?)?;
+            let shift = lanes.splat(e, e.int(32, (p * bits) as i64)?)?;
+            part = e.bin("arith.shli", part, shift)?;
         }
         word = Some(match word {
             None => part,
@@ -202,7 +225,7 @@ fn decode_f32<'c, 'x>(
         });
     }
     let word = word.ok_or_else(|| e.err("an f32 of no parts"))?;
-    e.cast("arith.bitcast", word, e.f32_type())
+    e.cast("arith.bitcast", word, lanes.ty(e, e.f32_type()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::expr::Env;
 use crate::ops::matmul::MatmulShape;
 use crate::ops::registry::{OpSpec, SpecCommon};
 use crate::sim::inputs::InputGen;
-use crate::sim::verify::{Comparison, TestCase};
+use crate::sim::verify::{Comparison, Deadline, Expired, TestCase};
 use crate::sim::HostData;
 use crate::spec::{Dtype, Fields, SpecError};
 
@@ -137,7 +137,9 @@ impl OpSpec for LinearSpec {
         };
         let b_host = data.packed_b(&ep, [k, n]);
         let (a, w) = (data.a.to_f64(), data.w.to_f64());
-        let refs = reference(&ep, &data, (&a, &w), [m, k, n], self.dtype);
+        let dtype = self.dtype;
+        let refs =
+            move |deadline: &Deadline| reference(&ep, &data, (&a, &w), [m, k, n], dtype, deadline);
         judged(vec![a_host, b_host], refs, self.out_dtype)
     }
 }
@@ -201,18 +203,19 @@ impl Operands {
 
 /// The f64 reference `(value, bound)` of every output element: exact products summed in
 /// f64, then the epilogue (see [`Epilogue::reference`]). `a` is `[M, K]`, `w` `[K, N]`.
+/// O(M K N), so computed row by row within `deadline`.
 pub(crate) fn reference(
     ep: &Epilogue,
     data: &Operands,
     (a, w): (&[f64], &[f64]),
     [m, k, n]: [usize; 3],
     dtype: Dtype,
-) -> Vec<(f64, f64)> {
+    deadline: &Deadline,
+) -> Result<Vec<(f64, f64)>, Expired> {
     let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| f64::from(x)).collect() };
     let (sa, sw, bias) = (f64s(&data.sa), f64s(&data.sw), f64s(&data.bias));
-    let mut out = Vec::with_capacity(m * n);
-    for i in 0..m {
-        for j in 0..n {
+    deadline.rows(m, n, |i, row| {
+        for (j, y) in row.iter_mut().enumerate() {
             let (mut acc, mut abs) = (0f64, 0f64);
             for l in 0..k {
                 let p = a[i * k + l] * w[l * n + j];
@@ -225,23 +228,34 @@ pub(crate) fn reference(
                 row: i,
                 col: j,
             };
-            out.push(ep.reference(&env, acc_error(acc, k, abs, dtype)));
+            *y = ep.reference(&env, acc_error(acc, k, abs, dtype));
         }
-    }
-    out
+    })
 }
 
-/// The test case judging the single output against `refs` with the output's rounding.
-pub(crate) fn judged(inputs: Vec<HostData>, refs: Vec<(f64, f64)>, out: Dtype) -> TestCase {
+/// The test case judging the single output against the references `refs` computes (lazily,
+/// within the check's deadline) with the output's rounding.
+pub(crate) fn judged(
+    inputs: Vec<HostData>,
+    refs: impl FnOnce(&Deadline) -> Result<Vec<(f64, f64)>, Expired> + 'static,
+    out: Dtype,
+) -> TestCase {
     let rounding = crate::ops::gelu::rounding_of(out);
     TestCase {
         inputs,
-        judge: Box::new(move |outs: &[HostData]| {
+        judge: Box::new(move |outs: &[HostData], deadline: &Deadline| {
+            let refs = refs(deadline)?;
             let want: Vec<f64> = refs.iter().map(|r| r.0).collect();
-            Comparison::new(&outs[0].to_f64(), &want, false, TOLERANCE, |i, _| {
-                let (v, b) = refs[i];
-                b + rounding * (v.abs() + b)
-            })
+            Ok(Comparison::new(
+                &outs[0].to_f64(),
+                &want,
+                false,
+                TOLERANCE,
+                |i, _| {
+                    let (v, b) = refs[i];
+                    b + rounding * (v.abs() + b)
+                },
+            ))
         }),
     }
 }

@@ -52,32 +52,49 @@ pub fn requantize(acc: i32, rq: Requant) -> i8 {
 /// clamped to int8 (the same rounding the integer formula implements).
 pub fn reference_int8(a: &[i8], b: &[i8], m: usize, k: usize, n: usize, rq: Requant) -> Vec<i8> {
     let mut out = vec![0i8; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0f64;
-            for l in 0..k {
-                s += a[i * k + l] as f64 * b[l * n + j] as f64;
-            }
-            let y = (s * rq.scale as f64 / 2f64.powi(rq.shift as i32) + 0.5).floor();
-            out[i * n + j] = y.clamp(-128.0, 127.0) as i8;
-        }
+    for (i, row) in out.chunks_mut(n.max(1)).enumerate().take(m) {
+        reference_int8_row(a, b, i, (k, n), rq, row);
     }
     out
+}
+
+/// Row `i` (`n` values) of [`reference_int8`], so `aiec sim` can compute it in blocks.
+pub fn reference_int8_row(
+    a: &[i8],
+    b: &[i8],
+    i: usize,
+    (k, n): (usize, usize),
+    rq: Requant,
+    out: &mut [i8],
+) {
+    for (j, y) in out.iter_mut().enumerate().take(n) {
+        let mut s = 0f64;
+        for l in 0..k {
+            s += a[i * k + l] as f64 * b[l * n + j] as f64;
+        }
+        let v = (s * rq.scale as f64 / 2f64.powi(rq.shift as i32) + 0.5).floor();
+        *y = v.clamp(-128.0, 127.0) as i8;
+    }
 }
 
 /// f64 reference of the float matmul (inputs as f32, typically bf16-representable).
 pub fn reference_f64(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut out = vec![0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0f64;
-            for l in 0..k {
-                s += a[i * k + l] as f64 * b[l * n + j] as f64;
-            }
-            out[i * n + j] = s;
-        }
+    for (i, row) in out.chunks_mut(n.max(1)).enumerate().take(m) {
+        reference_f64_row(a, b, i, (k, n), row);
     }
     out
+}
+
+/// Row `i` (`n` values) of [`reference_f64`].
+pub fn reference_f64_row(a: &[f32], b: &[f32], i: usize, (k, n): (usize, usize), out: &mut [f64]) {
+    for (j, y) in out.iter_mut().enumerate().take(n) {
+        let mut s = 0f64;
+        for l in 0..k {
+            s += a[i * k + l] as f64 * b[l * n + j] as f64;
+        }
+        *y = s;
+    }
 }
 
 /// The per-element bound for the bf16 variant given the f64 reference row sums of |a*b|.

@@ -2,12 +2,12 @@
 
 use serde::Deserialize;
 
-use super::{bf16_bound, reference_f64, reference_int8, TOLERANCE_INT8};
+use super::{bf16_bound, reference_f64_row, reference_int8_row, TOLERANCE_INT8};
 use crate::design::{Design, DesignError};
 use crate::device::DeviceModel;
 use crate::ops::registry::OpSpec;
 use crate::sim::inputs::InputGen;
-use crate::sim::verify::TestCase;
+use crate::sim::verify::{Comparison, Deadline, TestCase};
 use crate::sim::HostData;
 use crate::spec::{ArraySpec, Dtype, Fields, SpecError};
 
@@ -98,34 +98,53 @@ impl OpSpec for MatmulSpec {
         super::build(self)
     }
 
+    /// The inputs now; the O(m k n) reference in the judge, row block by row block within
+    /// `aiec sim --timeout` (4096^3 takes minutes).
     fn test_case(&self, _design: &Design, gen: &mut InputGen) -> TestCase {
         let (m, k, n) = (self.shape.m, self.shape.k, self.shape.n);
         if let (Dtype::Int8, Some(rq)) = (self.dtype, self.requant) {
             let (a, b) = (gen.int8(m * k), gen.int8(k * n));
-            let r = reference_int8(&a, &b, m, k, n, rq);
+            let inputs = vec![HostData::I8(a.clone()), HostData::I8(b.clone())];
             let tol = f64::from(TOLERANCE_INT8);
-            return TestCase::elementwise(
-                vec![HostData::I8(a), HostData::I8(b)],
-                r.iter().map(|&v| f64::from(v)).collect(),
-                true,
-                "|y - ref| <= TOLERANCE_INT8 (bit-exact)",
-                move |_, _| tol,
-            );
+            return TestCase {
+                inputs,
+                judge: Box::new(move |out: &[HostData], deadline: &Deadline| {
+                    let r = deadline.rows(m, n, |i, row| {
+                        reference_int8_row(&a, &b, i, (k, n), rq, row)
+                    })?;
+                    let r: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
+                    Ok(Comparison::new(
+                        &out[0].to_f64(),
+                        &r,
+                        true,
+                        "|y - ref| <= TOLERANCE_INT8 (bit-exact)",
+                        move |_, _| tol,
+                    ))
+                }),
+            };
         }
         let elem = self.dtype.elem();
         let a = gen.normal_data(elem, m * k, 0.0, 1.0);
         let b = gen.normal_data(elem, k * n, 0.0, 1.0);
         let as_f32 = |d: &HostData| -> Vec<f32> { d.to_f64().iter().map(|&v| v as f32).collect() };
         let (af, bf) = (as_f32(&a), as_f32(&b));
-        let r = reference_f64(&af, &bf, m, k, n);
-        let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
-        let abs_sum = reference_f64(&abs(&af), &abs(&bf), m, k, n);
-        TestCase::elementwise(
-            vec![a, b],
-            r,
-            false,
-            "|y - ref| <= TOLERANCE |ref| + K 2^-24 sum|a||b|",
-            move |i, rv| bf16_bound(rv, abs_sum[i], k),
-        )
+        TestCase {
+            inputs: vec![a, b],
+            judge: Box::new(move |out: &[HostData], deadline: &Deadline| {
+                let r =
+                    deadline.rows(m, n, |i, row| reference_f64_row(&af, &bf, i, (k, n), row))?;
+                let abs = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| x.abs()).collect() };
+                let (aa, ba) = (abs(&af), abs(&bf));
+                let abs_sum =
+                    deadline.rows(m, n, |i, row| reference_f64_row(&aa, &ba, i, (k, n), row))?;
+                Ok(Comparison::new(
+                    &out[0].to_f64(),
+                    &r,
+                    false,
+                    "|y - ref| <= TOLERANCE |ref| + K 2^-24 sum|a||b|",
+                    move |i, rv| bf16_bound(rv, abs_sum[i], k),
+                ))
+            }),
+        }
     }
 }

@@ -19,15 +19,17 @@
 //! over the output. This is the honest split: the array does all the O(n_fft x bins) work,
 //! the host one max and one clamp per value.
 //!
-//! Tables (f32 `memref.global` constants, one copy per core, ~9 KiB for 80 mels): the window,
-//! `cos(2 pi k / n_fft)` and `sin(...)` for `k < n_fft` (the DFT indexes them by `b*n mod
-//! n_fft`), and the filter bank stored as a band: each mel filter's first nonzero bin and
-//! `band` weights from there (the triangles are narrow; zeros outside the band are exact).
+//! Tables (f32 `memref.global` constants, one copy per core, ~37 KiB for 80 mels): the window,
+//! `cos(2 pi k / n_fft)` and `sin(...)` for `k < n_fft`, the per-bin lane rotations that let
+//! the DFT run 16 samples per vector step with contiguous loads only (see [`lane_rotations`]),
+//! and the filter bank stored as a band: each mel filter's first nonzero bin and `band`
+//! weights from there, `band` a whole number of vector chunks (the triangles are narrow;
+//! zeros outside the band are exact).
 
 use crate::design::{
     BufferType, Design, DesignError, ElemType, KernelCtx, Port, Program, TensorAccessPattern,
 };
-use crate::ops::kir::{add_f32_table, Emit, KResult};
+use crate::ops::kir::{add_f32_table, Emit, KResult, Lanes, F32_LANES};
 use crate::ops::{core, expect_args, kernel, memtile};
 use melior::ir::{Block, Value};
 
@@ -46,6 +48,14 @@ pub const TOLERANCE: f64 = 2e-3;
 
 /// The filter bank as a band: `(first bin of each filter, band width, weights [n_mels][band])`.
 pub fn banded_filter_bank(n_mels: usize) -> (Vec<usize>, usize, Vec<f32>) {
+    banded_filter_bank_for(n_mels, |band| band)
+}
+
+/// [`banded_filter_bank`] with the band widened by `widen` (the kernel's whole chunks).
+fn banded_filter_bank_for(
+    n_mels: usize,
+    widen: impl Fn(usize) -> usize,
+) -> (Vec<usize>, usize, Vec<f32>) {
     let bins = N_FFT / 2 + 1;
     let dense = aiec_runtime::mel::mel_filter_bank(n_mels);
     let mut spans = Vec::with_capacity(n_mels);
@@ -55,7 +65,7 @@ pub fn banded_filter_bank(n_mels: usize) -> (Vec<usize>, usize, Vec<f32>) {
         let last = row.iter().rposition(|w| *w != 0.0).unwrap_or(0);
         spans.push((first, last.max(first)));
     }
-    let band = spans.iter().map(|(f, l)| l - f + 1).max().unwrap_or(1);
+    let band = widen(spans.iter().map(|(f, l)| l - f + 1).max().unwrap_or(1));
     let mut starts = Vec::with_capacity(n_mels);
     let mut weights = vec![0f32; n_mels * band];
     for (m, (first, _)) in spans.iter().enumerate() {
@@ -124,6 +134,40 @@ pub fn pad_for_stft(samples: &[f32]) -> (Vec<f32>, usize) {
     (out, frames)
 }
 
+/// Samples per vector chunk: 16 f32 lanes, one AIE-ML `v16accfloat` register (400 = 25 x 16).
+const LANES: usize = F32_LANES;
+
+/// The per-bin twiddle rotations: row `b` holds `cos(2 pi (b l mod N) / N)` (or `sin`) for
+/// the lanes `l < 16`.
+///
+/// Bin `b` over the sample chunk `n0..n0+16` needs `exp(-i 2 pi b (n0 + l) / N)` per lane.
+/// Read from the flat `N`-entry table that is a gather at index `b (n0 + l) mod N`, which
+/// the AIE-ML vector unit cannot do. Split instead by angle addition:
+/// `exp(i b (n0 + l) t) = exp(i b n0 t) * exp(i b l t)`: the first factor is one entry of the
+/// flat table splat over the lanes, the second this table's row `b`, loaded once per bin.
+/// Every load is then a plain `vector.load`, for two 201 x 16 tables (26 KiB together; the
+/// dense `[N][bins]` DFT matrix, 630 KiB, would not fit a core's 64 KiB).
+fn lane_rotations(f: fn(f64) -> f64) -> Vec<f32> {
+    let tau = 2.0 * std::f64::consts::PI;
+    (0..N_FFT / 2 + 1)
+        .flat_map(|b| {
+            (0..LANES).map(move |l| f(tau * ((b * l) % N_FFT) as f64 / N_FFT as f64) as f32)
+        })
+        .collect()
+}
+
+/// The filter band rounded up to whole chunks, so the filter bank is a vector dot product.
+fn vector_band(band: usize) -> usize {
+    band.div_ceil(LANES) * LANES
+}
+
+/// Bytes of every table one core holds.
+fn table_bytes(n_mels: usize) -> usize {
+    let bins = N_FFT / 2 + 1;
+    let (_, band, _) = banded_filter_bank_for(n_mels, vector_band);
+    (3 * N_FFT + 2 * bins * LANES + n_mels + n_mels * band) * 4
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Shape {
     ft: usize,
@@ -131,6 +175,10 @@ struct Shape {
     frame_major: bool,
 }
 
+/// One call: `ft` frames of `N_FFT` samples in, `ft` frames of `n_mels` log10 powers out.
+/// Per frame and bin, the real and imaginary DFT sums run over the samples 16 at a time in
+/// f32 vector accumulators (one `vector.reduction` each at the end); each filter's band is
+/// then a vector dot product over the power spectrum.
 fn emit<'c>(
     ctx: &KernelCtx<'c, '_>,
     block: &Block<'c>,
@@ -149,55 +197,73 @@ fn emit<'c>(
     let sin: Vec<f32> = (0..N_FFT)
         .map(|k| (tau * k as f64 / N_FFT as f64).sin() as f32)
         .collect();
-    let (starts, band, weights) = banded_filter_bank(s.n_mels);
+    let (starts, band, weights) = banded_filter_bank_for(s.n_mels, vector_band);
     let starts_f: Vec<f32> = starts.iter().map(|v| *v as f32).collect();
     let names = [
         format!("mel_window_{N_FFT}"),
         format!("mel_cos_{N_FFT}"),
         format!("mel_sin_{N_FFT}"),
+        format!("mel_lane_cos_{bins}x{LANES}"),
+        format!("mel_lane_sin_{bins}x{LANES}"),
         format!("mel_start_{}", s.n_mels),
-        format!("mel_weights_{}", s.n_mels),
+        format!("mel_weights_{}x{band}", s.n_mels),
     ];
     let t_win = add_f32_table(ctx, &names[0], &[N_FFT], &window)?;
     let t_cos = add_f32_table(ctx, &names[1], &[N_FFT], &cos)?;
     let t_sin = add_f32_table(ctx, &names[2], &[N_FFT], &sin)?;
-    let t_start = add_f32_table(ctx, &names[3], &[s.n_mels], &starts_f)?;
-    let t_w = add_f32_table(ctx, &names[4], &[s.n_mels, band], &weights)?;
+    let t_lcos = add_f32_table(ctx, &names[3], &[bins, LANES], &lane_rotations(f64::cos))?;
+    let t_lsin = add_f32_table(ctx, &names[4], &[bins, LANES], &lane_rotations(f64::sin))?;
+    let t_start = add_f32_table(ctx, &names[5], &[s.n_mels], &starts_f)?;
+    let t_w = add_f32_table(ctx, &names[6], &[s.n_mels, band], &weights)?;
 
     let e = Emit::new(ctx, block, "mel");
     let (x, y, pw) = (args[0], args[1], args[2]);
     let win = e.get_global(&names[0], t_win)?;
     let cs = e.get_global(&names[1], t_cos)?;
     let sn = e.get_global(&names[2], t_sin)?;
-    let st = e.get_global(&names[3], t_start)?;
-    let wt = e.get_global(&names[4], t_w)?;
-    let zero = e.f32(0.0)?;
+    let lcs = e.get_global(&names[3], t_lcos)?;
+    let lsn = e.get_global(&names[4], t_lsin)?;
+    let st = e.get_global(&names[5], t_start)?;
+    let wt = e.get_global(&names[6], t_w)?;
+    let lanes = Lanes(LANES);
+    let zeros = lanes.f32(&e, 0.0)?;
     let floor = e.f32(1e-10)?;
     let n_fft = e.index(N_FFT)?;
     e.for_n(s.ft, |e, f| {
         e.for_n(bins, |e, b| {
-            // X[b] = sum_n x[n] w[n] exp(-2 pi i b n / N); the table index is b*n mod N.
-            let re = e.fold_n(N_FFT, zero, |e, n, acc| {
-                let xw = e.mulf(e.load(x, &[f, n])?, e.load(win, &[n])?)?;
-                let k = e.bin("arith.remui", e.muli(b, n)?, n_fft)?;
-                e.addf(acc, e.mulf(xw, e.load(cs, &[k])?)?)
-            })?;
-            // The sign of the imaginary part does not matter for the power.
-            let im = e.fold_n(N_FFT, zero, |e, n, acc| {
-                let xw = e.mulf(e.load(x, &[f, n])?, e.load(win, &[n])?)?;
-                let k = e.bin("arith.remui", e.muli(b, n)?, n_fft)?;
-                e.addf(acc, e.mulf(xw, e.load(sn, &[k])?)?)
-            })?;
+            let lc = e.vload(lcs, &[b, e.index(0)?], LANES)?;
+            let ls = e.vload(lsn, &[b, e.index(0)?], LANES)?;
+            // X[b] = sum_n x[n] w[n] exp(-i 2 pi b n / N), 16 samples per step; the chunk's
+            // factor exp(i 2 pi b n0 / N) sits at index b n0 mod N of the flat tables.
+            // (The sign of the imaginary part does not matter for the power.)
+            let dft = |imaginary: bool| -> KResult<Value<'c, '_>> {
+                let sums = lanes.fold_chunks(e, N_FFT, zeros, |e, n0, acc| {
+                    let xw = e.mulf(e.vload(x, &[f, n0], LANES)?, e.vload(win, &[n0], LANES)?)?;
+                    let k = e.bin("arith.remui", e.muli(b, n0)?, n_fft)?;
+                    let c0 = lanes.splat(e, e.load(cs, &[k])?)?;
+                    let s0 = lanes.splat(e, e.load(sn, &[k])?)?;
+                    // cos(a + c) = cos a cos c - sin a sin c; sin(a + c) = sin a cos c + cos a sin c.
+                    let twiddle = match imaginary {
+                        false => e.subf(e.mulf(c0, lc)?, e.mulf(s0, ls)?)?,
+                        true => e.addf(e.mulf(s0, lc)?, e.mulf(c0, ls)?)?,
+                    };
+                    lanes.mul_add(e, xw, twiddle, acc)
+                })?;
+                lanes.sum(e, sums)
+            };
+            let re = dft(false)?;
+            let im = dft(true)?;
             let p = e.addf(e.mulf(re, re)?, e.mulf(im, im)?)?;
             e.store(p, pw, &[b])
         })?;
         e.for_n(s.n_mels, |e, m| {
             let start = e.cast("arith.fptosi", e.load(st, &[m])?, e.int_type(32))?;
             let start = e.cast("arith.index_cast", start, e.index_type())?;
-            let sum = e.fold_n(band, zero, |e, w, acc| {
-                let p = e.load(pw, &[e.addi(start, w)?])?;
-                e.addf(acc, e.mulf(p, e.load(wt, &[m, w])?)?)
+            let sums = lanes.fold_chunks(e, band, zeros, |e, w, acc| {
+                let p = e.vload(pw, &[e.addi(start, w)?], LANES)?;
+                lanes.mul_add(e, p, e.vload(wt, &[m, w], LANES)?, acc)
             })?;
+            let sum = lanes.sum(e, sums)?;
             let v = e.unary("math.log10", e.maxf(sum, floor)?)?;
             e.store(v, y, &if s.frame_major { [f, m] } else { [m, f] })
         })
@@ -235,8 +301,8 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
         true => [frames, spec.n_mels],
         false => [spec.n_mels, frames],
     };
-    let mel = kernel("mel", move |c, b, a| emit(c, b, a, s))
-        .with_const_bytes((3 * N_FFT + s.n_mels + s.n_mels * banded_filter_bank(s.n_mels).1) * 4);
+    let mel =
+        kernel("mel", move |c, b, a| emit(c, b, a, s)).with_const_bytes(table_bytes(s.n_mels));
     let bins = N_FFT / 2 + 1;
     let f32t = ElemType::F32;
     let samples = (spec.frames - 1) * HOP + N_FFT;
