@@ -35,44 +35,95 @@ pub struct DecodeChoices {
     pub vad: Option<VadChoices>,
 }
 
-/// The VAD parameters a user set; each one absent keeps faster-whisper's default.
+/// The VAD parameters a user set, as text (a flag's value, a form field); each one absent
+/// keeps faster-whisper's default. Both front ends parse and check them here.
 #[derive(Debug, Clone, Default)]
 pub struct VadChoices {
-    pub threshold: Option<f32>,
-    pub neg_threshold: Option<f32>,
-    pub min_speech_duration_ms: Option<u32>,
-    pub max_speech_duration_s: Option<f64>,
-    pub min_silence_duration_ms: Option<u32>,
-    pub speech_pad_ms: Option<u32>,
+    pub threshold: Option<String>,
+    pub neg_threshold: Option<String>,
+    pub min_speech_duration_ms: Option<String>,
+    pub max_speech_duration_s: Option<String>,
+    pub min_silence_duration_ms: Option<String>,
+    pub speech_pad_ms: Option<String>,
+}
+
+/// The user-facing names of the VAD parameters, as [`VadChoices::set`] reports them.
+const VAD_NAMES: [&str; 6] = [
+    "vad_threshold",
+    "vad_neg_threshold",
+    "vad_min_speech_duration_ms",
+    "vad_max_speech_duration_s",
+    "vad_min_silence_duration_ms",
+    "vad_speech_pad_ms",
+];
+
+/// Longest duration a millisecond parameter may name: an hour keeps sample counts far from
+/// overflow and catches seconds given as milliseconds.
+const MAX_VAD_MS: f64 = 3_600_000.0;
+
+fn parse_number(option: &'static str, text: &Option<String>) -> Result<Option<f64>, BadChoice> {
+    text.as_deref()
+        .map(|t| {
+            t.trim().parse::<f64>().map_err(|_| BadChoice::NotANumber {
+                option,
+                text: t.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn parse_ms(option: &'static str, text: &Option<String>) -> Result<Option<u32>, BadChoice> {
+    parse_number(option, text)?
+        .map(|v| {
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= MAX_VAD_MS {
+                Ok(v as u32)
+            } else {
+                Err(BadChoice::OutOfRange {
+                    option,
+                    value: v,
+                    expected: "a whole number of milliseconds from 0 to 3600000",
+                })
+            }
+        })
+        .transpose()
 }
 
 impl VadChoices {
-    /// Whether any parameter is set (they mean nothing without the filter).
-    pub fn any_set(&self) -> bool {
-        self.threshold.is_some()
-            || self.neg_threshold.is_some()
-            || self.min_speech_duration_ms.is_some()
-            || self.max_speech_duration_s.is_some()
-            || self.min_silence_duration_ms.is_some()
-            || self.speech_pad_ms.is_some()
+    /// The parameters that are set, by user-facing name (they mean nothing without the
+    /// filter, so a front end refuses them then).
+    pub fn set(&self) -> Vec<&'static str> {
+        [
+            &self.threshold,
+            &self.neg_threshold,
+            &self.min_speech_duration_ms,
+            &self.max_speech_duration_s,
+            &self.min_silence_duration_ms,
+            &self.speech_pad_ms,
+        ]
+        .iter()
+        .zip(VAD_NAMES)
+        .filter(|(v, _)| v.is_some())
+        .map(|(_, name)| name)
+        .collect()
     }
 
-    fn options(&self) -> VadOptions {
+    /// Parsed, unchecked (see [`DecodeChoices::vad_options`]).
+    fn options(&self) -> Result<VadOptions, BadChoice> {
         let d = VadOptions::default();
-        VadOptions {
-            threshold: self.threshold.unwrap_or(d.threshold),
-            neg_threshold: self.neg_threshold.or(d.neg_threshold),
-            min_speech_duration_ms: self
-                .min_speech_duration_ms
+        let [threshold, neg, min_speech, max_speech, min_silence, pad] = VAD_NAMES;
+        Ok(VadOptions {
+            threshold: parse_number(threshold, &self.threshold)?.map_or(d.threshold, |v| v as f32),
+            neg_threshold: parse_number(neg, &self.neg_threshold)?
+                .map(|v| v as f32)
+                .or(d.neg_threshold),
+            min_speech_duration_ms: parse_ms(min_speech, &self.min_speech_duration_ms)?
                 .unwrap_or(d.min_speech_duration_ms),
-            max_speech_duration_s: self
-                .max_speech_duration_s
+            max_speech_duration_s: parse_number(max_speech, &self.max_speech_duration_s)?
                 .unwrap_or(d.max_speech_duration_s),
-            min_silence_duration_ms: self
-                .min_silence_duration_ms
+            min_silence_duration_ms: parse_ms(min_silence, &self.min_silence_duration_ms)?
                 .unwrap_or(d.min_silence_duration_ms),
-            speech_pad_ms: self.speech_pad_ms.unwrap_or(d.speech_pad_ms),
-        }
+            speech_pad_ms: parse_ms(pad, &self.speech_pad_ms)?.unwrap_or(d.speech_pad_ms),
+        })
     }
 }
 
@@ -175,7 +226,7 @@ impl DecodeChoices {
         let Some(choices) = &self.vad else {
             return Ok(None);
         };
-        let opts = choices.options();
+        let opts = choices.options()?;
         opts.validate().map_err(|e| BadChoice::OutOfRange {
             option: match e.option {
                 "threshold" => "vad_threshold",
@@ -261,7 +312,7 @@ mod tests {
         assert_eq!(DecodeChoices::default().vad_options().unwrap(), None);
         let bad = DecodeChoices {
             vad: Some(VadChoices {
-                threshold: Some(1.5),
+                threshold: Some("1.5".into()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -269,5 +320,29 @@ mod tests {
         let e = bad.vad_options().unwrap_err();
         assert_eq!(e.option(), "vad_threshold");
         assert_eq!(e.to_string(), "1.5: must be between 0 and 1 (exclusive)");
+        let negative = DecodeChoices {
+            vad: Some(VadChoices {
+                min_silence_duration_ms: Some("-100".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = negative.vad_options().unwrap_err();
+        assert_eq!(e.option(), "vad_min_silence_duration_ms");
+        assert_eq!(
+            e.to_string(),
+            "-100: must be a whole number of milliseconds from 0 to 3600000"
+        );
+        let words = DecodeChoices {
+            vad: Some(VadChoices {
+                threshold: Some("high".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            words.vad_options().unwrap_err().to_string(),
+            "`high` is not a number"
+        );
     }
 }

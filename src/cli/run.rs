@@ -111,25 +111,25 @@ pub struct Args {
     pub vad_filter: bool,
     /// VAD: speech probability at or above which a 32 ms chunk is speech (0 to 1, exclusive)
     /// [default: 0.5].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_threshold: Option<f32>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_threshold: Option<String>,
     /// VAD: probability below which a chunk is silence (above 0, at most the threshold)
     /// [default: threshold - 0.15, at least 0.01].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_neg_threshold: Option<f32>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_neg_threshold: Option<String>,
     /// VAD: speech spans not longer than this are dropped (0 to 3600000) [default: 0].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_min_speech_duration_ms: Option<u32>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_min_speech_duration_ms: Option<String>,
     /// VAD: longer spans are split, at a pause where there is one (`inf` or more than
     /// 0.032 s plus twice the pad) [default: inf].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_max_speech_duration_s: Option<f64>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_max_speech_duration_s: Option<String>,
     /// VAD: silence this long ends a speech span (0 to 3600000) [default: 2000].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_min_silence_duration_ms: Option<u32>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_min_silence_duration_ms: Option<String>,
     /// VAD: padding added to each side of a speech span (0 to 3600000) [default: 400].
-    #[arg(long, requires = "vad_filter")]
-    pub vad_speech_pad_ms: Option<u32>,
+    #[arg(long, requires = "vad_filter", allow_hyphen_values = true)]
+    pub vad_speech_pad_ms: Option<String>,
     /// Worker threads, 1 to 1024; 0 or absent: all cores.
     #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: Option<u16>,
@@ -168,12 +168,12 @@ fn decode_options(args: &Args) -> anyhow::Result<(DecodeOptions, Option<VadOptio
         without_timestamps: args.without_timestamps,
         seed: args.seed,
         vad: args.vad_filter.then(|| VadChoices {
-            threshold: args.vad_threshold,
-            neg_threshold: args.vad_neg_threshold,
-            min_speech_duration_ms: args.vad_min_speech_duration_ms,
-            max_speech_duration_s: args.vad_max_speech_duration_s,
-            min_silence_duration_ms: args.vad_min_silence_duration_ms,
-            speech_pad_ms: args.vad_speech_pad_ms,
+            threshold: args.vad_threshold.clone(),
+            neg_threshold: args.vad_neg_threshold.clone(),
+            min_speech_duration_ms: args.vad_min_speech_duration_ms.clone(),
+            max_speech_duration_s: args.vad_max_speech_duration_s.clone(),
+            min_silence_duration_ms: args.vad_min_silence_duration_ms.clone(),
+            speech_pad_ms: args.vad_speech_pad_ms.clone(),
         }),
     };
     let as_flag = |e: BadChoice| {

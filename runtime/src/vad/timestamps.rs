@@ -12,11 +12,10 @@ pub struct SpeechSpan {
     pub end: usize,
 }
 
-/// How many probabilities the model yields for `n_samples` of audio: the audio is zero-padded
-/// to the next multiple of the chunk, and by a whole chunk when it already is one (as
-/// faster-whisper pads it).
+/// How many probabilities the model yields for `n_samples` of audio: one per 512-sample
+/// window, the last one zero-padded (as the silero-vad package frames it).
 pub fn chunk_count(n_samples: usize) -> usize {
-    n_samples / CHUNK_SAMPLES + 1
+    n_samples.div_ceil(CHUNK_SAMPLES)
 }
 
 /// Samples in `ms` milliseconds at 16 kHz.

@@ -25,6 +25,8 @@ pub struct Form {
     pub granularities: Vec<String>,
     pub stream: Option<String>,
     pub vad_filter: Option<String>,
+    /// `vad_threshold`, `vad_min_silence_duration_ms`, ...: the `aiec run` flags' names.
+    pub vad: crate::cli::decoding::VadChoices,
 }
 
 #[derive(Debug)]
@@ -102,6 +104,12 @@ pub async fn read(mut multipart: Multipart, max_file: usize) -> Result<Form, Api
             }
             "stream" => form.stream = Some(text),
             "vad_filter" => form.vad_filter = Some(text),
+            "vad_threshold" => form.vad.threshold = Some(text),
+            "vad_neg_threshold" => form.vad.neg_threshold = Some(text),
+            "vad_min_speech_duration_ms" => form.vad.min_speech_duration_ms = Some(text),
+            "vad_max_speech_duration_s" => form.vad.max_speech_duration_s = Some(text),
+            "vad_min_silence_duration_ms" => form.vad.min_silence_duration_ms = Some(text),
+            "vad_speech_pad_ms" => form.vad.speech_pad_ms = Some(text),
             // OpenAI adds fields over time (`chunking_strategy`, `include[]`); ignoring an
             // unknown one keeps newer clients working.
             _ => {}

@@ -18,13 +18,13 @@ use aiec_runtime::decode::{DecodeError, Task};
 use aiec_runtime::model::WhisperTokenizer;
 use aiec_runtime::pipeline::{PipelineError, Transcriber};
 use aiec_runtime::transcript::{Segment, Transcript};
-use aiec_runtime::vad::{SileroVad, VadFilter};
+use aiec_runtime::vad::{SileroVad, VadFilter, VadOptions};
 
 use super::admission::Gate;
 use super::error::ApiError;
 use super::request::{self, parse_bool, Form};
 use super::respond::{self, Granularities, ResponseFormat};
-use crate::cli::decoding::{load_vad_model, resolve_language, DecodeChoices, VadChoices};
+use crate::cli::decoding::{load_vad_model, resolve_language, DecodeChoices};
 
 /// The server's limits (`aiec serve` flags).
 #[derive(Debug, Clone)]
@@ -350,12 +350,31 @@ impl Job {
                 loaded.len()
             ))
         })?;
+        // The model loads only once a request is otherwise valid (a bad parameter is a 400,
+        // whether or not the model is installed).
+        let vad = match checked.vad {
+            Some(o) => {
+                let unavailable = |e: String| {
+                    ApiError::bad_param(
+                        "vad_filter",
+                        "unsupported_value",
+                        format!("vad_filter: {e}"),
+                    )
+                };
+                let model = state
+                    .vad_model()
+                    .map_err(|e| unavailable(format!("{e:#}")))?;
+                Some(VadFilter::new(model, o).map_err(|e| unavailable(e.to_string()))?)
+            }
+            None => None,
+        };
         Ok(Self {
             transcriber,
             upload: checked.upload,
             ext: checked.ext,
             display_name: checked.display_name,
             options: checked.options,
+            vad,
             format: checked.format,
             granularities: checked.granularities,
             stream: checked.stream,
@@ -372,6 +391,8 @@ pub(super) struct CheckedForm {
     pub ext: Option<String>,
     pub display_name: String,
     pub options: aiec_runtime::decode::DecodeOptions,
+    /// The VAD parameters, checked, when `vad_filter` is on.
+    pub vad: Option<VadOptions>,
     pub format: ResponseFormat,
     pub granularities: Granularities,
     pub stream: bool,
@@ -398,6 +419,13 @@ impl CheckedForm {
         let granularities = Granularities::parse(&form.granularities)?;
         let stream = parse_bool("stream", form.stream.as_deref())?;
         let vad_filter = parse_bool("vad_filter", form.vad_filter.as_deref())?;
+        if let (false, Some(&name)) = (vad_filter, form.vad.set().first()) {
+            return Err(ApiError::bad_param(
+                name,
+                "invalid_value",
+                format!("{name} needs vad_filter=true"),
+            ));
+        }
         // The same choices, defaults and checks as `aiec run`'s flags.
         let defaults = DecodeChoices::default();
         let choices = DecodeChoices {
@@ -405,29 +433,14 @@ impl CheckedForm {
             temperature: form.temperature.unwrap_or(defaults.temperature.clone()),
             initial_prompt: form.prompt.filter(|p| !p.trim().is_empty()),
             word_timestamps: format == ResponseFormat::VerboseJson && granularities.word,
-            vad: vad_filter.then(VadChoices::default),
+            vad: vad_filter.then_some(form.vad),
             ..defaults
         };
         let bad = |e: crate::cli::decoding::BadChoice| {
             ApiError::bad_param(e.option(), "invalid_value", format!("{}: {e}", e.option()))
         };
         let mut options = choices.options().map_err(bad)?;
-        let vad = match choices.vad_options().map_err(bad)? {
-            Some(o) => {
-                let unavailable = |e: String| {
-                    ApiError::bad_param(
-                        "vad_filter",
-                        "unsupported_value",
-                        format!("vad_filter: {e}"),
-                    )
-                };
-                let model = state
-                    .vad_model()
-                    .map_err(|e| unavailable(format!("{e:#}")))?;
-                Some(VadFilter::new(model, o).map_err(|e| unavailable(e.to_string()))?)
-            }
-            None => None,
-        };
+        let vad = choices.vad_options().map_err(bad)?;
         if let Some(l) = form.language.filter(|l| !l.trim().is_empty()) {
             let code = resolve_language(tokenizer, l.trim()).ok_or_else(|| {
                 ApiError::bad_param(
