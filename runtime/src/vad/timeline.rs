@@ -121,6 +121,63 @@ mod tests {
     }
 
     #[test]
+    fn words_move_by_the_span_of_their_middle_and_the_segment_follows_them() {
+        // Spans 1-2 s and 5-6 s, glued: 0-1 s and 1-2 s.
+        let spans = [
+            SpeechSpan {
+                start: 16000,
+                end: 32000,
+            },
+            SpeechSpan {
+                start: 80000,
+                end: 96000,
+            },
+        ];
+        let t = Timeline::new(&spans);
+        let word = |start, end| crate::transcript::Word {
+            start,
+            end,
+            word: " w".into(),
+            probability: 1.0,
+        };
+        let mut s = Segment {
+            id: 1,
+            seek: 0,
+            start: 0.2,
+            end: 1.9,
+            text: " w w w".into(),
+            tokens: vec![],
+            temperature: 0.0,
+            avg_logprob: 0.0,
+            compression_ratio: 1.0,
+            no_speech_prob: 0.0,
+            // The second word straddles the cut, its middle (0.95 s) in the first span: it
+            // stays whole there, ending past the first span's original end.
+            words: Some(vec![word(0.2, 0.6), word(0.8, 1.1), word(1.4, 1.9)]),
+        };
+        t.restore(&mut s);
+        let words: Vec<(f64, f64)> = s
+            .words
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|w| (w.start, w.end))
+            .collect();
+        assert_eq!(words, vec![(1.2, 1.6), (1.8, 2.1), (5.4, 5.9)]);
+        assert_eq!((s.start, s.end), (1.2, 5.9));
+        // Without words, the start and end move on their own; an end on the cut stays in
+        // the span it closes.
+        let mut s = Segment {
+            words: None,
+            start: 0.5,
+            end: 1.0,
+            ..s
+        };
+        t.restore(&mut s);
+        assert_eq!((s.start, s.end), (1.5, 2.0));
+    }
+
+    #[test]
     fn collect_glues_the_spans() {
         let samples: Vec<f32> = (0..10).map(|i| i as f32).collect();
         let spans = [
