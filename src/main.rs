@@ -12,7 +12,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Transcribe or translate audio files with a Whisper model.
-    Run(aiec::cli::run::Args),
+    Run(Box<aiec::cli::run::Args>),
     /// Install and list Whisper models.
     Models(aiec::cli::models::Args),
     /// Compile a kernel spec to MLIR-AIE (and, with the AIE tools, to an XCLBIN).
@@ -86,7 +86,7 @@ fn main() -> std::process::ExitCode {
         _ => subscriber.without_time().init(),
     }
     let result = match cli.command {
-        Command::Run(a) => aiec::cli::run::main(a),
+        Command::Run(a) => aiec::cli::run::main(*a),
         Command::Models(a) => aiec::cli::models::main(a),
         Command::Build(a) => aiec::cli::build::main(a),
         Command::Sim(a) => aiec::cli::sim::main(a),

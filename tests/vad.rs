@@ -495,9 +495,11 @@ fn a_missing_or_broken_vad_model_and_bad_flags_fail_clearly() {
 /// What `aiec run tiny.en FILE -f json ARGS` answered.
 struct Run {
     text: String,
-    /// `(start, end, [(word start, word end)])` of each segment.
-    segments: Vec<(f64, f64, Vec<(f64, f64)>)>,
+    segments: Vec<Timed>,
 }
+
+/// A segment's start and end, and each of its words' (empty without word timestamps).
+type Timed = (f64, f64, Vec<(f64, f64)>);
 
 fn run_json(file: &Path, extra: &[&str]) -> Run {
     let out = aiec()
