@@ -2,8 +2,8 @@
 # What `--vad-filter` saves on audio with long silences: four dev-set clips (jfk and three
 # LibriVox passages, 27.4 s of speech) glued with 20 s of digital silence before, between and
 # after them (127.4 s in all), transcribed by `aiec run` with and without the filter. Prints
-# both wall times (model load included, best of RUNS), their ratio, and both transcripts.
-# (tests/vad.rs prints the VAD's own time over the whole dev set.)
+# both wall times (model load included, best of RUNS), their ratio, the VAD's own load and
+# run time, and both transcripts. (tests/vad.rs prints the VAD's time over the dev set.)
 # Usage: bench/vad.sh [MODEL] [RUNS]   (default tiny.en, 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +51,9 @@ plain=$(best)
 plain_text=$(cat "$work/text")
 filtered=$(best --vad-filter)
 filtered_text=$(cat "$work/text")
+# The VAD's own share: its model load, and the span search over the whole clip.
+AIEC_LOG=aiec_runtime::pipeline=debug "$aiec" run "$model" "$work/glued.wav" --vad-filter --timings 2>&1 >/dev/null \
+  | grep -E "VAD" || true
 python3 - "$plain" "$filtered" <<PY
 import sys
 plain, filtered = (float(v) for v in sys.argv[1:])

@@ -29,7 +29,7 @@ use aiec_runtime::audio;
 use aiec_runtime::model::install;
 use aiec_runtime::vad::{self, SpeechSpan, VadFilter, VadOptions};
 use serde_json::{json, Value};
-use serve_support::{aiec, dev_clip, Multipart, Server};
+use serve_support::{aiec, Multipart, Server};
 
 /// The package release whose graph we install (`model/install/known.rs` pins the same).
 const SILERO_VAD: &str = "6.2.3";
@@ -39,6 +39,11 @@ const ONNXRUNTIME: &str = "1.32.0";
 const NUMPY: &str = "2.4.6";
 /// 30 ms at 16 kHz.
 const TOLERANCE_SAMPLES: usize = 480;
+
+/// A dev-set clip, from the same set (`common::wer::speech_dir`) as its reference text.
+fn dev_clip(rel: &str) -> PathBuf {
+    common::wer::speech_dir().join("audio").join(rel)
+}
 
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_aiec"))

@@ -89,11 +89,13 @@ impl Transcriber {
             t.duration = duration;
             return Ok(t);
         };
+        let vad_start = std::time::Instant::now();
         let spans = vad.spans(samples)?;
         let speech = vad::timeline::collect(samples, &spans);
         tracing::debug!(
             spans = spans.len(),
             kept_seconds = speech.len() as f64 / audio::SAMPLE_RATE as f64,
+            vad_seconds = vad_start.elapsed().as_secs_f64(),
             "VAD filter"
         );
         let timeline = vad::Timeline::new(&spans);

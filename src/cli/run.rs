@@ -306,6 +306,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         }
     }
     // The VAD model is small and fails fast: load it before the Whisper model.
+    let vad_load_start = std::time::Instant::now();
     let vad = match vad_options {
         Some(o) => Some(VadFilter::new(
             load_vad_model().context("--vad-filter")?,
@@ -313,6 +314,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    if args.timings && vad.is_some() {
+        eprintln!(
+            "timing: VAD model load {:.3} s",
+            vad_load_start.elapsed().as_secs_f64()
+        );
+    }
     let (backend, sim) = backend(&args)?;
     // rayon's 0 is its default: one thread per core, as the help promises.
     if let Some(n) = args.threads.filter(|&n| n > 0) {
