@@ -704,3 +704,42 @@ fn serve_honours_vad_filter_as_run_does_and_refuses_bad_vad_parameters() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[test]
+fn serve_without_the_vad_model_answers_400_naming_the_install_command() {
+    // A home whose models directory holds tiny.en but no silero-vad.
+    let home = tempfile::tempdir().unwrap();
+    let models = home.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::os::unix::fs::symlink(
+        install::models_dir().unwrap().join("tiny.en"),
+        models.join("tiny.en"),
+    )
+    .unwrap();
+    let server = Server::start_with_env(&["--model", "tiny.en"], &[("AIEC_HOME", home.path())]);
+    let jfk = dev_clip("jfk/jfk.wav");
+    let r = server.post(
+        "/v1/audio/transcriptions",
+        &Multipart::new()
+            .text("model", "tiny.en")
+            .text("vad_filter", "true")
+            .file_path(&jfk),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = &r.json()["error"];
+    assert_eq!(e["param"], "vad_filter", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("run `aiec models install silero-vad`"),
+        "{message}"
+    );
+    // The server goes on serving.
+    let r = server.post(
+        "/v1/audio/transcriptions",
+        &Multipart::new()
+            .text("model", "tiny.en")
+            .text("response_format", "text")
+            .file_path(&jfk),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

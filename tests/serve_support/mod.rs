@@ -39,9 +39,15 @@ pub struct Server {
 impl Server {
     /// Starts `aiec serve --port 0 ARGS...` and waits until `/health` says ready.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (`AIEC_HOME`, ...).
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &Path)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         let mut child = aiec()
+            .envs(envs.iter().copied())
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .stdout(Stdio::piped())
