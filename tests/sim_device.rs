@@ -768,3 +768,18 @@ fn dev_set_sim_greedy_within_half_a_point_of_cpu_f32() {
 fn dev_set_sim_beam5_within_half_a_point_of_cpu_f32() {
     dev_set_sim_within_half_a_point(5);
 }
+
+/// A layer too wide for one design's shim transfers (B's k-block stride `tile.k · N` beyond
+/// the BD's 20-bit word field, as the logits' is) is split into column parts; every column,
+/// the last part's included, matches the f64 product.
+#[test]
+fn a_layer_too_wide_for_one_shim_transfer_runs_in_column_parts() {
+    let (rows, n) = (2, 40_000);
+    let LinearRun { refs, mag, ys, .. } =
+        linear_on_both(5, Precision::Bf16, [rows, 512, n], Epilogue::NONE);
+    for i in 0..rows * n {
+        let bound = mag[i] / 256.0 + 1e-5 * (1.0 + refs[i].abs());
+        let err = (f64::from(ys[i]) - refs[i]).abs();
+        assert!(err <= bound, "sim y[{i}] = {} vs {}", ys[i], refs[i]);
+    }
+}
