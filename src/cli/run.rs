@@ -286,8 +286,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     warn_if_english_only(&args, &tr);
     opts.language = language(&args, &tr)?;
     // Files run side by side only where that cannot change a result or a report: on the cpu
-    // (whose kernels split work by output, never a sum, so a file's numbers do not depend on
-    // what else runs), and without `--timings` (whose per-op table is per file).
+    // (whose kernels split their work by the pool's size, not by which threads are free, so a
+    // file's numbers do not depend on what else runs), and without `--timings` (whose per-op
+    // table is per file).
     let side_by_side =
         inputs.len() > 1 && sim.is_none() && !args.timings && rayon::current_num_threads() > 1;
     let transcribe = |input: &Path, update: Option<&mut dyn FnMut(f64, f64)>| {
