@@ -43,10 +43,17 @@ mod xrt {
             .compile("aiec_xrt_shim");
         // The library sits next to the include directory in an XRT install (`<root>/lib`).
         if let Some(prefix) = headers.include.parent() {
-            println!(
-                "cargo:rustc-link-search=native={}",
-                prefix.join("lib").display()
-            );
+            let lib = prefix.join("lib");
+            if !lib.join("libxrt_coreutil.so").exists() {
+                // Linking then picks up whatever libxrt_coreutil the system has (Debian's 2.13
+                // lacks xrt::hw_context: undefined symbols).
+                println!(
+                    "cargo:warning=XRT {a}.{b}.{c} headers in {} but no libxrt_coreutil.so in {}",
+                    headers.include.display(),
+                    lib.display()
+                );
+            }
+            println!("cargo:rustc-link-search=native={}", lib.display());
         }
         println!("cargo:rustc-link-lib=dylib=xrt_coreutil");
     }

@@ -287,3 +287,23 @@ fn the_npu_probe_names_exactly_what_is_missing() {
         [dir.path().join("accel0")]
     );
 }
+
+/// The load-time xclbin check against a real mlir-aie xclbin: aiecc's kernel `MLIR_AIE`
+/// takes (opcode, instr, ninstr, bo0..bo4), so a 3-BO design fits it and a foreign kernel
+/// name does not.
+#[test]
+#[ignore = "needs FastFlowLM's mlir-aie xclbin, not redistributed here: set AIEC_FLM_XCLBIN, see tests/data/xclbin/README.md"]
+fn the_xclbin_check_accepts_a_real_mlir_aie_xclbin() {
+    let path = std::env::var_os("AIEC_FLM_XCLBIN")
+        .expect("AIEC_FLM_XCLBIN: the path of FastFlowLM's dequant.xclbin");
+    let bytes = std::fs::read(path).unwrap();
+    let a = golden_artefacts("add", None);
+    a.check_xclbin(&bytes).unwrap();
+    let mut foreign = a.clone();
+    foreign.kernel = "DPU".into();
+    let err = foreign.check_xclbin(&bytes).unwrap_err().to_string();
+    assert!(
+        err.contains("has no kernel `DPU` (it has: MLIR_AIE)"),
+        "{err}"
+    );
+}
