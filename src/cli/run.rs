@@ -28,7 +28,8 @@ pub enum DeviceKind {
     Cpu,
     /// The compiled AIE kernels on the host simulator.
     Sim,
-    /// A Ryzen AI NPU through XRT.
+    /// A Ryzen AI NPU through XRT (a build with cargo feature `xrt`, XRT >= 2.17, the amdxdna
+    /// device, and a final.xclbin per kernel).
     Npu,
 }
 
