@@ -28,7 +28,8 @@ pub enum DeviceKind {
     Cpu,
     /// The compiled AIE kernels on the host simulator.
     Sim,
-    /// A Ryzen AI NPU through XRT.
+    /// A Ryzen AI NPU through XRT (a build with cargo feature `xrt`, XRT >= 2.17, the amdxdna
+    /// device, and a final.xclbin per kernel).
     Npu,
 }
 
@@ -192,7 +193,12 @@ pub fn backend_for(device: DeviceKind, precision_arg: PrecisionArg) -> anyhow::R
             Ok((sim.clone(), Some(sim)))
         }
         DeviceKind::Npu => {
-            bail!("--device npu: the npu device needs XRT >= 2.17 and comes with the artefact issue; use --device cpu")
+            // The sim backend's ops, every kernel launched on the NPU driver instead.
+            let loader = crate::driver::open_npu().map_err(anyhow::Error::msg)?;
+            // A second npu backend of the process (aiec serve) shares the first's driver.
+            crate::driver::install(loader);
+            let npu = Arc::new(SimBackend::new(precision(precision_arg))?);
+            Ok((npu.clone(), Some(npu)))
         }
     }
 }

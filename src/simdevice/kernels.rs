@@ -51,6 +51,16 @@ impl Kernel {
         &self,
         inputs: &[&HostData],
     ) -> Result<(Vec<HostData>, Duration), SimDeviceError> {
+        // `--device npu`: the same design's artefacts on the installed driver.
+        if let Some(npu) = crate::driver::installed() {
+            let name = self.spec.name();
+            return npu
+                .launch_design(&self.hash, name, self.prepared.design(), inputs)
+                .map_err(|e| SimDeviceError::Sim {
+                    spec: name.to_string(),
+                    message: e.to_string(),
+                });
+        }
         let run = self
             .prepared
             .run_ref(inputs)
