@@ -6,5 +6,5 @@
 # minutes on 2 cores), hence not in CI, which runs a tiny.en subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --test sim_device -- --ignored --nocapture --test-threads 1 dev_set_sim_ 2>&1 |
-  grep -E "^dev set beam|^differs|^        sim int8|test result|panicked"
+cargo test --release --test sim_device -- --ignored --nocapture --test-threads 1 dev_set_ 2>&1 |
+  grep -E "^dev set beam|^tiny.en dev set|^differs|^        sim int8|test result|panicked"

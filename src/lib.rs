@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod design;
 pub mod device;
+pub mod driver;
 pub mod expr;
 pub mod mlir;
 pub mod npu;

@@ -303,3 +303,55 @@ fn bad_numeric_flags_fail_before_the_model_loads() {
         assert_eq!(stderr.matches("error").count(), 1, "{flags:?}: {stderr}");
     }
 }
+
+/// A directory runs its audio files (sorted by name, other files skipped) side by side on
+/// both threads, and prints exactly what one run per file prints, in the same order; one
+/// corrupt file among them fails alone.
+#[test]
+fn a_directory_runs_its_files_side_by_side_with_the_sequential_results() {
+    let speech = common::wer::speech_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let clips = [
+        "audio/asterisk/dir-intro.wav",
+        "audio/asterisk/demo-abouttotry.wav",
+        "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
+    ];
+    for c in clips {
+        let src = speech.join(c);
+        std::fs::copy(&src, dir.path().join(src.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not audio").unwrap();
+    let mut names: Vec<PathBuf> = clips
+        .iter()
+        .map(|c| dir.path().join(Path::new(c).file_name().unwrap()))
+        .collect();
+    names.sort();
+    let d = dir.path().to_str().unwrap();
+    let together = run(&[d, "--beam-size", "1", "--threads", "2"]);
+    assert_success(&together, "aiec run DIR");
+    let mut apart = Vec::new();
+    for name in &names {
+        let out = run(&[name.to_str().unwrap(), "--beam-size", "1", "--threads", "2"]);
+        assert_success(&out, "aiec run FILE");
+        apart.extend_from_slice(&out.stdout);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&together.stdout),
+        String::from_utf8_lossy(&apart)
+    );
+    assert!(words(&String::from_utf8_lossy(&together.stdout)).len() > 40);
+
+    std::fs::write(dir.path().join("broken.wav"), b"RIFF....WAVEfmt not really").unwrap();
+    let out = run(&[d, "--beam-size", "1"]);
+    assert_clean_failure(&out, "1 of 4 inputs failed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.wav"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&apart),
+        "the good files still print, in order"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&[empty.path().to_str().unwrap()]);
+    assert_clean_failure(&out, "holds no audio files");
+}

@@ -126,3 +126,27 @@ fn a_write_outside_the_shim_dma_registers_is_located() {
         "{err}"
     );
 }
+
+/// The runtime's logits design before it was split into column parts: the shim steps from one
+/// k block of B (`[512 + 2, 51968]` bf16) to the next by 64 rows, 1662976 words, beyond the
+/// BD's 20-bit stride. The lowering must refuse it rather than mask the stride into another
+/// pattern (a transcription driven by that stream came out as garbage).
+#[test]
+fn a_stride_beyond_the_bd_field_gets_no_instruction_stream() {
+    let text = "op = \"linear\"\nname = \"logits\"\ndevice = \"npu1\"\ndtype = \"bf16\"\n\
+                shape = { m = 4, k = 512, n = 51968 }\ntile = { m = 4, k = 64, n = 32 }\n\
+                array = { columns = 4, cores_per_column = 1 }\ndepth = 2\n\
+                epilogue = \"acc\"\nout_dtype = \"f32\"\n";
+    let design = Spec::parse(text, Path::new("logits.toml"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let info = aiec::design::validate::validate_on_named_device(&design).unwrap();
+    let err = aiec::npu::instructions(&design, &info)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stride 1662976 words does not fit the BD's 20-bit field"),
+        "{err}"
+    );
+}

@@ -29,7 +29,8 @@ pub enum DeviceKind {
     Cpu,
     /// The compiled AIE kernels on the host simulator.
     Sim,
-    /// A Ryzen AI NPU through XRT.
+    /// A Ryzen AI NPU through XRT (a build with cargo feature `xrt`, XRT >= 2.17, the amdxdna
+    /// device, and a final.xclbin per kernel).
     Npu,
 }
 
@@ -56,7 +57,8 @@ pub enum TaskArg {
 pub struct Args {
     /// Model name (`whisper-base`, `tiny.en`) or a CTranslate2 Whisper model directory.
     pub model: String,
-    /// Audio files (wav, flac, mp3, ogg, m4a, ...); `-` reads standard input.
+    /// Audio files (wav, flac, mp3, ogg, m4a, ...) or directories of them (their audio files,
+    /// sorted by name); `-` reads standard input. Several files run side by side on the cpu.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Load the model from this CTranslate2 directory; MODEL must then name what it holds
@@ -227,7 +229,12 @@ pub fn backend_for(device: DeviceKind, precision_arg: PrecisionArg) -> anyhow::R
             Ok((sim.clone(), Some(sim)))
         }
         DeviceKind::Npu => {
-            bail!("--device npu: the npu device needs XRT >= 2.17 and comes with the artefact issue; use --device cpu")
+            // The sim backend's ops, every kernel launched on the NPU driver instead.
+            let loader = crate::driver::open_npu().map_err(anyhow::Error::msg)?;
+            // A second npu backend of the process (aiec serve) shares the first's driver.
+            crate::driver::install(loader);
+            let npu = Arc::new(SimBackend::new(precision(precision_arg))?);
+            Ok((npu.clone(), Some(npu)))
         }
     }
 }
@@ -293,8 +300,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             bail!("input file {} does not exist", input.display());
         }
     }
+    let inputs = expand_directories(&args.inputs)?;
     if let Some(dir) = &args.output_dir {
-        check_output_collisions(&formats, dir, &args.inputs)?;
+        check_output_collisions(&formats, dir, &inputs)?;
         prepare_output_dir(dir)?;
     }
     if let Some(known) = install::find_known(&args.model) {
@@ -344,33 +352,35 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     check_model_name(&args, &tr)?;
     warn_if_english_only(&args, &tr);
     opts.language = language(&args, &tr)?;
-    let mut failures = 0;
-    for input in &args.inputs {
-        let bar = progress_bar();
-        let mut update = |done: f64, total: f64| {
-            if let Some(b) = &bar {
-                b.set_length((total * 100.0) as u64);
-                b.set_position((done * 100.0) as u64);
-            }
-        };
+    // Files run side by side only where that cannot change a result or a report: on the cpu
+    // (whose kernels split their work by the pool's size, not by which threads are free, so a
+    // file's numbers do not depend on what else runs), and without `--timings` (whose per-op
+    // table is per file).
+    let side_by_side =
+        inputs.len() > 1 && sim.is_none() && !args.timings && rayon::current_num_threads() > 1;
+    let transcribe = |input: &Path, update: Option<&mut dyn FnMut(f64, f64)>| {
         let started = std::time::Instant::now();
         let result = audio::load_with(input, &limits)
             .map_err(PipelineError::from)
             .and_then(|samples| {
+                // `aiec run` is never cancelled midway (Ctrl-C ends the process).
                 let never = std::sync::atomic::AtomicBool::new(false);
                 tr.transcribe_filtered(
                     &samples,
                     &opts,
                     vad.as_ref(),
-                    Some(&mut update),
+                    update,
                     &mut |_| {},
                     &never,
                 )
             });
-        let seconds = started.elapsed().as_secs_f64();
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
+        (result, started.elapsed().as_secs_f64())
+    };
+    let mut failures = 0;
+    let mut finish = |input: &Path,
+                      result: Result<Transcript, PipelineError>,
+                      seconds: f64|
+     -> anyhow::Result<()> {
         let transcript = match result {
             Ok(t) => t,
             Err(e) => {
@@ -379,23 +389,128 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                     PipelineError::Audio(_) => aiec_runtime::errors::chain(&e),
                     _ => format!("{}: {}", input.display(), aiec_runtime::errors::chain(&e)),
                 };
-                if args.inputs.len() == 1 {
+                if inputs.len() == 1 {
                     bail!("{message}");
                 }
                 eprintln!("error: {message}");
                 failures += 1;
-                continue;
+                return Ok(());
             }
         };
         if args.timings {
             print_timings(&tr, sim.as_deref(), input, seconds, transcript.duration);
         }
-        write_outputs(&formats, args.output_dir.as_deref(), input, &transcript)?;
+        write_outputs(&formats, args.output_dir.as_deref(), input, &transcript)
+    };
+    if side_by_side {
+        side_by_side_in_order(
+            &inputs,
+            |input| transcribe(input, None),
+            |input, (r, s)| finish(input, r, s),
+        )?;
+    } else {
+        for input in &inputs {
+            let bar = progress_bar();
+            let mut update = |done: f64, total: f64| {
+                if let Some(b) = &bar {
+                    b.set_length((total * 100.0) as u64);
+                    b.set_position((done * 100.0) as u64);
+                }
+            };
+            let (result, seconds) = transcribe(input, Some(&mut update));
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            finish(input, result, seconds)?;
+        }
     }
     if failures > 0 {
-        bail!("{failures} of {} inputs failed", args.inputs.len());
+        bail!("{failures} of {} inputs failed", inputs.len());
     }
     Ok(())
+}
+
+/// Runs `work` on every input on the rayon pool, as many at a time as it has threads, and
+/// hands each result to `done` in input order as soon as it and all before it are ready (so
+/// stdout reads as a sequential run would print it). `done`'s first error stops the handing
+/// on; work already started still finishes.
+fn side_by_side_in_order<R: Send>(
+    inputs: &[PathBuf],
+    work: impl Fn(&Path) -> R + Sync,
+    mut done: impl FnMut(&Path, R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, R)>();
+    std::thread::scope(|threads| {
+        let work = &work;
+        threads.spawn(move || {
+            rayon::scope(|pool| {
+                for (i, input) in inputs.iter().enumerate() {
+                    let tx = tx.clone();
+                    pool.spawn(move |_| {
+                        // The receiver only goes away after an error; the result is moot then.
+                        let _ = tx.send((i, work(input)));
+                    });
+                }
+            });
+        });
+        let mut ready = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (i, result) in rx {
+            ready.insert(i, result);
+            while let Some(result) = ready.remove(&next) {
+                done(&inputs[next], result)?;
+                next += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// File name extensions `aiec run DIR` picks up: what the audio loader reads.
+const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "webm", "mkv", "aif", "aiff",
+    "caf",
+];
+
+/// Each directory among `inputs` becomes its audio files (by extension, not recursing, hidden
+/// files skipped), sorted by name; other inputs stay as they are. A directory without audio
+/// is an error rather than a run that silently does nothing.
+fn expand_directories(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            out.push(input.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        let entries = std::fs::read_dir(input)
+            .with_context(|| format!("cannot read directory {}", input.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("cannot read directory {}", input.display()))?
+                .path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            let audio = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            if audio && !hidden && path.is_file() {
+                found.push(path);
+            }
+        }
+        if found.is_empty() {
+            bail!(
+                "directory {} holds no audio files (looked for {})",
+                input.display(),
+                AUDIO_EXTENSIONS.join(", ")
+            );
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// Refuses, before anything is loaded, two different inputs whose outputs would land on the

@@ -217,6 +217,29 @@ fn bd_fields(
         f.iteration_size = (s[3] - 1) as u32;
         f.iteration_stride = (words(t[3])? - 1) as u32;
     }
+    check_widths(&f)?;
     let repeat = (s[3] - 1) as u32;
     Ok((f, repeat))
+}
+
+/// Every pattern field must fit its BD register field: [`BdFields::encode`] masks them, so a
+/// value that does not fit would silently become another access pattern.
+fn check_widths(f: &BdFields) -> Result<(), String> {
+    let fields = [
+        ("dimension 0 size", f.d0_size, 10),
+        ("dimension 0 stride", f.d0_stride, 20),
+        ("dimension 1 size", f.d1_size, 10),
+        ("dimension 1 stride", f.d1_stride, 20),
+        ("dimension 2 stride", f.d2_stride, 20),
+        ("iteration stride", f.iteration_stride, 20),
+    ];
+    for (what, value, bits) in fields {
+        if value >= 1 << bits {
+            return Err(format!(
+                "{what} {} words does not fit the BD's {bits}-bit field",
+                u64::from(value) + u64::from(what.contains("stride"))
+            ));
+        }
+    }
+    Ok(())
 }

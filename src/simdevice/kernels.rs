@@ -51,6 +51,16 @@ impl Kernel {
         &self,
         inputs: &[&HostData],
     ) -> Result<(Vec<HostData>, Duration), SimDeviceError> {
+        // `--device npu`: the same design's artefacts on the installed driver.
+        if let Some(npu) = crate::driver::installed() {
+            let name = self.spec.name();
+            return npu
+                .launch_design(&self.hash, name, self.prepared.design(), inputs)
+                .map_err(|e| SimDeviceError::Sim {
+                    spec: name.to_string(),
+                    message: e.to_string(),
+                });
+        }
         let run = self
             .prepared
             .run_ref(inputs)
@@ -128,11 +138,10 @@ fn compile(toml: &str) -> Result<Kernel, SimDeviceError> {
     }
     let options = SimOptions {
         timeout: Duration::from_secs(600),
-        // The Design's sequence drives the shim DMAs here. Driven by the decoded instruction
-        // streams instead (SequenceSource::Instructions), every spec passes its f64 reference
-        // (tests/sim_from_insts.rs) but a whole transcription comes out as garbage: some
-        // runtime-shaped design's stream and sequence disagree, not yet found.
-        sequence: sim::SequenceSource::Design,
+        // The shim DMAs are driven by the design's NPU instruction stream (`insts.bin`,
+        // decoded), not by the Design's sequence: what a transcription runs is what the NPU
+        // would be sent.
+        sequence: sim::SequenceSource::Instructions,
         ..SimOptions::default()
     };
     let prepared = Prepared::new(&design, &options).map_err(|e| SimDeviceError::Sim {
@@ -169,7 +178,15 @@ pub fn first_that_builds<I: IntoIterator<Item = String>>(
     }
     let mut last = String::from("no tiling divides the shape");
     for toml in candidates() {
-        let built = Spec::parse(&toml, Path::new(key)).and_then(|s| s.build());
+        // A candidate must also pass our verifier: a design whose shim transfers no BD can
+        // encode (e.g. a stride beyond 20 bits) runs in the simulator from the Design's
+        // sequence but has no instruction stream, so it could never run on the NPU.
+        let built = Spec::parse(&toml, Path::new(key))
+            .and_then(|s| s.build())
+            .map_err(|e| aiec_runtime::errors::chain(&e))
+            .and_then(|d| {
+                crate::mlir::verify::verify(&d).map_err(|e| aiec_runtime::errors::chain(&e))
+            });
         match built {
             Ok(_) => {
                 let k = kernel(&toml)?;
@@ -179,7 +196,7 @@ pub fn first_that_builds<I: IntoIterator<Item = String>>(
                     .insert(key.to_string(), k.clone());
                 return Ok(k);
             }
-            Err(e) => last = aiec_runtime::errors::chain(&e),
+            Err(e) => last = e,
         }
     }
     Err(SimDeviceError::NoTiling {

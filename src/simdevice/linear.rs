@@ -6,7 +6,8 @@
 //!   epilogue's column vectors as trailer rows); int8 quantises per output channel by the rule
 //!   the cpu int8 path shares ([`crate::ops::linear::layout::quantize_row`]). The packing
 //!   depends only on K, the padded N and the epilogue's vectors, not on the row tiling, so one
-//!   packed copy serves every row count.
+//!   packed copy serves every row count. A layer too wide for one design's shim transfers (the
+//!   logits) is split into equal column parts, each its own B buffer and launch.
 //! - **Spec per call shape**: the plan's matmul tiling search
 //!   ([`crate::plan::tiling::matmul_candidates`]) pads M (decoder rows) to whole row tiles and
 //!   N (the vocabulary) to whole column blocks; the first candidate that builds is compiled.
@@ -28,12 +29,25 @@ use std::time::Duration;
 pub struct SimLinear {
     pub name: String,
     shape: LinearShape,
-    n_padded: usize,
     has_bias: bool,
     precision: SimPrecision,
+    /// Output columns per part: every part runs the same design, the last one padded with
+    /// zero weights.
+    part_n: usize,
+    parts: Vec<Part>,
+}
+
+/// The columns `col0..col0 + part_n` of a layer, packed for one launch.
+struct Part {
+    col0: usize,
+    /// Columns of the part's C buffer (`part_n` padded to whole column blocks).
+    n_padded: usize,
     /// The B host buffer (packed, trailer rows included).
     packed: HostData,
 }
+
+/// Most launches one layer is split into before giving up.
+const MAX_PARTS: usize = 64;
 
 impl PreparedLinear for SimLinear {
     fn shape(&self) -> LinearShape {
@@ -107,45 +121,65 @@ pub(super) fn npu1() -> DeviceModel {
 }
 
 impl SimLinear {
-    /// Pads N as the tiling search does, then packs (and for int8 quantises) the weights.
+    /// Splits the output columns into the fewest equal parts one design can compute, pads each
+    /// as the tiling search does, then packs (and for int8 quantises) their weights.
+    ///
+    /// One part is the rule; the logits need more. Their B buffer is `[K + T, 51968]`, and the
+    /// shim DMA steps from one k block to the next by `tile.k · N` elements: beyond the 20-bit
+    /// word stride of a buffer descriptor for any k tile a core can hold. A column part is
+    /// its own host buffer, so its strides shrink with it.
     pub fn new(w: LinearWeights, precision: SimPrecision) -> Result<Self, SimDeviceError> {
         let (k, n) = (w.k, w.n);
-        let first = candidates(
-            precision,
-            1,
-            k,
-            n,
-            &epilogue(precision, w.bias.is_some(), false),
-        );
-        let toml = first.first().ok_or_else(|| SimDeviceError::NoTiling {
+        let ep = epilogue(precision, w.bias.is_some(), false);
+        let mut last = String::from("no tiling divides the shape");
+        let mut chosen = None;
+        for count in 1..=MAX_PARTS.min(n.max(1)) {
+            let part_n = n.div_ceil(count);
+            match first_deployable(&candidates(precision, 1, k, part_n, &ep), &w.name) {
+                Ok(lin) => {
+                    chosen = Some((part_n, lin));
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let (part_n, spec) = chosen.ok_or_else(|| SimDeviceError::NoTiling {
             what: format!("linear {} ({k} -> {n})", w.name),
-            last: "no tiling divides the shape".into(),
+            last,
         })?;
-        let spec = crate::spec::Spec::parse(toml, std::path::Path::new(&w.name))?;
         let lin = spec
             .downcast::<LinearSpec>()
             .expect("a linear spec text parses as the linear op");
         let n_padded = lin.shape.n;
-        let mut weight = w.weight;
-        weight.resize(n_padded * k, 0.0);
-        let bias = w.bias.as_ref().map(|b| {
-            let mut b = b.clone();
-            b.resize(n_padded, 0.0);
-            b
-        });
-        let packed =
-            lin.pack_weights(&weight, bias.as_deref())
-                .map_err(|e| SimDeviceError::Pack {
-                    name: w.name.clone(),
-                    message: e.to_string(),
-                })?;
+        let mut parts = Vec::new();
+        for col0 in (0..n).step_by(part_n) {
+            let live = part_n.min(n - col0);
+            let mut weight = w.weight[col0 * k..(col0 + live) * k].to_vec();
+            weight.resize(n_padded * k, 0.0);
+            let bias = w.bias.as_ref().map(|b| {
+                let mut b = b[col0..col0 + live].to_vec();
+                b.resize(n_padded, 0.0);
+                b
+            });
+            let packed =
+                lin.pack_weights(&weight, bias.as_deref())
+                    .map_err(|e| SimDeviceError::Pack {
+                        name: w.name.clone(),
+                        message: e.to_string(),
+                    })?;
+            parts.push(Part {
+                col0,
+                n_padded,
+                packed: packed.b,
+            });
+        }
         Ok(SimLinear {
             name: w.name,
             shape: LinearShape { n, k },
-            n_padded,
             has_bias: w.bias.is_some(),
             precision,
-            packed: packed.b,
+            part_n,
+            parts,
         })
     }
 
@@ -158,9 +192,10 @@ impl SimLinear {
     ) -> Result<(Vec<f32>, Duration), SimDeviceError> {
         let LinearShape { n, k } = self.shape;
         let ep = epilogue(self.precision, self.has_bias, gelu);
-        let key = format!("linear {} {rows}x{k}x{n} {ep}", dtype(self.precision));
+        let part_n = self.part_n;
+        let key = format!("linear {} {rows}x{k}x{part_n} {ep}", dtype(self.precision));
         let p = self.precision;
-        let kernel = kernels::first_that_builds(&key, || candidates(p, rows, k, n, &ep))?;
+        let kernel = kernels::first_that_builds(&key, || candidates(p, rows, k, part_n, &ep))?;
         let lin = kernel
             .spec
             .downcast::<LinearSpec>()
@@ -168,17 +203,48 @@ impl SimLinear {
         let m_padded = lin.shape.m;
         let mut a = x[..rows * k].to_vec();
         a.resize(m_padded * k, 0.0);
-        let (a_host, quantize_time) = match self.precision {
+        let (a_host, mut device) = match self.precision {
             SimPrecision::Bf16 => (narrow(kernel.input_elems[0], &a), Duration::ZERO),
             SimPrecision::Int8 => super::rowwise::quantize(&a, k)?,
         };
-        let mut launch = kernel.launch_ref(&[&a_host, &self.packed])?;
-        launch.device += quantize_time;
-        let c = &launch.outputs[0];
-        let mut y = Vec::with_capacity(rows * n);
-        for r in 0..rows {
-            y.extend_from_slice(&c[r * self.n_padded..r * self.n_padded + n]);
+        let mut y = vec![0.0f32; rows * n];
+        for part in &self.parts {
+            let launch = kernel.launch_ref(&[&a_host, &part.packed])?;
+            device += launch.device;
+            let c = &launch.outputs[0];
+            let live = part_n.min(n - part.col0);
+            for r in 0..rows {
+                y[r * n + part.col0..r * n + part.col0 + live]
+                    .copy_from_slice(&c[r * part.n_padded..r * part.n_padded + live]);
+            }
         }
-        Ok((y, launch.device))
+        Ok((y, device))
     }
+}
+
+/// The first spec text that builds and passes our verifier; else the last candidate's error.
+fn first_deployable(candidates: &[String], name: &str) -> Result<crate::spec::Spec, String> {
+    let mut last = String::from("no tiling divides the shape");
+    for toml in candidates {
+        let spec = match crate::spec::Spec::parse(toml, std::path::Path::new(name)) {
+            Ok(s) => s,
+            Err(e) => {
+                last = aiec_runtime::errors::chain(&e);
+                continue;
+            }
+        };
+        let verified = spec
+            .build()
+            .map_err(|e| aiec_runtime::errors::chain(&e))
+            .and_then(|d| {
+                crate::mlir::verify::verify(&d)
+                    .map(|_| ())
+                    .map_err(|e| aiec_runtime::errors::chain(&e))
+            });
+        match verified {
+            Ok(()) => return Ok(spec),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
