@@ -365,14 +365,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             .and_then(|samples| {
                 // `aiec run` is never cancelled midway (Ctrl-C ends the process).
                 let never = std::sync::atomic::AtomicBool::new(false);
-                tr.transcribe_filtered(
-                    &samples,
-                    &opts,
-                    vad.as_ref(),
-                    update,
-                    &mut |_| {},
-                    &never,
-                )
+                tr.transcribe_filtered(&samples, &opts, vad.as_ref(), update, &mut |_| {}, &never)
             });
         (result, started.elapsed().as_secs_f64())
     };
