@@ -222,3 +222,6 @@ pub fn report(design: &Design) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
