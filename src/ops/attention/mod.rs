@@ -223,7 +223,8 @@ impl Kernels {
             .with_work(KernelWork::rows_vectorised(s.qt, s.d, 3.0, vector)),
             read_len: emit_kernel("attention_read_len", 2, move |e, a| {
                 body::emit_read_len(e, a, s)
-            }),
+            })
+            .with_work(KernelWork::scalar(4)),
         }
     }
 }
