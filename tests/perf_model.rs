@@ -92,3 +92,59 @@ fn the_big_gemms_are_not_dispatch_bound() {
         assert_eq!(p.macs, macs, "{}", c.spec);
     }
 }
+
+#[test]
+fn emit_plan_prints_each_term_and_the_libraries_total_for_npu1_and_npu2() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-specs/softmax.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiec"))
+        .args(["build", spec.to_str().unwrap(), "--emit", "plan"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let section = text
+        .split("predicted time")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no predicted time section:\n{text}"));
+    let design = Spec::parse(&std::fs::read_to_string(&spec).unwrap(), &spec)
+        .and_then(|s| s.build())
+        .unwrap();
+    for device in ["npu1", "npu2"] {
+        let block = section
+            .split(&format!("\n  {device} ("))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {device} block:\n{section}"));
+        for term in [
+            "compute",
+            "shim DMA",
+            "memtile DMA",
+            "memtile port",
+            "core DMA",
+            "FIFO stall",
+            "dispatch",
+            "total",
+        ] {
+            assert!(block.contains(term), "{device}: `{term}` missing:\n{block}");
+        }
+        let total_line = block
+            .lines()
+            .find(|l| l.trim_start().starts_with("total"))
+            .unwrap();
+        let printed: f64 = total_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let p = predict(&design, device).unwrap();
+        assert!(
+            (printed - p.total() * 1e6).abs() < 0.05,
+            "{device}: {total_line}"
+        );
+        assert!(total_line.contains(&format!("{}-bound", p.bound().word())));
+    }
+}
