@@ -47,6 +47,8 @@ pub const KERNEL_CALL_CYCLES: f64 = 40.0;
 pub const SCALAR_MAC_CYCLES: f64 = 2.0;
 
 /// One XRT run's host overhead in seconds: the instruction buffer submit, the kernel start
-/// and the completion wait. Published measurements range 50-110 us (see docs/perf-model.md);
-/// we take the middle, 80 us.
+/// and the completion wait. Published measurements: an empty mlir-aie kernel ~45 us and a
+/// simple one ~60 us from `kernel()` to `wait()` (Xilinx/mlir-aie issue #2381, Xilinx/XRT
+/// #9018); mlir-aie's vector_reduce_add test at 107-148 us a run (mlir-aie #2944). We take
+/// 80 us, the middle of the 50-110 us these span once a kernel moves any data.
 pub const DISPATCH_SECONDS: f64 = 80e-6;
