@@ -148,7 +148,8 @@ fn compile(toml: &str) -> Result<Kernel, SimDeviceError> {
         .map(|&a| design.sequence.args[a].ty.elem)
         .collect();
     let predicted = crate::perf::predict(&design, &design.device)
-        .map(|p| Duration::from_secs_f64(p.total()))
+        .ok()
+        .and_then(|p| Duration::try_from_secs_f64(p.total()).ok())
         .unwrap_or_default();
     Ok(Kernel {
         spec,
