@@ -13,6 +13,7 @@ pub mod expr;
 pub mod mlir;
 pub mod npu;
 pub mod ops;
+pub mod perf;
 pub mod plan;
 pub mod sim;
 pub mod simdevice;

@@ -57,6 +57,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         }
         Some(Emit::Plan) => {
             print!("{}", crate::mlir::describe::describe(&design)?);
+            // The prediction is printed here rather than by `describe`, whose text is the
+            // golden of tests/mlir_golden.rs and stays a description of the design only.
+            print!("{}", crate::perf::report(&design));
             return Ok(());
         }
         None => {}

@@ -577,6 +577,10 @@ fn print_timings(
             sim.host_stats().table()
         );
         sim.host_stats().reset();
+        eprint!(
+            "timing: predicted NPU time of the launches (perf model, docs/perf-model.md)\n{}",
+            sim.take_predicted().table()
+        );
     }
     eprintln!(
         "timing: {}: {seconds:.3} s for {:.2} s of audio (RTF {:.4}, {:.1}x realtime)",

@@ -11,6 +11,7 @@ pub mod builder;
 pub mod info;
 pub mod validate;
 pub mod visit;
+pub mod work;
 
 use std::sync::Arc;
 
@@ -207,9 +208,17 @@ pub struct Kernel {
     /// Bytes of the `memref.global` constants (lookup tables) the body emits: they live in the
     /// data memory of every core that runs it, so validation counts them (0 for most kernels).
     pub const_bytes: usize,
+    /// What one call of the body computes, for the performance model ([`crate::perf`]).
+    pub work: KernelWork,
 }
 
 impl Kernel {
+    /// The kernel, declaring what one call computes (see [`KernelWork`]).
+    pub fn with_work(mut self, work: KernelWork) -> Self {
+        self.work = work;
+        self
+    }
+
     /// The kernel, declaring that its body emits `bytes` of constant tables.
     pub fn with_const_bytes(mut self, bytes: usize) -> Self {
         self.const_bytes = bytes;
@@ -336,3 +345,4 @@ pub enum DesignError {
 
 pub use info::DesignInfo;
 pub use validate::{validate, ValidateError};
+pub use work::{KernelWork, MacWork};

@@ -64,6 +64,14 @@ impl LutSpec {
 }
 
 /// Samples in the table for `grid`.
+/// The work of a table-lookup row pass over `rows x cols`, per 16-lane chunk: load, the
+/// index arithmetic (sub, mul, floor, clamp: 4), the `vector.gather` (the table read is one
+/// lane a cycle: 16), the interpolation (sub, fma: 2), the range selects (2) and the store:
+/// ~26 issues.
+pub fn lookup_work(rows: usize, cols: usize) -> crate::design::KernelWork {
+    crate::design::KernelWork::rows(rows, cols, 26.0)
+}
+
 pub fn entries(grid: &LutSpec) -> usize {
     ((grid.max - grid.min) / grid.step).round() as usize + 1
 }

@@ -54,10 +54,38 @@ pub fn map_kernel(name: &str, body: MapBody, ty: BufferType) -> Kernel {
         MapBody::Lut { lut, .. } => lut::entries(&lut.grid) * 4,
         MapBody::Expr(_) => 0,
     };
+    let work = map_work(&body, &ty);
     crate::ops::kernel(name, move |ctx, block, args| {
         emit_map(ctx, block, args, &kernel_name, &body, &ty)
     })
     .with_const_bytes(table_bytes)
+    .with_work(work)
+}
+
+/// The work of a map body over `ty` (see [`emit_map`] for when it vectorises): a table
+/// lookup as [`lut::lookup_work`]; an expression one issue per node, plus a load and a
+/// store, with a function call (erf, exp, tanh...) counted as ~20 issues (a range reduction
+/// and polynomial, as AIE-ML has no instruction for any of them).
+fn map_work(body: &MapBody, ty: &BufferType) -> crate::design::KernelWork {
+    let (rows, cols) = match ty.shape.as_slice() {
+        [n] => (1, *n),
+        [r, c] => (*r, *c),
+        _ => (1, ty.numel()),
+    };
+    match body {
+        MapBody::Lut { .. } => lut::lookup_work(rows, cols),
+        MapBody::Expr(expr) => {
+            fn cost(e: &ast::Expr) -> f64 {
+                let own = match e {
+                    ast::Expr::Call(..) => 20.0,
+                    _ => 1.0,
+                };
+                own + e.children().into_iter().map(cost).sum::<f64>()
+            }
+            let vector = ty.elem != ElemType::Bf16 && cols.is_multiple_of(16);
+            crate::design::KernelWork::rows_vectorised(rows, cols, cost(expr) + 2.0, vector)
+        }
+    }
 }
 
 fn emit_map<'c>(

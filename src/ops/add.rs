@@ -126,6 +126,8 @@ pub fn build(spec: &AddSpec) -> Result<Design, DesignError> {
         emit_kernel("add", 3, move |e, a| {
             emit_add(e, [a[0], a[1], a[2]], tr, cols, elem)
         })
+        // Per 16-lane chunk: two loads (one per load unit), the add, the store: ~2 issues.
+        .with_work(crate::design::KernelWork::rows(tr, cols, 2.0))
     };
     let plan = RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for).with_second_input();
     rowwise::build(&plan)

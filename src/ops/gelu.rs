@@ -135,6 +135,7 @@ pub fn build(spec: &GeluSpec) -> Result<Design, DesignError> {
             emit(c, b, a, t, tr, cols, elem, &table_name)
         })
         .with_const_bytes(table(&t).len() * 4)
+        .with_work(crate::expr::lut::lookup_work(tr, cols))
     };
     rowwise::build(&RowwisePlan::new(
         spec.common(),

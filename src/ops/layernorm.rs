@@ -68,6 +68,17 @@ pub(crate) enum NormOut {
     Quantize,
 }
 
+/// The row pass's work per 16-lane chunk: the sum (1), the squared deviations (sub, fma),
+/// the output (sub, mul, gamma/beta fma, store): 7 issues; a quantised output adds the
+/// absolute max, scale, round, clamp and narrow (5).
+pub(crate) fn norm_work(rows: usize, cols: usize, out: NormOut) -> crate::design::KernelWork {
+    let per_chunk = match out {
+        NormOut::Store(_) => 7.0,
+        NormOut::Quantize => 12.0,
+    };
+    crate::design::KernelWork::rows(rows, cols, per_chunk)
+}
+
 /// The normalisation row pass, a building block for norm ops and fused epilogues: for each
 /// of `rows` rows of `x` (`rows x cols`, any float type, read as f32) the row statistics in
 /// f32, then `y` from them and the parameter rows of `p` (stored, or quantised per row).
@@ -220,6 +231,7 @@ pub(crate) fn build_norm_to(
         emit_kernel(name, 3, move |e, a| {
             emit_norm_rows(e, [a[0], a[1], a[2]], tile_rows, cols, out, eps, norm)
         })
+        .with_work(norm_work(tile_rows, cols, out))
     };
     let params = BufferType::new([norm.param_rows(), cols], elem);
     let plan = RowwisePlan::new(common, shape, tile_rows, &kernel_for).with_params(params);

@@ -44,6 +44,7 @@ where
         name: name.into(),
         emit: Arc::new(f),
         const_bytes: 0,
+        work: crate::design::KernelWork::Undeclared,
     }
 }
 

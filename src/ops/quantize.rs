@@ -147,6 +147,14 @@ pub fn build(spec: &QuantizeSpec) -> Result<Design, DesignError> {
                 emit_quantize_row(e, lanes, y, i, cols, |e, c| lanes.load(e, x, &[i, c]))
             })
         })
+        // Absolute max (1), then scale, round, clamp, narrow and store (5) per chunk, or per
+        // element when the body stays scalar (bf16 input, see above).
+        .with_work(crate::design::KernelWork::rows_vectorised(
+            tr,
+            cols,
+            6.0,
+            lanes.is_vector(),
+        ))
     };
     let plan = RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for)
         .with_output(ElemType::I8, cols + SCALE_BYTES);

@@ -133,6 +133,10 @@ pub fn build(spec: &SoftmaxSpec) -> Result<Design, DesignError> {
         emit_kernel("softmax", 2, move |e, a| {
             emit_rows(e, a[0], a[1], tr, cols, elem, first_row)
         })
+        // Three passes per 16-lane chunk: max (1), exp and sum (sub, exp, add), exp and
+        // scale and store (sub, exp, mul, store). AIE-ML has no vector exp instruction: the
+        // lowering's exp is a range reduction and polynomial, taken as ~8 issues. ~22 a chunk.
+        .with_work(crate::design::KernelWork::rows(tr, cols, 22.0))
     };
     rowwise::build(&RowwisePlan::new(spec.common(), spec.shape, tr, &kernel_for).stepped(causal))
 }

@@ -22,6 +22,9 @@ pub struct Kernel {
     /// Element type of each filled argument, in argument order.
     pub input_elems: Vec<ElemType>,
     pub hash: String,
+    /// The performance model's time of one launch on the design's own device (one XRT
+    /// dispatch included), added up by `--timings` ([`super::predicted`]).
+    pub predicted: Duration,
 }
 
 /// What one launch returns: the drained buffers widened to f32, and the simulated time.
@@ -68,6 +71,7 @@ impl Kernel {
                 spec: self.spec.name().to_string(),
                 message: e.to_string(),
             })?;
+        super::predicted::add(self.predicted);
         Ok((run.outputs, run.run_time))
     }
 }
@@ -153,11 +157,16 @@ fn compile(toml: &str) -> Result<Kernel, SimDeviceError> {
         .iter()
         .map(|&a| design.sequence.args[a].ty.elem)
         .collect();
+    let predicted = crate::perf::predict(&design, &design.device)
+        .ok()
+        .and_then(|p| Duration::try_from_secs_f64(p.total()).ok())
+        .unwrap_or_default();
     Ok(Kernel {
         spec,
         prepared,
         input_elems,
         hash,
+        predicted,
     })
 }
 

@@ -49,6 +49,7 @@ pub mod kernels;
 pub mod kv;
 pub mod linear;
 pub mod mel;
+pub mod predicted;
 pub mod rowwise;
 
 use std::time::{Duration, Instant};
@@ -90,6 +91,8 @@ pub struct SimBackend {
     host: OpStats,
     /// Runs the host parts (f32).
     cpu: CpuBackend,
+    /// The performance model's NPU time of the launches, by op kind and phase.
+    predicted: std::sync::Mutex<predicted::Predicted>,
 }
 
 impl SimBackend {
@@ -103,6 +106,7 @@ impl SimBackend {
             stats: OpStats::default(),
             host: OpStats::default(),
             cpu: CpuBackend::new(Precision::F32),
+            predicted: Default::default(),
         })
     }
 
@@ -114,6 +118,15 @@ impl SimBackend {
     /// Records a call of `kind`: its wall time, and the simulated time of its launches.
     fn record(&self, kind: OpKind, started: Instant, device: Duration) {
         self.stats.record(kind, started.elapsed(), device);
+        self.predicted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(kind);
+    }
+
+    /// The predicted NPU time of the launches so far, and resets it (see [`predicted`]).
+    pub fn take_predicted(&self) -> predicted::Predicted {
+        std::mem::take(&mut *self.predicted.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Runs `f` on the host as a part of `kind`.

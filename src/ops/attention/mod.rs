@@ -27,7 +27,7 @@
 //! so at most 2 cores per column (the validator reports more as a channel overflow).
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Kernel, Program, TensorAccessPattern,
+    BufferType, Design, DesignError, ElemType, Kernel, KernelWork, Program, TensorAccessPattern,
 };
 use crate::ops::emit_kernel;
 use crate::ops::kir::Lanes;
@@ -204,16 +204,27 @@ struct Kernels {
 
 impl Kernels {
     fn new(s: Shape) -> Self {
+        // One K/V block (see `body`): Q·K_j and P·V are each `qt x kt` rows of `d/16` fma
+        // chunks, plus the correction `o *= corr` per row chunk; the scores, their max, exp
+        // (~20 ops, a range reduction and polynomial) and sum stay scalar: ~25 ops a score.
+        let vector = s.lanes().is_vector();
+        let step = KernelWork::rows_vectorised(s.qt * s.kt * 2 + s.qt, s.d, 1.0, vector)
+            .plus(KernelWork::scalar((s.qt * s.kt * 25) as u64));
         Kernels {
-            setup: emit_kernel("attention_setup", 1, move |e, a| body::emit_setup(e, a, s)),
-            init: emit_kernel("attention_init", 1, move |e, a| body::emit_init(e, a, s)),
-            step: emit_kernel("attention_step", 3, move |e, a| body::emit_step(e, a, s)),
+            setup: emit_kernel("attention_setup", 1, move |e, a| body::emit_setup(e, a, s))
+                .with_work(KernelWork::scalar(2)),
+            init: emit_kernel("attention_init", 1, move |e, a| body::emit_init(e, a, s))
+                .with_work(KernelWork::rows_vectorised(s.qt, s.d, 1.0, vector)),
+            step: emit_kernel("attention_step", 3, move |e, a| body::emit_step(e, a, s))
+                .with_work(step),
             finish: emit_kernel("attention_finish", 2, move |e, a| {
                 body::emit_finish(e, a, s)
-            }),
+            })
+            .with_work(KernelWork::rows_vectorised(s.qt, s.d, 3.0, vector)),
             read_len: emit_kernel("attention_read_len", 2, move |e, a| {
                 body::emit_read_len(e, a, s)
-            }),
+            })
+            .with_work(KernelWork::scalar(4)),
         }
     }
 }

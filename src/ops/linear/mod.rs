@@ -74,9 +74,14 @@ pub(crate) fn build(plan: &LinearPlan) -> Result<Design, DesignError> {
         operand,
         out: plan.out,
     };
-    let zero = emit_kernel("linear_zero", 1, move |e, a| emit_zero(e, a, t));
-    let mac = emit_kernel("linear_mac", 3, move |e, a| emit_mac(e, a, t));
-    let store = emit_kernel("linear_epilogue", 4, move |e, a| emit_epilogue(e, a, &ek));
+    let zero = emit_kernel("linear_zero", 1, move |e, a| emit_zero(e, a, t))
+        .with_work(crate::ops::matmul::zero_work(&t));
+    let mac = emit_kernel("linear_mac", 3, move |e, a| emit_mac(e, a, t))
+        .with_work(crate::ops::matmul::vmac::mac_work(&t));
+    // The epilogue walks the accumulator rows in 16 f32 lanes: load, the epilogue expression
+    // (~2 ops: scale/bias), convert and store: ~4 ops a chunk.
+    let store = emit_kernel("linear_epilogue", 4, move |e, a| emit_epilogue(e, a, &ek))
+        .with_work(crate::design::KernelWork::rows(t.m, t.n, 4.0));
 
     let (kk, nn) = (plan.shape.k, plan.shape.n);
     let mut p = Program::new(c.name, c.device);

@@ -19,8 +19,8 @@
 //! and C back, as 4-D access patterns (highest dimension first), then waits on every `c_out`.
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, Fifo, HostArg, Kernel, Port, Program, Runtime,
-    TensorAccessPattern, WorkerBody,
+    BufferType, Design, DesignError, ElemType, Fifo, HostArg, Kernel, KernelWork, Port, Program,
+    Runtime, TensorAccessPattern, WorkerBody,
 };
 use crate::ops::kir::{Emit, KResult};
 use crate::ops::{core, emit_kernel, memtile};
@@ -124,6 +124,11 @@ impl Tile {
     }
 }
 
+/// The zero kernel's work: one vector store per 16 accumulator elements.
+pub(crate) fn zero_work(t: &Tile) -> KernelWork {
+    KernelWork::rows(t.m, t.n, 1.0)
+}
+
 /// `acc = 0` (vector stores where `tile.n` allows, see [`vmac`]).
 pub(crate) fn emit_zero<'c>(e: &Emit<'c, '_>, args: &[Value<'c, '_>], t: Tile) -> KResult<()> {
     vmac::emit_zero(e, args[0], t)
@@ -189,9 +194,19 @@ pub fn build(spec: &MatmulSpec) -> Result<Design, DesignError> {
     let geo = MacGeometry::new(&spec.name, spec.shape, t, spec.array)?;
     let elem = spec.dtype.elem();
 
-    let zero = emit_kernel("matmul_zero", 1, move |e, a| emit_zero(e, a, t));
-    let mac = emit_kernel("matmul_mac", 3, move |e, a| emit_mac(e, a, t));
-    let store = emit_kernel("matmul_store", 2, move |e, a| emit_store(e, a, t));
+    let zero =
+        emit_kernel("matmul_zero", 1, move |e, a| emit_zero(e, a, t)).with_work(zero_work(&t));
+    let mac =
+        emit_kernel("matmul_mac", 3, move |e, a| emit_mac(e, a, t)).with_work(vmac::mac_work(&t));
+    // The store is scalar loops: int8 requantisation is ~9 scalar ops an element (load,
+    // extend, multiply, add, shift, max, min, narrow, store), the float store 3 (load,
+    // convert, store).
+    let store_ops = match t.dtype {
+        Dtype::Int8 => 9,
+        _ => 3,
+    };
+    let store = emit_kernel("matmul_store", 2, move |e, a| emit_store(e, a, t))
+        .with_work(KernelWork::scalar((t.m * t.n * store_ops) as u64));
 
     let mut p = Program::new(&spec.name, &spec.device);
     let hosts = MacHosts {

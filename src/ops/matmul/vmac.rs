@@ -54,6 +54,19 @@ fn blocks(t: &Tile, arch: Arch) -> Option<[usize; 3]> {
     (t.m >= bm && t.k.is_multiple_of(bk) && t.n.is_multiple_of(bn)).then_some([bm, bk, bn])
 }
 
+/// What one MAC call computes, for the performance model: the tile's MACs in the `mmul`
+/// blocks [`emit_mac`] uses (rows past the last full block, done by scalar loops, are
+/// counted at the block rate: at most `bm - 1` rows of a tile).
+pub(crate) fn mac_work(t: &Tile) -> crate::design::KernelWork {
+    crate::design::KernelWork::mac(crate::design::MacWork {
+        m: t.m,
+        k: t.k,
+        n: t.n,
+        int8: t.dtype == Dtype::Int8,
+        block: blocks(t, t.arch),
+    })
+}
+
 /// `acc = 0`: vector stores of 16 (or 8, 4) lanes per row, scalar stores otherwise.
 pub(super) fn emit_zero(e: &Emit<'_, '_>, acc: Value, t: Tile) -> KResult<()> {
     let zero = match t.acc_elem() {

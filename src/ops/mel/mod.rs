@@ -27,7 +27,8 @@
 //! zeros outside the band are exact).
 
 use crate::design::{
-    BufferType, Design, DesignError, ElemType, KernelCtx, Port, Program, TensorAccessPattern,
+    BufferType, Design, DesignError, ElemType, KernelCtx, KernelWork, Port, Program,
+    TensorAccessPattern,
 };
 use crate::ops::kir::{add_f32_table, Emit, KResult, Lanes, F32_LANES};
 use crate::ops::{core, expect_args, kernel, memtile};
@@ -301,9 +302,15 @@ pub fn build(spec: &MelSpec) -> Result<Design, DesignError> {
         true => [frames, spec.n_mels],
         false => [spec.n_mels, frames],
     };
-    let mel =
-        kernel("mel", move |c, b, a| emit(c, b, a, s)).with_const_bytes(table_bytes(s.n_mels));
+    // Per frame: the DFT is `bins x n_fft/16` chunks of two fmas (cos, sin) and the lane
+    // rotation (2): 4 issues; the power and filter bank ~n_mels chunks; log10 is scalar
+    // (~20 ops, a range reduction and polynomial) per mel.
     let bins = N_FFT / 2 + 1;
+    let mel_work = KernelWork::vector((ft * (bins * N_FFT.div_ceil(16) * 4 + s.n_mels * 4)) as u64)
+        .plus(KernelWork::scalar((ft * s.n_mels * 20) as u64));
+    let mel = kernel("mel", move |c, b, a| emit(c, b, a, s))
+        .with_const_bytes(table_bytes(s.n_mels))
+        .with_work(mel_work);
     let f32t = ElemType::F32;
     let samples = (spec.frames - 1) * HOP + N_FFT;
     let mut p = Program::new(&spec.name, &spec.device);
