@@ -101,19 +101,12 @@ fn spec_toml(p: SimPrecision, t: &MatmulTiling, epilogue: &str) -> String {
     )
 }
 
-/// Rows of npu1's `mmul` blocks (int8 `4x8x8`, bf16 `4x8x4`).
-const MMUL_ROWS: usize = 4;
-
-/// The spec texts for an `m x k x n` call, best first. Rows are padded to whole `mmul` row
-/// blocks and tilings whose row tile is a whole number of blocks come first: a core then runs
-/// the vectorised MAC ([`crate::ops::matmul`]'s `vector.contract` at `mmul` shape) instead of
-/// its scalar fallback, which decoder steps (1-5 rows split over 4 cores of a column) would
-/// otherwise get. The order among equals is the tiling search's.
+/// The spec texts for an `m x k x n` call, best first ([`tiling::vector_matmul_candidates`]).
 fn candidates(p: SimPrecision, m: usize, k: usize, n: usize, epilogue: &str) -> Vec<String> {
-    let dev = npu1();
-    let mut tilings = tiling::matmul_candidates(tiling::round_up(m, MMUL_ROWS), k, n, &dev);
-    tilings.sort_by_key(|t| !t.tile.m.is_multiple_of(MMUL_ROWS));
-    tilings.iter().map(|t| spec_toml(p, t, epilogue)).collect()
+    tiling::vector_matmul_candidates(m, k, n, &npu1())
+        .iter()
+        .map(|t| spec_toml(p, t, epilogue))
+        .collect()
 }
 
 pub(super) fn npu1() -> DeviceModel {
