@@ -361,7 +361,7 @@ fn causes_are_not_repeated() {
             .unwrap()
     };
     let cases: Vec<(Output, &str)> = vec![
-        (run_tiny(&[dir.path().as_os_str()]), "it is a directory"),
+        (run_tiny(&[dir.path().as_os_str()]), "holds no audio files"),
         (model_run(Path::new("/nonexistent/model")), "No such file"),
         (model_run(&no_tokenizer), "tokenizer.json"),
         (model_run(&no_config), "config.json"),
