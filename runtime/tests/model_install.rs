@@ -66,9 +66,19 @@ fn resolve_errors_name_the_fix() {
 fn known_models_table_is_consistent() {
     for m in install::KNOWN_MODELS {
         let names: Vec<_> = m.files.iter().map(|f| f.name).collect();
-        for required in ["model.bin", "config.json", "tokenizer.json"] {
-            assert!(names.contains(&required), "{} lacks {required}", m.name);
+        let required: &[&str] = match m.kind {
+            install::ModelKind::Whisper { .. } => &["model.bin", "config.json", "tokenizer.json"],
+            install::ModelKind::SileroVad => &[],
+        };
+        for required in required {
+            assert!(names.contains(required), "{} lacks {required}", m.name);
         }
+        assert!(
+            names.contains(&m.kind.main_file()),
+            "{} lacks its main file {}",
+            m.name,
+            m.kind.main_file()
+        );
         for f in m.files {
             assert!(!f.parts.is_empty());
             for (package, _) in f.parts {
