@@ -666,31 +666,7 @@ fn tiny_en_through_the_simulator_is_within_a_point_of_its_cpu_f32_wer() {
 #[test]
 #[ignore = "tiny.en over the whole dev set through the simulator (~10 min here); run from bench/sim_wer.sh"]
 fn dev_set_tiny_en_through_the_simulator_is_within_a_point_of_its_cpu_f32_wer() {
-    let files = common::wer::dev_set_files();
-    let files: Vec<&str> = files.iter().map(String::as_str).collect();
-    let run = |backend: std::sync::Arc<dyn aiec_runtime::backend::Backend>| {
-        corpus_run("tiny.en", &files, backend, None)
-    };
-    let f32 = run(std::sync::Arc::new(CpuBackend::new(Precision::F32)));
-    let int8 = run(std::sync::Arc::new(CpuBackend::new(Precision::Int8)));
-    let sim = run(std::sync::Arc::new(
-        SimBackend::new(Precision::Int8).unwrap(),
-    ));
-    let differing = int8
-        .texts
-        .iter()
-        .zip(&sim.texts)
-        .filter(|(c, s)| c != s)
-        .count();
-    eprintln!(
-        "tiny.en dev set ({} words, {} files): cpu f32 WER {:.2}%, cpu int8 {:.2}%, sim int8 {:.2}%; sim and cpu int8 differ on {differing} files",
-        f32.words,
-        files.len(),
-        f32.wer() * 100.0,
-        int8.wer() * 100.0,
-        sim.wer() * 100.0
-    );
-    assert!(f32.words > 1000, "{} reference words", f32.words);
+    let [f32, _, sim] = dev_set_three_ways("tiny.en", None, "tiny.en dev set");
     assert!(
         sim.wer() <= f32.wer() + 0.01,
         "sim WER {:.2}% exceeds cpu f32 {:.2}% + 1",
@@ -756,18 +732,31 @@ fn prompt_attention_matches_the_cpu_backend() {
 /// at `beam`: the issue's bound, within 0.5 WER points. Tens of minutes here, so it runs from
 /// `bench/sim_wer.sh`, not in CI.
 fn dev_set_sim_within_half_a_point(beam: usize) {
+    let [f32, _, sim] =
+        dev_set_three_ways("whisper-base", Some(beam), &format!("dev set beam {beam}"));
+    assert!(
+        sim.wer() <= f32.wer() + 0.005,
+        "sim WER {} exceeds cpu f32 {} + 0.5 points",
+        sim.wer(),
+        f32.wer()
+    );
+}
+
+/// `model` over the whole dev set on the cpu in f32, the cpu in int8 and the simulator in
+/// int8 (default decoding, or `beam`), in that order. The issue asks how many transcripts
+/// differ between the two int8 devices, and why: each differing pair is printed with both
+/// edit counts, then one `label` line with the three WERs.
+fn dev_set_three_ways(model: &str, beam: Option<usize>, label: &str) -> [CorpusRun; 3] {
     let files = common::wer::dev_set_files();
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let run = |backend: std::sync::Arc<dyn aiec_runtime::backend::Backend>| {
-        corpus_run("whisper-base", &files, backend, Some(beam))
+        corpus_run(model, &files, backend, beam)
     };
     let f32 = run(std::sync::Arc::new(CpuBackend::new(Precision::F32)));
     let int8 = run(std::sync::Arc::new(CpuBackend::new(Precision::Int8)));
     let sim = run(std::sync::Arc::new(
         SimBackend::new(Precision::Int8).unwrap(),
     ));
-    // The issue asks how many transcripts differ between the two int8 devices, and why:
-    // print each differing pair with both edit counts so the reasons can be read off.
     let mut differing = 0;
     for ((file, c), s) in files.iter().zip(&int8.texts).zip(&sim.texts) {
         if c != s {
@@ -781,7 +770,7 @@ fn dev_set_sim_within_half_a_point(beam: usize) {
         }
     }
     eprintln!(
-        "dev set beam {beam} ({} words, {} files): cpu f32 WER {:.2}%, cpu int8 {:.2}%, sim int8 {:.2}%; sim and cpu int8 differ on {differing} files",
+        "{label} ({} words, {} files): cpu f32 WER {:.2}%, cpu int8 {:.2}%, sim int8 {:.2}%; sim and cpu int8 differ on {differing} files",
         f32.words,
         files.len(),
         f32.wer() * 100.0,
@@ -789,12 +778,7 @@ fn dev_set_sim_within_half_a_point(beam: usize) {
         sim.wer() * 100.0
     );
     assert!(f32.words > 1000, "{} reference words", f32.words);
-    assert!(
-        sim.wer() <= f32.wer() + 0.005,
-        "sim WER {} exceeds cpu f32 {} + 0.5 points",
-        sim.wer(),
-        f32.wer()
-    );
+    [f32, int8, sim]
 }
 
 #[test]
