@@ -97,20 +97,22 @@ impl Timeline {
 mod tests {
     use super::*;
 
+    /// Speech at 1-2 s and 5-6 s (16 kHz samples).
+    const ONE_TO_TWO_AND_FIVE_TO_SIX: [SpeechSpan; 2] = [
+        SpeechSpan {
+            start: 16000,
+            end: 32000,
+        },
+        SpeechSpan {
+            start: 80000,
+            end: 96000,
+        },
+    ];
+
     #[test]
     fn times_move_by_the_silence_cut_before_their_span() {
         // Spans 1-2 s and 5-6 s: 1 s cut before the first, 4 s before the second.
-        let spans = [
-            SpeechSpan {
-                start: 16000,
-                end: 32000,
-            },
-            SpeechSpan {
-                start: 80000,
-                end: 96000,
-            },
-        ];
-        let t = Timeline::new(&spans);
+        let t = Timeline::new(&ONE_TO_TWO_AND_FIVE_TO_SIX);
         assert_eq!(t.original(0.5, false), 1.5);
         assert_eq!(t.original(1.5, false), 5.5);
         // 1.0 s is the first span's end: as an end it stays there, as a start it opens the next.
@@ -123,17 +125,7 @@ mod tests {
     #[test]
     fn words_move_by_the_span_of_their_middle_and_the_segment_follows_them() {
         // Spans 1-2 s and 5-6 s, glued: 0-1 s and 1-2 s.
-        let spans = [
-            SpeechSpan {
-                start: 16000,
-                end: 32000,
-            },
-            SpeechSpan {
-                start: 80000,
-                end: 96000,
-            },
-        ];
-        let t = Timeline::new(&spans);
+        let t = Timeline::new(&ONE_TO_TWO_AND_FIVE_TO_SIX);
         let word = |start, end| crate::transcript::Word {
             start,
             end,
