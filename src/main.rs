@@ -70,10 +70,12 @@ fn main() -> std::process::ExitCode {
     // Colour codes only for a terminal (not in pipes, files or CI logs), and never with NO_COLOR.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    // A server logs its requests by default; the other commands stay quiet.
+    // A server logs its requests by default; the other commands stay quiet. Only our crates
+    // log by default: a library's own error record (symphonia's failed probe of a non-audio
+    // file) would be a second line beside the one error we report.
     let default_log = match cli.command {
         Command::Serve(_) => "aiec::cli::serve=info",
-        _ => "error",
+        _ => "aiec=error,aiec_runtime=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIEC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
