@@ -35,6 +35,41 @@ fn transcribe_dev_set(tr: &Transcriber, beam: usize) -> Vec<(String, String, Tra
         .collect()
 }
 
+/// One dev-set run on the cpu backend: its transcripts and how long they took.
+struct DevSetRun {
+    files: Vec<(String, String, Transcript)>,
+    seconds: f64,
+}
+
+/// The dev set through the cpu backend in `precision` at `beam`, transcribed once per test
+/// binary: the faster-whisper comparison and the precision tests share the f32 runs (a
+/// whole-dev-set run takes minutes, and CI keeps to its 40).
+fn dev_set(precision: Precision, beam: usize) -> Arc<DevSetRun> {
+    type Runs = std::sync::Mutex<std::collections::HashMap<(Precision, usize), Arc<DevSetRun>>>;
+    static RUNS: std::sync::OnceLock<Runs> = std::sync::OnceLock::new();
+    static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let runs = RUNS.get_or_init(Default::default);
+    // One run at a time: two tests asking for the same run wait for the first, and the two
+    // cores go to that run's own threads.
+    let _one_at_a_time = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(run) = runs.lock().unwrap().get(&(precision, beam)) {
+        return run.clone();
+    }
+    let tr = Transcriber::load_with(
+        &model_dir("whisper-base"),
+        Arc::new(CpuBackend::new(precision)),
+    )
+    .expect("model loads");
+    let t0 = std::time::Instant::now();
+    let files = transcribe_dev_set(&tr, beam);
+    let run = Arc::new(DevSetRun {
+        files,
+        seconds: t0.elapsed().as_secs_f64(),
+    });
+    runs.lock().unwrap().insert((precision, beam), run.clone());
+    run
+}
+
 /// Appends a line to `target/aiec-reports/wer.txt`, so a passing run's numbers can be read
 /// afterwards.
 fn report(line: &str) {
@@ -53,7 +88,7 @@ fn report(line: &str) {
 }
 
 fn run_dev_set(beam: usize) {
-    let tr = Transcriber::load(&model_dir("whisper-base")).expect("model loads");
+    let run = dev_set(Precision::F32, beam);
     let refs = references();
     let fw = faster_whisper(beam);
     let mut ours = Vec::new();
@@ -61,8 +96,7 @@ fn run_dev_set(beam: usize) {
     let mut boundary_diffs = Vec::new();
     let mut timed_files = 0;
     let mut audio_seconds = 0.0;
-    let t0 = std::time::Instant::now();
-    for (file, reference, t) in &transcribe_dev_set(&tr, beam) {
+    for (file, reference, t) in &run.files {
         audio_seconds += t.duration;
         let (fw_text, fw_segs) = fw
             .get(file)
@@ -82,7 +116,7 @@ fn run_dev_set(beam: usize) {
             );
         }
     }
-    let elapsed = t0.elapsed().as_secs_f64();
+    let elapsed = run.seconds;
     let (our_wer, words) = wer(&ours);
     let (fw_wer, _) = wer(&theirs);
     let median_diff = median(boundary_diffs.clone());
@@ -177,37 +211,24 @@ fn dev_set_greedy_and_beam5_match_faster_whisper() {
 
 /// Corpus WER of the dev set on the cpu backend in `precision`.
 fn dev_set_wer(precision: Precision, beam: usize) -> (f64, usize) {
-    let tr = Transcriber::load_with(
-        &model_dir("whisper-base"),
-        Arc::new(CpuBackend::new(precision)),
-    )
-    .expect("model loads");
-    let t0 = std::time::Instant::now();
-    let pairs: Vec<(String, String)> = transcribe_dev_set(&tr, beam)
-        .into_iter()
-        .map(|(_, reference, t)| (reference, t.text()))
+    let run = dev_set(precision, beam);
+    let pairs: Vec<(String, String)> = run
+        .files
+        .iter()
+        .map(|(_, reference, t)| (reference.clone(), t.text()))
         .collect();
     let (w, words) = wer(&pairs);
     report(&format!(
         "beam {beam}: cpu {precision:?} WER {:.2}% over {words} words ({:.1} s)",
         w * 100.0,
-        t0.elapsed().as_secs_f64()
+        run.seconds
     ));
     (w, words)
 }
 
-/// f32's dev-set WER at `beam`, computed once per test binary (the precision tests share it).
-fn f32_wer(beam: usize) -> (f64, usize) {
-    static GREEDY: std::sync::OnceLock<(f64, usize)> = std::sync::OnceLock::new();
-    static BEAM5: std::sync::OnceLock<(f64, usize)> = std::sync::OnceLock::new();
-    let cell = if beam == 1 { &GREEDY } else { &BEAM5 };
-    *cell.get_or_init(|| dev_set_wer(Precision::F32, beam))
-}
-
 /// `precision` on the dev set at `beam` is within the margin of f32's WER.
 fn within_margin_of_f32(precision: Precision, beam: usize) {
-    assert!(beam == 1 || beam == 5, "f32 WER is kept for beams 1 and 5");
-    let (base, words) = f32_wer(beam);
+    let (base, words) = dev_set_wer(Precision::F32, beam);
     assert!(words > 1000, "{words} reference words");
     let (w, _) = dev_set_wer(precision, beam);
     assert!(
@@ -233,6 +254,7 @@ fn dev_set_int8_greedy_within_half_a_point_of_f32() {
 /// Measured 2026-12-02 with int8 logits: int8 10.00% vs f32 10.50% (about 7 minutes here);
 /// with bf16 logits, on this machine: 10.58% vs 10.50%.
 #[test]
+#[ignore = "a further whole-dev-set run (~4 min); CI keeps its 40 minutes by running it from bench/wer_precisions.sh (the int8 accumulators stay tested in CI: tests/int8_accumulators.rs)"]
 fn dev_set_int8_beam5_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Int8, 5);
 }

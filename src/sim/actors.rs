@@ -101,7 +101,7 @@ pub(crate) fn run_shim_dma(sh: &Shared, actor: usize, dma: usize) {
 /// A host buffer as one DMA transfer step sees it: read-only inputs without a lock.
 enum HostAccess<'a> {
     Read(&'a [u8]),
-    Write(MutexGuard<'a, Vec<u8>>),
+    Write(MutexGuard<'a, super::HostData>),
 }
 
 impl<'a> HostAccess<'a> {
@@ -121,9 +121,11 @@ impl<'a> HostAccess<'a> {
                 spans.for_each(|(h, s)| slot[s].copy_from_slice(&host[h]))
             }
             (HostAccess::Write(host), true) => {
+                let host = host.as_le_bytes();
                 spans.for_each(|(h, s)| slot[s].copy_from_slice(&host[h]))
             }
             (HostAccess::Write(host), false) => {
+                let host = host.as_le_bytes_mut();
                 spans.for_each(|(h, s)| host[h].copy_from_slice(&slot[s]))
             }
             // The runner makes every drained argument a written buffer.

@@ -100,6 +100,27 @@ impl HostData {
         }
     }
 
+    /// [`HostData::as_le_bytes`], writable: a drained buffer is filled in place, so a launch's
+    /// output moves out of the run without a byte copy.
+    pub(crate) fn as_le_bytes_mut(&mut self) -> &mut [u8] {
+        fn view_mut<T>(v: &mut [T]) -> &mut [u8] {
+            // SAFETY: as in `as_le_bytes`; every bit pattern is a valid value of these types.
+            unsafe {
+                std::slice::from_raw_parts_mut(
+                    v.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of_val(v),
+                )
+            }
+        }
+        match self {
+            HostData::I8(v) => view_mut(v),
+            HostData::I16(v) => view_mut(v),
+            HostData::I32(v) => view_mut(v),
+            HostData::Bf16(v) => view_mut(v),
+            HostData::F32(v) => view_mut(v),
+        }
+    }
+
     /// Little-endian bytes, copied ([`HostData::as_le_bytes`]).
     #[cfg(test)]
     pub(crate) fn to_le_bytes(&self) -> Vec<u8> {
@@ -110,23 +131,9 @@ impl HostData {
     /// size.
     pub(crate) fn from_le_bytes(elem: ElemType, bytes: &[u8]) -> Self {
         let mut data = HostData::zeros(elem, bytes.len() / elem.bytes());
-        fn view_mut<T>(v: &mut [T]) -> &mut [u8] {
-            // SAFETY: as in `as_le_bytes`; every bit pattern is a valid value of these types.
-            unsafe {
-                std::slice::from_raw_parts_mut(
-                    v.as_mut_ptr().cast::<u8>(),
-                    std::mem::size_of_val(v),
-                )
-            }
-        }
-        let dst = match &mut data {
-            HostData::I8(v) => view_mut(v),
-            HostData::I16(v) => view_mut(v),
-            HostData::I32(v) => view_mut(v),
-            HostData::Bf16(v) => view_mut(v),
-            HostData::F32(v) => view_mut(v),
-        };
-        dst.copy_from_slice(&bytes[..dst.len()]);
+        let dst = data.as_le_bytes_mut();
+        let n = dst.len();
+        dst.copy_from_slice(&bytes[..n]);
         data
     }
 }

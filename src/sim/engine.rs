@@ -98,10 +98,11 @@ pub(crate) struct Shared<'h> {
 }
 
 /// One host buffer during a run: an input only read by DMAs is the caller's memory itself
-/// (weights of hundreds of MB are not copied per launch); a buffer the design writes is owned.
+/// (weights of hundreds of MB are not copied per launch); a buffer the design writes is owned,
+/// typed as its argument, and moves out as the run's output.
 pub(crate) enum HostBuffer<'h> {
     Read(&'h [u8]),
-    Write(Mutex<Vec<u8>>),
+    Write(Mutex<super::HostData>),
 }
 
 // SAFETY: FIFO memory is only written through pointers handed out for buffers the writer has
@@ -158,6 +159,11 @@ impl<'h> Shared<'h> {
             memory,
             host,
         }
+    }
+
+    /// The host buffers after the run, to move the drained ones out.
+    pub fn into_host(self) -> Vec<HostBuffer<'h>> {
+        self.host
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {

@@ -255,16 +255,13 @@ impl Prepared {
         if let Some(error) = shared.lock().error.take() {
             return Err(error);
         }
-        let args = &design.sequence.args;
+        let mut host: Vec<Option<HostBuffer>> = shared.into_host().into_iter().map(Some).collect();
         let outputs = self
             .output_args
             .iter()
-            .map(|&a| match &shared.host[a] {
-                HostBuffer::Write(m) => {
-                    let bytes = m.lock().unwrap_or_else(|p| p.into_inner());
-                    HostData::from_le_bytes(args[a].ty.elem, &bytes)
-                }
-                HostBuffer::Read(_) => unreachable!("drained arguments are written buffers"),
+            .map(|&a| match host[a].take() {
+                Some(HostBuffer::Write(m)) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+                _ => unreachable!("drained arguments are written buffers, each drained once"),
             })
             .collect();
         Ok(SimRun {
@@ -367,7 +364,7 @@ fn host_buffers<'h>(
         }
         let bytes = data.as_le_bytes();
         host[arg] = Some(if output_args.contains(&arg) {
-            HostBuffer::Write(Mutex::new(bytes.to_vec()))
+            HostBuffer::Write(Mutex::new((*data).clone()))
         } else {
             HostBuffer::Read(bytes)
         });
@@ -375,7 +372,11 @@ fn host_buffers<'h>(
     Ok(host
         .into_iter()
         .zip(args)
-        .map(|(h, a)| h.unwrap_or_else(|| HostBuffer::Write(Mutex::new(vec![0u8; a.ty.bytes()]))))
+        .map(|(h, a)| {
+            h.unwrap_or_else(|| {
+                HostBuffer::Write(Mutex::new(HostData::zeros(a.ty.elem, a.ty.numel())))
+            })
+        })
         .collect())
 }
 

@@ -42,8 +42,8 @@ pub fn add(x: &[f32], r: &[f32], cols: usize) -> Result<(Vec<f32>, Duration), Si
         narrow(kernel.input_elems[0], x),
         narrow(kernel.input_elems[1], r),
     ];
-    let launch = kernel.launch(inputs)?;
-    Ok((launch.outputs[0].clone(), launch.device))
+    let mut launch = kernel.launch(inputs)?;
+    Ok((launch.outputs.swap_remove(0), launch.device))
 }
 
 /// The row width for a flat buffer of `len` elements: its widest divisor up to

@@ -43,7 +43,7 @@ impl Kernel {
     pub fn launch_ref(&self, inputs: &[&HostData]) -> Result<Launch, SimDeviceError> {
         let (outputs, device) = self.launch_host(inputs)?;
         Ok(Launch {
-            outputs: outputs.iter().map(widen).collect(),
+            outputs: outputs.into_iter().map(widen).collect(),
             device,
         })
     }
@@ -88,9 +88,10 @@ pub fn narrow(elem: ElemType, x: &[f32]) -> HostData {
     }
 }
 
-fn widen(h: &HostData) -> Vec<f32> {
+/// A drained buffer as f32 (an f32 buffer as it is).
+fn widen(h: HostData) -> Vec<f32> {
     match h {
-        HostData::F32(v) => v.clone(),
+        HostData::F32(v) => v,
         HostData::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
         other => other.to_f64().iter().map(|&v| v as f32).collect(),
     }

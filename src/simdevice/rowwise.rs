@@ -68,8 +68,8 @@ pub fn layer_norm(norm: &SimNorm, x: &[f32]) -> Result<(Vec<f32>, Duration), Sim
         narrow(kernel.input_elems[0], x),
         narrow(kernel.input_elems[1], &norm.params),
     ];
-    let launch = kernel.launch(inputs)?;
-    Ok((launch.outputs[0].clone(), launch.device))
+    let mut launch = kernel.launch(inputs)?;
+    Ok((launch.outputs.swap_remove(0), launch.device))
 }
 
 /// The GELU table of kernel-specs/gelu.toml: [-4, 4] in steps of 1/32.
@@ -81,8 +81,8 @@ pub fn gelu(x: &[f32], cols: usize) -> Result<(Vec<f32>, Duration), SimDeviceErr
     let key = format!("gelu {rows}x{cols}");
     let kernel =
         kernels::first_that_builds(&key, || candidates("gelu", "bf16", rows, cols, GELU_TABLE))?;
-    let launch = kernel.launch(vec![narrow(kernel.input_elems[0], x)])?;
-    Ok((launch.outputs[0].clone(), launch.device))
+    let mut launch = kernel.launch(vec![narrow(kernel.input_elems[0], x)])?;
+    Ok((launch.outputs.swap_remove(0), launch.device))
 }
 
 /// Per-row int8 quantisation of `rows x cols` f32 activations on the `quantize` design: the

@@ -19,7 +19,7 @@ use std::any::Any;
 pub use stats::{OpKind, OpStats, OpTotals};
 
 /// Number formats of the matrix products (everything else stays f32, see [`cpu`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// f32 weights and activations (the reference numerics).
     #[default]
