@@ -204,8 +204,14 @@ fn normalisation_follows_the_dev_set_readme() {
 }
 
 #[test]
-fn dev_set_greedy_and_beam5_match_faster_whisper() {
+fn dev_set_greedy_matches_faster_whisper() {
     run_dev_set(1);
+}
+
+/// Last measured 2026-12-02: aiec f32 10.50 % against faster-whisper's 11.57 %.
+#[test]
+#[ignore = "a further whole-dev-set run (~5 min); CI keeps its 40 minutes by running it from bench/wer_precisions.sh"]
+fn dev_set_beam5_matches_faster_whisper() {
     run_dev_set(5);
 }
 
