@@ -9,8 +9,7 @@
 # Crashes land in fuzz/artifacts/<target>/; each one is a bug to fix with a regression test.
 # The targets are safe Rust over safe crates, so they build without AddressSanitizer by
 # default (about twice the executions per second, and a shorter build for CI); set
-# FUZZ_SANITIZER=address to build with it. FUZZ_CODEGEN_UNITS=16 builds faster for a brief run
-# (CI's), at some cost in executions per second; the default, 1, is cargo-fuzz's.
+# FUZZ_SANITIZER=address to build with it.
 #   bench/fuzz.sh [SECONDS] [TARGET...]      e.g. RUNS=1000000 bench/fuzz.sh 1800
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,13 +97,23 @@ seed() { # seed TARGET: fill fuzz/corpus/TARGET from the real files, once.
   esac
 }
 
+# FUZZ_DEV=1: an unoptimised build without debug info (CI's brief run: it builds in well under
+# half the time of the optimised one, though each target then links for longer; fewer
+# executions per second).
+if [ -n "${FUZZ_DEV:-}" ]; then
+  build=(--dev)
+  export CARGO_PROFILE_DEV_DEBUG=0
+else
+  build=(--release)
+fi
+
 for t in "${targets[@]}"; do
   seed "$t"
   limit=(-max_total_time="$seconds")
   [ -n "${RUNS:-}" ] && limit+=(-runs="$RUNS")
   log=$(mktemp)
-  if ! (cd fuzz && cargo +nightly fuzz run --release --sanitizer "${FUZZ_SANITIZER:-none}" \
-        --codegen-units "${FUZZ_CODEGEN_UNITS:-1}" "$t" "corpus/$t" -- "${limit[@]}" \
+  if ! (cd fuzz && cargo +nightly fuzz run "${build[@]}" --sanitizer "${FUZZ_SANITIZER:-none}" \
+        "$t" "corpus/$t" -- "${limit[@]}" \
         -max_len=1048576 -rss_limit_mb=4096 -timeout=30) >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "fuzz $t: FAILED (see fuzz/artifacts/$t)" >&2
