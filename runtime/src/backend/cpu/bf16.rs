@@ -23,6 +23,15 @@ fn widen(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)
 }
 
+/// Each value rounded to the nearest bf16 (ties to even), kept as f32.
+pub fn round_in_place(x: &mut [f32]) {
+    x.par_chunks_mut(1 << 14).for_each(|chunk| {
+        for v in chunk {
+            *v = half::bf16::from_f32(*v).to_f32();
+        }
+    });
+}
+
 impl Bf16Linear {
     pub fn new(w: &[f32], bias: Option<Vec<f32>>, n: usize, k: usize) -> Self {
         let w = w
