@@ -148,8 +148,26 @@ def report(clip, beam, best):
     print(f"  headline: aiec f32 vs fw float32 {best['fw float32']['elapsed'] / best['aiec f32']['elapsed']:.2f}x;"
           f" aiec int8 vs fw int8 at its best here ({fw_best_int8})"
           f" {best[fw_best_int8]['elapsed'] / best['aiec int8']['elapsed']:.2f}x")
-    same = best["fw float32"]["text"] == best["aiec f32"]["text"]
-    print(f"  aiec f32 text == fw float32 text: {same}")
+    fw_words = words(best["fw float32"]["text"])
+    edits = word_edits(fw_words, words(best["aiec f32"]["text"]))
+    print(f"  aiec f32 vs fw float32 text: {edits} word edits over fw's {len(fw_words)} words"
+          f" ({100.0 * edits / max(len(fw_words), 1):.2f}%)")
+
+
+def words(text):
+    """Lowercase words without punctuation, so only the words themselves are compared."""
+    return re.sub(r"[^\w\s']", " ", text.lower().replace("-", " ")).split()
+
+
+def word_edits(a, b):
+    """Levenshtein distance between two word lists."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
 
 
 def main():

@@ -31,5 +31,7 @@ if [ ${#clips[@]} -eq 0 ]; then
 fi
 clip_args=()
 for c in "${clips[@]}"; do clip_args+=(--clip "$c"); done
+mkdir -p "$root/target/bench"
 "$venv/bin/python" "$here/compare_faster_whisper.py" --aiec "$aiec" --model-dir "$model_dir" \
-  "${clip_args[@]}" --threads "$threads" --repeats "${REPEATS:-1}" --beams "${BEAMS:-1,5}"
+  "${clip_args[@]}" --threads "$threads" --repeats "${REPEATS:-1}" --beams "${BEAMS:-1,5}" |
+  tee "$root/target/bench/compare_faster_whisper-$(date +%F-%H%M).txt"

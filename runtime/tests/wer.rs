@@ -245,14 +245,15 @@ fn within_margin_of_f32(precision: Precision, beam: usize) {
     );
 }
 
-/// Measured on two machines with the same code (commit dac9e21): int8 10.50% vs f32 10.83%
-/// over 1210 words on the first, 11.82% vs 10.83% on this one (an AMD EPYC; the f32 side and
-/// the int32 accumulators are the same on both). The excess comes mostly from one file:
-/// sonnet001, where int8's seventh segment repeats the fifth (conditioning on the previous
-/// text). With int8 logits it was 11.49% on the first machine, which is why the logits are
-/// bf16 under int8: [`Precision::logits`].
+/// Measured 2026-12-03 on the 2-core AMD EPYC: int8 10.74% vs f32 10.83% over 1210 words.
+/// Before int8 passed values through bf16 where the NPU plan holds them in bf16 (layernorm,
+/// GELU, attention and the KV caches; see `backend::cpu`) it was 11.82% here (10.50% on
+/// another machine with the same code), most of it sonnet001, whose seventh segment repeated
+/// the fifth (conditioning on the previous text), as the simulator's transcript did not.
+/// With int8 logits it was 11.49% on the first machine, which is why the logits are bf16
+/// under int8: [`Precision::logits`].
 #[test]
-#[ignore = "fails on this machine: int8 11.82% vs f32 10.83% (it passed at 10.50% on another machine with the same code; faster-whisper's own int8 also errs on sonnet001, its main cause); run it from bench/wer_precisions.sh"]
+#[ignore = "a further whole-dev-set run (~3 min after the f32 one); CI keeps its 40 minutes by running it from bench/wer_precisions.sh (the int8 accumulators stay tested in CI: tests/int8_accumulators.rs)"]
 fn dev_set_int8_greedy_within_half_a_point_of_f32() {
     within_margin_of_f32(Precision::Int8, 1);
 }
