@@ -32,6 +32,13 @@ pub fn round_in_place(x: &mut [f32]) {
     });
 }
 
+/// A copy of `x` rounded as [`round_in_place`] does.
+pub fn rounded(x: &[f32]) -> Vec<f32> {
+    let mut copy = x.to_vec();
+    round_in_place(&mut copy);
+    copy
+}
+
 impl Bf16Linear {
     pub fn new(w: &[f32], bias: Option<Vec<f32>>, n: usize, k: usize) -> Self {
         let w = w
