@@ -23,7 +23,7 @@ fn rounded(x: &[f32]) -> Vec<f32> {
 /// Deterministic values in about [-2, 2] with many mantissa bits set.
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
-        .map(|i| ((i as f32 * 0.618_034 + seed as f32 * 1.414_213).sin() * 2.0) + 1e-3)
+        .map(|i| ((i as f32 * 0.618_034 + seed as f32 * 1.3).sin() * 2.0) + 1e-3)
         .collect()
 }
 
