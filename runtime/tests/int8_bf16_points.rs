@@ -83,13 +83,21 @@ fn encoder_attention_reads_bf16_q_k_v_and_gives_bf16() {
     let (heads, d, n) = (2, 16, 7);
     let data = values(n * 3 * heads * d, 5);
     // The int8 backend on the raw rows against the f32 backend on the bf16-rounded rows.
-    let a = attend(&int8, &data, heads, d, n);
-    let r = attend(&f32b, &rounded(&data), heads, d, n);
+    let a = attend(&int8, &data, heads, d, n, inline(heads, d));
+    let r = attend(&f32b, &rounded(&data), heads, d, n, inline(heads, d));
     assert_bf16_of(&a, &r, "encoder attention");
 }
 
-/// Inline (encoder) attention of `n` rows laid out `[q | k | v]`.
-fn attend(backend: &dyn Backend, data: &[f32], heads: usize, d: usize, n: usize) -> Vec<f32> {
+/// `heads` heads of attention of the `n` query rows of `data` (laid out `[q | k | v]`, one
+/// sequence) over `kv`.
+fn attend(
+    backend: &dyn Backend,
+    data: &[f32],
+    heads: usize,
+    d: usize,
+    n: usize,
+    kv: KvSource,
+) -> Vec<f32> {
     let width = heads * d;
     let mut out = vec![0.0; n * width];
     let call = AttentionCall {
@@ -101,14 +109,19 @@ fn attend(backend: &dyn Backend, data: &[f32], heads: usize, d: usize, n: usize)
             batch: 1,
             per_batch: n,
         },
-        kv: KvSource::Inline {
-            k_offset: width,
-            v_offset: 2 * width,
-        },
+        kv,
         keep_heads: &[],
     };
     backend.attention(call, &mut out);
     out
+}
+
+/// The keys and values beside the queries (the encoder's self-attention).
+fn inline(heads: usize, d: usize) -> KvSource<'static> {
+    KvSource::Inline {
+        k_offset: heads * d,
+        v_offset: 2 * heads * d,
+    }
 }
 
 #[test]
@@ -134,25 +147,12 @@ fn decoder_cache_holds_bf16_and_causal_attention_gives_bf16() {
             n_new: n,
         };
         backend.kv_write(&mut *cache, 0, 0, rows);
-        let mut out = vec![0.0; n * width];
-        let call = AttentionCall {
-            heads,
-            q: Queries {
-                data,
-                stride: 3 * width,
-                offset: 0,
-                batch: 1,
-                per_batch: n,
-            },
-            kv: KvSource::Causal {
-                cache: &*cache,
-                layer: 0,
-                past: 0,
-            },
-            keep_heads: &[],
+        let kv = KvSource::Causal {
+            cache: &*cache,
+            layer: 0,
+            past: 0,
         };
-        backend.attention(call, &mut out);
-        out
+        attend(backend, data, heads, d, n, kv)
     };
     let a = run(&int8, &data);
     let r = run(&f32b, &rounded(&data));
