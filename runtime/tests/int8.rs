@@ -157,3 +157,39 @@ fn forward_dequantises_with_row_and_column_scales_and_bias() {
         }
     }
 }
+
+#[test]
+fn every_kernel_gives_the_same_layer_output_bits() {
+    // VNNI dequantises in its register tiles; AVX2 and scalar go through the int32 sums and
+    // `quant::dequantize`. Partial last blocks, row remainders, no bias, and a product big
+    // enough to split over threads.
+    for &(m, n, k, bias) in &[
+        (1, 17, 5, true),
+        (3, 100, 70, false),
+        (9, 40, 513, true),
+        (130, 1536, 512, true),
+        (70, 520, 96, false),
+    ] {
+        let x = pseudo_random(m * k, 11 + m as u64, 1.7);
+        let w = pseudo_random(n * k, 13 + n as u64, 0.2);
+        let b = bias.then(|| pseudo_random(n, 17, 0.5));
+        let p = PackedI8::new(&w, b, n, k);
+        let outputs: Vec<(Kernel, Vec<u32>)> = Kernel::available()
+            .into_iter()
+            .map(|kernel| {
+                // A guard value after the output checks that nothing is written past it.
+                let mut y = vec![f32::NAN; m * n + 1];
+                int8::forward_with(kernel, &p, &x, m, &mut y);
+                assert!(y[m * n].is_nan(), "{kernel:?} wrote past the output");
+                (kernel, y[..m * n].iter().map(|v| v.to_bits()).collect())
+            })
+            .collect();
+        let (first, want) = &outputs[outputs.len() - 1];
+        for (kernel, got) in &outputs {
+            assert!(
+                got == want,
+                "{kernel:?} differs from {first:?} for m={m} n={n} k={k}"
+            );
+        }
+    }
+}

@@ -20,9 +20,37 @@ struct DecoderLayer {
     mlp: Mlp,
 }
 
+/// The token embedding table `[n_vocab, d]`, in fp16 when every value is exactly an fp16 (an
+/// fp16 model's: the same numbers in half the memory), in f32 otherwise.
+enum TokenEmbeddings {
+    F16(Vec<half::f16>, usize),
+    F32(Vec<f32>, usize),
+}
+
+impl TokenEmbeddings {
+    fn new(table: Vec<f32>, d: usize) -> Self {
+        match super::stream::exact_f16(&table) {
+            Some(half) => TokenEmbeddings::F16(half, d),
+            None => TokenEmbeddings::F32(table, d),
+        }
+    }
+
+    /// Writes the embedding of token `tok` into `out` (`d` values).
+    fn row(&self, tok: usize, out: &mut [f32]) {
+        match self {
+            TokenEmbeddings::F16(t, d) => {
+                for (o, v) in out.iter_mut().zip(&t[tok * d..(tok + 1) * d]) {
+                    *o = v.to_f32();
+                }
+            }
+            TokenEmbeddings::F32(t, d) => out.copy_from_slice(&t[tok * d..(tok + 1) * d]),
+        }
+    }
+}
+
 pub struct Decoder {
     backend: Arc<dyn Backend>,
-    embeddings: Vec<f32>,
+    embeddings: TokenEmbeddings,
     positions: Vec<f32>,
     layers: Vec<DecoderLayer>,
     final_norm: Box<dyn PreparedNorm>,
@@ -78,7 +106,7 @@ impl Decoder {
         };
         Ok(Self {
             backend: w.backend.clone(),
-            embeddings,
+            embeddings: TokenEmbeddings::new(embeddings, d),
             positions: w.positions("decoder", dims.n_text_ctx, d)?,
             layers,
             final_norm: layer_norm(w, "decoder/layer_norm", d)?,
@@ -142,11 +170,9 @@ impl Decoder {
         for (bi, seq) in tokens.iter().enumerate() {
             for (i, &tok) in seq.iter().enumerate() {
                 let row = &mut x[(bi * n + i) * d..(bi * n + i + 1) * d];
-                let e = &self.embeddings[tok as usize * d..(tok as usize + 1) * d];
+                self.embeddings.row(tok as usize, row);
                 let p = &self.positions[(past + i) * d..(past + i + 1) * d];
-                for j in 0..d {
-                    row[j] = e[j] + p[j];
-                }
+                row.iter_mut().zip(p).for_each(|(v, p)| *v += p);
             }
         }
         x

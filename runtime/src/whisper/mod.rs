@@ -6,6 +6,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod layers;
 pub mod ops;
+pub mod stream;
 pub mod vecmath;
 pub mod weights;
 

@@ -62,9 +62,7 @@ pub fn linear_into(
     debug_assert_eq!(x.len(), m * k);
     debug_assert_eq!(y.len(), m * n);
     if m <= SKINNY_MAX_ROWS {
-        stream_columns(m, n, bias, y, |j, out| {
-            skinny::dot_rows(x, m, k, &weight[j * k..(j + 1) * k], out)
-        });
+        stream::linear(x, m, weight, bias, n, k, y);
         return;
     }
     match bias {
@@ -104,154 +102,10 @@ pub fn linear_into(
 /// Up to this many input rows (decoder steps: one row per hypothesis) a product streams the
 /// weights once instead of packing them: packing 100 MB of vocabulary projection for 5 rows
 /// costs more than the arithmetic.
-const SKINNY_MAX_ROWS: usize = 8;
+const SKINNY_MAX_ROWS: usize = stream::MAX_ROWS;
 
-pub use skinny::stream_columns;
-
-mod skinny {
-    use rayon::prelude::*;
-
-    /// Output columns per parallel task.
-    const COLS_PER_TASK: usize = 256;
-
-    /// `y[m, n] = x[m, k] · W[n, k]ᵀ + b` streaming each weight row once for all `m` rows:
-    /// `column(j, out)` writes the `m` products with weight row `j` into `out`, then `bias[j]`
-    /// is added. The f32 and the bf16 weights share it.
-    pub fn stream_columns(
-        m: usize,
-        n: usize,
-        bias: Option<&[f32]>,
-        y: &mut [f32],
-        column: impl Fn(usize, &mut [f32]) + Sync,
-    ) {
-        // Column-major scratch so each task owns a contiguous block of outputs. Weight rows
-        // are read in order, one continuous stream the hardware prefetcher follows.
-        let mut yt = vec![0.0f32; n * m];
-        yt.par_chunks_mut(COLS_PER_TASK * m)
-            .enumerate()
-            .for_each(|(task, block)| {
-                let j0 = task * COLS_PER_TASK;
-                for (jj, out) in block.chunks_exact_mut(m).enumerate() {
-                    let j = j0 + jj;
-                    column(j, out);
-                    if let Some(b) = bias {
-                        out.iter_mut().for_each(|v| *v += b[j]);
-                    }
-                }
-            });
-        for i in 0..m {
-            for j in 0..n {
-                y[i * n + j] = yt[j * m + i];
-            }
-        }
-    }
-
-    /// `out[i] = x_i · w` for the `m` rows of `x`.
-    pub(super) fn dot_rows(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the features were just detected; slices are bounds-checked inside.
-                unsafe { dot_rows_avx2(x, m, k, w, out) };
-                return;
-            }
-        }
-        for i in 0..m {
-            let xr = &x[i * k..(i + 1) * k];
-            let mut acc = [0.0f32; 8];
-            let chunks = k / 8;
-            for c in 0..chunks {
-                for l in 0..8 {
-                    acc[l] += xr[c * 8 + l] * w[c * 8 + l];
-                }
-            }
-            let mut s: f32 = acc.iter().sum();
-            for t in chunks * 8..k {
-                s += xr[t] * w[t];
-            }
-            out[i] = s;
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_rows_avx2(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
-        use std::arch::x86_64::*;
-        assert!(x.len() >= m * k && w.len() >= k && out.len() >= m && m <= super::SKINNY_MAX_ROWS);
-        let chunks = k / 8;
-        let xp = x.as_ptr();
-        let wp = w.as_ptr();
-        if m <= 2 {
-            // Few rows: split each dot product over four chains so the FMA latency is hidden.
-            let quads = chunks / 4;
-            for i in 0..m {
-                let mut a = [_mm256_setzero_ps(); 4];
-                for c in 0..quads {
-                    for (l, acc) in a.iter_mut().enumerate() {
-                        let off = (c * 4 + l) * 8;
-                        *acc = _mm256_fmadd_ps(
-                            _mm256_loadu_ps(xp.add(i * k + off)),
-                            _mm256_loadu_ps(wp.add(off)),
-                            *acc,
-                        );
-                    }
-                }
-                for c in quads * 4..chunks {
-                    let off = c * 8;
-                    a[0] = _mm256_fmadd_ps(
-                        _mm256_loadu_ps(xp.add(i * k + off)),
-                        _mm256_loadu_ps(wp.add(off)),
-                        a[0],
-                    );
-                }
-                let sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-                out[i] = hsum(sum) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
-            }
-            return;
-        }
-        // A row count known at compile time keeps every accumulator in a register.
-        match m {
-            3 => dot_rows_fixed::<3>(x, k, w, out),
-            4 => dot_rows_fixed::<4>(x, k, w, out),
-            5 => dot_rows_fixed::<5>(x, k, w, out),
-            6 => dot_rows_fixed::<6>(x, k, w, out),
-            7 => dot_rows_fixed::<7>(x, k, w, out),
-            _ => dot_rows_fixed::<8>(x, k, w, out),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_rows_fixed<const M: usize>(x: &[f32], k: usize, w: &[f32], out: &mut [f32]) {
-        use std::arch::x86_64::*;
-        assert!(x.len() >= M * k && w.len() >= k && out.len() >= M);
-        let chunks = k / 8;
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); M];
-        for c in 0..chunks {
-            let wv = _mm256_loadu_ps(wp.add(c * 8));
-            for (i, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i * k + c * 8)), wv, *a);
-            }
-        }
-        for (i, a) in acc.iter().enumerate() {
-            out[i] = hsum(*a) + (chunks * 8..k).map(|t| x[i * k + t] * w[t]).sum::<f32>();
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn hsum(v: std::arch::x86_64::__m256) -> f32 {
-        use std::arch::x86_64::*;
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-}
+use super::stream;
+pub use super::stream::stream_columns;
 
 /// `c[m,n] = alpha · a[m,k] · b[k,n]` for arbitrary strides (used by attention on head slices).
 /// Strides are (row stride, column stride) in elements.

@@ -1,7 +1,8 @@
 //! One attention kernel for the encoder's self-attention, the decoder's causal
 //! self-attention over its cache and the cross attention over the encoder frames: heads
-//! (and, for the cache, sequences) run in parallel; each is a few-row pass that keeps
-//! scores in registers ([`attend_rows`]) or two products with a score matrix.
+//! (and, for the cache, sequences; for the encoder, tiles of query rows) run in parallel;
+//! each is a few-row pass that keeps scores in registers ([`attend_rows`]) or two products
+//! around a tile of scores small enough to stay in cache.
 
 use rayon::prelude::*;
 
@@ -12,6 +13,12 @@ use crate::whisper::ops::{matmul_strided, softmax_in_place};
 
 /// Up to this many query rows, a head runs as direct per-row loops (decoder steps).
 const FEW_ROWS: usize = 8;
+
+/// Query rows per task over a whole sequence (the encoder's 1500 frames): a task's scores,
+/// `[QUERY_TILE, len]`, stay in the core's L2 (768 KB for 1500 keys) between the two
+/// products and the softmax, instead of a `[len, len]` matrix per head going out to memory.
+/// Every row's softmax still sees all its keys, so the tiles change no value.
+const QUERY_TILE: usize = 128;
 
 /// One head's keys and values: key dimension `j` of position `t` is
 /// `k[j * k_strides.0 + t * k_strides.1]`, value row `t` starts at `v[t * v_stride]`.
@@ -84,17 +91,19 @@ fn tasks<'a>(heads: usize, hd: usize, q: &Queries<'a>, kv: KvSource<'a>) -> Vec<
     match kv {
         KvSource::Inline { k_offset, v_offset } => {
             assert_eq!(q.batch, 1, "inline keys/values need a single sequence");
+            let n = q.per_batch;
             (0..heads)
-                .map(|h| Task {
-                    row0: 0,
-                    rows: q.per_batch,
+                .flat_map(|h| (0..n).step_by(QUERY_TILE).map(move |row0| (h, row0)))
+                .map(|(h, row0)| Task {
+                    row0,
+                    rows: QUERY_TILE.min(n - row0),
                     head: h,
                     view: HeadView {
                         k: &q.data[k_offset + h * hd..],
                         k_strides: (1, q.stride),
                         v: &q.data[v_offset + h * hd..],
                         v_stride: q.stride,
-                        len: q.per_batch,
+                        len: n,
                     },
                     causal_past: None,
                 })

@@ -34,6 +34,10 @@ pub struct PackedI8 {
     /// Per (padded) output column: `128 · Σ_k w_q`.
     comp: Vec<i32>,
     pub bias: Option<Vec<f32>>,
+    /// `col_scale` and the bias (zeros without one) padded to whole blocks, for the fused
+    /// epilogue's vector loads.
+    col_scale_padded: Vec<f32>,
+    bias_padded: Vec<f32>,
 }
 
 impl PackedI8 {
@@ -52,6 +56,15 @@ impl PackedI8 {
             }
             comp[j] = 128 * row.iter().map(|&v| v as i32).sum::<i32>();
         }
+        let padded = |v: Option<&[f32]>| {
+            let mut out = vec![0.0f32; blocks * BLOCK_COLS];
+            if let Some(v) = v {
+                out[..n].copy_from_slice(v);
+            }
+            out
+        };
+        let col_scale_padded = padded(Some(&col_scale));
+        let bias_padded = padded(bias.as_deref());
         Self {
             n,
             k,
@@ -61,6 +74,8 @@ impl PackedI8 {
             col_scale,
             comp,
             bias,
+            col_scale_padded,
+            bias_padded,
         }
     }
 
@@ -113,9 +128,38 @@ impl Kernel {
 /// Quantises each `k`-wide row of `x` into `[rows, k4]` bytes (zero padded); returns them
 /// and the row scales.
 pub fn quantize_activations(x: &[f32], rows: usize, k: usize, k4: usize) -> (Vec<i8>, Vec<f32>) {
+    quantize_rows_into(x, rows, k, k4, |_| {})
+}
+
+/// As [`quantize_activations`], each byte then offset by 128 (`vpdpbusd`'s unsigned operand).
+fn quantize_activations_unsigned(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    k4: usize,
+) -> (Vec<u8>, Vec<f32>) {
+    let (q, scales) = quantize_rows_into(x, rows, k, k4, |row| {
+        row.iter_mut().for_each(|v| *v = ((*v as u8) ^ 0x80) as i8)
+    });
+    // The same bytes, read as unsigned.
+    let q = q.into_iter().map(|v| v as u8).collect();
+    (q, scales)
+}
+
+/// Quantises the rows of `x` into `[rows, k4]` bytes, `finish` applied to each row's bytes.
+fn quantize_rows_into(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    k4: usize,
+    finish: impl Fn(&mut [i8]) + Sync,
+) -> (Vec<i8>, Vec<f32>) {
     let mut q = vec![0i8; rows * k4];
     let mut scales = vec![0.0f32; rows];
-    let work = |((xr, qr), s): ((&[f32], &mut [i8]), &mut f32)| *s = quant::quantize_row(xr, qr);
+    let work = |((xr, qr), s): ((&[f32], &mut [i8]), &mut f32)| {
+        *s = quant::quantize_row(xr, qr);
+        finish(qr);
+    };
     if rows >= 64 {
         x.par_chunks_exact(k)
             .zip(q.par_chunks_exact_mut(k4))
@@ -146,13 +190,7 @@ pub fn accumulate(kernel: Kernel, xq: &[i8], rows: usize, p: &PackedI8, acc: &mu
         _ => Vec::new(),
     };
     let per_block = rows * BLOCK_COLS;
-    let macs = rows * p.n * p.k;
-    let threads = rayon::current_num_threads();
-    let blocks_per_task = if macs >= PARALLEL_MIN_MACS && threads > 1 {
-        (p.blocks / (threads * 8)).clamp(1, 64)
-    } else {
-        p.blocks
-    };
+    let blocks_per_task = blocks_per_task(p, rows);
     let run = |(task, out): (usize, &mut [i32])| {
         let t = Blocks {
             p,
@@ -163,7 +201,10 @@ pub fn accumulate(kernel: Kernel, xq: &[i8], rows: usize, p: &PackedI8, acc: &mu
         match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::Vnni` is only offered when the CPU has the features.
-            Kernel::Vnni => unsafe { vnni::blocks(&xu, t, out) },
+            Kernel::Vnni => unsafe {
+                let len = out.len();
+                vnni::blocks(&xu, t, vnni::Sink::Sums(out.as_mut_ptr()), len)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX2.
             Kernel::Avx2 => unsafe { avx2::blocks(xq, t, out) },
@@ -177,6 +218,18 @@ pub fn accumulate(kernel: Kernel, xq: &[i8], rows: usize, p: &PackedI8, acc: &mu
         acc.par_chunks_mut(blocks_per_task * per_block)
             .enumerate()
             .for_each(run);
+    }
+}
+
+/// Column blocks per parallel task: all of them (one task) for small products, else about
+/// eight tasks per thread.
+fn blocks_per_task(p: &PackedI8, rows: usize) -> usize {
+    let macs = rows * p.n * p.k;
+    let threads = rayon::current_num_threads();
+    if macs >= PARALLEL_MIN_MACS && threads > 1 {
+        (p.blocks / (threads * 8)).clamp(1, 64)
+    } else {
+        p.blocks
     }
 }
 
@@ -226,6 +279,16 @@ mod vnni {
     use super::{Blocks, PackedI8, BLOCK_COLS, TILE_ROWS};
     use std::arch::x86_64::*;
 
+    /// Where a finished register tile goes.
+    #[derive(Clone, Copy)]
+    pub enum Sink {
+        /// The exact int32 sums, `[nblk, rows, 16]` (the task's part of [`super::accumulate`]).
+        Sums(*mut i32),
+        /// Dequantised straight into `y` (`[rows, n]`, all rows and columns of the product)
+        /// with the per-row activation scales: the layer's output with no int32 buffer.
+        Dequantised { y: *mut f32, row_scale: *const f32 },
+    }
+
     /// `tile::<R, B>` for a run-time row count `R` (1 to [`TILE_ROWS`]): the accumulators of
     /// a compile-time tile stay in registers.
     macro_rules! tile_of_rows {
@@ -244,16 +307,29 @@ mod vnni {
     }
 
     /// Blocks `blk0 .. blk0 + nblk` for all rows, two blocks at a time where possible.
+    /// `out_len` is the length of what `sink` points to, checked against the task.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn blocks(xu: &[u8], t: Blocks, out: &mut [i32]) {
-        let (p, rows, blk0, nblk) = t.checked(xu.len(), out.len());
+    pub unsafe fn blocks(xu: &[u8], t: Blocks, sink: Sink, out_len: usize) {
+        let (p, rows, blk0, nblk) = match sink {
+            Sink::Sums(_) => t.checked(xu.len(), out_len),
+            Sink::Dequantised { .. } => {
+                assert!(out_len >= t.rows * t.p.n && (t.blk0 + t.nblk) <= t.p.blocks);
+                t.checked(xu.len(), t.nblk * t.rows * BLOCK_COLS)
+            }
+        };
         for r0 in (0..rows).step_by(TILE_ROWS) {
             let r = TILE_ROWS.min(rows - r0);
             let mut b = 0;
             while b < nblk {
                 let pair = nblk - b >= 2;
                 let args = (xu.as_ptr().add(r0 * p.k4), rows, p, blk0 + b);
-                let o = out.as_mut_ptr().add((b * rows + r0) * BLOCK_COLS);
+                let o = match sink {
+                    Sink::Sums(out) => Sink::Sums(out.add((b * rows + r0) * BLOCK_COLS)),
+                    Sink::Dequantised { y, row_scale } => Sink::Dequantised {
+                        y: y.add(r0 * p.n),
+                        row_scale: row_scale.add(r0),
+                    },
+                };
                 // 8 rows × 2 blocks is 16 accumulators + 3 operands of the 32 zmm registers.
                 if pair {
                     tile_of_rows!(r, 2, args, o)
@@ -270,7 +346,7 @@ mod vnni {
     #[inline]
     unsafe fn tile<const R: usize, const B: usize>(
         (x, rows, p, blk): (*const u8, usize, &PackedI8, usize),
-        out: *mut i32,
+        sink: Sink,
     ) {
         let block_bytes = p.k4 * BLOCK_COLS;
         let w = p.data.as_ptr().add(blk * block_bytes);
@@ -289,10 +365,29 @@ mod vnni {
             }
         }
         for bi in 0..B {
-            let comp = _mm512_loadu_si512(p.comp.as_ptr().add((blk + bi) * BLOCK_COLS) as *const _);
-            for (ri, a) in acc.iter().enumerate() {
-                let dst = out.add((bi * rows + ri) * BLOCK_COLS);
-                _mm512_storeu_si512(dst as *mut _, _mm512_sub_epi32(a[bi], comp));
+            let col = (blk + bi) * BLOCK_COLS;
+            let comp = _mm512_loadu_si512(p.comp.as_ptr().add(col) as *const _);
+            match sink {
+                Sink::Sums(out) => {
+                    for (ri, a) in acc.iter().enumerate() {
+                        let dst = out.add((bi * rows + ri) * BLOCK_COLS);
+                        _mm512_storeu_si512(dst as *mut _, _mm512_sub_epi32(a[bi], comp));
+                    }
+                }
+                Sink::Dequantised { y, row_scale } => {
+                    // quant::dequantize's order, lane by lane: (acc as f32) · (row · col) + bias,
+                    // a multiply then an add (no fused multiply-add), so the bits match.
+                    let col_scale = _mm512_loadu_ps(p.col_scale_padded.as_ptr().add(col));
+                    let bias = _mm512_loadu_ps(p.bias_padded.as_ptr().add(col));
+                    let valid = p.n.saturating_sub(col).min(BLOCK_COLS);
+                    let mask: __mmask16 = ((1u32 << valid) - 1) as __mmask16;
+                    for (ri, a) in acc.iter().enumerate() {
+                        let sums = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[bi], comp));
+                        let scale = _mm512_mul_ps(_mm512_set1_ps(*row_scale.add(ri)), col_scale);
+                        let v = _mm512_add_ps(_mm512_mul_ps(sums, scale), bias);
+                        _mm512_mask_storeu_ps(y.add(ri * p.n + col), mask, v);
+                    }
+                }
             }
         }
     }
@@ -339,9 +434,58 @@ mod avx2 {
 
 /// `y[rows, n] = dequantize(xq · wqᵀ) + b` with dynamically quantised rows of `x`.
 pub fn forward(p: &PackedI8, x: &[f32], rows: usize, y: &mut [f32]) {
+    forward_with(Kernel::best(), p, x, rows, y)
+}
+
+/// [`forward`] on a given kernel. VNNI dequantises each register tile as it finishes; the
+/// others go through the int32 sums. All give the same bits.
+pub fn forward_with(kernel: Kernel, p: &PackedI8, x: &[f32], rows: usize, y: &mut [f32]) {
+    assert!(x.len() >= rows * p.k && y.len() >= rows * p.n);
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Vnni {
+        let (xu, row_scale) = quantize_activations_unsigned(x, rows, p.k, p.k4);
+        let per_task = blocks_per_task(p, rows);
+        /// The output, shared by tasks that write disjoint column blocks of every row.
+        #[derive(Clone, Copy)]
+        struct Out(*mut f32, usize);
+        // SAFETY: each task writes only its own column blocks (see below).
+        unsafe impl Send for Out {}
+        unsafe impl Sync for Out {}
+        impl Out {
+            // A method, so closures capture the whole (Sync) wrapper, not its pointer field.
+            fn parts(self) -> (*mut f32, usize) {
+                (self.0, self.1)
+            }
+        }
+        let out = Out(y.as_mut_ptr(), y.len());
+        let run = |task: usize| {
+            let blk0 = task * per_task;
+            let t = Blocks {
+                p,
+                rows,
+                blk0,
+                nblk: per_task.min(p.blocks - blk0),
+            };
+            let (y, len) = out.parts();
+            let sink = vnni::Sink::Dequantised {
+                y,
+                row_scale: row_scale.as_ptr(),
+            };
+            // SAFETY: `Kernel::Vnni` is only offered when the CPU has the features; the
+            // task's blocks are its own, so no two tasks write the same element of `y`.
+            unsafe { vnni::blocks(&xu, t, sink, len) }
+        };
+        let tasks = p.blocks.div_ceil(per_task);
+        if tasks == 1 {
+            run(0);
+        } else {
+            (0..tasks).into_par_iter().for_each(run);
+        }
+        return;
+    }
     let (xq, row_scale) = quantize_activations(x, rows, p.k, p.k4);
     let mut acc = vec![0i32; p.blocks * rows * BLOCK_COLS];
-    accumulate(Kernel::best(), &xq, rows, p, &mut acc);
+    accumulate(kernel, &xq, rows, p, &mut acc);
     let n = p.n;
     let epilogue = |(i, yr): (usize, &mut [f32])| {
         for (j, v) in yr.iter_mut().enumerate() {
@@ -350,6 +494,7 @@ pub fn forward(p: &PackedI8, x: &[f32], rows: usize, y: &mut [f32]) {
             *v = quant::dequantize(a, row_scale[i], p.col_scale[j], b);
         }
     };
+    let y = &mut y[..rows * n];
     if rows >= 64 {
         y.par_chunks_exact_mut(n).enumerate().for_each(epilogue);
     } else {

@@ -3,10 +3,11 @@
 //! Matrix products (linear layers, the im2col'd convolutions, the logits) run in the chosen
 //! [`Precision`] (the convolutions in [`Precision::conv`]: bf16 under `Int8`):
 //! - `F32`: the `gemm` crate for many rows, a streaming GEMV for decoder steps
-//!   ([`crate::whisper::ops::Linear`]);
+//!   ([`crate::whisper::stream`]); weights that are exactly fp16 (an fp16 model's) are kept
+//!   in fp16 and widened as they are read ([`narrow`]), bit-identical for half the bytes;
 //! - `Int8`: the NPU numerics of [`crate::quant`] with AVX-512 VNNI / AVX2 / scalar kernels
 //!   ([`int8`]), bit-identical int32 accumulators on all three;
-//! - `Bf16`: bf16 weights widened to f32 in registers, f32 accumulation ([`bf16`]).
+//! - `Bf16`: bf16 weights widened to f32 in registers, f32 accumulation ([`bf16`], [`narrow`]).
 //!
 //! Layer norm, softmax, GELU and attention compute in f32. Under `Int8` their values pass
 //! through bf16 where the NPU plan's kernels hold them in bf16 ([`CpuBackend::npu_bf16`]):
@@ -20,6 +21,7 @@ mod attention;
 pub mod bf16;
 pub mod int8;
 pub mod kv;
+pub mod narrow;
 
 use super::{
     AttentionCall, Backend, BackendError, ConvInput, ConvLayout, Epilogue, KvCache, KvRows,
@@ -66,8 +68,10 @@ impl CpuBackend {
 /// A dense layer in the backend's precision.
 enum Weights {
     F32(Linear),
+    /// f32 numerics on weights that are exactly fp16 (an fp16 model's): half the bytes.
+    F16(narrow::NarrowLinear<half::f16>),
     Int8(int8::PackedI8),
-    Bf16(bf16::Bf16Linear),
+    Bf16(narrow::NarrowLinear<half::bf16>),
 }
 
 struct CpuLinear {
@@ -99,6 +103,7 @@ impl CpuLinear {
         let rows = self.rows_of(x);
         match &self.weights {
             Weights::F32(l) => l.forward_into(x, rows, y),
+            Weights::F16(l) => l.forward(x, rows, y),
             Weights::Int8(p) => int8::forward(p, x, rows, y),
             Weights::Bf16(b) => b.forward(x, rows, y),
         }
@@ -170,14 +175,17 @@ fn prepare(
     w.validate()?;
     let (n, k) = (w.n, w.k);
     let weights = match precision {
-        Precision::F32 => Weights::F32(Linear {
-            weight: w.weight,
-            bias: w.bias,
-            out_dim: n,
-            in_dim: k,
-        }),
+        Precision::F32 => match narrow::exact_f16(&w.weight) {
+            Some(half) => Weights::F16(narrow::NarrowLinear::new(half, w.bias, n, k)),
+            None => Weights::F32(Linear {
+                weight: w.weight,
+                bias: w.bias,
+                out_dim: n,
+                in_dim: k,
+            }),
+        },
         Precision::Int8 => Weights::Int8(int8::PackedI8::new(&w.weight, w.bias, n, k)),
-        Precision::Bf16 => Weights::Bf16(bf16::Bf16Linear::new(&w.weight, w.bias, n, k)),
+        Precision::Bf16 => Weights::Bf16(bf16::linear(&w.weight, w.bias, n, k)),
     };
     let shape = LinearShape { n, k };
     Ok(Box::new(CpuLinear { weights, shape }))
