@@ -30,7 +30,7 @@ fn conv2_weights_and_input() -> (LinearWeights, Vec<f32>) {
         .expect("the whisper-base model is installed (aiec models install whisper-base)");
     let files = WhisperModelFiles::load(&dir).expect("whisper-base loads");
     let (d, n_mels) = (files.dims.d_model, files.dims.n_mels);
-    let tensor = |name: &str| files.bin.get(name).expect(name).to_f32();
+    let tensor = |name: &str| files.bin.get(name).expect(name).to_f32().expect(name);
     let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/audio/jfk.wav");
     let samples = aiec_runtime::audio::load(&clip).expect("jfk.wav decodes");
     let mel = aiec_runtime::mel::log_mel(&samples, n_mels);

@@ -62,7 +62,7 @@ fn conv_weights() -> (LinearWeights, LinearWeights, usize) {
         .expect("the whisper-base model is installed (aiec models install whisper-base)");
     let files = WhisperModelFiles::load(&dir).expect("whisper-base loads");
     let (d, n_mels) = (files.dims.d_model, files.dims.n_mels);
-    let tensor = |name: &str| files.bin.get(name).expect(name).to_f32();
+    let tensor = |name: &str| files.bin.get(name).expect(name).to_f32().expect(name);
     let conv = |name: &str, c_in: usize| LinearWeights {
         name: format!("encoder/{name}"),
         weight: tensor(&format!("encoder/{name}/weight")),

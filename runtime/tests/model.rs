@@ -27,16 +27,19 @@ fn parses_every_dtype() {
     );
     let get = |n| bin.get(n).unwrap();
     assert_eq!(get("f32").dtype, DType::F32);
-    assert_eq!(get("f32").to_f32(), [1.5, -0.25, 1e-3]);
+    assert_eq!(get("f32").to_f32().unwrap(), [1.5, -0.25, 1e-3]);
     assert_eq!(get("i8").shape, [2, 2]);
     assert_eq!(get("i8").numel(), 4);
-    assert_eq!(get("i8").to_f32(), [127.0, -128.0, -1.0, 5.0]);
-    assert_eq!(get("i8").as_i8().unwrap(), [127, -128, -1, 5]);
-    assert_eq!(get("i16").to_f32(), [32767.0, -32768.0]);
-    assert_eq!(get("i32").to_f32(), [-7.0, 123456.0]);
+    assert_eq!(get("i8").to_f32().unwrap(), [127.0, -128.0, -1.0, 5.0]);
+    assert_eq!(get("i8").to_i8().unwrap().unwrap(), [127, -128, -1, 5]);
+    assert_eq!(get("i16").to_f32().unwrap(), [32767.0, -32768.0]);
+    assert_eq!(get("i32").to_f32().unwrap(), [-7.0, 123456.0]);
     assert_eq!(get("f16").dtype, DType::F16);
-    assert_eq!(get("f16").to_f32(), [1.5, -2.25, 65504.0, 2f32.powi(-24)]);
-    assert_eq!(get("bf16").to_f32(), [1.0, -3.0, 2f32.powi(100)]);
+    assert_eq!(
+        get("f16").to_f32().unwrap(),
+        [1.5, -2.25, 65504.0, 2f32.powi(-24)]
+    );
+    assert_eq!(get("bf16").to_f32().unwrap(), [1.0, -3.0, 2f32.powi(100)]);
     assert_eq!(get("num_heads").shape, Vec::<usize>::new());
     assert_eq!(get("num_heads").numel(), 1);
     assert_eq!(get("num_heads").scalar_i64(), Some(8));
@@ -65,10 +68,10 @@ fn parses_old_binary_versions() {
         };
         let bin = parse(write_bin(version, &vars, aliases)).unwrap();
         assert_eq!(bin.binary_version, version);
-        assert_eq!(bin.get("w").unwrap().to_f32(), [2.0, -4.0]);
+        assert_eq!(bin.get("w").unwrap().to_f32().unwrap(), [2.0, -4.0]);
         assert_eq!(bin.get("q").unwrap().dtype, DType::I8);
-        assert_eq!(bin.get("q").unwrap().to_f32(), [1.0, 2.0, -2.0]);
-        assert_eq!(bin.get("h").unwrap().to_f32(), [-1.0]);
+        assert_eq!(bin.get("q").unwrap().to_f32().unwrap(), [1.0, 2.0, -2.0]);
+        assert_eq!(bin.get("h").unwrap().to_f32().unwrap(), [-1.0]);
         assert_eq!(bin.spec_name, if version >= 2 { "WhisperSpec" } else { "" });
         assert_eq!(bin.contains("w_alias"), version >= 3);
     }
@@ -78,7 +81,10 @@ fn parses_old_binary_versions() {
 fn resolves_aliases_and_chains() {
     let vars = vec![var("emb", &[2, 2], 0, le_f32(&[1.0, 2.0, 3.0, 4.0]))];
     let bin = parse(write_bin(6, &vars, &[("proj", "emb"), ("proj2", "proj")])).unwrap();
-    assert_eq!(bin.get("proj").unwrap().to_f32(), [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        bin.get("proj").unwrap().to_f32().unwrap(),
+        [1.0, 2.0, 3.0, 4.0]
+    );
     assert_eq!(bin.get("proj2").unwrap().shape, [2, 2]);
     assert_eq!(
         bin.weight_f32("proj2", &[2, 2]).unwrap(),
@@ -539,4 +545,43 @@ fn language_names_and_codes() {
     codes.sort();
     codes.dedup();
     assert_eq!(codes.len(), 100, "language codes are unique");
+}
+
+#[test]
+fn a_file_reads_its_large_tensors_when_asked_and_as_parsed_bytes_give_them() {
+    // 20 000 f32 (80 KB) is above the eager limit, so it stays in the file until converted.
+    let big: Vec<f32> = (0..20_000).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let mut vars = all_dtypes();
+    vars.push(var("big", &[100, 200], 0, le_f32(&big)));
+    let bytes = write_bin(6, &vars, &[("big_alias", "big")]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    let from_file = ModelBin::load(&path).unwrap();
+    let from_memory = parse(bytes.clone()).unwrap();
+    for name in from_memory.names().chain(["big_alias"]) {
+        let (a, b) = (from_file.get(name).unwrap(), from_memory.get(name).unwrap());
+        assert_eq!((&a.shape, a.dtype), (&b.shape, b.dtype), "{name}");
+        assert_eq!(a.to_f32().unwrap(), b.to_f32().unwrap(), "{name}");
+    }
+    assert_eq!(from_file.get("big_alias").unwrap().to_f32().unwrap(), big);
+    assert_eq!(
+        from_file.scalar_i64("num_heads").unwrap(),
+        from_memory.scalar_i64("num_heads").unwrap()
+    );
+
+    // A file cut short after parsing: the read names the file instead of returning garbage.
+    let var = from_file.get("big").unwrap().clone();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = var.to_f32().unwrap_err().to_string();
+    assert!(err.contains("model.bin"), "{err}");
+
+    // Every truncation of the file is an error when loading, as when parsing.
+    for len in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..len]).unwrap();
+        assert!(
+            ModelBin::load(&path).is_err(),
+            "prefix of {len} bytes loaded"
+        );
+    }
 }

@@ -15,9 +15,13 @@
 //! ```
 //! A string is a u16 length that counts a trailing NUL, then that many bytes.
 //!
-//! The whole file is read once into a shared buffer; variables are views into it, so
-//! loading costs one `read` and no per-tensor copies.
+//! [`ModelBin::load`] reads the header fields and the small variables, and only records where
+//! each large tensor lies: a tensor's bytes are read from the file when it is converted
+//! (`Variable::to_f32`), so loading a network holds one tensor's bytes at a time rather than
+//! the whole file (145 MB for whisper-base) on top of the network's own weights.
+//! [`ModelBin::parse`] does the same over bytes already in memory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -25,6 +29,61 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use half::{bf16, f16};
+
+/// Variables up to this size are read while parsing (scalars, biases, norms).
+const EAGER_BYTES: usize = 64 * 1024;
+
+/// Where a variable's bytes are.
+enum Store {
+    Memory(Vec<u8>),
+    File { file: std::fs::File, path: PathBuf },
+}
+
+impl Store {
+    fn len(&self) -> Result<usize, ModelError> {
+        match self {
+            Store::Memory(v) => Ok(v.len()),
+            Store::File { file, path } => {
+                file.metadata()
+                    .map(|m| m.len() as usize)
+                    .map_err(|source| ModelError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Bytes `range` (inside the store: callers check against [`Store::len`]).
+    fn read(&self, range: Range<usize>) -> Result<Cow<'_, [u8]>, ModelError> {
+        match self {
+            Store::Memory(v) => Ok(Cow::Borrowed(&v[range])),
+            Store::File { file, path } => {
+                let mut buf = vec![0u8; range.len()];
+                read_exact_at(file, &mut buf, range.start as u64).map_err(|source| {
+                    ModelError::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                Ok(Cow::Owned(buf))
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
 
 use super::ModelError;
 
@@ -97,13 +156,13 @@ impl fmt::Display for DType {
     }
 }
 
-/// One tensor of the model: its shape, element type and raw little-endian bytes
-/// (a view into the file buffer shared by all variables).
+/// One tensor of the model: its shape, element type and where its raw little-endian bytes
+/// are (in memory, or a range of the model file read when needed).
 #[derive(Clone)]
 pub struct Variable {
     pub shape: Vec<usize>,
     pub dtype: DType,
-    buf: Arc<Vec<u8>>,
+    store: Arc<Store>,
     range: Range<usize>,
 }
 
@@ -124,7 +183,7 @@ impl Variable {
         Variable {
             shape,
             dtype,
-            buf: Arc::new(data),
+            store: Arc::new(Store::Memory(data)),
             range: 0..len,
         }
     }
@@ -134,15 +193,15 @@ impl Variable {
         self.shape.iter().product()
     }
 
-    /// The raw little-endian bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.range.clone()]
+    /// The raw little-endian bytes (read from the model file if they are not in memory).
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>, ModelError> {
+        self.store.read(self.range.clone())
     }
 
     /// The elements as f32: floats are upcast, integers converted by value (no scale).
-    pub fn to_f32(&self) -> Vec<f32> {
-        let b = self.bytes();
-        match self.dtype {
+    pub fn to_f32(&self) -> Result<Vec<f32>, ModelError> {
+        let b = self.bytes()?;
+        Ok(match self.dtype {
             DType::F32 => b
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -164,17 +223,15 @@ impl Variable {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
                 .collect(),
-        }
+        })
     }
 
     /// The elements as i8 if this is an int8 variable (raw quantised values).
-    pub fn as_i8(&self) -> Option<&[i8]> {
+    pub fn to_i8(&self) -> Result<Option<Vec<i8>>, ModelError> {
         if self.dtype != DType::I8 {
-            return None;
+            return Ok(None);
         }
-        let b = self.bytes();
-        // SAFETY: i8 and u8 have the same size, alignment and validity.
-        Some(unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<i8>(), b.len()) })
+        Ok(Some(self.bytes()?.iter().map(|&b| b as i8).collect()))
     }
 
     /// The value of a one-element integer variable (e.g. `encoder/num_heads`, an int16
@@ -183,7 +240,8 @@ impl Variable {
         if self.numel() != 1 {
             return None;
         }
-        let b = self.bytes();
+        // One element is at most 4 bytes: read while parsing, so in memory.
+        let b = self.bytes().ok()?;
         match self.dtype {
             DType::I8 => Some(b[0] as i8 as i64),
             DType::I16 => Some(i16::from_le_bytes([b[0], b[1]]) as i64),
@@ -211,18 +269,28 @@ pub struct ModelBin {
 impl ModelBin {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<ModelBin, ModelError> {
-        let data = std::fs::read(path).map_err(|source| ModelError::Io {
+        let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        ModelBin::parse(path, data)
+        let store = Store::File {
+            file,
+            path: path.to_path_buf(),
+        };
+        ModelBin::parse_store(path, store)
     }
 
     /// Parses the bytes of a model.bin; `path` is only used in messages.
     pub fn parse(path: &Path, data: Vec<u8>) -> Result<ModelBin, ModelError> {
+        ModelBin::parse_store(path, Store::Memory(data))
+    }
+
+    fn parse_store(path: &Path, store: Store) -> Result<ModelBin, ModelError> {
+        let len = store.len()?;
         Parser {
             path,
-            data: Arc::new(data),
+            store: Arc::new(store),
+            len,
             pos: 0,
         }
         .parse()
@@ -235,6 +303,14 @@ impl ModelBin {
                 path: self.path.clone(),
                 name: name.to_string(),
             })
+    }
+
+    /// Drops every variable's bytes (the file's contents), keeping the names: once a network
+    /// holds its weights in its own form, the file need not stay in memory. Later lookups
+    /// find nothing.
+    pub fn release_tensors(&mut self) {
+        self.variables.clear();
+        self.aliases.clear();
     }
 
     /// Like [`get`](Self::get) but `None` when absent.
@@ -298,11 +374,11 @@ impl ModelBin {
     pub fn weight_f32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         let var = self.get_shaped(name, expected_shape)?;
         if !matches!(var.dtype, DType::I8 | DType::I16) {
-            return Ok(var.to_f32());
+            return var.to_f32();
         }
         let scale_name = format!("{name}_scale");
         let scales = match self.lookup(&scale_name) {
-            Some(s) => s.to_f32(),
+            Some(s) => s.to_f32()?,
             // Old int16 models were saved without a scale; CTranslate2 then uses a global one.
             None if var.dtype == DType::I16 => vec![GLOBAL_INT16_SCALE],
             None => {
@@ -333,7 +409,7 @@ impl ModelBin {
                 value: *bad,
             });
         }
-        let mut values = var.to_f32();
+        let mut values = var.to_f32()?;
         match per_row {
             None => values.iter_mut().for_each(|v| *v /= scales[0]),
             Some(row_len) if row_len > 0 => {
@@ -348,17 +424,24 @@ impl ModelBin {
     }
 }
 
-/// Cursor over the file bytes; every read checks the remaining length first so a corrupt
-/// header can neither panic nor make us allocate more than the file holds.
+/// Cursor over the file; every read checks the remaining length first so a corrupt header
+/// can neither panic nor make us allocate more than the file holds.
 struct Parser<'a> {
     path: &'a Path,
-    data: Arc<Vec<u8>>,
+    store: Arc<Store>,
+    len: usize,
     pos: usize,
 }
 
 impl Parser<'_> {
     fn remaining(&self) -> usize {
-        self.data.len() - self.pos
+        self.len - self.pos
+    }
+
+    /// The next `n` bytes.
+    fn bytes(&mut self, n: usize, what: impl FnOnce() -> String) -> Result<Vec<u8>, ModelError> {
+        let r = self.take(n, what)?;
+        Ok(self.store.read(r)?.into_owned())
     }
 
     fn take(
@@ -381,27 +464,23 @@ impl Parser<'_> {
     }
 
     fn u8(&mut self, what: &str) -> Result<u8, ModelError> {
-        let r = self.take(1, || what.to_string())?;
-        Ok(self.data[r.start])
+        Ok(self.bytes(1, || what.to_string())?[0])
     }
 
     fn u16(&mut self, what: &str) -> Result<u16, ModelError> {
-        let r = self.take(2, || what.to_string())?;
-        let b = &self.data[r];
+        let b = self.bytes(2, || what.to_string())?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32, ModelError> {
-        let r = self.take(4, || what.to_string())?;
-        let b = &self.data[r];
+        let b = self.bytes(4, || what.to_string())?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn string(&mut self, what: &str) -> Result<String, ModelError> {
         let offset = self.pos;
         let len = self.u16(what)? as usize;
-        let r = self.take(len, || what.to_string())?;
-        let bytes = &self.data[r];
+        let bytes = self.bytes(len, || what.to_string())?;
         // The length counts a terminating NUL; CTranslate2 reads up to it.
         let Some((&0, text)) = bytes.split_last() else {
             return Err(ModelError::BadString {
@@ -533,10 +612,14 @@ impl Parser<'_> {
             });
         }
         let range = self.take(byte_count, || format!("variable {name}"))?;
+        if byte_count <= EAGER_BYTES && matches!(*self.store, Store::File { .. }) {
+            let data = self.store.read(range)?.into_owned();
+            return Ok(Variable::from_bytes(shape, dtype, data));
+        }
         Ok(Variable {
             shape,
             dtype,
-            buf: Arc::clone(&self.data),
+            store: Arc::clone(&self.store),
             range,
         })
     }

@@ -35,6 +35,14 @@ impl TokenEmbeddings {
         }
     }
 
+    /// The whole table in f32.
+    fn to_f32(&self) -> Vec<f32> {
+        match self {
+            TokenEmbeddings::F16(t, _) => t.iter().map(|v| v.to_f32()).collect(),
+            TokenEmbeddings::F32(t, _) => t.clone(),
+        }
+    }
+
     /// Writes the embedding of token `tok` into `out` (`d` values).
     fn row(&self, tok: usize, out: &mut [f32]) {
         match self {
@@ -96,17 +104,20 @@ impl Decoder {
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        let embeddings = w.f32("decoder/embeddings/weight", &[dims.n_vocab, d])?;
+        // The table goes to its stored form first, so that at most one f32 copy of the
+        // vocabulary (100 MB for whisper-base) is alive at a time while loading.
+        let embeddings =
+            TokenEmbeddings::new(w.f32("decoder/embeddings/weight", &[dims.n_vocab, d])?, d);
         // Whisper ties the output projection to the token embeddings (an alias in model.bin).
         let projection = if w.has("decoder/projection/weight") {
             let weight = w.f32("decoder/projection/weight", &[dims.n_vocab, d])?;
             w.prepare_logits("decoder/projection", weight, dims.n_vocab, d)?
         } else {
-            w.prepare_logits("decoder/projection", embeddings.clone(), dims.n_vocab, d)?
+            w.prepare_logits("decoder/projection", embeddings.to_f32(), dims.n_vocab, d)?
         };
         Ok(Self {
             backend: w.backend.clone(),
-            embeddings: TokenEmbeddings::new(embeddings, d),
+            embeddings,
             positions: w.positions("decoder", dims.n_text_ctx, d)?,
             layers,
             final_norm: layer_norm(w, "decoder/layer_norm", d)?,
