@@ -3,6 +3,7 @@
 //! matrix products would pack (copy) the whole key matrix for every step.
 
 use crate::whisper::ops::softmax_in_place;
+use crate::whisper::stream::StreamWeight;
 
 /// Columns of scores, or of the output, that one pass keeps in registers (8 AVX vectors).
 const BLOCK: usize = 64;
@@ -11,10 +12,10 @@ const BLOCK: usize = 64;
 /// `kt[j * kt_stride + t]`, value row `t` is `v[t * hd..][..hd]`; `len` positions are filled.
 /// This layout lets a decoder step compute every score and every output as
 /// broadcast-times-vector multiply-adds held in registers, with no horizontal sums.
-pub struct HeadKv<'a> {
-    pub kt: &'a [f32],
+pub struct HeadKv<'a, W = f32> {
+    pub kt: &'a [W],
     pub kt_stride: usize,
-    pub v: &'a [f32],
+    pub v: &'a [W],
     pub len: usize,
 }
 
@@ -35,7 +36,11 @@ pub struct RowQueries<'a> {
 
 /// Attends the rows of `rq` over `kv` into `out`; returns the weights `[rows, kv.len]` if
 /// `rq.keep`.
-pub fn attend_rows(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
+pub fn attend_rows<W: StreamWeight>(
+    rq: &RowQueries,
+    kv: &HeadKv<W>,
+    out: &mut [f32],
+) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -49,12 +54,20 @@ pub fn attend_rows(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_rows_avx2(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
+unsafe fn attend_rows_avx2<W: StreamWeight>(
+    rq: &RowQueries,
+    kv: &HeadKv<W>,
+    out: &mut [f32],
+) -> Option<Vec<f32>> {
     attend_rows_impl(rq, kv, out)
 }
 
 #[inline(always)]
-fn attend_rows_impl(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec<f32>> {
+fn attend_rows_impl<W: StreamWeight>(
+    rq: &RowQueries,
+    kv: &HeadKv<W>,
+    out: &mut [f32],
+) -> Option<Vec<f32>> {
     let RowQueries {
         q,
         q_stride,
@@ -102,22 +115,28 @@ fn attend_rows_impl(rq: &RowQueries, kv: &HeadKv, out: &mut [f32]) -> Option<Vec
 /// `Σ_r c_r · src[r * stride + off..][..w]` over the coefficients `c`, for `w <= BLOCK`
 /// columns: a full block compiles to multiply-adds on vectors held in registers.
 #[inline(always)]
-fn combine_rows(coeffs: &[f32], src: &[f32], stride: usize, off: usize, w: usize) -> [f32; BLOCK] {
+fn combine_rows<W: StreamWeight>(
+    coeffs: &[f32],
+    src: &[W],
+    stride: usize,
+    off: usize,
+    w: usize,
+) -> [f32; BLOCK] {
     let mut acc = [0.0f32; BLOCK];
     if w == BLOCK {
         for (r, &c) in coeffs.iter().enumerate() {
-            let row: &[f32; BLOCK] = src[r * stride + off..r * stride + off + BLOCK]
+            let row: &[W; BLOCK] = src[r * stride + off..r * stride + off + BLOCK]
                 .try_into()
                 .expect("block");
             for l in 0..BLOCK {
-                acc[l] += c * row[l];
+                acc[l] += c * row[l].widen();
             }
         }
     } else {
         for (r, &c) in coeffs.iter().enumerate() {
             let row = &src[r * stride + off..r * stride + off + w];
             for l in 0..w {
-                acc[l] += c * row[l];
+                acc[l] += c * row[l].widen();
             }
         }
     }
@@ -192,5 +211,48 @@ mod tests {
                 assert!(row[n..].iter().all(|&x| x == 0.0));
             }
         }
+    }
+
+    #[test]
+    fn a_bf16_store_gives_the_bits_of_its_f32_widening() {
+        let (rows, hd, len, kt_stride) = (2, 64, 130, 140);
+        let f = |i: usize| ((i * 2654435761) % 1000) as f32 / 500.0 - 1.0;
+        let q: Vec<f32> = (0..rows * hd).map(f).collect();
+        let kt16: Vec<half::bf16> = (0..hd * kt_stride)
+            .map(|i| half::bf16::from_f32(f(i + 3)))
+            .collect();
+        let v16: Vec<half::bf16> = (0..len * hd)
+            .map(|i| half::bf16::from_f32(f(i + 5)))
+            .collect();
+        let (kt32, v32): (Vec<f32>, Vec<f32>) = (
+            kt16.iter().map(|v| v.to_f32()).collect(),
+            v16.iter().map(|v| v.to_f32()).collect(),
+        );
+        let rq = RowQueries {
+            q: &q,
+            q_stride: hd,
+            rows,
+            hd,
+            visible: None,
+            scale: 0.125,
+            out_stride: hd,
+            keep: false,
+        };
+        let (mut a, mut b) = (vec![0.0f32; rows * hd], vec![0.0f32; rows * hd]);
+        let head16 = HeadKv {
+            kt: &kt16,
+            kt_stride,
+            v: &v16,
+            len,
+        };
+        let head32 = HeadKv {
+            kt: &kt32,
+            kt_stride,
+            v: &v32,
+            len,
+        };
+        attend_rows(&rq, &head16, &mut a);
+        attend_rows(&rq, &head32, &mut b);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }

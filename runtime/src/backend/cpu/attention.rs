@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use super::attend::{attend_rows, HeadKv, RowQueries};
-use super::kv::cpu_kv;
+use super::kv::{cpu_kv, AnyKv};
 use crate::backend::{AttentionCall, KvSource, Queries};
 use crate::whisper::ops::{matmul_strided, softmax_in_place};
 
@@ -30,7 +30,7 @@ struct HeadView<'a> {
     len: usize,
 }
 
-/// A store's head (keys transposed, value rows `hd` apart).
+/// A store's f32 head (keys transposed, value rows `hd` apart).
 fn stored(h: HeadKv<'_>, hd: usize) -> HeadView<'_> {
     HeadView {
         k: h.kt,
@@ -41,13 +41,44 @@ fn stored(h: HeadKv<'_>, hd: usize) -> HeadView<'_> {
     }
 }
 
+/// A task's keys and values.
+enum View<'a> {
+    /// f32, with strides: the encoder's inline keys and values, or an f32 store's head.
+    Dense(HeadView<'a>),
+    /// A bf16 store's head (the NPU numerics' caches).
+    Bf16(HeadKv<'a, half::bf16>),
+}
+
+impl View<'_> {
+    fn len(&self) -> usize {
+        match self {
+            View::Dense(v) => v.len,
+            View::Bf16(h) => h.len,
+        }
+    }
+}
+
+/// Head `h` of sequence `seq` in `layer` of a store, `len` positions, in its element type.
+fn stored_head<'a>(
+    store: &AnyKv<'a>,
+    at: (usize, usize, usize),
+    len: usize,
+    hd: usize,
+) -> View<'a> {
+    let (layer, seq, h) = at;
+    match *store {
+        AnyKv::F32(s) => View::Dense(stored(s.head(layer, seq, h, len), hd)),
+        AnyKv::Bf16(s) => View::Bf16(s.head(layer, seq, h, len)),
+    }
+}
+
 /// A unit of parallel work: query rows `row0 .. row0 + rows` against head `head` of one
 /// sequence's keys and values.
 struct Task<'a> {
     row0: usize,
     rows: usize,
     head: usize,
-    view: HeadView<'a>,
+    view: View<'a>,
     /// Positions visible to query `i` of the task: `past + i + 1` when causal.
     causal_past: Option<usize>,
 }
@@ -98,13 +129,13 @@ fn tasks<'a>(heads: usize, hd: usize, q: &Queries<'a>, kv: KvSource<'a>) -> Vec<
                     row0,
                     rows: QUERY_TILE.min(n - row0),
                     head: h,
-                    view: HeadView {
+                    view: View::Dense(HeadView {
                         k: &q.data[k_offset + h * hd..],
                         k_strides: (1, q.stride),
                         v: &q.data[v_offset + h * hd..],
                         v_stride: q.stride,
                         len: n,
-                    },
+                    }),
                     causal_past: None,
                 })
                 .collect()
@@ -118,7 +149,7 @@ fn tasks<'a>(heads: usize, hd: usize, q: &Queries<'a>, kv: KvSource<'a>) -> Vec<
                     row0: seq * n,
                     rows: n,
                     head: h,
-                    view: stored(store.head(layer, seq, h, past + n), hd),
+                    view: stored_head(&store, (layer, seq, h), past + n, hd),
                     causal_past: Some(past),
                 })
                 .collect()
@@ -130,7 +161,7 @@ fn tasks<'a>(heads: usize, hd: usize, q: &Queries<'a>, kv: KvSource<'a>) -> Vec<
                     row0: 0,
                     rows: q.rows(),
                     head: h,
-                    view: stored(store.head(layer, 0, h, len), hd),
+                    view: stored_head(&store, (layer, 0, h), len, hd),
                     causal_past: None,
                 })
                 .collect()
@@ -147,29 +178,49 @@ fn attend_head(
     scale: f32,
     keep: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    let (rows, v, len) = (t.rows, &t.view, t.view.len);
+    let (rows, len) = (t.rows, t.view.len());
     let mut out = vec![0.0f32; rows * hd];
     let visible = t.causal_past.map(|past| move |i: usize| past + i + 1);
-    if rows <= FEW_ROWS && v.k_strides.1 == 1 && v.v_stride == hd {
-        let head = HeadKv {
-            kt: v.k,
-            kt_stride: v.k_strides.0,
-            v: v.v,
-            len,
-        };
-        let rq = RowQueries {
-            q,
-            q_stride,
-            rows,
-            hd,
-            visible: visible.as_ref().map(|f| f as &dyn Fn(usize) -> usize),
-            scale,
-            out_stride: hd,
-            keep,
-        };
-        let w = attend_rows(&rq, &head, &mut out);
-        return (out, w);
-    }
+    let rq = RowQueries {
+        q,
+        q_stride,
+        rows,
+        hd,
+        visible: visible.as_ref().map(|f| f as &dyn Fn(usize) -> usize),
+        scale,
+        out_stride: hd,
+        keep,
+    };
+    let widened;
+    let dense = match &t.view {
+        View::Dense(v) if rows <= FEW_ROWS && v.k_strides.1 == 1 && v.v_stride == hd => {
+            let head = HeadKv {
+                kt: v.k,
+                kt_stride: v.k_strides.0,
+                v: v.v,
+                len,
+            };
+            let w = attend_rows(&rq, &head, &mut out);
+            return (out, w);
+        }
+        View::Bf16(head) if rows <= FEW_ROWS => {
+            let w = attend_rows(&rq, head, &mut out);
+            return (out, w);
+        }
+        View::Dense(v) => v,
+        View::Bf16(head) => {
+            // Many rows over a bf16 store (a long prompt): the products read f32.
+            widened = widen_head(head, hd);
+            &HeadView {
+                k: &widened.0,
+                k_strides: (len, 1),
+                v: &widened.1,
+                v_stride: hd,
+                len,
+            }
+        }
+    };
+    let v = dense;
     let mut scores = vec![0.0f32; rows * len];
     matmul_strided(
         rows,
@@ -204,4 +255,16 @@ fn attend_head(
         false,
     );
     (out, keep.then_some(scores))
+}
+
+/// A bf16 head's first `len` positions in f32: keys `[hd, len]` (transposed), values
+/// `[len, hd]`.
+fn widen_head(h: &HeadKv<'_, half::bf16>, hd: usize) -> (Vec<f32>, Vec<f32>) {
+    let len = h.len;
+    let mut kt = Vec::with_capacity(hd * len);
+    for j in 0..hd {
+        kt.extend(h.kt[j * h.kt_stride..][..len].iter().map(|v| v.to_f32()));
+    }
+    let v = h.v[..len * hd].iter().map(|v| v.to_f32()).collect();
+    (kt, v)
 }

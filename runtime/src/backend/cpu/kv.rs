@@ -1,45 +1,79 @@
 //! The cpu backend's key/value stores, per layer in the layout the attention kernel streams:
 //! keys transposed `[batch, heads, head_dim, capacity]`, values
-//! `[batch, heads, capacity, head_dim]` (see [`super::attend::HeadKv`]).
+//! `[batch, heads, capacity, head_dim]` (see [`super::attend::HeadKv`]). Elements are f32, or
+//! bf16 under the NPU numerics (`--precision int8`), whose caches are bf16 buffers on the
+//! device: half the bytes a decoder step streams, and the cross-attention keys and values of
+//! whisper-base (18 MB) then fit in the last-level cache.
 
 use super::attend::HeadKv;
 use crate::backend::{KvCache, KvRows, KvShape};
+use crate::whisper::stream::StreamWeight;
 
-pub struct CpuKv {
-    shape: KvShape,
-    kt: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
-    /// A store-sized buffer reused by [`CpuKv::reorder`].
-    spare: Vec<f32>,
+/// An element a store can hold: written from f32, read widened.
+pub trait KvElem: StreamWeight + Default {
+    /// `v` in this type (for bf16: rounded to nearest, ties to even).
+    fn narrow(v: f32) -> Self;
 }
 
-impl KvCache for CpuKv {
+impl KvElem for f32 {
+    #[inline(always)]
+    fn narrow(v: f32) -> Self {
+        v
+    }
+}
+
+impl KvElem for half::bf16 {
+    #[inline(always)]
+    fn narrow(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+}
+
+pub struct CpuKv<W = f32> {
+    shape: KvShape,
+    kt: Vec<Vec<W>>,
+    v: Vec<Vec<W>>,
+    /// A store-sized buffer reused by [`CpuKv::reorder`].
+    spare: Vec<W>,
+}
+
+impl<W: KvElem> KvCache for CpuKv<W> {
     fn shape(&self) -> KvShape {
         self.shape
     }
 }
 
-pub fn cpu_kv(cache: &dyn KvCache) -> &CpuKv {
-    cache
-        .as_any()
-        .downcast_ref()
-        .expect("a key/value store made by another backend was passed to the cpu backend")
+const FOREIGN: &str = "a key/value store made by another backend was passed to the cpu backend";
+
+/// The cpu store behind `cache`, in whichever element type it holds.
+pub enum AnyKv<'a> {
+    F32(&'a CpuKv<f32>),
+    Bf16(&'a CpuKv<half::bf16>),
 }
 
-pub fn cpu_kv_mut(cache: &mut dyn KvCache) -> &mut CpuKv {
-    cache
-        .as_any_mut()
-        .downcast_mut()
-        .expect("a key/value store made by another backend was passed to the cpu backend")
+pub fn cpu_kv(cache: &dyn KvCache) -> AnyKv<'_> {
+    let any = cache.as_any();
+    if let Some(s) = any.downcast_ref::<CpuKv<f32>>() {
+        return AnyKv::F32(s);
+    }
+    AnyKv::Bf16(any.downcast_ref().expect(FOREIGN))
 }
 
-impl CpuKv {
+pub fn cpu_kv_mut<W: KvElem>(cache: &mut dyn KvCache) -> &mut CpuKv<W> {
+    cache.as_any_mut().downcast_mut().expect(FOREIGN)
+}
+
+impl<W: KvElem> CpuKv<W> {
     pub fn new(shape: KvShape) -> Self {
         let size = shape.batch * shape.capacity * shape.heads * shape.head_dim;
         Self {
             shape,
-            kt: (0..shape.layers).map(|_| vec![0.0; size]).collect(),
-            v: (0..shape.layers).map(|_| vec![0.0; size]).collect(),
+            kt: (0..shape.layers)
+                .map(|_| vec![W::default(); size])
+                .collect(),
+            v: (0..shape.layers)
+                .map(|_| vec![W::default(); size])
+                .collect(),
             spare: Vec::new(),
         }
     }
@@ -49,7 +83,7 @@ impl CpuKv {
     }
 
     /// Head `h` of sequence `seq` in layer `layer`, with `len` valid positions.
-    pub fn head(&self, layer: usize, seq: usize, h: usize, len: usize) -> HeadKv<'_> {
+    pub fn head(&self, layer: usize, seq: usize, h: usize, len: usize) -> HeadKv<'_, W> {
         let (cap, hd) = (self.shape.capacity, self.shape.head_dim);
         let base = (seq * self.shape.heads + h) * hd * cap;
         HeadKv {
@@ -82,10 +116,12 @@ impl CpuKv {
                     let head = (seq * heads + h) * hd * cap;
                     let ks = &src[rows.k_offset + h * hd..rows.k_offset + (h + 1) * hd];
                     for (j, &kv) in ks.iter().enumerate() {
-                        kt[head + j * cap + p] = kv;
+                        kt[head + j * cap + p] = W::narrow(kv);
                     }
                     let vs = &src[rows.v_offset + h * hd..rows.v_offset + (h + 1) * hd];
-                    v[head + p * hd..head + (p + 1) * hd].copy_from_slice(vs);
+                    for (dst, &x) in v[head + p * hd..head + (p + 1) * hd].iter_mut().zip(vs) {
+                        *dst = W::narrow(x);
+                    }
                 }
             }
         }
@@ -110,7 +146,7 @@ impl CpuKv {
             .chain(self.v.iter_mut().map(|c| (c, &value_runs)))
         {
             if self.spare.len() != order.len() * per_seq {
-                self.spare = vec![0.0f32; order.len() * per_seq];
+                self.spare = vec![W::default(); order.len() * per_seq];
             }
             for (i, &src) in order.iter().enumerate() {
                 for &(off, n) in runs {

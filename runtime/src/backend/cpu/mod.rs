@@ -267,31 +267,32 @@ impl Backend for CpuBackend {
     }
 
     fn new_kv_cache(&self, shape: KvShape) -> Box<dyn KvCache> {
-        Box::new(kv::CpuKv::new(shape))
+        if self.npu_bf16() {
+            // The device's caches are bf16 buffers.
+            Box::new(kv::CpuKv::<half::bf16>::new(shape))
+        } else {
+            Box::new(kv::CpuKv::<f32>::new(shape))
+        }
     }
 
     fn kv_write(&self, cache: &mut dyn KvCache, layer: usize, pos: usize, rows: KvRows) {
         self.stats.time(OpKind::KvWrite, || {
+            // A bf16 store rounds as it writes (to nearest, ties to even).
             if self.npu_bf16() {
-                // The device's caches are bf16 buffers.
-                let data = bf16::rounded(rows.data);
-                kv::cpu_kv_mut(cache).write(
-                    layer,
-                    pos,
-                    KvRows {
-                        data: &data,
-                        ..rows
-                    },
-                )
+                kv::cpu_kv_mut::<half::bf16>(cache).write(layer, pos, rows)
             } else {
-                kv::cpu_kv_mut(cache).write(layer, pos, rows)
+                kv::cpu_kv_mut::<f32>(cache).write(layer, pos, rows)
             }
         })
     }
 
     fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize) {
         self.stats.time(OpKind::KvReorder, || {
-            kv::cpu_kv_mut(cache).reorder(order, len)
+            if self.npu_bf16() {
+                kv::cpu_kv_mut::<half::bf16>(cache).reorder(order, len)
+            } else {
+                kv::cpu_kv_mut::<f32>(cache).reorder(order, len)
+            }
         })
     }
 
