@@ -192,7 +192,7 @@ fn attend_head(
         keep,
     };
     let widened;
-    let dense = match &t.view {
+    let v = match &t.view {
         View::Dense(v) if rows <= FEW_ROWS && v.k_strides.1 == 1 && v.v_stride == hd => {
             let head = HeadKv {
                 kt: v.k,
@@ -220,7 +220,6 @@ fn attend_head(
             }
         }
     };
-    let v = dense;
     let mut scores = vec![0.0f32; rows * len];
     matmul_strided(
         rows,

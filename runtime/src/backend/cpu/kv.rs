@@ -59,8 +59,36 @@ pub fn cpu_kv(cache: &dyn KvCache) -> AnyKv<'_> {
     AnyKv::Bf16(any.downcast_ref().expect(FOREIGN))
 }
 
-pub fn cpu_kv_mut<W: KvElem>(cache: &mut dyn KvCache) -> &mut CpuKv<W> {
-    cache.as_any_mut().downcast_mut().expect(FOREIGN)
+/// The cpu store behind `cache`, mutable, in whichever element type it holds.
+pub enum AnyKvMut<'a> {
+    F32(&'a mut CpuKv<f32>),
+    Bf16(&'a mut CpuKv<half::bf16>),
+}
+
+pub fn cpu_kv_mut(cache: &mut dyn KvCache) -> AnyKvMut<'_> {
+    let any = cache.as_any_mut();
+    if any.is::<CpuKv<f32>>() {
+        return AnyKvMut::F32(any.downcast_mut().expect("checked just above"));
+    }
+    AnyKvMut::Bf16(any.downcast_mut().expect(FOREIGN))
+}
+
+impl AnyKvMut<'_> {
+    /// [`CpuKv::write`] in the store's element type (a bf16 store rounds as it writes).
+    pub fn write(self, layer: usize, pos: usize, rows: KvRows) {
+        match self {
+            AnyKvMut::F32(s) => s.write(layer, pos, rows),
+            AnyKvMut::Bf16(s) => s.write(layer, pos, rows),
+        }
+    }
+
+    /// [`CpuKv::reorder`] in the store's element type.
+    pub fn reorder(self, order: &[usize], len: usize) {
+        match self {
+            AnyKvMut::F32(s) => s.reorder(order, len),
+            AnyKvMut::Bf16(s) => s.reorder(order, len),
+        }
+    }
 }
 
 impl<W: KvElem> CpuKv<W> {

@@ -277,22 +277,13 @@ impl Backend for CpuBackend {
 
     fn kv_write(&self, cache: &mut dyn KvCache, layer: usize, pos: usize, rows: KvRows) {
         self.stats.time(OpKind::KvWrite, || {
-            // A bf16 store rounds as it writes (to nearest, ties to even).
-            if self.npu_bf16() {
-                kv::cpu_kv_mut::<half::bf16>(cache).write(layer, pos, rows)
-            } else {
-                kv::cpu_kv_mut::<f32>(cache).write(layer, pos, rows)
-            }
+            kv::cpu_kv_mut(cache).write(layer, pos, rows)
         })
     }
 
     fn kv_reorder(&self, cache: &mut dyn KvCache, order: &[usize], len: usize) {
         self.stats.time(OpKind::KvReorder, || {
-            if self.npu_bf16() {
-                kv::cpu_kv_mut::<half::bf16>(cache).reorder(order, len)
-            } else {
-                kv::cpu_kv_mut::<f32>(cache).reorder(order, len)
-            }
+            kv::cpu_kv_mut(cache).reorder(order, len)
         })
     }
 
