@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 
-use crate::audio::{self, AudioError};
+use crate::audio::{self, AudioError, InputLimits};
 use crate::decode::{self, Context, DecodeError, DecodeOptions, OnSegment, Progress};
-use crate::mel;
+use crate::mel::{self, Features, MelStream};
 use crate::model::{ModelError, WhisperModelFiles};
 use crate::transcript::{Segment, Transcript};
 use crate::vad::{self, VadError, VadFilter};
@@ -25,6 +25,9 @@ pub enum PipelineError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Vad(#[from] VadError),
+    /// The streamed log-mel could not be written to its temporary file.
+    #[error("writing the log-mel to a temporary file")]
+    Spill(#[source] std::io::Error),
 }
 
 /// A loaded model, ready to transcribe any number of inputs.
@@ -125,10 +128,60 @@ impl Transcriber {
         cancel: &AtomicBool,
     ) -> Result<Transcript, PipelineError> {
         let features = mel::log_mel_with(self.model.backend(), samples, self.model.n_mels);
+        self.decode_features(&features, opts, progress, on_segment, cancel)
+    }
+
+    fn decode_features(
+        &self,
+        features: &dyn Features,
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
         let ctx = Context::new(&self.model, &self.files.tokenizer, &self.files.config)?;
         Ok(decode::transcribe_streaming(
-            &ctx, &features, opts, progress, on_segment, cancel,
+            &ctx, features, opts, progress, on_segment, cancel,
         )?)
+    }
+
+    /// An audio file (`-` is stdin) within `limits` to a transcript, decoded only where `vad`
+    /// finds speech when given one. Without a VAD filter the file streams: its samples go
+    /// through the log-mel kernel as they are decoded and are not kept, and the log-mel moves
+    /// to a temporary file once it is a few minutes long, so memory does not grow with the
+    /// file's length. The transcript is the one [`Transcriber::transcribe_filtered`] gives
+    /// on the file's samples (the same log-mel values, bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn transcribe_path(
+        &self,
+        path: &Path,
+        limits: &InputLimits,
+        opts: &DecodeOptions,
+        vad: Option<&VadFilter>,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
+        if vad.is_some() {
+            // The VAD's spans are glued into one audio before the log-mel: that needs the
+            // samples (not streamed yet).
+            let samples = audio::load_with(path, limits)?;
+            return self.transcribe_filtered(&samples, opts, vad, progress, on_segment, cancel);
+        }
+        let mut stream = MelStream::new(self.model.backend(), self.model.n_mels);
+        let mut spill_error = None;
+        let n = audio::stream_with(path, limits, &mut |chunk| {
+            if spill_error.is_none() {
+                spill_error = stream.push(chunk).err();
+            }
+        })?;
+        if let Some(e) = spill_error {
+            return Err(PipelineError::Spill(e));
+        }
+        let features = stream.finish().map_err(PipelineError::Spill)?;
+        let mut t = self.decode_features(&features, opts, progress, on_segment, cancel)?;
+        t.duration = n as f64 / audio::SAMPLE_RATE as f64;
+        Ok(t)
     }
 
     /// An audio file (any format symphonia reads; `-` is stdin) to a transcript.
@@ -138,7 +191,8 @@ impl Transcriber {
         opts: &DecodeOptions,
         progress: Option<Progress>,
     ) -> Result<Transcript, PipelineError> {
-        let samples = audio::load(path)?;
-        self.transcribe_samples(&samples, opts, progress)
+        let never = AtomicBool::new(false);
+        let limits = InputLimits::default();
+        self.transcribe_path(path, &limits, opts, None, progress, &mut |_| {}, &never)
     }
 }

@@ -98,3 +98,22 @@ fn int8_and_bf16_transcribe_jfk_like_f32() {
         assert!(tr.model.backend().stats().get(OpKind::Linear).launches > 0);
     }
 }
+
+/// A file transcribed as it streams (its samples never held, the log-mel built block by
+/// block) gives the transcript of its samples loaded whole: the same segments, times and
+/// tokens, on an 87 s clip of three windows.
+#[test]
+fn a_streamed_file_gives_the_transcript_of_its_loaded_samples() {
+    let clip = speech_dir().join("audio/synthetic_espeak/gettysburg.wav");
+    let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(Precision::Int8));
+    let tr = Transcriber::load_with(&model_dir("whisper-base"), backend).expect("model loads");
+    let opts = DecodeOptions::default();
+    let streamed = tr.transcribe_file(&clip, &opts, None).expect("streams");
+    let samples = aiec_runtime::audio::load(&clip).expect("decodes");
+    let loaded = tr
+        .transcribe_samples(&samples, &opts, None)
+        .expect("transcribes");
+    assert!(streamed.segments.len() >= 6, "{:?}", streamed.segments);
+    assert!(streamed.duration > 80.0, "{}", streamed.duration);
+    assert_eq!(streamed, loaded);
+}

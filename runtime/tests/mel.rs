@@ -238,3 +238,55 @@ fn ten_minutes_gives_the_reference_frame_count() {
     eprintln!("log_mel of 10 min, 80 mels: {elapsed:?}");
     assert_eq!(m.n_frames, 60_001);
 }
+
+/// The log-mel built as samples stream in ([`mel::MelStream`], what keeps a long file's
+/// memory flat) reads back every window the in-memory spectrogram gives, bit for bit: block
+/// boundaries, the reflection at both ends, signals shorter than one frame, chunks of any
+/// size, and values spilled to a temporary file.
+#[test]
+fn streamed_log_mel_gives_the_in_memory_windows() {
+    use aiec_runtime::backend::cpu::CpuBackend;
+    use aiec_runtime::mel::{Features, MelStream};
+    let cpu = CpuBackend::default();
+    // The first block completes at 2999 * 160 + 200 samples.
+    let block = (N_FRAMES - 1) * HOP + 200;
+    let longest = 2 * block + 12_345;
+    let signal: Vec<f32> = (0..longest)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            // Loud and quiet stretches, so the clamp at max - 8 bites.
+            let envelope = if (i / 40_000) % 3 == 0 { 1e-5 } else { 0.5 };
+            envelope
+                * ((t * 440.0 * std::f32::consts::TAU).sin() + ((i * 7919) % 101) as f32 / 300.0)
+        })
+        .collect();
+    for len in [1, 150, 199, 200, 201, block - 1, block, block + 1, longest] {
+        let samples = &signal[..len];
+        let whole = mel::log_mel_with(&cpu, samples, 80);
+        for (chunk, spill) in [(len, usize::MAX), (7_919, 1 << 20), (100_000, 0)] {
+            let mut stream = MelStream::with_spill_threshold(&cpu, 80, spill);
+            for piece in samples.chunks(chunk) {
+                stream.push(piece).unwrap();
+            }
+            let streamed = stream.finish().unwrap();
+            assert_eq!(streamed.n_frames(), whole.n_frames, "{len}");
+            let bytes = whole.n_frames * 80 * 4;
+            assert_eq!(streamed.spilled(), bytes > spill, "{len} spill {spill}");
+            let n = whole.n_frames;
+            for start in [0, 1, 2_999, 3_000, 4_321, n.saturating_sub(1), n, n + 5] {
+                for frames in [N_FRAMES, 1_500, 7] {
+                    let want = whole.window(start, frames);
+                    let got = streamed.window(start, frames).unwrap();
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{len} samples, chunk {chunk}: window {start}+{frames}"
+                    );
+                }
+            }
+        }
+    }
+}

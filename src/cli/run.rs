@@ -360,13 +360,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         inputs.len() > 1 && sim.is_none() && !args.timings && rayon::current_num_threads() > 1;
     let transcribe = |input: &Path, update: Option<&mut dyn FnMut(f64, f64)>| {
         let started = std::time::Instant::now();
-        let result = audio::load_with(input, &limits)
-            .map_err(PipelineError::from)
-            .and_then(|samples| {
-                // `aiec run` is never cancelled midway (Ctrl-C ends the process).
-                let never = std::sync::atomic::AtomicBool::new(false);
-                tr.transcribe_filtered(&samples, &opts, vad.as_ref(), update, &mut |_| {}, &never)
-            });
+        // `aiec run` is never cancelled midway (Ctrl-C ends the process).
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let result = tr.transcribe_path(
+            input,
+            &limits,
+            &opts,
+            vad.as_ref(),
+            update,
+            &mut |_| {},
+            &never,
+        );
         (result, started.elapsed().as_secs_f64())
     };
     let mut failures = 0;

@@ -12,7 +12,7 @@
 mod mp4;
 mod resample;
 
-pub use resample::resample;
+pub use resample::{resample, ChunkedResampler};
 
 use std::io::{self, Cursor, Read};
 use std::path::Path;
@@ -21,7 +21,7 @@ use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -100,6 +100,9 @@ pub enum AudioError {
     },
 }
 
+/// Receives decoded 16 kHz mono samples, a chunk at a time, in order.
+pub type SampleSink<'a> = &'a mut dyn FnMut(&[f32]);
+
 /// Loads an audio file as 16 kHz mono samples, within the default [`InputLimits`]. `-` reads
 /// standard input to its end first.
 pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
@@ -108,10 +111,26 @@ pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
 
 /// [`load`] within `limits`.
 pub fn load_with(path: &Path, limits: &InputLimits) -> Result<Vec<f32>, AudioError> {
+    let mut samples = Vec::new();
+    stream_with(path, limits, &mut |chunk| samples.extend_from_slice(chunk))?;
+    Ok(samples)
+}
+
+/// Decodes `path` within `limits`, handing its 16 kHz mono samples to `sink` as they are
+/// decoded; returns how many there were. A regular file is read through the decoder, so
+/// memory does not grow with the file's length; standard input (`-`) and pipes are read
+/// into memory first (bounded by `limits`). The samples are exactly [`load`]'s. The checks
+/// that need the whole file (a corrupt file that decodes to nothing but silence, no samples
+/// at all) come at the end: `sink` may have seen samples of an input that then fails.
+pub fn stream_with(
+    path: &Path,
+    limits: &InputLimits,
+    sink: SampleSink,
+) -> Result<usize, AudioError> {
     if path.as_os_str() == "-" {
         let name = "<stdin>";
         let bytes = read_bounded(io::stdin().lock(), limits.max_bytes, name)?;
-        return decode_bytes_with(bytes, None, name, limits);
+        return stream_bytes(bytes, None, name, limits, sink);
     }
     let name = path.display().to_string();
     let read_err = |source: io::Error| match source.kind() {
@@ -129,16 +148,32 @@ pub fn load_with(path: &Path, limits: &InputLimits) -> Result<Vec<f32>, AudioErr
             source: io::Error::new(io::ErrorKind::IsADirectory, "it is a directory"),
         });
     }
-    // A regular file's size is known up front; a device or pipe is cut off while reading.
-    if meta.is_file() && meta.len() > limits.max_bytes {
+    let ext = path.extension().and_then(|e| e.to_str());
+    if !meta.is_file() {
+        // A device or pipe: its length is unknown, so it is cut off while reading.
+        let bytes = read_bounded(file, limits.max_bytes, &name)?;
+        return stream_bytes(bytes, ext, &name, limits, sink);
+    }
+    if meta.len() > limits.max_bytes {
         return Err(AudioError::TooLarge {
             name,
             limit: limits.max_bytes,
         });
     }
-    let bytes = read_bounded(file, limits.max_bytes, &name)?;
-    let ext = path.extension().and_then(|e| e.to_str());
-    decode_bytes_with(bytes, ext, &name, limits)
+    if meta.len() == 0 {
+        return Err(AudioError::EmptyFile { name });
+    }
+    let mut head = vec![0u8; meta.len().min(HEAD_BYTES) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(read_err)?;
+    let timing = mp4::AudioTiming::read(&file);
+    let input = Input {
+        media: Box::new(file),
+        head: &head,
+        timing,
+        hint_ext: ext,
+        name: &name,
+    };
+    decode_checked(input, limits, sink)
 }
 
 /// Reads `source` to its end, failing once it passes `max_bytes`.
@@ -178,55 +213,78 @@ pub fn decode_bytes_with(
     name: &str,
     limits: &InputLimits,
 ) -> Result<Vec<f32>, AudioError> {
+    let mut samples = Vec::new();
+    stream_bytes(bytes, hint_ext, name, limits, &mut |chunk| {
+        samples.extend_from_slice(chunk)
+    })?;
+    Ok(samples)
+}
+
+/// [`stream_with`] for a file already in memory.
+fn stream_bytes(
+    bytes: Vec<u8>,
+    hint_ext: Option<&str>,
+    name: &str,
+    limits: &InputLimits,
+    sink: SampleSink,
+) -> Result<usize, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::EmptyFile {
             name: name.to_string(),
         });
     }
-    if let Some(rate) = riff_sample_rate(&bytes).filter(|&r| r == 0) {
+    let head = bytes[..bytes.len().min(HEAD_BYTES as usize)].to_vec();
+    let timing = mp4::AudioTiming::parse(&bytes);
+    let input = Input {
+        media: Box::new(Cursor::new(bytes)),
+        head: &head,
+        timing,
+        hint_ext,
+        name,
+    };
+    decode_checked(input, limits, sink)
+}
+
+/// Leading bytes kept for the checks made before decoding (RIFF header, container magic).
+const HEAD_BYTES: u64 = 64 << 10;
+
+/// One encoded input, opened.
+struct Input<'a> {
+    media: Box<dyn MediaSource>,
+    /// Its first bytes (up to [`HEAD_BYTES`]).
+    head: &'a [u8],
+    /// An MP4's edit list, if it is one.
+    timing: Option<mp4::AudioTiming>,
+    hint_ext: Option<&'a str>,
+    name: &'a str,
+}
+
+/// The checks symphonia would panic on first, then the decode, with any panic contained.
+fn decode_checked(
+    input: Input,
+    limits: &InputLimits,
+    sink: SampleSink,
+) -> Result<usize, AudioError> {
+    let name = input.name;
+    if let Some(rate) = riff_sample_rate(input.head).filter(|&r| r == 0) {
         return Err(AudioError::BadSampleRate {
             name: name.to_string(),
             rate,
         });
     }
-    let edit_list = mp4::AudioTiming::parse(&bytes);
     let max_seconds = limits.max_seconds;
-    let mut decoded = crate::guard::contain(|| decode_mono(bytes, hint_ext, name, max_seconds))
-        .map_err(|detail| AudioError::DecoderPanic {
-        name: name.to_string(),
-        detail,
-    })??;
-    if let Some(timing) = edit_list {
-        timing.apply(&mut decoded.samples, decoded.rate);
-    }
-    if decoded.samples.is_empty() {
-        return Err(AudioError::NoSamples {
+    crate::guard::contain(|| decode_mono(input, max_seconds, sink)).map_err(|detail| {
+        AudioError::DecoderPanic {
             name: name.to_string(),
-        });
-    }
-    let resampled = resample(&decoded.samples, decoded.rate, SAMPLE_RATE).map_err(|detail| {
-        AudioError::Resample {
-            name: name.to_string(),
-            from: decoded.rate,
             detail,
         }
-    })?;
-    Ok(quantise_like_pyav(resampled))
+    })?
 }
 
-/// Mono samples at the file's own rate.
-struct Decoded {
-    samples: Vec<f32>,
-    rate: u32,
-}
-
-fn decode_mono(
-    bytes: Vec<u8>,
-    hint_ext: Option<&str>,
-    name: &str,
-    max_seconds: f64,
-) -> Result<Decoded, AudioError> {
-    let mut format = open_container(bytes, hint_ext, name)?;
+fn decode_mono(input: Input, max_seconds: f64, sink: SampleSink) -> Result<usize, AudioError> {
+    let name = input.name;
+    let container = sniff_container(input.head);
+    let mut format = open_container(input.media, container, input.hint_ext, name)?;
     let track = format
         .tracks()
         .iter()
@@ -243,16 +301,15 @@ fn decode_mono(
             name: name.to_string(),
             detail: e.to_string(),
         })?;
-    let max_samples = track_rate.map(|r| f64::from(r) * max_seconds);
     let limit = Limit {
-        max_samples,
+        max_samples: track_rate.map(|r| f64::from(r) * max_seconds),
         max_seconds,
     };
-    let packets = decode_packets(&mut *format, &mut *decoder, track_id, name, limit)?;
-    let (samples, skipped) = (packets.samples, packets.skipped);
+    let mut out = Conversion::new(name, input.timing, sink);
+    decode_packets(&mut *format, &mut *decoder, track_id, limit, &mut out)?;
     // The header promised audio and not one frame decoded: damaged or cut inside the first
     // frame (a FLAC whose frames are garbage resyncs to the end and yields nothing).
-    if samples.is_empty() && announced_frames > 0 {
+    if out.decoded == 0 && announced_frames > 0 {
         return Err(AudioError::Corrupt {
             name: name.to_string(),
             decoded_samples: 0,
@@ -262,38 +319,25 @@ fn decode_mono(
         });
     }
     // Damaged packets and nothing audible around them: the decoder was fed garbage.
-    if skipped > 0 && samples.iter().all(|&s| s == 0.0) {
+    if out.skipped > 0 && !out.audible {
         return Err(AudioError::Corrupt {
             name: name.to_string(),
-            decoded_samples: samples.len(),
-            detail: format!("{skipped} undecodable packets and no other sound"),
+            decoded_samples: out.decoded,
+            detail: format!("{} undecodable packets and no other sound", out.skipped),
         });
     }
-    let rate = match packets.rate.or(track_rate) {
-        Some(0) | None if samples.is_empty() => 0,
-        Some(0) | None => {
-            return Err(AudioError::BadSampleRate {
-                name: name.to_string(),
-                rate: 0,
-            })
-        }
-        Some(r) => r,
-    };
-    Ok(Decoded { samples, rate })
+    out.finish()
 }
 
-/// Probes the container of `bytes` (gapless: mp3/aac encoder delay and padding trimmed, as
-/// ffmpeg, and so faster-whisper, does).
+/// Probes the container (gapless: mp3/aac encoder delay and padding trimmed, as ffmpeg, and
+/// so faster-whisper, does). `container` is what the leading magic bytes announce.
 fn open_container(
-    bytes: Vec<u8>,
+    media: Box<dyn MediaSource>,
+    container: Option<&str>,
     hint_ext: Option<&str>,
     name: &str,
 ) -> Result<Box<dyn FormatReader>, AudioError> {
-    let container = sniff_container(&bytes);
-    let source = MediaSourceStream::new(
-        Box::new(Cursor::new(bytes)),
-        MediaSourceStreamOptions::default(),
-    );
+    let source = MediaSourceStream::new(media, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     if let Some(ext) = hint_ext {
         hint.with_extension(ext);
@@ -316,18 +360,105 @@ fn open_container(
     Ok(probed.format)
 }
 
-/// What the packets of a track decoded to.
-struct Packets {
-    /// Mono samples.
-    samples: Vec<f32>,
-    /// The rate of the last decoded buffer (none if nothing decoded).
-    rate: Option<u32>,
+/// The decoder's mono output on its way to 16 kHz: the MP4 edit list's cut, the resampler
+/// (made at the first buffer's rate), PyAV's 16-bit grid, then the sink.
+struct Conversion<'a> {
+    name: &'a str,
+    timing: Option<mp4::AudioTiming>,
+    sink: SampleSink<'a>,
+    /// Mono samples decoded so far, at the file's rate (before the edit list's cut).
+    decoded: usize,
     /// Packets skipped as malformed or undecodable.
     skipped: usize,
+    /// Whether any decoded sample was not 0.0.
+    audible: bool,
+    /// The rate, the kept range of decoded samples, and the resampler, once a buffer came.
+    stage: Option<(u32, (usize, usize), ChunkedResampler)>,
+    /// Samples handed to the sink.
+    delivered: usize,
+    scratch: Vec<f32>,
 }
 
-/// Decodes every packet of track `track_id` and mixes it down to mono; skips up to
-/// [`MAX_SKIPPED_PACKETS`] damaged packets.
+impl<'a> Conversion<'a> {
+    fn new(name: &'a str, timing: Option<mp4::AudioTiming>, sink: SampleSink<'a>) -> Self {
+        Self {
+            name,
+            timing,
+            sink,
+            decoded: 0,
+            skipped: 0,
+            audible: false,
+            stage: None,
+            delivered: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// One buffer of mono samples at `rate` Hz.
+    fn push(&mut self, mono: &[f32], rate: u32) -> Result<(), AudioError> {
+        let first = self.decoded;
+        self.decoded += mono.len();
+        self.audible |= mono.iter().any(|&s| s != 0.0);
+        if self.stage.is_none() {
+            if rate == 0 {
+                return Err(AudioError::BadSampleRate {
+                    name: self.name.to_string(),
+                    rate,
+                });
+            }
+            let resampler = self.resampler(rate)?;
+            let kept = self.timing.map_or((0, usize::MAX), |t| t.kept(rate));
+            self.stage = Some((rate, kept, resampler));
+        }
+        let Some((stage_rate, (start, end), resampler)) = &mut self.stage else {
+            unreachable!("set above");
+        };
+        if *stage_rate != rate {
+            return Err(AudioError::Unsupported {
+                name: self.name.to_string(),
+                detail: format!("the sample rate changes from {stage_rate} to {rate} Hz"),
+            });
+        }
+        let from = start.saturating_sub(first).min(mono.len());
+        let to = end.saturating_sub(first).min(mono.len()).max(from);
+        self.scratch.clear();
+        resampler.push(&mono[from..to], &mut self.scratch);
+        self.deliver();
+        Ok(())
+    }
+
+    fn resampler(&self, rate: u32) -> Result<ChunkedResampler, AudioError> {
+        ChunkedResampler::new(rate, SAMPLE_RATE).map_err(|detail| AudioError::Resample {
+            name: self.name.to_string(),
+            from: rate,
+            detail,
+        })
+    }
+
+    fn deliver(&mut self) {
+        quantise_like_pyav(&mut self.scratch);
+        if !self.scratch.is_empty() {
+            (self.sink)(&self.scratch);
+            self.delivered += self.scratch.len();
+        }
+    }
+
+    /// The resampler's flush; the number of samples delivered, none being an error.
+    fn finish(mut self) -> Result<usize, AudioError> {
+        if let Some((_, _, resampler)) = self.stage.take() {
+            self.scratch.clear();
+            resampler.finish(&mut self.scratch);
+            self.deliver();
+        }
+        if self.delivered == 0 {
+            return Err(AudioError::NoSamples {
+                name: self.name.to_string(),
+            });
+        }
+        Ok(self.delivered)
+    }
+}
+
 /// The duration bound while decoding: the track's rate times the limit, when the rate is
 /// known up front; else each buffer's own rate decides.
 #[derive(Clone, Copy)]
@@ -336,24 +467,23 @@ struct Limit {
     max_seconds: f64,
 }
 
+/// Decodes every packet of track `track_id`, mixes it down to mono and hands it to `out`;
+/// skips up to [`MAX_SKIPPED_PACKETS`] damaged packets.
 fn decode_packets(
     format: &mut dyn FormatReader,
     decoder: &mut dyn Decoder,
     track_id: u32,
-    name: &str,
     limit: Limit,
-) -> Result<Packets, AudioError> {
-    let mut out = Packets {
-        samples: Vec::new(),
-        rate: None,
-        skipped: 0,
-    };
-    let corrupt = |out: &Packets, e: SymphoniaError| AudioError::Corrupt {
+    out: &mut Conversion,
+) -> Result<(), AudioError> {
+    let name = out.name;
+    let corrupt = |decoded: usize, e: SymphoniaError| AudioError::Corrupt {
         name: name.to_string(),
-        decoded_samples: out.samples.len(),
+        decoded_samples: decoded,
         detail: e.to_string(),
     };
     let mut interleaved: Option<SampleBuffer<f32>> = None;
+    let mut mono = Vec::new();
     loop {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
@@ -367,7 +497,7 @@ fn decode_packets(
                 tracing::warn!("{name}: skipping malformed packet: {detail}");
                 continue;
             }
-            Err(e) => return Err(corrupt(&out, e)),
+            Err(e) => return Err(corrupt(out.decoded, e)),
         };
         if packet.track_id() != track_id {
             continue;
@@ -384,31 +514,32 @@ fn decode_packets(
                 continue;
             }
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(corrupt(&out, e)),
+            Err(e) => return Err(corrupt(out.decoded, e)),
         };
         let spec = *audio.spec();
         let channels = spec.channels.count();
         if audio.frames() == 0 || channels == 0 {
             continue;
         }
-        out.rate = Some(spec.rate);
         let buffer = match &mut interleaved {
             Some(b) if b.capacity() >= audio.capacity() * channels => b,
             slot => slot.insert(SampleBuffer::new(audio.capacity() as u64, spec)),
         };
         buffer.copy_interleaved_ref(audio);
-        downmix_into(buffer.samples(), channels, &mut out.samples);
+        mono.clear();
+        downmix_into(buffer.samples(), channels, &mut mono);
+        out.push(&mono, spec.rate)?;
         let max_samples = limit
             .max_samples
             .unwrap_or(f64::from(spec.rate) * limit.max_seconds);
-        if out.samples.len() as f64 > max_samples {
+        if out.decoded as f64 > max_samples {
             return Err(AudioError::TooLong {
                 name: name.to_string(),
                 limit: limit.max_seconds,
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The sample rate in a RIFF/WAVE `fmt ` chunk, if `bytes` is such a file. symphonia panics
@@ -473,8 +604,8 @@ fn downmix_into(interleaved: &[f32], channels: usize, out: &mut Vec<f32>) {
 /// Rounds to the 16-bit grid the way PyAV's `s16` resampler output does (libswresample's
 /// float-to-s16 conversion: `lrintf`, i.e. to nearest with ties to even, then saturate), then
 /// scales by 1/32768 as faster-whisper's `decode_audio` does.
-fn quantise_like_pyav(mut samples: Vec<f32>) -> Vec<f32> {
-    for s in &mut samples {
+fn quantise_like_pyav(samples: &mut [f32]) {
+    for s in samples {
         // NaN (possible in a float WAV) would poison every later sum: call it silence.
         let q = if s.is_nan() {
             0.0
@@ -483,7 +614,6 @@ fn quantise_like_pyav(mut samples: Vec<f32>) -> Vec<f32> {
         };
         *s = q / 32768.0;
     }
-    samples
 }
 
 #[cfg(test)]
@@ -499,7 +629,7 @@ mod tests {
 
     #[test]
     fn quantise_saturates_and_rounds() {
-        let q = quantise_like_pyav(vec![
+        let mut q = vec![
             1.5,
             -2.0,
             0.1 / 32768.0,
@@ -508,7 +638,8 @@ mod tests {
             -3.5 / 32768.0,
             f32::NAN,
             f32::NEG_INFINITY,
-        ]);
+        ];
+        quantise_like_pyav(&mut q);
         let grid = |k: f32| k / 32768.0;
         assert_eq!(
             q,

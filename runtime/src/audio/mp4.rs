@@ -25,7 +25,48 @@ impl AudioTiming {
         if file.get(4..8) != Some(b"ftyp") {
             return None;
         }
-        let moov = boxes(file).find(|(kind, _)| kind == b"moov")?.1;
+        Self::from_moov(boxes(file).find(|(kind, _)| kind == b"moov")?.1)
+    }
+
+    /// [`AudioTiming::parse`] reading only the file's top-level box headers and its `moov`
+    /// (a long recording's `mdat` is never read into memory).
+    pub(crate) fn read(file: &std::fs::File) -> Option<Self> {
+        use std::os::unix::fs::FileExt;
+        let len = file.metadata().ok()?.len();
+        let mut header = [0u8; 16];
+        file.read_exact_at(&mut header[..8], 0).ok()?;
+        if &header[4..8] != b"ftyp" {
+            return None;
+        }
+        let mut at = 0u64;
+        while at + 8 <= len {
+            file.read_exact_at(&mut header[..8], at).ok()?;
+            let (head, size) = match u32::from_be_bytes(header[0..4].try_into().ok()?) as u64 {
+                0 => (8, len - at),
+                1 => {
+                    file.read_exact_at(&mut header[8..16], at + 8).ok()?;
+                    (16, u64::from_be_bytes(header[8..16].try_into().ok()?))
+                }
+                n => (8, n),
+            };
+            if size < head || at + size > len {
+                return None;
+            }
+            if &header[4..8] == b"moov" {
+                // Larger than any real index (a 30-minute AAC track's is a few hundred KB).
+                if size > MAX_MOOV_BYTES {
+                    return None;
+                }
+                let mut moov = vec![0u8; (size - head) as usize];
+                file.read_exact_at(&mut moov, at + head).ok()?;
+                return Self::from_moov(&moov);
+            }
+            at += size;
+        }
+        None
+    }
+
+    fn from_moov(moov: &[u8]) -> Option<Self> {
         let movie_timescale = boxes(moov)
             .find(|(kind, _)| kind == b"mvhd")
             .and_then(|(_, b)| timescale_and_duration(b))?
@@ -55,23 +96,37 @@ impl AudioTiming {
             .filter(|t| t.movie_timescale > 0 && t.media_timescale > 0)
     }
 
-    /// Cuts decoded samples (at `rate` Hz) to what the edit list presents.
-    pub(crate) fn apply(&self, samples: &mut Vec<f32>, rate: u32) {
+    /// The decoded samples (at `rate` Hz) the edit list presents: `start..end` of the
+    /// decoder's output (`end` unbounded when neither the media nor the edit has a length).
+    pub(crate) fn kept(&self, rate: u32) -> (usize, usize) {
         let to_samples = |ticks: u64, timescale: u32| -> usize {
             ((ticks as u128 * rate as u128 + timescale as u128 / 2) / timescale as u128) as usize
         };
+        let mut end = usize::MAX;
         if self.media_duration > 0 {
-            samples.truncate(to_samples(self.media_duration, self.media_timescale));
+            end = to_samples(self.media_duration, self.media_timescale);
         }
-        if let Some((duration, start)) = self.edit {
-            let skip = to_samples(start, self.media_timescale).min(samples.len());
-            samples.drain(..skip);
-            if duration > 0 {
-                samples.truncate(to_samples(duration, self.movie_timescale));
-            }
+        let Some((duration, start)) = self.edit else {
+            return (0, end);
+        };
+        let start = to_samples(start, self.media_timescale);
+        if duration > 0 {
+            end = end.min(start.saturating_add(to_samples(duration, self.movie_timescale)));
         }
+        (start, end.max(start))
+    }
+
+    /// Cuts decoded samples (at `rate` Hz) to what the edit list presents.
+    #[cfg(test)]
+    fn apply(&self, samples: &mut Vec<f32>, rate: u32) {
+        let (start, end) = self.kept(rate);
+        samples.truncate(end);
+        samples.drain(..start.min(samples.len()));
     }
 }
+
+/// Largest `moov` box [`AudioTiming::read`] loads.
+const MAX_MOOV_BYTES: u64 = 64 << 20;
 
 /// Iterates the boxes laid end to end in `data` as (type, payload); stops at a malformed one.
 fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
@@ -183,6 +238,20 @@ mod tests {
         timing.apply(&mut samples, 32_000); // decoded at twice the media timescale
         assert_eq!(samples[0], 4096.0);
         assert_eq!(samples.len(), 32_000);
+    }
+
+    #[test]
+    fn reading_the_file_finds_the_same_timing() {
+        let mut bytes = sample_file(&[(1096, 1024)]);
+        // An mdat before the moov, as many encoders write them, is skipped over.
+        let mdat = mp4_box(b"mdat", &[7u8; 5000]);
+        bytes.splice(16..16, mdat); // after the 16-byte ftyp
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.m4a");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(AudioTiming::read(&file), AudioTiming::parse(&bytes));
+        assert!(AudioTiming::read(&file).is_some());
     }
 
     #[test]

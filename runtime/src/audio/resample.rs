@@ -47,6 +47,75 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String>
     Ok(Resampler::new(from, to)?.run(samples))
 }
 
+/// [`resample`] fed in chunks, for inputs too long to hold: every output is the one
+/// [`resample`] gives on the whole signal, bit for bit. Only the input the filter still needs
+/// (about one filter length) is kept between chunks.
+pub struct ChunkedResampler {
+    /// `None` when the rates are equal: the samples pass through.
+    filter: Option<Resampler>,
+    /// Input not yet consumed, from the first sample the next output's filter touches; before
+    /// the start, the whole input so far (the mirror at the start needs its first samples).
+    buffer: Vec<f32>,
+    at: Position,
+    started: bool,
+}
+
+impl ChunkedResampler {
+    pub fn new(from: u32, to: u32) -> Result<Self, String> {
+        if from == 0 || to == 0 {
+            return Err(format!("invalid sample rates {from} -> {to}"));
+        }
+        let filter = if from == to {
+            None
+        } else {
+            Some(Resampler::new(from, to)?)
+        };
+        Ok(Self {
+            filter,
+            buffer: Vec::new(),
+            at: Position::default(),
+            started: false,
+        })
+    }
+
+    /// Feeds `input`, appending to `out` every output whose filter it completes.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        let Some(r) = &self.filter else {
+            out.extend_from_slice(input);
+            return;
+        };
+        self.buffer.extend_from_slice(input);
+        let centre = (r.taps - 1) / 2;
+        if !self.started {
+            // The mirror image before x[0] is x[centre] .. x[1]: wait until those exist.
+            if self.buffer.len() <= centre {
+                return;
+            }
+            let mirrored: Vec<f32> = (1..=centre).rev().map(|m| self.buffer[m]).collect();
+            self.buffer.splice(0..0, mirrored);
+            self.started = true;
+        }
+        r.emit_while_inside(&self.buffer, &mut self.at, out);
+        self.buffer.drain(..self.at.start);
+        self.at.start = 0;
+    }
+
+    /// Ends the input: the flush's outputs (see [`resample`]).
+    pub fn finish(mut self, out: &mut Vec<f32>) {
+        let Some(r) = &self.filter else {
+            return;
+        };
+        if !self.started {
+            // Shorter than half a filter: the whole signal is here.
+            if !self.buffer.is_empty() {
+                out.extend(r.run(&self.buffer));
+            }
+            return;
+        }
+        r.flush(&mut self.buffer, &mut self.at, out);
+    }
+}
+
 /// The filter bank and the step between outputs for one pair of rates.
 struct Resampler {
     taps: usize,
@@ -129,14 +198,19 @@ impl Resampler {
         let mut out = Vec::with_capacity((n as f64 * self.ratio) as usize + 2);
         let mut at = Position::default();
         self.emit_while_inside(&buffer, &mut at, &mut out);
-        // The flush: mirror half of what is still buffered (at most one filter's length).
+        self.flush(&mut buffer, &mut at, &mut out);
+        out
+    }
+
+    /// The end of the input: mirror half of what is still buffered (at most one filter's
+    /// length) and emit what that completes.
+    fn flush(&self, buffer: &mut Vec<f32>, at: &mut Position, out: &mut Vec<f32>) {
         let buffered = buffer.len().saturating_sub(at.start);
         let end = buffer.len();
         for j in 0..buffered.min(self.taps).div_ceil(2) {
             buffer.push(buffer[end - 1 - j]);
         }
-        self.emit_while_inside(&buffer, &mut at, &mut out);
-        out
+        self.emit_while_inside(buffer, at, out);
     }
 
     /// Appends outputs while the filter lies wholly inside `buffer`.
@@ -263,6 +337,39 @@ mod tests {
         // 16000 / 44111 does not reduce below 1024 phases: interpolated.
         let r = Resampler::new(44_111, 16_000).unwrap();
         assert_eq!((r.phases, r.linear), (1024, true));
+    }
+
+    /// Chunk sizes from one sample up to more than a filter, at exact and interpolated
+    /// ratios and a pass-through: the chunked outputs are the whole-signal outputs, bitwise.
+    #[test]
+    fn chunked_resampling_gives_the_whole_signal_outputs() {
+        let signal: Vec<f32> = (0..9_001)
+            .map(|i| ((i as f32 * 0.013).sin() * 0.6 + ((i * 7919) % 113) as f32 / 400.0) - 0.1)
+            .collect();
+        for (from, to) in [
+            (44_100, 16_000),
+            (8_000, 16_000),
+            (44_111, 16_000),
+            (16_000, 16_000),
+        ] {
+            for len in [1usize, 20, 45, 46, 47, 300, 9_001] {
+                let whole = resample(&signal[..len], from, to).unwrap();
+                for chunk in [1usize, 3, 64, 91, 1_000, 10_000] {
+                    let mut r = ChunkedResampler::new(from, to).unwrap();
+                    let mut out = Vec::new();
+                    for piece in signal[..len].chunks(chunk) {
+                        r.push(piece, &mut out);
+                    }
+                    r.finish(&mut out);
+                    let same = out.len() == whole.len()
+                        && out
+                            .iter()
+                            .zip(&whole)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{from}->{to}, {len} samples in chunks of {chunk}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum DecodeError {
     /// The caller's cancel flag was set (a server whose client timed out).
     #[error("cancelled after {seconds:.1} s of audio")]
     Cancelled { seconds: f64 },
+    /// A window of a spilled log-mel could not be read back from its temporary file.
+    #[error("reading the log-mel back from its temporary file")]
+    Features(#[source] std::io::Error),
 }
 
 /// Ids of Whisper's special tokens in the model's vocabulary.

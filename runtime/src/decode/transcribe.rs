@@ -14,7 +14,7 @@ use super::options::{DecodeOptions, Task};
 use super::search::{generate, Generation, SearchParams, Strategy};
 use super::words::add_word_timestamps;
 use super::{DecodeError, Specials};
-use crate::mel::{LogMel, N_FRAMES};
+use crate::mel::{Features, N_FRAMES};
 use crate::transcript::{Segment, Transcript};
 use crate::whisper::{CrossKv, Whisper};
 
@@ -54,7 +54,7 @@ pub type OnSegment<'a> = &'a mut dyn FnMut(&Segment);
 /// Transcribes a whole log-mel spectrogram.
 pub fn transcribe(
     ctx: &Context,
-    mel: &LogMel,
+    mel: &dyn Features,
     opts: &DecodeOptions,
     progress: Option<Progress>,
 ) -> Result<Transcript, DecodeError> {
@@ -72,7 +72,7 @@ pub fn transcribe(
 /// giving up with [`DecodeError::Cancelled`] before the next window once `cancel` is set.
 pub fn transcribe_streaming(
     ctx: &Context,
-    mel: &LogMel,
+    mel: &dyn Features,
     opts: &DecodeOptions,
     mut progress: Option<Progress>,
     on_segment: OnSegment,
@@ -80,7 +80,7 @@ pub fn transcribe_streaming(
 ) -> Result<Transcript, DecodeError> {
     opts.validate()?;
     let sp = &ctx.specials;
-    let content_frames = mel.n_frames.saturating_sub(1);
+    let content_frames = mel.n_frames().saturating_sub(1);
     let duration = content_frames as f64 / FRAMES_PER_SECOND;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     let (language, language_probability, mut first_window) =
@@ -121,7 +121,7 @@ pub fn transcribe_streaming(
         let segment_duration = segment_size as f64 / FRAMES_PER_SECOND;
         let cross = match first_window.take() {
             Some(c) if seek == 0 => c,
-            _ => encode_window(ctx.model, mel, seek, segment_size),
+            _ => encode_window(ctx.model, mel, seek, segment_size)?,
         };
         let previous = &all_tokens[prompt_reset_since..];
         let (prompt, sot_index) = window_prompt(sp, previous, &sot_sequence, opts);
@@ -181,7 +181,7 @@ pub fn transcribe_streaming(
 /// on the first window (whose cross-attention K/V come back for its decoding).
 fn choose_language(
     ctx: &Context,
-    mel: &LogMel,
+    mel: &dyn Features,
     opts: &DecodeOptions,
     content_frames: usize,
 ) -> Result<(String, f64, Option<CrossKv>), DecodeError> {
@@ -190,7 +190,7 @@ fn choose_language(
         (Some(code), true) => (code.clone(), 1.0, None),
         (None, true) => {
             let size = content_frames.min(N_FRAMES);
-            let cross = encode_window(ctx.model, mel, 0, size);
+            let cross = encode_window(ctx.model, mel, 0, size)?;
             let (language, probability) = ctx.detect_language(&cross)?[0].clone();
             (language, probability, Some(cross))
         }
@@ -291,13 +291,19 @@ fn segment(
 }
 
 /// The encoder on one window of the log-mel, and that window's cross-attention K/V.
-fn encode_window(model: &Whisper, mel: &LogMel, seek: usize, frames: usize) -> CrossKv {
+fn encode_window(
+    model: &Whisper,
+    mel: &dyn Features,
+    seek: usize,
+    frames: usize,
+) -> Result<CrossKv, DecodeError> {
+    let window = mel.window(seek, frames).map_err(DecodeError::Features)?;
     let start = std::time::Instant::now();
-    let audio = model.encode(&mel.window(seek, frames));
+    let audio = model.encode(&window);
     let encoded = start.elapsed();
     let cross = model.decoder.cross_kv(&audio);
     tracing::debug!(seek, ?encoded, cross_kv = ?(start.elapsed() - encoded), "window encoded");
-    cross
+    Ok(cross)
 }
 
 fn round3(x: f64) -> f64 {

@@ -8,6 +8,11 @@
 //! clamp to the file-wide maximum stays on the host (the reference is f32 numpy, so our
 //! error against it is the reference's own rounding).
 
+mod streaming;
+
+pub use streaming::{MelStream, StreamedMel, SPILL_AFTER_BYTES};
+
+use std::io;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -62,6 +67,30 @@ impl LogMel {
     }
 }
 
+/// What the decoding loop reads: the clamped, scaled log-mel of a whole input, a window at
+/// a time (held in memory, [`LogMel`], or built as the audio streamed in, [`StreamedMel`]).
+pub trait Features: Sync {
+    fn n_mels(&self) -> usize;
+    /// Frames of the whole input.
+    fn n_frames(&self) -> usize;
+    /// As [`LogMel::window`]; reading back a spilled spectrogram can fail.
+    fn window(&self, start: usize, len: usize) -> io::Result<Vec<f32>>;
+}
+
+impl Features for LogMel {
+    fn n_mels(&self) -> usize {
+        self.n_mels
+    }
+
+    fn n_frames(&self) -> usize {
+        self.n_frames
+    }
+
+    fn window(&self, start: usize, len: usize) -> io::Result<Vec<f32>> {
+        Ok(LogMel::window(self, start, len))
+    }
+}
+
 /// Number of frames the reference produces for `n_samples` samples.
 /// (len + 160 padded, centred STFT gives 1 + (len + 160) / 160 frames, one dropped.)
 pub fn frame_count(n_samples: usize) -> usize {
@@ -104,7 +133,7 @@ fn log_mel_by_windows(samples: &[f32], n_mels: usize, kernel: MelKernel) -> LogM
     let mut data = vec![0.0f32; n_mels * n_frames];
     for (frame, mels) in frame_major.chunks_exact(n_mels.max(1)).enumerate() {
         for (mel, &v) in mels.iter().enumerate() {
-            data[mel * n_frames + frame] = (((v as f64).max(floor) + 4.0) / 4.0) as f32;
+            data[mel * n_frames + frame] = clamp_and_scale(v, floor);
         }
     }
     LogMel {
@@ -112,6 +141,12 @@ fn log_mel_by_windows(samples: &[f32], n_mels: usize, kernel: MelKernel) -> LogM
         n_frames,
         data,
     }
+}
+
+/// A log10 mel value to the model's input: clamped below at `floor` (the maximum − 8),
+/// then `(x + 4) / 4`.
+fn clamp_and_scale(log10: f32, floor: f64) -> f32 {
+    (((log10 as f64).max(floor) + 4.0) / 4.0) as f32
 }
 
 /// The mel kernel: log10 mel power of `n_frames` frames, frame `f` being the `N_FFT`
