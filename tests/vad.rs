@@ -743,3 +743,52 @@ fn serve_without_the_vad_model_answers_400_naming_the_install_command() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The VAD run as a file streams: the probabilities of audio pushed in chunks of any size
+/// are those of the whole audio, bit for bit, and `transcribe_path` (two passes over the
+/// file, no samples held) gives the transcript of the samples loaded and filtered whole.
+#[test]
+fn the_streamed_vad_filter_gives_the_in_memory_transcript() {
+    let filter = installed_vad();
+    let (samples, _, _) = glued_clip();
+    let whole = filter.model.probabilities(&samples).unwrap();
+    for chunk in [1_000usize, 262_144, 300_001] {
+        let mut stream = filter.model.stream().unwrap();
+        for piece in samples.chunks(chunk) {
+            stream.push(piece).unwrap();
+        }
+        let got = stream.finish().unwrap();
+        let same = got.len() == whole.len()
+            && got
+                .iter()
+                .zip(&whole)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "chunks of {chunk}: probabilities differ");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("glued.wav");
+    write_wav(&wav, &samples);
+    let models = install::models_dir().unwrap();
+    let tr = aiec_runtime::pipeline::Transcriber::load(&models.join("tiny.en")).unwrap();
+    let opts = aiec_runtime::decode::DecodeOptions::default();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let limits = audio::InputLimits::default();
+    let streamed = tr
+        .transcribe_path(
+            &wav,
+            &limits,
+            &opts,
+            Some(&filter),
+            None,
+            &mut |_| {},
+            &never,
+        )
+        .unwrap();
+    let loaded = audio::load(&wav).unwrap();
+    let filtered = tr
+        .transcribe_filtered(&loaded, &opts, Some(&filter), None, &mut |_| {}, &never)
+        .unwrap();
+    assert!(streamed.segments.len() >= 3, "{:?}", streamed.segments);
+    assert_eq!(streamed, filtered);
+}

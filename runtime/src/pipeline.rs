@@ -9,10 +9,10 @@ use crate::backend::Backend;
 
 use crate::audio::{self, AudioError, InputLimits};
 use crate::decode::{self, Context, DecodeError, DecodeOptions, OnSegment, Progress};
-use crate::mel::{self, Features, MelStream};
+use crate::mel::{self, Features, MelStream, StreamedMel};
 use crate::model::{ModelError, WhisperModelFiles};
 use crate::transcript::{Segment, Transcript};
-use crate::vad::{self, VadError, VadFilter};
+use crate::vad::{self, SpeechSpan, VadError, VadFilter};
 use crate::whisper::Whisper;
 
 #[derive(thiserror::Error, Debug)]
@@ -28,6 +28,13 @@ pub enum PipelineError {
     /// The streamed log-mel could not be written to its temporary file.
     #[error("writing the log-mel to a temporary file")]
     Spill(#[source] std::io::Error),
+    /// The two passes of the VAD filter over a file decoded to different lengths.
+    #[error("{name}: the file changed while it was read ({first} samples, then {second})")]
+    Changed {
+        name: String,
+        first: usize,
+        second: usize,
+    },
 }
 
 /// A loaded model, ready to transcribe any number of inputs.
@@ -105,17 +112,33 @@ impl Transcriber {
             vad_seconds = vad_start.elapsed().as_secs_f64(),
             "VAD filter"
         );
-        let timeline = vad::Timeline::new(&spans);
+        let features = mel::log_mel_with(self.model.backend(), &speech, self.model.n_mels);
+        let mut t = self.decode_speech(&features, &spans, opts, progress, on_segment, cancel)?;
+        t.duration = duration;
+        Ok(t)
+    }
+
+    /// Decodes the log-mel of the glued speech `spans`, every segment and word time moved
+    /// back onto the original timeline before anyone sees it.
+    fn decode_speech(
+        &self,
+        features: &dyn Features,
+        spans: &[SpeechSpan],
+        opts: &DecodeOptions,
+        progress: Option<Progress>,
+        on_segment: OnSegment,
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, PipelineError> {
+        let timeline = vad::Timeline::new(spans);
         let mut restoring = |s: &Segment| {
             let mut s = s.clone();
             timeline.restore(&mut s);
             on_segment(&s);
         };
-        let mut t = self.decode(&speech, opts, progress, &mut restoring, cancel)?;
+        let mut t = self.decode_features(features, opts, progress, &mut restoring, cancel)?;
         for s in &mut t.segments {
             timeline.restore(s);
         }
-        t.duration = duration;
         Ok(t)
     }
 
@@ -162,11 +185,18 @@ impl Transcriber {
         on_segment: OnSegment,
         cancel: &AtomicBool,
     ) -> Result<Transcript, PipelineError> {
-        if vad.is_some() {
-            // The VAD's spans are glued into one audio before the log-mel: that needs the
-            // samples (not streamed yet).
-            let samples = audio::load_with(path, limits)?;
-            return self.transcribe_filtered(&samples, opts, vad, progress, on_segment, cancel);
+        if let Some(vad) = vad {
+            if path.as_os_str() == "-" {
+                // Standard input can be read once: its samples are held for the two passes.
+                let samples = audio::load_with(path, limits)?;
+                let vad = Some(vad);
+                return self.transcribe_filtered(&samples, opts, vad, progress, on_segment, cancel);
+            }
+            let (features, spans, n) = self.stream_speech(path, limits, vad)?;
+            let mut t =
+                self.decode_speech(&features, &spans, opts, progress, on_segment, cancel)?;
+            t.duration = n as f64 / audio::SAMPLE_RATE as f64;
+            return Ok(t);
         }
         let mut stream = MelStream::new(self.model.backend(), self.model.n_mels);
         let mut spill_error = None;
@@ -182,6 +212,66 @@ impl Transcriber {
         let mut t = self.decode_features(&features, opts, progress, on_segment, cancel)?;
         t.duration = n as f64 / audio::SAMPLE_RATE as f64;
         Ok(t)
+    }
+
+    /// The VAD filter on a file in two passes over it, neither holding its samples: the
+    /// first finds the speech spans, the second feeds only their samples, glued, to the
+    /// log-mel. Gives [`Transcriber::transcribe_filtered`]'s log-mel values exactly.
+    fn stream_speech(
+        &self,
+        path: &Path,
+        limits: &InputLimits,
+        vad: &VadFilter,
+    ) -> Result<(StreamedMel, Vec<SpeechSpan>, usize), PipelineError> {
+        let vad_start = std::time::Instant::now();
+        let mut probs = vad.model.stream().map_err(VadError::from)?;
+        let mut failed = None;
+        let n = audio::stream_with(path, limits, &mut |chunk| {
+            if failed.is_none() {
+                failed = probs.push(chunk).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(VadError::from(e).into());
+        }
+        let probs = probs.finish().map_err(VadError::from)?;
+        let spans = vad::speech_spans(&probs, n, &vad.options);
+        let mut stream = MelStream::new(self.model.backend(), self.model.n_mels);
+        let (mut at, mut next, mut spill_error) = (0usize, 0usize, None);
+        let again = audio::stream_with(path, limits, &mut |chunk| {
+            let end = at + chunk.len();
+            // Spans are sorted and disjoint: each chunk feeds the parts of the spans in it.
+            while let Some(span) = spans.get(next).filter(|s| s.start < end) {
+                let (from, to) = (span.start.max(at) - at, span.end.min(end).max(at) - at);
+                if from < to && spill_error.is_none() {
+                    spill_error = stream.push(&chunk[from..to]).err();
+                }
+                if span.end > end {
+                    break;
+                }
+                next += 1;
+            }
+            at = end;
+        })?;
+        if let Some(e) = spill_error {
+            return Err(PipelineError::Spill(e));
+        }
+        if again != n {
+            return Err(PipelineError::Changed {
+                name: path.display().to_string(),
+                first: n,
+                second: again,
+            });
+        }
+        let features = stream.finish().map_err(PipelineError::Spill)?;
+        tracing::debug!(
+            spans = spans.len(),
+            kept_seconds = spans.iter().map(|s| s.end - s.start).sum::<usize>() as f64
+                / audio::SAMPLE_RATE as f64,
+            vad_seconds = vad_start.elapsed().as_secs_f64(),
+            "VAD filter, streamed"
+        );
+        Ok((features, spans, n))
     }
 
     /// An audio file (any format symphonia reads; `-` is stdin) to a transcript.

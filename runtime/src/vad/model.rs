@@ -98,61 +98,120 @@ impl SileroVad {
     /// one zero-padded ([`super::timestamps::chunk_count`] windows). Each window is fed with
     /// the 64 samples before it (zeros before the first), as the package feeds it.
     pub fn probabilities(&self, samples: &[f32]) -> Result<Vec<f32>, VadModelError> {
-        let n = super::timestamps::chunk_count(samples.len());
+        let mut stream = self.stream()?;
+        stream.push(samples)?;
+        stream.finish()
+    }
+
+    /// [`SileroVad::probabilities`] of audio pushed in chunks of any size: the same blocks
+    /// of windows, so the same numbers; only the samples of the block being filled are kept.
+    pub fn stream(&self) -> Result<ProbabilityStream<'_>, VadModelError> {
         let zero = || {
             Tensor::zero::<f32>(&STATE_SHAPE).map_err(|e| VadModelError::Run {
                 window: 0,
                 reason: e.to_string(),
             })
         };
-        let mut state = (zero()?, zero()?);
-        let mut probs = Vec::with_capacity(n);
-        let width = CONTEXT_SAMPLES + CHUNK_SAMPLES;
-        for first in (0..n).step_by(WINDOWS_PER_CALL) {
-            let windows = WINDOWS_PER_CALL.min(n - first);
-            let fail = |reason: String| VadModelError::Run {
-                window: first,
-                reason,
-            };
-            // Window w is samples [512 (first + w) - 64, 512 (first + w + 1)), zero outside.
-            let mut input = vec![0.0f32; windows * width];
-            for (w, row) in input.chunks_exact_mut(width).enumerate() {
-                let end = (first + w + 1) * CHUNK_SAMPLES;
-                let begin = end - width;
-                for (k, x) in row.iter_mut().enumerate() {
-                    let at = begin as isize + k as isize;
-                    if at >= 0 {
-                        *x = samples.get(at as usize).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-            let input =
-                Tensor::from_shape(&[windows, width], &input).map_err(|e| fail(e.to_string()))?;
-            let (h, c) = state;
-            let out = self
-                .plan
-                .run(tvec!(input.into(), h.into(), c.into()))
-                .map_err(|e| fail(format!("{e:#}")))?;
-            let [p, h, c] = out.as_slice() else {
-                return Err(fail(format!("{} outputs, expected 3", out.len())));
-            };
-            let p = p
-                .to_plain_array_view::<f32>()
-                .map_err(|e| fail(e.to_string()))?;
-            if p.len() != windows {
-                return Err(fail(format!(
-                    "{} probabilities for {windows} windows",
-                    p.len()
-                )));
-            }
-            probs.extend(p.iter().copied());
-            for s in [h, c] {
-                if s.shape() != STATE_SHAPE {
-                    return Err(fail(format!("a state output of shape {:?}", s.shape())));
-                }
-            }
-            state = (h.clone().into_tensor(), c.clone().into_tensor());
+        Ok(ProbabilityStream {
+            vad: self,
+            buffer: Vec::new(),
+            base: 0,
+            received: 0,
+            next_window: 0,
+            state: (zero()?, zero()?),
+            probs: Vec::new(),
+        })
+    }
+}
+
+/// Speech probabilities of audio arriving in chunks (see [`SileroVad::stream`]).
+pub struct ProbabilityStream<'a> {
+    vad: &'a SileroVad,
+    /// Samples from `base` on.
+    buffer: Vec<f32>,
+    base: usize,
+    received: usize,
+    /// The first window not yet judged.
+    next_window: usize,
+    state: (Tensor, Tensor),
+    probs: Vec<f32>,
+}
+
+impl ProbabilityStream<'_> {
+    /// Appends samples; runs every block of windows they complete.
+    pub fn push(&mut self, samples: &[f32]) -> Result<(), VadModelError> {
+        self.buffer.extend_from_slice(samples);
+        self.received += samples.len();
+        while self.received >= (self.next_window + WINDOWS_PER_CALL) * CHUNK_SAMPLES {
+            self.run_block(WINDOWS_PER_CALL)?;
         }
-        Ok(probs)
+        Ok(())
+    }
+
+    /// The remaining windows (the last one zero-padded); every window's probability.
+    pub fn finish(mut self) -> Result<Vec<f32>, VadModelError> {
+        let n = super::timestamps::chunk_count(self.received);
+        while self.next_window < n {
+            self.run_block(WINDOWS_PER_CALL.min(n - self.next_window))?;
+        }
+        Ok(self.probs)
+    }
+
+    fn run_block(&mut self, windows: usize) -> Result<(), VadModelError> {
+        let first = self.next_window;
+        let fail = |reason: String| VadModelError::Run {
+            window: first,
+            reason,
+        };
+        let width = CONTEXT_SAMPLES + CHUNK_SAMPLES;
+        // Window w is samples [512 (first + w) - 64, 512 (first + w + 1)), zero outside.
+        let mut input = vec![0.0f32; windows * width];
+        for (w, row) in input.chunks_exact_mut(width).enumerate() {
+            let end = (first + w + 1) * CHUNK_SAMPLES;
+            let begin = end as isize - width as isize;
+            for (k, x) in row.iter_mut().enumerate() {
+                let at = begin + k as isize;
+                if at >= 0 && (at as usize) < self.received {
+                    *x = self.buffer[at as usize - self.base];
+                }
+            }
+        }
+        let input =
+            Tensor::from_shape(&[windows, width], &input).map_err(|e| fail(e.to_string()))?;
+        let zero = || Tensor::zero::<f32>(&STATE_SHAPE).map_err(|e| fail(e.to_string()));
+        let (h, c) = std::mem::replace(&mut self.state, (zero()?, zero()?));
+        let out = self
+            .vad
+            .plan
+            .run(tvec!(input.into(), h.into(), c.into()))
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let [p, h, c] = out.as_slice() else {
+            return Err(fail(format!("{} outputs, expected 3", out.len())));
+        };
+        let p = p
+            .to_plain_array_view::<f32>()
+            .map_err(|e| fail(e.to_string()))?;
+        if p.len() != windows {
+            return Err(fail(format!(
+                "{} probabilities for {windows} windows",
+                p.len()
+            )));
+        }
+        self.probs.extend(p.iter().copied());
+        for s in [h, c] {
+            if s.shape() != STATE_SHAPE {
+                return Err(fail(format!("a state output of shape {:?}", s.shape())));
+            }
+        }
+        self.state = (h.clone().into_tensor(), c.clone().into_tensor());
+        self.next_window += windows;
+        // The next window starts 64 samples before its own 512.
+        let keep_from = (self.next_window * CHUNK_SAMPLES)
+            .saturating_sub(CONTEXT_SAMPLES)
+            .max(self.base);
+        self.buffer
+            .drain(..(keep_from - self.base).min(self.buffer.len()));
+        self.base = keep_from;
+        Ok(())
     }
 }
